@@ -1,0 +1,1 @@
+//! Wire types of the Keyward CA online service (filled in by the CA issue).

@@ -1,0 +1,1 @@
+//! The Keyward reference CA online service (filled in by the CA issue).

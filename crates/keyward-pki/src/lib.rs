@@ -1,0 +1,1 @@
+//! Pure data for Keyward.
