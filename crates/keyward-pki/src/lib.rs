@@ -1,1 +1,40 @@
-//! Pure data for Keyward.
+//! Pure data for Keyward: nothing in this crate touches a file, a socket or a token.
+//!
+//! - [`cert`]: a certificate summary read from DER — organisation, unified social credit
+//!   code, validity, key algorithm and where the certificate stands for renewal.
+//! - [`pin`]: the PIN secret type and the PIN policy, checked before anything touches a key.
+//! - [`uscc`]: the unified social credit code (统一社会信用代码) and its check character.
+//! - [`csr`]: certificate signing requests built around a [`csr::KeySigner`], so the private
+//!   key can stay on a token.
+//! - [`lang`]: the languages Keyward speaks, for messages built here.
+
+pub mod cert;
+pub mod csr;
+pub mod lang;
+pub mod pin;
+pub mod uscc;
+
+pub use cert::{CertSummary, KeyAlgorithm, RENEWAL_WINDOW_DAYS, RenewalStatus};
+pub use csr::{KeySigner, OrgSubject, SignatureScheme};
+pub use lang::Lang;
+pub use pin::{Pin, PinPolicy, PinRule};
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// The bytes are not a certificate this crate can read.
+    #[error("malformed certificate: {0}")]
+    Certificate(String),
+    /// A public key (SubjectPublicKeyInfo) could not be read or is of an unsupported kind.
+    #[error("unsupported or malformed public key: {0}")]
+    PublicKey(String),
+    /// The signer behind a CSR failed; the message comes from the signer.
+    #[error("the key could not sign: {0}")]
+    Signer(String),
+    /// A certificate signing request could not be built or read.
+    #[error("certificate signing request: {0}")]
+    Csr(String),
+    /// A signature value had the wrong shape for its scheme.
+    #[error("malformed signature: {0}")]
+    Signature(String),
+}
