@@ -1,1 +1,447 @@
-//! Fixtures.
+//! Throw-away SoftHSM keys in every state Keyward's tests and demo need.
+//!
+//! A [`FixtureSet`] is a folder holding a SoftHSM configuration, its token store, a
+//! keyward-sim configuration and state folder, and `fixtures.json`, the manifest that says
+//! which key is in which state with which PINs. Nothing is written outside that folder.
+//!
+//! Building happens in two halves, because SoftHSM only sees tokens that existed when it was
+//! initialised: tokens are created by `softhsm2-util` in child processes first, then this
+//! process loads the module (SoftHSM directly, or keyward-sim in front of it) and generates
+//! key pairs on the keys, has the test CA certify them from CSRs signed on the keys, and
+//! writes certificates, chains and data objects.
+//!
+//! The process environment must name the set's SoftHSM configuration (and the simulator's)
+//! before any PKCS#11 module is loaded: call [`FixtureSet::export_env`] first thing in a test
+//! (nextest runs each test in its own process), or give [`FixtureSet::env`] to a child.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use keyward_pki::csr::build_csr;
+use keyward_pki::{OrgSubject, Pin, uscc};
+use keyward_token::{FinalTry, KeySpec, Module};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+/// The SoftHSM module Debian installs.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// User PIN of every fixture key.
+pub const USER_PIN: &str = "Fixture#2026";
+/// SO PIN of every fixture key.
+pub const SO_PIN: &str = "SoFixture#2026";
+/// CKA_ID of the organisation key pair and certificate.
+pub const KEY_ID: &[u8] = &[0x01];
+/// CKA_ID of the CA certificates of the chain.
+pub const CHAIN_ID: &[u8] = &[0xCA];
+/// Application of the fixture data object.
+pub const DATA_APPLICATION: &str = "keyward";
+/// Label of the fixture data object.
+pub const DATA_LABEL: &str = "fixture-note";
+
+/// The states a fixture key can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyState {
+    /// Initialised with SO and user PIN, no objects.
+    Blank,
+    /// RSA-2048 key pair, organisation certificate and chain.
+    IssuedRsa,
+    /// EC P-256 key pair, organisation certificate and chain.
+    IssuedEc,
+    /// Issued, certificate expiring in 30 days (inside the renewal window).
+    NearExpiry,
+    /// Issued, certificate expired 10 days ago.
+    Expired,
+    /// Issued (EC) with a data object besides.
+    WithData,
+}
+
+impl KeyState {
+    /// Every state, in a stable order.
+    pub const ALL: [KeyState; 6] = [
+        KeyState::Blank,
+        KeyState::IssuedRsa,
+        KeyState::IssuedEc,
+        KeyState::NearExpiry,
+        KeyState::Expired,
+        KeyState::WithData,
+    ];
+
+    /// The token label used for this state.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyState::Blank => "kw-blank",
+            KeyState::IssuedRsa => "kw-issued-rsa",
+            KeyState::IssuedEc => "kw-issued-ec",
+            KeyState::NearExpiry => "kw-near-expiry",
+            KeyState::Expired => "kw-expired",
+            KeyState::WithData => "kw-with-data",
+        }
+    }
+
+    fn key_spec(self) -> Option<KeySpec> {
+        match self {
+            KeyState::Blank => None,
+            KeyState::IssuedRsa | KeyState::NearExpiry | KeyState::Expired => {
+                Some(KeySpec::Rsa2048)
+            }
+            KeyState::IssuedEc | KeyState::WithData => Some(KeySpec::EcP256),
+        }
+    }
+
+    /// Validity of the organisation certificate, relative to `now`.
+    fn validity(self, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+        match self {
+            KeyState::NearExpiry => (now - Duration::days(335), now + Duration::days(30)),
+            KeyState::Expired => (now - Duration::days(375), now - Duration::days(10)),
+            _ => (now - Duration::days(30), now + Duration::days(335)),
+        }
+    }
+}
+
+/// One fixture key as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixtureToken {
+    /// Its state.
+    pub state: KeyState,
+    /// Token label.
+    pub label: String,
+    /// Token serial, as SoftHSM assigned it.
+    pub serial: String,
+    /// Organisation on the certificate, when issued.
+    pub organization: Option<String>,
+    /// Unified social credit code on the certificate, when issued.
+    pub credit_code: Option<String>,
+    /// Certificate expiry, when issued.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+}
+
+/// The manifest of a fixture folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The module the keys were written through.
+    pub module: PathBuf,
+    /// The keys.
+    pub tokens: Vec<FixtureToken>,
+    /// The test CA's root certificate, PEM.
+    pub root_pem: String,
+    /// The test CA's issuing certificate, PEM.
+    pub issuing_pem: String,
+}
+
+/// A fixture folder.
+#[derive(Debug)]
+pub struct FixtureSet {
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn write_softhsm_conf(dir: &Path) -> Result<PathBuf> {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens)?;
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = true\n",
+            tokens.display()
+        ),
+    )?;
+    Ok(conf)
+}
+
+fn write_sim_conf(dir: &Path) -> Result<PathBuf> {
+    let state = dir.join("sim-state");
+    std::fs::create_dir_all(&state)?;
+    let conf = dir.join("keyward-sim.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "module = \"{SOFTHSM_MODULE}\"\nstate_dir = \"{}\"\nuser_pin_tries = 10\nso_pin_tries = 10\nlog_file = \"{}\"\n",
+            state.display(),
+            dir.join("keyward-sim.log").display()
+        ),
+    )?;
+    Ok(conf)
+}
+
+impl FixtureSet {
+    /// A new empty set in a temporary folder removed on drop.
+    pub fn temp() -> Result<Self> {
+        let temp = tempfile::Builder::new()
+            .prefix("keyward-fixtures-")
+            .tempdir()?;
+        let dir = temp.path().to_owned();
+        write_softhsm_conf(&dir)?;
+        write_sim_conf(&dir)?;
+        Ok(FixtureSet {
+            dir,
+            _temp: Some(temp),
+        })
+    }
+
+    /// A set in `dir` (created if needed, kept afterwards), for the demo.
+    pub fn at(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        write_softhsm_conf(dir)?;
+        write_sim_conf(dir)?;
+        Ok(FixtureSet {
+            dir: dir.to_owned(),
+            _temp: None,
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The SoftHSM configuration file.
+    pub fn softhsm_conf(&self) -> PathBuf {
+        self.dir.join("softhsm2.conf")
+    }
+
+    /// The keyward-sim configuration file.
+    pub fn sim_conf(&self) -> PathBuf {
+        self.dir.join("keyward-sim.toml")
+    }
+
+    /// The keyward-sim state folder (counters, presence, faults).
+    pub fn sim_state(&self) -> PathBuf {
+        self.dir.join("sim-state")
+    }
+
+    /// The environment a process needs to reach these keys.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("SOFTHSM2_CONF", self.softhsm_conf()),
+            ("KEYWARD_SIM_CONF", self.sim_conf()),
+        ]
+    }
+
+    /// Puts [`env`](Self::env) into this process's environment. Call it before any module
+    /// is loaded and before the test starts threads of its own.
+    #[allow(unsafe_code)]
+    pub fn export_env(&self) {
+        for (k, v) in self.env() {
+            // SAFETY: called at the start of a test process (nextest: one test per process),
+            // before any other thread of the process reads or writes the environment.
+            unsafe { std::env::set_var(k, v) };
+        }
+    }
+
+    /// Creates the tokens with `softhsm2-util`, one per state, in child processes.
+    pub fn create_tokens(&self, states: &[KeyState]) -> Result<()> {
+        for state in states {
+            let out = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", self.softhsm_conf())
+                .args([
+                    "--init-token",
+                    "--free",
+                    "--label",
+                    state.label(),
+                    "--so-pin",
+                    SO_PIN,
+                    "--pin",
+                    USER_PIN,
+                ])
+                .output()
+                .context(
+                    "running softhsm2-util (install the softhsm2 package: cargo xtask setup)",
+                )?;
+            if !out.status.success() {
+                bail!(
+                    "softhsm2-util --init-token {} failed: {}",
+                    state.label(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the tokens created by [`create_tokens`](Self::create_tokens) through `module`,
+    /// which must already see them, and writes the manifest.
+    pub fn populate(&self, module: &Arc<Module>, states: &[KeyState]) -> Result<Manifest> {
+        let ca = TestCa::new()?;
+        let now = OffsetDateTime::now_utc();
+        let user_pin = Pin::new(USER_PIN.to_owned());
+        let mut tokens = Vec::new();
+        for (i, &state) in states.iter().enumerate() {
+            let found = module
+                .tokens()?
+                .into_iter()
+                .find(|t| t.label == state.label())
+                .with_context(|| {
+                    format!("token {} is not visible through the module", state.label())
+                })?;
+            let mut record = FixtureToken {
+                state,
+                label: found.label.clone(),
+                serial: found.serial.clone(),
+                organization: None,
+                credit_code: None,
+                not_after: None,
+            };
+            if let Some(spec) = state.key_spec() {
+                let session = module.session(&found)?;
+                session.login(&user_pin, FinalTry::Refuse)?;
+                session.generate_key_pair(spec, KEY_ID, "organisation key")?;
+                let org = OrgSubject {
+                    organization: format!("广州市示例科技第{}有限公司", i + 1),
+                    credit_code: uscc::with_check_character(&format!("91440101MA5C{:05}", i + 1))
+                        .context("credit code")?,
+                };
+                let csr = build_csr(&org, &session.signer(KEY_ID)?)?;
+                let (not_before, not_after) = state.validity(now);
+                let cert = ca.certify(&csr, not_before, not_after, i as u64 + 1)?;
+                session.write_certificate(&cert, KEY_ID, &org.organization)?;
+                session.write_certificate(&ca.issuing_der, CHAIN_ID, "Keyward Test Issuing CA")?;
+                session.write_certificate(&ca.root_der, &[0xCA, 0x00], "Keyward Test Root CA")?;
+                if state == KeyState::WithData {
+                    session.write_data(
+                        DATA_APPLICATION,
+                        DATA_LABEL,
+                        "示例数据".as_bytes(),
+                        false,
+                    )?;
+                }
+                session.logout()?;
+                record.organization = Some(org.organization);
+                record.credit_code = Some(org.credit_code);
+                record.not_after = Some(not_after);
+            }
+            tokens.push(record);
+        }
+        let manifest = Manifest {
+            module: module.info().path.clone(),
+            tokens,
+            root_pem: pem("CERTIFICATE", &ca.root_der),
+            issuing_pem: pem("CERTIFICATE", &ca.issuing_der),
+        };
+        std::fs::write(
+            self.dir.join("fixtures.json"),
+            serde_json::to_vec_pretty(&manifest)?,
+        )?;
+        std::fs::write(self.dir.join("root.pem"), &manifest.root_pem)?;
+        std::fs::write(self.dir.join("issuing.pem"), &manifest.issuing_pem)?;
+        Ok(manifest)
+    }
+
+    /// Creates, loads and fills in one go: the whole fixture for a test.
+    /// Exports the environment, so call it first thing.
+    pub fn build(states: &[KeyState], module_path: &Path) -> Result<(Self, Arc<Module>, Manifest)> {
+        let set = FixtureSet::temp()?;
+        set.export_env();
+        set.create_tokens(states)?;
+        let module = Module::open(module_path)?;
+        let manifest = set.populate(&module, states)?;
+        Ok((set, module, manifest))
+    }
+
+    /// Reads the manifest of a built set.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let bytes = std::fs::read(self.dir.join("fixtures.json"))?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+/// PEM-encodes DER.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A two-level test CA (root → issuing) made fresh for each fixture set.
+pub struct TestCa {
+    issuing: Issuer<'static, KeyPair>,
+    /// Root certificate, DER.
+    pub root_der: Vec<u8>,
+    /// Issuing CA certificate, DER.
+    pub issuing_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+fn ca_params(cn: &str, path_len: u8) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name.push(DnType::CountryName, "CN");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Keyward Test CA");
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - Duration::days(800);
+    p.not_after = now + Duration::days(3650);
+    p
+}
+
+impl TestCa {
+    /// Generates a root and an issuing CA.
+    pub fn new() -> Result<Self> {
+        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let root_params = ca_params("Keyward Test Root CA", 1);
+        let root_cert = root_params.self_signed(&root_key)?;
+        let root = Issuer::new(root_params, root_key);
+        let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let issuing_params = ca_params("Keyward Test Issuing CA", 0);
+        let issuing_cert = issuing_params.signed_by(&issuing_key, &root)?;
+        Ok(TestCa {
+            issuing: Issuer::new(issuing_params, issuing_key),
+            root_der: root_cert.der().to_vec(),
+            issuing_der: issuing_cert.der().to_vec(),
+        })
+    }
+
+    /// Issues an organisation certificate for a CSR, keeping the CSR's subject.
+    pub fn certify(
+        &self,
+        csr_der: &[u8],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        serial: u64,
+    ) -> Result<Vec<u8>> {
+        let mut req = CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())?;
+        req.params.not_before = not_before;
+        req.params.not_after = not_after;
+        req.params.serial_number = Some(serial.to_be_bytes().to_vec().into());
+        req.params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        req.params.use_authority_key_identifier_extension = true;
+        Ok(req.signed_by(&self.issuing)?.der().to_vec())
+    }
+}

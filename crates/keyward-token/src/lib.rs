@@ -1,1 +1,26 @@
-//! PKCS#11 layer.
+//! Keyward's PKCS#11 layer: everything Keyward does to a USB key goes through here.
+//!
+//! - [`discovery`]: which module reaches the key — driver profiles, p11-kit, or a path.
+//! - [`module`]: a loaded module, the keys it sees, their info and PIN status.
+//! - [`session`]: the login guard, PIN changes, certificates, data objects, on-key key
+//!   generation and signing.
+//! - [`uri`]: PKCS#11 URIs (RFC 7512).
+//! - [`error`]: the one error type, keeping the PKCS#11 function and return code.
+//!
+//! This crate knows nothing of HTTP, JSON documents, the CA or the desktop shell.
+
+mod der;
+pub mod discovery;
+pub mod error;
+pub mod info;
+pub mod module;
+pub mod session;
+pub mod uri;
+mod vendor;
+
+pub use error::{PinRole, Result, TokenError};
+pub use info::{PinState, PinStatus, TokenDescription};
+pub use module::{Module, ModuleInfo, TokenRef};
+pub use session::{CertObject, FinalTry, KeyObject, KeySpec, TokenSession, TokenSigner};
+pub use uri::Pkcs11Uri;
+pub use vendor::PIN_TRIES_SYMBOL;
