@@ -5,7 +5,7 @@
 //! serial number, not by slot: before any session is opened the slot is asked again what it
 //! holds, so a key swapped into the same slot is never mistaken for the one that was there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -52,6 +52,8 @@ pub struct Module {
     info: ModuleInfo,
     ext: Extensions,
     login_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Keys whose user PIN this process set with C_InitPIN since their last user login.
+    pin_reset: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -119,6 +121,7 @@ impl Module {
             ctx,
             info,
             login_locks: Mutex::new(HashMap::new()),
+            pin_reset: Mutex::new(HashSet::new()),
         });
         reg.insert(key, Arc::downgrade(&module));
         Ok(module)
@@ -129,9 +132,10 @@ impl Module {
         &self.info
     }
 
-    /// Keys present now.
+    /// Initialised keys present now. A slot holding an uninitialised token (a blank key,
+    /// or SoftHSM's free slot) is left out: there is nothing on it for an operator.
     pub fn tokens(&self) -> Result<Vec<TokenRef>> {
-        let slots = self.ctx.get_slots_with_token()?;
+        let slots = self.ctx.get_slots_with_initialized_token()?;
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
             match self.ctx.get_token_info(slot) {
@@ -250,6 +254,22 @@ impl Module {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records that this process has just set the user PIN of key `serial` (C_InitPIN):
+    /// a lock flag read before the next user login may lag it (kryoptic's does).
+    pub(crate) fn mark_pin_reset(&self, serial: &str, reset: bool) {
+        let mut set = lock_mutex(&self.pin_reset);
+        if reset {
+            set.insert(serial.to_owned());
+        } else {
+            set.remove(serial);
+        }
+    }
+
+    /// Has this process set the user PIN of `serial` since its last user login?
+    pub(crate) fn pin_was_reset(&self, serial: &str) -> bool {
+        lock_mutex(&self.pin_reset).contains(serial)
     }
 
     /// The per-key lock that serialises logins to one key.

@@ -166,6 +166,13 @@ impl TokenSession {
             PinRole::So => status.so,
         };
         match state {
+            // A C_InitPIN this process made is newer than a lock flag that may lag it; the
+            // key itself answers CKR_PIN_LOCKED if it really is locked.
+            PinState::Locked
+                if role == PinRole::User && self.module.pin_was_reset(&self.token.serial) =>
+            {
+                Ok(())
+            }
             PinState::Locked => Err(TokenError::PinLocked { role }),
             PinState::FinalTry if confirm == FinalTry::Refuse => {
                 Err(TokenError::FinalTryUnconfirmed { role })
@@ -210,6 +217,9 @@ impl TokenSession {
             other => other,
         };
         self.pin_outcome(role, r)?;
+        if role == PinRole::User {
+            self.module.mark_pin_reset(&self.token.serial, false);
+        }
         tracing::info!(serial = %self.token.serial, ?role, "logged in");
         Ok(())
     }
@@ -263,6 +273,7 @@ impl TokenSession {
             .map_err(TokenError::PinPolicy)?;
         let n = AuthPin::new(new.expose().into());
         self.session.init_pin(&n)?;
+        self.module.mark_pin_reset(&self.token.serial, true);
         tracing::info!(serial = %self.token.serial, "user PIN set by the security officer");
         Ok(())
     }

@@ -76,6 +76,11 @@ pub struct Pkcs11Uri {
 }
 
 fn decode(raw: &str) -> Result<Vec<u8>> {
+    decode_in(raw, false)
+}
+
+/// Percent-decodes a value; a query value may also hold `/`, `?` and `|` as they are.
+fn decode_in(raw: &str, query: bool) -> Result<Vec<u8>> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -90,7 +95,10 @@ fn decode(raw: &str) -> Result<Vec<u8>> {
                 out.push(hex);
                 i += 3;
             }
-            c if c.is_ascii_graphic() && !matches!(c, b'/' | b'?' | b'#' | b';') => {
+            c if c.is_ascii_graphic()
+                && !matches!(c, b'#' | b';' | b'&')
+                && (query || !matches!(c, b'/' | b'?' | b'|')) =>
+            {
                 out.push(c);
                 i += 1;
             }
@@ -106,7 +114,15 @@ fn decode(raw: &str) -> Result<Vec<u8>> {
 }
 
 fn decode_text(raw: &str) -> Result<String> {
-    String::from_utf8(decode(raw)?)
+    text(decode(raw)?, raw)
+}
+
+fn decode_query_text(raw: &str) -> Result<String> {
+    text(decode_in(raw, true)?, raw)
+}
+
+fn text(bytes: Vec<u8>, raw: &str) -> Result<String> {
+    String::from_utf8(bytes)
         .map_err(|_| TokenError::Uri(format!("{raw:?} is not UTF-8 once decoded")))
 }
 
@@ -175,8 +191,8 @@ impl Pkcs11Uri {
                         "a PIN is never given in a URI; Keyward asks for it".into(),
                     ));
                 }
-                "module-path" => set(&mut u.module_path, name, decode_text(value)?)?,
-                "module-name" => set(&mut u.module_name, name, decode_text(value)?)?,
+                "module-path" => set(&mut u.module_path, name, decode_query_text(value)?)?,
+                "module-name" => set(&mut u.module_name, name, decode_query_text(value)?)?,
                 n if n.starts_with("x-") => {}
                 other => return Err(TokenError::Uri(format!("unknown query {other:?}"))),
             }
