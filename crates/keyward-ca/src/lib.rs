@@ -1,1 +1,23 @@
-//! The Keyward reference CA online service (filled in by the CA issue).
+//! The Keyward reference CA online service: registry of organisations, handlers, keys and
+//! certificates; activation with SMS codes; key-signature authentication; renewal with a
+//! sandbox payment provider; progress and audit.
+//!
+//! Start it in-process with [`Server::start`] (tests of other crates listen on
+//! `127.0.0.1:0`), or build just the router with [`App::build`] for `oneshot` tests.
+//! The wire types live in `keyward-ca-api`.
+
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod pki;
+pub mod routes;
+pub mod server;
+pub mod store;
+
+pub use config::{Clock, Config};
+pub use error::{CaError, CaResult};
+pub use server::{App, Server, ServerHandle};

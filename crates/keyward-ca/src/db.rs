@@ -1,0 +1,120 @@
+//! Storage: one `sqlx` Any pool over SQLite or PostgreSQL, with the migrations kept here.
+//!
+//! The SQL is written once for both engines: `$n` placeholders, `BIGINT` numbers (unix
+//! seconds for instants), `TEXT` for everything else (PEM, hex, JSON).
+
+use crate::error::{CaError, CaResult};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+use std::path::Path;
+
+/// Ordered migrations: (version, name, statements).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "registry, activation, renewal",
+    include_str!("../migrations/0001_init.sql"),
+)];
+
+pub type Db = AnyPool;
+
+/// Opens (creating if needed) the database and applies pending migrations.
+pub async fn connect(url: Option<&str>, data_dir: &Path) -> CaResult<Db> {
+    install_default_drivers();
+    let default_url;
+    let url = match url {
+        Some(u) => u,
+        None => {
+            default_url = format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("keyward-ca.sqlite").display()
+            );
+            &default_url
+        }
+    };
+    let sqlite = url.starts_with("sqlite:");
+    let options = AnyPoolOptions::new();
+    // SQLite takes one writer at a time; one connection keeps transactions from meeting
+    // `SQLITE_BUSY` on lock upgrade. PostgreSQL gets a real pool.
+    let options = if sqlite {
+        options.max_connections(1)
+    } else {
+        options.max_connections(8)
+    };
+    let pool = options.connect(url).await?;
+    if sqlite {
+        sqlx::query("PRAGMA journal_mode=WAL")
+            .execute(&pool)
+            .await?;
+        sqlx::query("PRAGMA foreign_keys=ON").execute(&pool).await?;
+    }
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn migrate(pool: &Db) -> CaResult<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(*version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if done.is_some() {
+            continue;
+        }
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(time::OffsetDateTime::now_utc().unix_timestamp())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
+}
+
+/// A new identifier: a prefix, 16 hex digits of nanoseconds (so ids sort by creation),
+/// 8 random hex digits.
+pub fn new_id(prefix: &str) -> CaResult<String> {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let nanos = u64::try_from(nanos).unwrap_or(0);
+    let mut rnd = [0u8; 4];
+    crate::crypto::random(&mut rnd)?;
+    Ok(format!("{prefix}{nanos:016x}{}", hex::encode(rnd)))
+}
+
+/// Reads a text column.
+pub fn text(row: &sqlx::any::AnyRow, col: &str) -> CaResult<String> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+/// Reads a nullable text column.
+pub fn opt_text(row: &sqlx::any::AnyRow, col: &str) -> CaResult<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+/// Reads an integer column.
+pub fn int(row: &sqlx::any::AnyRow, col: &str) -> CaResult<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+/// Reads a nullable integer column.
+pub fn opt_int(row: &sqlx::any::AnyRow, col: &str) -> CaResult<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+/// Unix seconds to an instant.
+pub fn instant(unix: i64) -> CaResult<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map_err(|_| CaError::Corrupt(format!("timestamp {unix} out of range")))
+}

@@ -1,0 +1,299 @@
+//! The OpenAPI 3.1 document, built from the endpoint table of `keyward-ca-api` and from
+//! example values of the wire types themselves, so field names and JSON types cannot drift
+//! from the Rust definitions. Tests check every endpoint is routed and every example
+//! deserialises into its type.
+
+use keyward_ca_api::endpoints::{Access, ENDPOINTS};
+use keyward_ca_api::*;
+use serde_json::{Map, Value, json};
+use time::macros::datetime;
+
+fn v<T: serde::Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// One example value per wire type named in the endpoint table (and `ApiError`).
+pub fn examples() -> Vec<(&'static str, Value)> {
+    let at = datetime!(2026-11-21 08:00 UTC);
+    let org = Organisation {
+        name: "广州示例科技有限公司".into(),
+        uscc: "91350100M000100Y43".into(),
+        kind: OrganisationKind::Enterprise,
+        legal_address: "广州市天河区示例路1号".into(),
+    };
+    let handler = Handler {
+        name: "张三".into(),
+        id_number: "11010519491231002X".into(),
+        phone: "13800138000".into(),
+    };
+    let cert = CertificateInfo {
+        serial: "3a1f…".into(),
+        pem: "-----BEGIN CERTIFICATE-----\n…".into(),
+        not_before: at,
+        not_after: at,
+    };
+    let issued = IssuedCertificate {
+        certificate_pem: cert.pem.clone(),
+        chain_pem: vec!["issuing".into(), "root".into()],
+        serial: cert.serial.clone(),
+        not_before: at,
+        not_after: at,
+    };
+    let business = Business {
+        id: "bz…".into(),
+        kind: BusinessKind::Renewal,
+        state: BusinessState::AwaitingPayment,
+        key_serial: Some("NETCA0001".into()),
+        uscc: org.uscc.clone(),
+        fee_fen: 40000,
+        created_at: at,
+        updated_at: at,
+        timeline: vec![BusinessEvent {
+            at,
+            state: BusinessState::AwaitingPayment,
+            note: "续期申请已提交，等待支付".into(),
+        }],
+    };
+    let payment = PaymentRequest {
+        payment_id: "pay…".into(),
+        business_id: "bz…".into(),
+        amount_fen: 40000,
+        status: PaymentStatus::Pending,
+        pay_url: "/sandbox/payments/pay…".into(),
+    };
+    vec![
+        (
+            "ApiError",
+            v(&ApiError {
+                code: ErrorCode::CodeInvalid,
+                message: "wrong activation code".into(),
+            }),
+        ),
+        (
+            "Health",
+            v(&Health {
+                status: "ok".into(),
+                version: "0.1.0".into(),
+            }),
+        ),
+        ("OpenApi", json!({"openapi": "3.1.0"})),
+        (
+            "CaChain",
+            v(&CaChain {
+                root_pem: "…".into(),
+                issuing_pem: "…".into(),
+                seal_maker_pem: "…".into(),
+            }),
+        ),
+        (
+            "CertifyRequest",
+            v(&CertifyRequest {
+                organisation: org.clone(),
+                csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n…".into(),
+                years: 1,
+            }),
+        ),
+        ("IssuedCertificate", v(&issued)),
+        (
+            "RegisterKeyRequest",
+            v(&RegisterKeyRequest {
+                key_serial: "NETCA0001".into(),
+                organisation: org.clone(),
+                handler,
+                certificate_pem: cert.pem.clone(),
+                so_pin: Secret::new("SO-PIN"),
+                transport_pin: Secret::new("TRANSPORT-PIN"),
+            }),
+        ),
+        (
+            "KeyStatus",
+            v(&KeyStatus {
+                key_serial: "NETCA0001".into(),
+                state: KeyState::AwaitingActivation,
+                organisation_name: org.name.clone(),
+                uscc: org.uscc.clone(),
+                certificate: cert,
+                delivered_at: at,
+                activated_at: Some(at),
+            }),
+        ),
+        (
+            "SmsOutbox",
+            v(&SmsOutbox {
+                messages: vec![SmsMessage {
+                    id: "sm…".into(),
+                    phone: "13800138000".into(),
+                    key_serial: Some("NETCA0001".into()),
+                    purpose: "activation".into(),
+                    text: "【Keyward】…".into(),
+                    created_at: at,
+                }],
+            }),
+        ),
+        (
+            "AuditLog",
+            v(&AuditLog {
+                records: vec![AuditRecord {
+                    id: "au…".into(),
+                    at,
+                    actor: "admin".into(),
+                    action: "key_registered".into(),
+                    key_serial: Some("NETCA0001".into()),
+                    business_id: Some("bz…".into()),
+                    detail: "".into(),
+                }],
+            }),
+        ),
+        (
+            "NonceRequest",
+            v(&NonceRequest {
+                key_serial: "NETCA0001".into(),
+            }),
+        ),
+        (
+            "NonceGrant",
+            v(&NonceGrant {
+                nonce: "9f…".into(),
+                expires_at: at,
+            }),
+        ),
+        (
+            "CodeSent",
+            v(&CodeSent {
+                phone_masked: "138****8000".into(),
+                expires_at: at,
+                resend_after: at,
+            }),
+        ),
+        (
+            "RedeemCodeRequest",
+            v(&RedeemCodeRequest {
+                code: Secret::new("123456"),
+            }),
+        ),
+        (
+            "TransportPinRelease",
+            v(&TransportPinRelease {
+                transport_pin: Secret::new("…"),
+            }),
+        ),
+        (
+            "RenewalApplication",
+            v(&RenewalApplication {
+                years: 2,
+                invoice: InvoiceDetails {
+                    title: org.name.clone(),
+                    tax_id: org.uscc.clone(),
+                    email: "finance@example.com".into(),
+                },
+            }),
+        ),
+        ("Business", v(&business)),
+        (
+            "BusinessList",
+            v(&BusinessList {
+                businesses: vec![business.clone()],
+            }),
+        ),
+        ("PaymentRequest", v(&payment)),
+        (
+            "SandboxOutcome",
+            v(&SandboxOutcome {
+                outcome: PaymentStatus::Paid,
+            }),
+        ),
+        (
+            "PaymentNotification",
+            v(&PaymentNotification {
+                payment_id: "pay…".into(),
+                status: PaymentStatus::Paid,
+                amount_fen: 40000,
+            }),
+        ),
+        (
+            "CsrSubmission",
+            v(&CsrSubmission {
+                csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n…".into(),
+            }),
+        ),
+    ]
+}
+
+/// A JSON Schema inferred from an example value.
+fn schema_of(value: &Value) -> Value {
+    match value {
+        Value::Null => json!({"type": "null"}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
+        Value::Number(_) => json!({"type": "number"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Array(items) => {
+            json!({"type": "array", "items": items.first().map(schema_of).unwrap_or(json!({}))})
+        }
+        Value::Object(map) => {
+            let props: Map<String, Value> =
+                map.iter().map(|(k, v)| (k.clone(), schema_of(v))).collect();
+            json!({"type": "object", "properties": props})
+        }
+    }
+}
+
+/// The document served at `/openapi.json`.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for ep in ENDPOINTS {
+        let mut op = json!({
+            "summary": ep.summary,
+            "responses": {
+                "200": {"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", ep.response)}}}},
+                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}},
+            },
+        });
+        if let Some(req) = ep.request {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}});
+        }
+        match ep.access {
+            Access::Public => {}
+            Access::Admin => op["security"] = json!([{"admin": []}]),
+            Access::KeySignature => op["security"] = json!([{"keyNonce": [], "keySignature": []}]),
+            Access::PaymentProvider => op["security"] = json!([{"paymentSignature": []}]),
+        }
+        let params: Vec<Value> = ep
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        let entry = paths.entry(ep.path.to_owned()).or_insert_with(|| json!({}));
+        entry[ep.method.to_ascii_lowercase()] = op;
+    }
+    let mut schemas = Map::new();
+    for (name, example) in examples() {
+        let mut s = schema_of(&example);
+        s["example"] = example;
+        schemas.insert(name.to_owned(), s);
+    }
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    schemas["ApiError"]["properties"]["code"]["enum"] = json!(codes);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Keyward CA online service",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Registry, activation, key-signature authentication, renewal and payment for organisation certificates on USB keys. Every error answers {code, message}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "admin": {"type": "http", "scheme": "bearer", "description": "admin token from <data dir>/admin.token"},
+                "keyNonce": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::NONCE_HEADER},
+                "keySignature": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::SIGNATURE_HEADER, "description": "hex signature by the key over keyward_ca_api::signing_input"},
+                "paymentSignature": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::PAYMENT_SIGNATURE_HEADER},
+            },
+        },
+    })
+}

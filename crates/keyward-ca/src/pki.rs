@@ -1,0 +1,324 @@
+//! The CA hierarchy (root → issuing CA, plus the seal-making key) and issuance of
+//! organisation certificates.
+//!
+//! Profile of an organisation certificate: subject `C=CN, O=<name>, CN=<name>,
+//! organizationIdentifier (2.5.4.97)=NTRCN-<USCC>`; keyUsage digitalSignature and
+//! nonRepudiation (critical); not a CA; authority key identifier set.
+
+use crate::config::Clock;
+use crate::crypto::{self, VerifyKey};
+use crate::error::{CaError, CaResult, reject};
+use keyward_ca_api::ErrorCode;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber, SubjectPublicKeyInfo,
+};
+use std::path::Path;
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::FromDer;
+
+/// OID of organizationIdentifier (X.520).
+pub const OID_ORGANIZATION_IDENTIFIER: &[u64] = &[2, 5, 4, 97];
+
+/// The CA's keys and certificates, loaded from (or first generated into) `<data>/ca/`.
+pub struct CaMaterial {
+    pub root_pem: String,
+    pub issuing_pem: String,
+    pub seal_maker_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+    issuing_spki: VerifyKey,
+}
+
+impl std::fmt::Debug for CaMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaMaterial").finish_non_exhaustive()
+    }
+}
+
+fn ca_dn(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "CN");
+    dn.push(DnType::OrganizationName, "Keyward Reference CA");
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn random_serial() -> CaResult<SerialNumber> {
+    let mut bytes = [0u8; 16];
+    crypto::random(&mut bytes)?;
+    bytes[0] &= 0x7f; // positive
+    bytes[0] |= 0x01; // no leading zero byte to strip
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+impl CaMaterial {
+    /// Loads the hierarchy from `<data_dir>/ca`, generating it on first start.
+    pub fn load_or_create(data_dir: &Path, clock: &Clock) -> CaResult<Self> {
+        let dir = data_dir.join("ca");
+        let files = ["root.crt", "issuing.crt", "issuing.key", "seal-maker.crt"];
+        if !files.iter().all(|f| dir.join(f).exists()) {
+            Self::generate(&dir, clock)?;
+        }
+        let read = |name: &str| -> CaResult<String> {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).map_err(|e| CaError::io(&p, e))
+        };
+        let root_pem = read("root.crt")?;
+        let issuing_pem = read("issuing.crt")?;
+        let seal_maker_pem = read("seal-maker.crt")?;
+        let issuing_key = KeyPair::from_pem(&read("issuing.key")?)?;
+        let issuer = Issuer::from_ca_cert_pem(&issuing_pem, issuing_key)?;
+        let issuing_der = pem_to_der(&issuing_pem, "CERTIFICATE")
+            .ok_or_else(|| CaError::Corrupt("issuing.crt is not a PEM certificate".into()))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&issuing_der)
+            .map_err(|_| CaError::Corrupt("issuing.crt does not parse".into()))?;
+        let issuing_spki = VerifyKey::from_spki(cert.public_key())
+            .map_err(|_| CaError::Corrupt("issuing key type".into()))?;
+        Ok(CaMaterial {
+            root_pem,
+            issuing_pem,
+            seal_maker_pem,
+            issuer,
+            issuing_spki,
+        })
+    }
+
+    fn generate(dir: &Path, clock: &Clock) -> CaResult<()> {
+        std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
+        let now = clock.now();
+
+        let root_key = KeyPair::generate()?;
+        let mut root = CertificateParams::default();
+        root.distinguished_name = ca_dn("Keyward Reference Root CA");
+        root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        root.not_before = now - Duration::hours(1);
+        root.not_after = now + Duration::days(365 * 30);
+        root.serial_number = Some(random_serial()?);
+        let root_cert = root.self_signed(&root_key)?;
+        let root_issuer = Issuer::new(root, &root_key);
+
+        let issuing_key = KeyPair::generate()?;
+        let mut issuing = CertificateParams::default();
+        issuing.distinguished_name = ca_dn("Keyward Organisation Issuing CA");
+        issuing.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        issuing.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        issuing.use_authority_key_identifier_extension = true;
+        issuing.not_before = now - Duration::hours(1);
+        issuing.not_after = now + Duration::days(365 * 20);
+        issuing.serial_number = Some(random_serial()?);
+        let issuing_cert = issuing.signed_by(&issuing_key, &root_issuer)?;
+
+        // The seal-making key signs electronic seals. GM/T 0031 wants SM2; until the seal
+        // builder lands it is a P-256 key certified by the issuing CA.
+        let seal_key = KeyPair::generate()?;
+        let mut seal = CertificateParams::default();
+        seal.distinguished_name = ca_dn("Keyward Seal Maker");
+        seal.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        seal.use_authority_key_identifier_extension = true;
+        seal.not_before = now - Duration::hours(1);
+        seal.not_after = now + Duration::days(365 * 10);
+        seal.serial_number = Some(random_serial()?);
+        let issuing_issuer = Issuer::new(issuing, &issuing_key);
+        let seal_cert = seal.signed_by(&seal_key, &issuing_issuer)?;
+
+        crypto::write_private(&dir.join("root.key"), root_key.serialize_pem().as_bytes())?;
+        crypto::write_private(
+            &dir.join("issuing.key"),
+            issuing_key.serialize_pem().as_bytes(),
+        )?;
+        crypto::write_private(
+            &dir.join("seal-maker.key"),
+            seal_key.serialize_pem().as_bytes(),
+        )?;
+        crypto::write_private(&dir.join("seal-maker.crt"), seal_cert.pem().as_bytes())?;
+        crypto::write_private(&dir.join("issuing.crt"), issuing_cert.pem().as_bytes())?;
+        // root.crt last: its presence marks a complete hierarchy.
+        crypto::write_private(&dir.join("root.crt"), root_cert.pem().as_bytes())?;
+        tracing::info!(dir = %dir.display(), "generated a new CA hierarchy");
+        Ok(())
+    }
+
+    /// Issues an organisation certificate for `public_key` valid over [not_before, not_after).
+    pub fn issue_organisation_certificate(
+        &self,
+        org_name: &str,
+        uscc: &str,
+        spki_der: &[u8],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> CaResult<IssuedCert> {
+        let public_key = SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|_| CaError::rejected(ErrorCode::InvalidCsr, "unsupported public key"))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "CN");
+        dn.push(
+            DnType::OrganizationName,
+            DnValue::Utf8String(org_name.to_owned()),
+        );
+        dn.push(DnType::CommonName, DnValue::Utf8String(org_name.to_owned()));
+        dn.push(
+            DnType::CustomDnType(OID_ORGANIZATION_IDENTIFIER.to_vec()),
+            DnValue::Utf8String(format!("NTRCN-{uscc}")),
+        );
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let serial = random_serial()?;
+        let serial_hex = hex::encode(serial.to_bytes());
+        params.serial_number = Some(serial);
+        let cert = params.signed_by(&public_key, &self.issuer)?;
+        Ok(IssuedCert {
+            serial: serial_hex,
+            pem: cert.pem(),
+            spki_sha256: crypto::sha256_hex(spki_der),
+            not_before,
+            not_after,
+        })
+    }
+
+    /// Issuing CA first, then the root.
+    pub fn chain(&self) -> Vec<String> {
+        vec![self.issuing_pem.clone(), self.root_pem.clone()]
+    }
+
+    /// Parses a certificate and checks it was signed by the issuing CA.
+    pub fn check_issued_by_us(&self, pem: &str) -> CaResult<ParsedCert> {
+        let der = pem_to_der(pem, "CERTIFICATE").ok_or_else(|| {
+            CaError::rejected(ErrorCode::InvalidCertificate, "not a PEM certificate")
+        })?;
+        let (rest, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| {
+            CaError::rejected(
+                ErrorCode::InvalidCertificate,
+                "the certificate does not parse",
+            )
+        })?;
+        if !rest.is_empty() {
+            return reject(
+                ErrorCode::InvalidCertificate,
+                "trailing bytes after the certificate",
+            );
+        }
+        let tbs = cert.tbs_certificate.as_ref();
+        if !self.issuing_spki.verify(tbs, &cert.signature_value.data) {
+            return reject(
+                ErrorCode::InvalidCertificate,
+                "the certificate was not issued by this CA",
+            );
+        }
+        ParsedCert::from_x509(&cert)
+    }
+}
+
+/// A certificate the CA has just issued.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    pub serial: String,
+    pub pem: String,
+    pub spki_sha256: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+/// What the service needs to know of a certificate.
+#[derive(Debug, Clone)]
+pub struct ParsedCert {
+    pub serial: String,
+    pub spki_sha256: String,
+    pub key: VerifyKey,
+    pub organization_identifier: Option<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl ParsedCert {
+    fn from_x509(cert: &x509_parser::certificate::X509Certificate<'_>) -> CaResult<Self> {
+        let org_id = cert
+            .subject()
+            .iter_attributes()
+            .find(|a| a.attr_type().to_id_string() == "2.5.4.97")
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned);
+        Ok(ParsedCert {
+            serial: hex::encode(cert.raw_serial()),
+            spki_sha256: crypto::sha256_hex(cert.public_key().raw),
+            key: VerifyKey::from_spki(cert.public_key())?,
+            organization_identifier: org_id,
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+        })
+    }
+
+    /// Parses a PEM certificate without checking who issued it.
+    pub fn from_pem(pem: &str) -> CaResult<Self> {
+        let der = pem_to_der(pem, "CERTIFICATE")
+            .ok_or_else(|| CaError::Corrupt("stored certificate is not PEM".into()))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|_| CaError::Corrupt("stored certificate does not parse".into()))?;
+        Self::from_x509(&cert)
+    }
+}
+
+/// A CSR whose self-signature verified.
+#[derive(Debug, Clone)]
+pub struct CheckedCsr {
+    pub spki_der: Vec<u8>,
+    pub spki_sha256: String,
+}
+
+/// Parses a PKCS#10 CSR (PEM) and verifies its signature with its own key.
+pub fn check_csr(pem: &str) -> CaResult<CheckedCsr> {
+    let der = pem_to_der(pem, "CERTIFICATE REQUEST")
+        .or_else(|| pem_to_der(pem, "NEW CERTIFICATE REQUEST"))
+        .ok_or_else(|| CaError::rejected(ErrorCode::InvalidCsr, "not a PEM certificate request"))?;
+    let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|_| CaError::rejected(ErrorCode::InvalidCsr, "the CSR does not parse"))?;
+    if !rest.is_empty() {
+        return reject(ErrorCode::InvalidCsr, "trailing bytes after the CSR");
+    }
+    let info = &csr.certification_request_info;
+    let key = VerifyKey::from_spki(&info.subject_pki).map_err(|e| match e {
+        CaError::Rejected { message, .. } => CaError::rejected(ErrorCode::InvalidCsr, message),
+        other => other,
+    })?;
+    let alg = csr.signature_algorithm.algorithm.to_id_string();
+    let expected = match key {
+        VerifyKey::Rsa(_) => "1.2.840.113549.1.1.11", // sha256WithRSAEncryption
+        VerifyKey::P256(_) => "1.2.840.10045.4.3.2",  // ecdsa-with-SHA256
+    };
+    if alg != expected {
+        return reject(
+            ErrorCode::InvalidCsr,
+            format!("the CSR must be signed with SHA-256 ({expected}), not {alg}"),
+        );
+    }
+    if !key.verify(info.raw, &csr.signature_value.data) {
+        return reject(
+            ErrorCode::CsrSignatureInvalid,
+            "the CSR's signature does not verify",
+        );
+    }
+    let spki_der = info.subject_pki.raw.to_vec();
+    Ok(CheckedCsr {
+        spki_sha256: crypto::sha256_hex(&spki_der),
+        spki_der,
+    })
+}
+
+/// Decodes the first PEM block with the given label.
+pub fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map_while(Result::ok)
+        .find(|p| p.label == label)
+        .map(|p| p.contents)
+}

@@ -1,0 +1,26 @@
+//! Health, the OpenAPI document, the CA chain.
+
+use crate::app::AppState;
+use axum::Json;
+use axum::extract::State;
+use keyward_ca_api::{CaChain, Health};
+
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+pub async fn chain(State(state): State<AppState>) -> Json<CaChain> {
+    let ca = state.ca();
+    Json(CaChain {
+        root_pem: ca.root_pem.clone(),
+        issuing_pem: ca.issuing_pem.clone(),
+        seal_maker_pem: ca.seal_maker_pem.clone(),
+    })
+}

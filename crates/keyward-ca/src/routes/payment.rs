@@ -1,0 +1,202 @@
+//! Payment through the sandbox provider: a payment request per business, the provider's
+//! signed, idempotent notification, and the sandbox "payer" that triggers it.
+
+use crate::app::AppState;
+use crate::crypto;
+use crate::error::{CaError, CaResult, reject};
+use crate::http;
+use crate::store;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use keyward_ca_api::auth::PAYMENT_SIGNATURE_HEADER;
+use keyward_ca_api::{
+    BusinessState, ErrorCode, PaymentNotification, PaymentRequest, PaymentStatus, SandboxOutcome,
+};
+use sqlx::AnyConnection;
+
+async fn load_payment(conn: &mut AnyConnection, id: &str) -> CaResult<PaymentRequest> {
+    let row = sqlx::query("SELECT * FROM payments WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| CaError::rejected(ErrorCode::PaymentNotFound, format!("no payment {id}")))?;
+    let status = crate::db::text(&row, "status")?;
+    Ok(PaymentRequest {
+        payment_id: crate::db::text(&row, "id")?,
+        business_id: crate::db::text(&row, "business_id")?,
+        amount_fen: crate::db::int(&row, "amount_fen")?,
+        status: PaymentStatus::parse(&status)
+            .ok_or_else(|| CaError::Corrupt(format!("payment status {status}")))?,
+        pay_url: format!("/sandbox/payments/{}", crate::db::text(&row, "id")?),
+    })
+}
+
+/// `POST /v1/businesses/{id}/payment`: returns the pending payment, or opens a new one.
+pub async fn create(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> CaResult<Json<PaymentRequest>> {
+    let id = http::path(id)?;
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    if b.business.state != BusinessState::AwaitingPayment {
+        return reject(
+            ErrorCode::WrongState,
+            "this business is not awaiting payment",
+        );
+    }
+    let pending =
+        sqlx::query("SELECT id FROM payments WHERE business_id = $1 AND status = 'pending'")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let pid = match pending {
+        Some(row) => crate::db::text(&row, "id")?,
+        None => {
+            let pid = crate::db::new_id("pay")?;
+            sqlx::query("INSERT INTO payments (id, business_id, amount_fen, status, created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $4)")
+                .bind(&pid)
+                .bind(&id)
+                .bind(b.business.fee_fen)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            store::audit(
+                &mut tx,
+                now,
+                "client",
+                "payment_requested",
+                b.business.key_serial.as_deref(),
+                Some(&id),
+                &pid,
+            )
+            .await?;
+            pid
+        }
+    };
+    let p = load_payment(&mut tx, &pid).await?;
+    tx.commit().await?;
+    Ok(Json(p))
+}
+
+/// Applies a verified notification. Idempotent: a repeat changes nothing; `paid` is final.
+async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResult<PaymentRequest> {
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let p = load_payment(&mut tx, &n.payment_id).await?;
+    if n.amount_fen != p.amount_fen {
+        return reject(
+            ErrorCode::InvalidRequest,
+            "the notified amount differs from the payment's",
+        );
+    }
+    if p.status != PaymentStatus::Pending || n.status == PaymentStatus::Pending {
+        return Ok(p);
+    }
+    sqlx::query(
+        "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
+    )
+    .bind(n.status.as_str())
+    .bind(now)
+    .bind(&p.payment_id)
+    .execute(&mut *tx)
+    .await?;
+    let b = store::load_business(&mut tx, &p.business_id).await?;
+    let key = b.business.key_serial.as_deref();
+    if n.status == PaymentStatus::Paid {
+        store::transition(
+            &mut tx,
+            &p.business_id,
+            BusinessState::AwaitingPayment,
+            BusinessState::Paid,
+            now,
+            "已支付",
+        )
+        .await?;
+        store::audit(
+            &mut tx,
+            now,
+            "payment_provider",
+            "payment_paid",
+            key,
+            Some(&p.business_id),
+            &p.payment_id,
+        )
+        .await?;
+    } else {
+        store::audit(
+            &mut tx,
+            now,
+            "payment_provider",
+            "payment_failed",
+            key,
+            Some(&p.business_id),
+            &p.payment_id,
+        )
+        .await?;
+    }
+    let p = load_payment(&mut tx, &n.payment_id).await?;
+    tx.commit().await?;
+    Ok(p)
+}
+
+/// `POST /v1/payments/notify`: the provider's callback, HMAC-SHA256 over the body.
+pub async fn notify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<PaymentRequest>> {
+    let body = http::body(body)?;
+    let tag = headers
+        .get(PAYMENT_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !crypto::hmac_verify(state.payment_key(), &body, tag) {
+        return reject(
+            ErrorCode::PaymentSignatureInvalid,
+            "the notification's signature does not verify",
+        );
+    }
+    let n: PaymentNotification = http::json(&headers, &body)?;
+    Ok(Json(apply_notification(&state, &n).await?))
+}
+
+/// `POST /sandbox/payments/{id}/complete`: the sandbox payer pays (or fails); the sandbox
+/// then notifies the service exactly as a provider would, signature included.
+pub async fn sandbox_complete(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<PaymentRequest>> {
+    let id = http::path(id)?;
+    let body = http::body(body)?;
+    let req: SandboxOutcome = http::json(&headers, &body)?;
+    if req.outcome == PaymentStatus::Pending {
+        return reject(ErrorCode::InvalidRequest, "the outcome is paid or failed");
+    }
+    let p = {
+        let mut conn = state.db().acquire().await?;
+        load_payment(&mut conn, &id).await?
+    };
+    let n = PaymentNotification {
+        payment_id: p.payment_id,
+        status: req.outcome,
+        amount_fen: p.amount_fen,
+    };
+    let bytes = serde_json::to_vec(&n).map_err(|_| CaError::Crypto("notification encoding"))?;
+    // What a provider would send to /v1/payments/notify; verified the same way.
+    let tag = crypto::hmac_hex(state.payment_key(), &bytes);
+    tracing::info!(payment_id = %n.payment_id, outcome = n.status.as_str(), "sandbox payer acted");
+    if !crypto::hmac_verify(state.payment_key(), &bytes, &tag) {
+        return reject(
+            ErrorCode::PaymentSignatureInvalid,
+            "sandbox notification did not verify",
+        );
+    }
+    Ok(Json(apply_notification(&state, &n).await?))
+}

@@ -1,0 +1,375 @@
+//! Renewal (续期): apply inside the 90 days before expiry, pay, post the new key's CSR
+//! authorised by the old key, confirm installation with the new key. Also progress queries.
+
+use crate::app::AppState;
+use crate::error::{CaResult, reject};
+use crate::http;
+use crate::pki::check_csr;
+use crate::routes::admin::check_years;
+use crate::store;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use keyward_ca_api::{
+    Business, BusinessKind, BusinessList, BusinessState, CsrSubmission, ErrorCode,
+    IssuedCertificate, KeyState, RENEWAL_FEE_PER_YEAR_FEN, RENEWAL_WINDOW_DAYS, RenewalApplication,
+};
+use time::{Duration, OffsetDateTime};
+
+/// Loads the key and its current certificate's verification key, then checks the signature.
+async fn authenticate_current(
+    state: &AppState,
+    serial: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> CaResult<(store::KeyRow, store::CertRow)> {
+    let (key, cert) = {
+        let mut conn = state.db().acquire().await?;
+        let key = store::load_key(&mut conn, serial).await?;
+        let cert = store::load_cert(&mut conn, &key.current_cert).await?;
+        (key, cert)
+    };
+    http::verify_key_signature(
+        state,
+        serial,
+        method.as_str(),
+        uri.path(),
+        headers,
+        body,
+        std::slice::from_ref(&cert.parsed.key),
+    )
+    .await?;
+    Ok((key, cert))
+}
+
+/// The expiry of a renewed certificate: the old expiry plus `years` calendar years.
+pub fn extend_by_years(old: OffsetDateTime, years: i64) -> OffsetDateTime {
+    let target = old.year() + years as i32;
+    old.replace_year(target)
+        // 29 February into a common year: the day before 1 March.
+        .or_else(|_| old.replace_day(28).and_then(|d| d.replace_year(target)))
+        .unwrap_or(old + Duration::days(365 * years))
+}
+
+/// `POST /v1/keys/{serial}/renewals`
+pub async fn apply(
+    State(state): State<AppState>,
+    serial: Result<Path<String>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<Business>> {
+    let serial = http::path(serial)?;
+    let body = http::body(body)?;
+    let req: RenewalApplication = http::json(&headers, &body)?;
+    let years = check_years(req.years)?;
+    let inv = &req.invoice;
+    if inv.title.trim().is_empty() || inv.tax_id.trim().is_empty() || !inv.email.contains('@') {
+        return reject(
+            ErrorCode::InvalidRequest,
+            "invoice title, tax id and an e-mail address are required",
+        );
+    }
+    let (key, cert) = authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
+    if key.state != KeyState::Active {
+        return reject(
+            ErrorCode::KeyNotActivated,
+            "activate the key before renewing it",
+        );
+    }
+    let now_dt = state.clock().now();
+    let not_after = cert.info.not_after;
+    if now_dt >= not_after {
+        return reject(
+            ErrorCode::CertificateExpired,
+            "the certificate has expired and can no longer be renewed; apply for a new certificate",
+        );
+    }
+    let opens = not_after - Duration::days(RENEWAL_WINDOW_DAYS);
+    if now_dt < opens {
+        return reject(
+            ErrorCode::RenewalWindowNotOpen,
+            format!("renewal opens 90 days before expiry, on {}", opens.date()),
+        );
+    }
+    let now = now_dt.unix_timestamp();
+    let mut tx = state.db().begin().await?;
+    let open = sqlx::query(
+        "SELECT id FROM businesses WHERE key_serial = $1 AND kind = $2 AND state <> $3",
+    )
+    .bind(&serial)
+    .bind(BusinessKind::Renewal.as_str())
+    .bind(BusinessState::Completed.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = open {
+        return reject(
+            ErrorCode::WrongState,
+            format!(
+                "renewal {} is already under way",
+                crate::db::text(&row, "id")?
+            ),
+        );
+    }
+    let details = serde_json::json!({
+        "years": years,
+        "invoice": { "title": inv.title, "tax_id": inv.tax_id, "email": inv.email },
+        "old_certificate": cert.info.serial,
+    });
+    let id = store::create_business(
+        &mut tx,
+        BusinessKind::Renewal,
+        BusinessState::AwaitingPayment,
+        Some(&serial),
+        &key.uscc,
+        Some(&key.handler_id),
+        years * RENEWAL_FEE_PER_YEAR_FEN,
+        &details,
+        now,
+        "续期申请已提交，等待支付",
+    )
+    .await?;
+    store::audit(
+        &mut tx,
+        now,
+        "key",
+        "renewal_applied",
+        Some(&serial),
+        Some(&id),
+        &format!("{years} year(s)"),
+    )
+    .await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(Json(b.business))
+}
+
+async fn renewal_of_key(
+    conn: &mut sqlx::AnyConnection,
+    serial: &str,
+    id: &str,
+) -> CaResult<store::BusinessRow> {
+    let b = store::load_business(conn, id).await?;
+    if b.business.kind != BusinessKind::Renewal || b.business.key_serial.as_deref() != Some(serial)
+    {
+        return reject(
+            ErrorCode::BusinessNotFound,
+            format!("key {serial} has no renewal {id}"),
+        );
+    }
+    Ok(b)
+}
+
+/// `POST /v1/keys/{serial}/renewals/{id}/certificate`: signed by the current key.
+pub async fn certificate(
+    State(state): State<AppState>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<IssuedCertificate>> {
+    let (serial, id) = http::path(ids)?;
+    let body = http::body(body)?;
+    let req: CsrSubmission = http::json(&headers, &body)?;
+    let csr = check_csr(&req.csr_pem)?;
+    let (key, cert) = authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
+    let now_dt = state.clock().now();
+    let now = now_dt.unix_timestamp();
+    let mut tx = state.db().begin().await?;
+    let b = renewal_of_key(&mut tx, &serial, &id).await?;
+    match b.business.state {
+        BusinessState::Paid => {}
+        BusinessState::CertificateIssued => {
+            // A retry after a lost answer: the same key gets the same certificate back.
+            let issued = b.details["new_certificate"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let new = store::load_cert(&mut tx, &issued).await?;
+            if new.parsed.spki_sha256 != csr.spki_sha256 {
+                return reject(
+                    ErrorCode::WrongState,
+                    "a certificate was already issued for another key",
+                );
+            }
+            return Ok(Json(IssuedCertificate {
+                certificate_pem: new.info.pem,
+                chain_pem: state.ca().chain(),
+                serial: new.info.serial,
+                not_before: new.info.not_before,
+                not_after: new.info.not_after,
+            }));
+        }
+        BusinessState::AwaitingPayment => {
+            return reject(ErrorCode::WrongState, "pay for the renewal first");
+        }
+        _ => return reject(ErrorCode::WrongState, "this renewal is finished"),
+    }
+    if csr.spki_sha256 == cert.parsed.spki_sha256 {
+        return reject(
+            ErrorCode::CsrKeyReused,
+            "renewal needs a new key pair; the CSR carries the old key",
+        );
+    }
+    let years = b.details["years"].as_i64().unwrap_or(1);
+    let org = sqlx::query("SELECT name FROM organisations WHERE uscc = $1")
+        .bind(&key.uscc)
+        .fetch_one(&mut *tx)
+        .await?;
+    let org_name = crate::db::text(&org, "name")?;
+    let not_after = extend_by_years(cert.info.not_after, years);
+    let issued = state.ca().issue_organisation_certificate(
+        &org_name,
+        &key.uscc,
+        &csr.spki_der,
+        now_dt - Duration::minutes(5),
+        not_after,
+    )?;
+    store::insert_cert(&mut tx, &issued, &key.uscc, Some(&serial), now).await?;
+    sqlx::query("INSERT INTO key_certificates (key_serial, cert_serial, role, at) VALUES ($1, $2, 'pending', $3)")
+        .bind(&serial)
+        .bind(&issued.serial)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let mut details = b.details.clone();
+    details["new_certificate"] = serde_json::Value::String(issued.serial.clone());
+    store::set_details(&mut tx, &id, &details).await?;
+    store::transition(
+        &mut tx,
+        &id,
+        BusinessState::Paid,
+        BusinessState::CertificateIssued,
+        now,
+        "新证书已签发，等待安装",
+    )
+    .await?;
+    store::audit(
+        &mut tx,
+        now,
+        "key",
+        "renewal_certificate_issued",
+        Some(&serial),
+        Some(&id),
+        &format!("serial {}", issued.serial),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(IssuedCertificate {
+        certificate_pem: issued.pem,
+        chain_pem: state.ca().chain(),
+        serial: issued.serial,
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+    }))
+}
+
+/// `POST /v1/keys/{serial}/renewals/{id}/installed`: signed by the NEW key.
+pub async fn installed(
+    State(state): State<AppState>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<Business>> {
+    let (serial, id) = http::path(ids)?;
+    let body = http::body(body)?;
+    let (b, new) = {
+        let mut conn = state.db().acquire().await?;
+        store::load_key(&mut conn, &serial).await?;
+        let b = renewal_of_key(&mut conn, &serial, &id).await?;
+        let Some(new_serial) = b.details["new_certificate"].as_str().map(str::to_owned) else {
+            return reject(
+                ErrorCode::WrongState,
+                "no certificate has been issued for this renewal yet",
+            );
+        };
+        let new = store::load_cert(&mut conn, &new_serial).await?;
+        (b, new)
+    };
+    http::verify_key_signature(
+        &state,
+        &serial,
+        method.as_str(),
+        uri.path(),
+        &headers,
+        &body,
+        std::slice::from_ref(&new.parsed.key),
+    )
+    .await?;
+    if b.business.state == BusinessState::Completed {
+        return Ok(Json(b.business));
+    }
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let key = store::load_key(&mut tx, &serial).await?;
+    sqlx::query("UPDATE key_certificates SET role = 'superseded' WHERE key_serial = $1 AND cert_serial = $2")
+        .bind(&serial)
+        .bind(&key.current_cert)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE key_certificates SET role = 'current' WHERE key_serial = $1 AND cert_serial = $2",
+    )
+    .bind(&serial)
+    .bind(&new.info.serial)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE keys SET current_cert = $1, updated_at = $2 WHERE key_serial = $3")
+        .bind(&new.info.serial)
+        .bind(now)
+        .bind(&serial)
+        .execute(&mut *tx)
+        .await?;
+    store::transition(
+        &mut tx,
+        &id,
+        BusinessState::CertificateIssued,
+        BusinessState::Completed,
+        now,
+        "新证书已安装，续期完成",
+    )
+    .await?;
+    store::audit(
+        &mut tx,
+        now,
+        "key",
+        "renewal_installed",
+        Some(&serial),
+        Some(&id),
+        &format!("current certificate {}", new.info.serial),
+    )
+    .await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(Json(b.business))
+}
+
+/// `GET /v1/businesses/{id}`
+pub async fn business(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> CaResult<Json<Business>> {
+    let id = http::path(id)?;
+    let mut conn = state.db().acquire().await?;
+    Ok(Json(store::load_business(&mut conn, &id).await?.business))
+}
+
+/// `GET /v1/keys/{serial}/businesses`: progress (办理进度查询).
+pub async fn progress(
+    State(state): State<AppState>,
+    serial: Result<Path<String>, PathRejection>,
+) -> CaResult<Json<BusinessList>> {
+    let serial = http::path(serial)?;
+    let mut conn = state.db().acquire().await?;
+    store::load_key(&mut conn, &serial).await?;
+    let businesses = store::businesses_of_key(&mut conn, &serial).await?;
+    Ok(Json(BusinessList { businesses }))
+}

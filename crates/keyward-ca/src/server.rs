@@ -1,0 +1,152 @@
+//! Starting and stopping the service: in-process for other crates' tests, or from the binary.
+
+use crate::app::{AppState, router};
+use crate::config::{Clock, Config};
+use crate::crypto::{self, Escrow};
+use crate::error::{CaError, CaResult};
+use crate::pki::CaMaterial;
+use axum::Router;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+/// The service assembled but not listening: for router-level tests (`tower::ServiceExt::oneshot`).
+#[derive(Debug, Clone)]
+pub struct App {
+    pub router: Router,
+    pub state: AppState,
+}
+
+impl App {
+    /// Opens the data dir (creating the database, CA hierarchy and secrets on first start).
+    pub async fn build(config: &Config) -> CaResult<Self> {
+        create_private_dir(&config.data_dir)?;
+        let db = crate::db::connect(config.database_url.as_deref(), &config.data_dir).await?;
+        let ca = CaMaterial::load_or_create(&config.data_dir, &config.clock)?;
+        let escrow_key = crypto::load_or_create_secret(&config.data_dir.join("escrow.key"))?;
+        let escrow = Escrow::new(&escrow_key)?;
+        let payment_key =
+            crypto::load_or_create_secret(&config.data_dir.join("payment-sandbox.key"))?;
+        let admin_key = crypto::load_or_create_secret(&config.data_dir.join("admin.token"))?;
+        let admin_token = Zeroizing::new(hex::encode(&admin_key[..]));
+        let state = AppState::new(
+            db,
+            ca,
+            escrow,
+            config.clock.clone(),
+            admin_token,
+            payment_key,
+        );
+        Ok(App {
+            router: router(state.clone()),
+            state,
+        })
+    }
+
+    /// The admin bearer token (also in `<data dir>/admin.token`).
+    pub fn admin_token(&self) -> &str {
+        self.state.admin_token()
+    }
+}
+
+fn create_private_dir(dir: &Path) -> CaResult<()> {
+    std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| CaError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Entry point for running the service.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Builds the service and serves plain HTTP on `config.listen` until the handle is shut down.
+    pub async fn start(config: Config) -> CaResult<ServerHandle> {
+        let app = App::build(&config).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| CaError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CaError::Config(format!("no local address: {e}")))?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = app.state.clone();
+        let router = app.router.clone();
+        let task = tokio::spawn(async move {
+            let result = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+            state.db().close().await;
+        });
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "keyward-ca listening");
+        Ok(ServerHandle {
+            addr,
+            data_dir: config.data_dir,
+            admin_token: Zeroizing::new(app.admin_token().to_owned()),
+            clock: config.clock,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    admin_token: Zeroizing<String>,
+    clock: Clock,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The bound address (the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+    /// The clock the service reads (tests may advance it).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+    /// Stops accepting, lets requests in flight finish, closes the database.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! Queries shared by the handlers: keys, businesses, audit, SMS codes, nonces.
+
+use crate::app::AppState;
+use crate::db::{self, instant, int, opt_int, opt_text, text};
+use crate::error::{CaError, CaResult, reject};
+use crate::pki::ParsedCert;
+use keyward_ca_api::ids::mask_mobile;
+use keyward_ca_api::{
+    Business, BusinessEvent, BusinessKind, BusinessState, CertificateInfo, CodeSent, ErrorCode,
+    KeyState, KeyStatus,
+};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+/// How long a verification code lives.
+pub const CODE_TTL_SECONDS: i64 = 10 * 60;
+/// Wrong attempts before a code is void.
+pub const CODE_MAX_ATTEMPTS: i64 = 5;
+/// No new code for the same key and purpose before this many seconds.
+pub const CODE_RESEND_COOLDOWN_SECONDS: i64 = 60;
+/// Codes per key and purpose in any 24 hours.
+pub const CODE_DAILY_CAP: i64 = 10;
+/// How long a nonce lives.
+pub const NONCE_TTL_SECONDS: i64 = 5 * 60;
+
+/// Records one decision or state change; called inside the transaction that makes it.
+pub async fn audit(
+    conn: &mut AnyConnection,
+    now: i64,
+    actor: &str,
+    action: &str,
+    key_serial: Option<&str>,
+    business_id: Option<&str>,
+    detail: &str,
+) -> CaResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(db::new_id("au")?)
+    .bind(now)
+    .bind(actor)
+    .bind(action)
+    .bind(key_serial.map(str::to_owned))
+    .bind(business_id.map(str::to_owned))
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates a business with its first timeline entry.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_business(
+    conn: &mut AnyConnection,
+    kind: BusinessKind,
+    state: BusinessState,
+    key_serial: Option<&str>,
+    uscc: &str,
+    handler_id: Option<&str>,
+    fee_fen: i64,
+    details: &serde_json::Value,
+    now: i64,
+    note: &str,
+) -> CaResult<String> {
+    let id = db::new_id("bz")?;
+    sqlx::query(
+        "INSERT INTO businesses (id, kind, state, key_serial, uscc, handler_id, fee_fen, details, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&id)
+    .bind(kind.as_str())
+    .bind(state.as_str())
+    .bind(key_serial.map(str::to_owned))
+    .bind(uscc)
+    .bind(handler_id.map(str::to_owned))
+    .bind(fee_fen)
+    .bind(details.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    add_event(conn, &id, now, state, note).await?;
+    Ok(id)
+}
+
+async fn add_event(
+    conn: &mut AnyConnection,
+    business_id: &str,
+    now: i64,
+    state: BusinessState,
+    note: &str,
+) -> CaResult<()> {
+    sqlx::query("INSERT INTO business_events (id, business_id, at, state, note) VALUES ($1, $2, $3, $4, $5)")
+        .bind(db::new_id("ev")?)
+        .bind(business_id)
+        .bind(now)
+        .bind(state.as_str())
+        .bind(note)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves a business to `to`, only from `from` (compare-and-set); `wrong_state` otherwise.
+pub async fn transition(
+    conn: &mut AnyConnection,
+    business_id: &str,
+    from: BusinessState,
+    to: BusinessState,
+    now: i64,
+    note: &str,
+) -> CaResult<()> {
+    let done = sqlx::query(
+        "UPDATE businesses SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(business_id)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return reject(
+            ErrorCode::WrongState,
+            format!("business {business_id} is not {}", from.as_str()),
+        );
+    }
+    add_event(conn, business_id, now, to, note).await
+}
+
+/// Sets a business's details JSON.
+pub async fn set_details(
+    conn: &mut AnyConnection,
+    business_id: &str,
+    details: &serde_json::Value,
+) -> CaResult<()> {
+    sqlx::query("UPDATE businesses SET details = $1 WHERE id = $2")
+        .bind(details.to_string())
+        .bind(business_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A business row with its parsed details.
+#[derive(Debug, Clone)]
+pub struct BusinessRow {
+    pub business: Business,
+    pub details: serde_json::Value,
+    pub handler_id: Option<String>,
+}
+
+fn business_from_row(row: &AnyRow) -> CaResult<(Business, serde_json::Value, Option<String>)> {
+    let kind = text(row, "kind")?;
+    let state = text(row, "state")?;
+    let details: serde_json::Value = serde_json::from_str(&text(row, "details")?)
+        .map_err(|_| CaError::Corrupt("business details".into()))?;
+    Ok((
+        Business {
+            id: text(row, "id")?,
+            kind: BusinessKind::parse(&kind)
+                .ok_or_else(|| CaError::Corrupt(format!("business kind {kind}")))?,
+            state: BusinessState::parse(&state)
+                .ok_or_else(|| CaError::Corrupt(format!("business state {state}")))?,
+            key_serial: opt_text(row, "key_serial")?,
+            uscc: text(row, "uscc")?,
+            fee_fen: int(row, "fee_fen")?,
+            created_at: instant(int(row, "created_at")?)?,
+            updated_at: instant(int(row, "updated_at")?)?,
+            timeline: Vec::new(),
+        },
+        details,
+        opt_text(row, "handler_id")?,
+    ))
+}
+
+async fn timeline(conn: &mut AnyConnection, business_id: &str) -> CaResult<Vec<BusinessEvent>> {
+    let rows = sqlx::query(
+        "SELECT at, state, note FROM business_events WHERE business_id = $1 ORDER BY id",
+    )
+    .bind(business_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state = text(r, "state")?;
+            Ok(BusinessEvent {
+                at: instant(int(r, "at")?)?,
+                state: BusinessState::parse(&state)
+                    .ok_or_else(|| CaError::Corrupt(format!("event state {state}")))?,
+                note: text(r, "note")?,
+            })
+        })
+        .collect()
+}
+
+/// Loads one business with its timeline.
+pub async fn load_business(conn: &mut AnyConnection, id: &str) -> CaResult<BusinessRow> {
+    let row = sqlx::query("SELECT * FROM businesses WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| {
+            CaError::rejected(ErrorCode::BusinessNotFound, format!("no business {id}"))
+        })?;
+    let (mut business, details, handler_id) = business_from_row(&row)?;
+    business.timeline = timeline(conn, id).await?;
+    Ok(BusinessRow {
+        business,
+        details,
+        handler_id,
+    })
+}
+
+/// Every business of a key, oldest first, with timelines.
+pub async fn businesses_of_key(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+) -> CaResult<Vec<Business>> {
+    let rows = sqlx::query("SELECT * FROM businesses WHERE key_serial = $1 ORDER BY id")
+        .bind(key_serial)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (mut b, _, _) = business_from_row(row)?;
+        b.timeline = timeline(conn, &b.id).await?;
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// A key row.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub key_serial: String,
+    pub uscc: String,
+    pub handler_id: String,
+    pub state: KeyState,
+    pub current_cert: String,
+    pub so_pin_enc: String,
+    pub transport_pin_enc: Option<String>,
+    pub delivered_at: i64,
+    pub activated_at: Option<i64>,
+}
+
+/// Loads a key, or `key_not_found`.
+pub async fn load_key(conn: &mut AnyConnection, key_serial: &str) -> CaResult<KeyRow> {
+    let row = sqlx::query("SELECT * FROM keys WHERE key_serial = $1")
+        .bind(key_serial)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| CaError::rejected(ErrorCode::KeyNotFound, format!("no key {key_serial}")))?;
+    let state = text(&row, "state")?;
+    Ok(KeyRow {
+        key_serial: text(&row, "key_serial")?,
+        uscc: text(&row, "uscc")?,
+        handler_id: text(&row, "handler_id")?,
+        state: match state.as_str() {
+            "awaiting_activation" => KeyState::AwaitingActivation,
+            "active" => KeyState::Active,
+            other => return Err(CaError::Corrupt(format!("key state {other}"))),
+        },
+        current_cert: text(&row, "current_cert")?,
+        so_pin_enc: text(&row, "so_pin_enc")?,
+        transport_pin_enc: opt_text(&row, "transport_pin_enc")?,
+        delivered_at: int(&row, "delivered_at")?,
+        activated_at: opt_int(&row, "activated_at")?,
+    })
+}
+
+/// A stored certificate.
+#[derive(Debug, Clone)]
+pub struct CertRow {
+    pub info: CertificateInfo,
+    pub parsed: ParsedCert,
+    pub key_serial: Option<String>,
+    pub uscc: String,
+}
+
+/// Loads a certificate by serial.
+pub async fn load_cert(conn: &mut AnyConnection, serial: &str) -> CaResult<CertRow> {
+    let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
+        .bind(serial)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| CaError::Corrupt(format!("certificate {serial} missing")))?;
+    let pem = text(&row, "pem")?;
+    let parsed = ParsedCert::from_pem(&pem)?;
+    Ok(CertRow {
+        info: CertificateInfo {
+            serial: text(&row, "serial")?,
+            not_before: instant(int(&row, "not_before")?)?,
+            not_after: instant(int(&row, "not_after")?)?,
+            pem,
+        },
+        parsed,
+        key_serial: opt_text(&row, "key_serial")?,
+        uscc: text(&row, "uscc")?,
+    })
+}
+
+/// Stores an issued certificate.
+pub async fn insert_cert(
+    conn: &mut AnyConnection,
+    cert: &crate::pki::IssuedCert,
+    uscc: &str,
+    key_serial: Option<&str>,
+    now: i64,
+) -> CaResult<()> {
+    sqlx::query(
+        "INSERT INTO certificates (serial, uscc, key_serial, pem, spki_sha256, not_before, not_after, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&cert.serial)
+    .bind(uscc)
+    .bind(key_serial.map(str::to_owned))
+    .bind(&cert.pem)
+    .bind(&cert.spki_sha256)
+    .bind(cert.not_before.unix_timestamp())
+    .bind(cert.not_after.unix_timestamp())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The public view of a key.
+pub async fn key_status(conn: &mut AnyConnection, key_serial: &str) -> CaResult<KeyStatus> {
+    let key = load_key(&mut *conn, key_serial).await?;
+    let cert = load_cert(&mut *conn, &key.current_cert).await?;
+    let org = sqlx::query("SELECT name FROM organisations WHERE uscc = $1")
+        .bind(&key.uscc)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(KeyStatus {
+        key_serial: key.key_serial,
+        state: key.state,
+        organisation_name: text(&org, "name")?,
+        uscc: key.uscc,
+        certificate: cert.info,
+        delivered_at: instant(key.delivered_at)?,
+        activated_at: key.activated_at.map(instant).transpose()?,
+    })
+}
+
+/// The handler's phone number.
+pub async fn handler_phone(conn: &mut AnyConnection, handler_id: &str) -> CaResult<String> {
+    let row = sqlx::query("SELECT phone FROM handlers WHERE id = $1")
+        .bind(handler_id)
+        .fetch_one(conn)
+        .await?;
+    text(&row, "phone")
+}
+
+fn code_hash(key_serial: &str, purpose: &str, code: &str) -> String {
+    let mut msg = Vec::new();
+    for part in [key_serial, purpose, code] {
+        msg.extend_from_slice(part.as_bytes());
+        msg.push(0);
+    }
+    crate::crypto::sha256_hex(&msg)
+}
+
+/// Sends a fresh verification code for `purpose` to the key's handler, voiding older ones.
+/// Honours the resend cool-down and the daily cap. The code appears only in the outbox.
+pub async fn send_code(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+    purpose: &str,
+    phone: &str,
+    text_for: impl Fn(&str) -> String,
+    now: i64,
+) -> CaResult<CodeSent> {
+    let last = sqlx::query(
+        "SELECT MAX(created_at) AS last, COUNT(*) AS n FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND created_at > $3",
+    )
+    .bind(key_serial)
+    .bind(purpose)
+    .bind(now - 86_400)
+    .fetch_one(&mut *conn)
+    .await?;
+    let count = int(&last, "n")?;
+    if let Some(last) = opt_int(&last, "last")?
+        && now < last + CODE_RESEND_COOLDOWN_SECONDS
+    {
+        return reject(
+            ErrorCode::CodeCooldown,
+            format!(
+                "a code was sent moments ago; ask again in {} s",
+                last + CODE_RESEND_COOLDOWN_SECONDS - now
+            ),
+        );
+    }
+    if count >= CODE_DAILY_CAP {
+        return reject(
+            ErrorCode::CodeDailyLimit,
+            "today's codes for this key are used up; try tomorrow",
+        );
+    }
+    sqlx::query(
+        "UPDATE sms_codes SET void = 1 WHERE key_serial = $1 AND purpose = $2 AND void = 0",
+    )
+    .bind(key_serial)
+    .bind(purpose)
+    .execute(&mut *conn)
+    .await?;
+    let code = crate::crypto::random_digits(6)?;
+    sqlx::query(
+        "INSERT INTO sms_codes (id, key_serial, purpose, code_hash, expires_at, attempts, used_at, void, created_at) VALUES ($1, $2, $3, $4, $5, 0, NULL, 0, $6)",
+    )
+    .bind(db::new_id("sc")?)
+    .bind(key_serial)
+    .bind(purpose)
+    .bind(code_hash(key_serial, purpose, &code))
+    .bind(now + CODE_TTL_SECONDS)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO sms_outbox (id, phone, key_serial, purpose, text, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(db::new_id("sm")?)
+        .bind(phone)
+        .bind(key_serial)
+        .bind(purpose)
+        .bind(text_for(&code))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(CodeSent {
+        phone_masked: mask_mobile(phone),
+        expires_at: instant(now + CODE_TTL_SECONDS)?,
+        resend_after: instant(now + CODE_RESEND_COOLDOWN_SECONDS)?,
+    })
+}
+
+/// Checks a code. `Ok(Ok(()))` marks it used; `Ok(Err(code))` is a refusal whose counter
+/// update the caller must still commit.
+pub async fn redeem_code(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+    purpose: &str,
+    code: &str,
+    now: i64,
+) -> CaResult<Result<(), ErrorCode>> {
+    let row = sqlx::query(
+        "SELECT id, code_hash, expires_at, attempts FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND void = 0 AND used_at IS NULL ORDER BY id DESC",
+    )
+    .bind(key_serial)
+    .bind(purpose)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Err(ErrorCode::CodeExpired));
+    };
+    let id = text(&row, "id")?;
+    if now >= int(&row, "expires_at")? {
+        return Ok(Err(ErrorCode::CodeExpired));
+    }
+    let attempts = int(&row, "attempts")?;
+    if attempts >= CODE_MAX_ATTEMPTS {
+        return Ok(Err(ErrorCode::CodeAttemptsExhausted));
+    }
+    if code_hash(key_serial, purpose, code) != text(&row, "code_hash")? {
+        let attempts = attempts + 1;
+        let void = i64::from(attempts >= CODE_MAX_ATTEMPTS);
+        sqlx::query("UPDATE sms_codes SET attempts = $1, void = $2 WHERE id = $3")
+            .bind(attempts)
+            .bind(void)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Err(if void == 1 {
+            ErrorCode::CodeAttemptsExhausted
+        } else {
+            ErrorCode::CodeInvalid
+        }));
+    }
+    sqlx::query("UPDATE sms_codes SET used_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Ok(()))
+}
+
+/// Whether a code for `purpose` was ever redeemed for this key.
+pub async fn code_was_redeemed(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+    purpose: &str,
+) -> CaResult<bool> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND used_at IS NOT NULL")
+        .bind(key_serial)
+        .bind(purpose)
+        .fetch_one(conn)
+        .await?;
+    Ok(int(&row, "n")? > 0)
+}
+
+/// Issues a nonce for a key.
+pub async fn new_nonce(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+    now: i64,
+) -> CaResult<(String, i64)> {
+    let nonce = crate::crypto::random_hex(24)?;
+    let expires = now + NONCE_TTL_SECONDS;
+    sqlx::query("INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)")
+        .bind(&nonce)
+        .bind(key_serial)
+        .bind(expires)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM nonces WHERE expires_at < $1")
+        .bind(now - 86_400)
+        .execute(conn)
+        .await?;
+    Ok((nonce, expires))
+}
+
+/// Spends a nonce for a key, in its own committed transaction.
+pub async fn spend_nonce(state: &AppState, key_serial: &str, nonce: &str) -> CaResult<()> {
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let done = sqlx::query(
+        "UPDATE nonces SET used_at = $1 WHERE nonce = $2 AND key_serial = $3 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(nonce)
+    .bind(key_serial)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let row = sqlx::query("SELECT used_at FROM nonces WHERE nonce = $1 AND key_serial = $2")
+        .bind(nonce)
+        .bind(key_serial)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match row {
+        Some(r) if opt_int(&r, "used_at")?.is_some() => reject(
+            ErrorCode::NonceReplayed,
+            "this nonce was already used; ask for a new one",
+        ),
+        _ => reject(
+            ErrorCode::NonceInvalid,
+            "unknown or expired nonce; ask for a new one",
+        ),
+    }
+}

@@ -1,0 +1,670 @@
+//! Router-level tests: skeleton, error model, registry, certification, activation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use keyward_ca_api::endpoints::ENDPOINTS;
+use serde_json::json;
+
+#[tokio::test]
+async fn health_and_openapi() {
+    let ca = TestCa::new().await;
+    let (s, v) = ca.get("/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "ok");
+    let (s, doc) = ca.get("/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for ep in ENDPOINTS {
+        assert!(
+            doc["paths"][ep.path][ep.method.to_ascii_lowercase()].is_object(),
+            "{} {}",
+            ep.method,
+            ep.path
+        );
+        assert!(
+            doc["components"]["schemas"][ep.response].is_object(),
+            "schema {}",
+            ep.response
+        );
+        if let Some(r) = ep.request {
+            assert!(doc["components"]["schemas"][r].is_object(), "schema {r}");
+        }
+    }
+    let codes = doc["components"]["schemas"]["ApiError"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(codes.iter().any(|c| c == "nonce_replayed"));
+}
+
+#[tokio::test]
+async fn every_documented_endpoint_is_routed() {
+    let ca = TestCa::new().await;
+    for ep in ENDPOINTS {
+        let path = ep.path.replace("{serial}", "NOKEY").replace("{id}", "noid");
+        let req = Request::builder()
+            .method(ep.method)
+            .uri(&path)
+            .body(Body::empty())
+            .unwrap();
+        let (s, v) = ca.raw(req).await;
+        assert_ne!(
+            code_of(&v),
+            "not_found",
+            "{} {} is not routed",
+            ep.method,
+            ep.path
+        );
+        assert_ne!(
+            code_of(&v),
+            "method_not_allowed",
+            "{} {} is not routed",
+            ep.method,
+            ep.path
+        );
+        assert_ne!(
+            s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{} {}: {v}",
+            ep.method,
+            ep.path
+        );
+        if !s.is_success() {
+            assert!(
+                v["code"].is_string() && v["message"].is_string(),
+                "{} {}: {v}",
+                ep.method,
+                ep.path
+            );
+        }
+    }
+}
+
+#[test]
+fn openapi_examples_are_real_wire_values() {
+    use keyward_ca_api::*;
+    for (name, example) in keyward_ca::openapi::examples() {
+        let ok = match name {
+            "CertifyRequest" => serde_json::from_value::<CertifyRequest>(example).is_ok(),
+            "RegisterKeyRequest" => serde_json::from_value::<RegisterKeyRequest>(example).is_ok(),
+            "NonceRequest" => serde_json::from_value::<NonceRequest>(example).is_ok(),
+            "RedeemCodeRequest" => serde_json::from_value::<RedeemCodeRequest>(example).is_ok(),
+            "RenewalApplication" => serde_json::from_value::<RenewalApplication>(example).is_ok(),
+            "SandboxOutcome" => serde_json::from_value::<SandboxOutcome>(example).is_ok(),
+            "PaymentNotification" => serde_json::from_value::<PaymentNotification>(example).is_ok(),
+            "CsrSubmission" => serde_json::from_value::<CsrSubmission>(example).is_ok(),
+            "KeyStatus" => serde_json::from_value::<KeyStatus>(example).is_ok(),
+            "Business" => serde_json::from_value::<Business>(example).is_ok(),
+            "ApiError" => serde_json::from_value::<ApiError>(example).is_ok(),
+            _ => true,
+        };
+        assert!(ok, "example {name} does not read back");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_typed_errors() {
+    let ca = TestCa::new().await;
+    let (s, v) = ca.get("/nope").await;
+    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, v) = ca.post_empty("/healthz").await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    let (s, v) = ca.get("/v1/keys/NOKEY").await;
+    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+}
+
+#[tokio::test]
+async fn bad_bodies_get_typed_errors() {
+    let ca = TestCa::new().await;
+    let token = ca.app.admin_token().to_owned();
+    let send = |body: Vec<u8>, ct: Option<&str>| {
+        let mut r =
+            Request::post("/admin/v1/certify").header("authorization", format!("Bearer {token}"));
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        r.body(Body::from(body)).unwrap()
+    };
+    let (s, v) = ca
+        .raw(send(b"{not json".to_vec(), Some("application/json")))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_json"));
+    let (s, v) = ca
+        .raw(send(
+            br#"{"organisation": 5, "csr_pem": "x", "years": 1}"#.to_vec(),
+            Some("application/json"),
+        ))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let body = json!({"organisation": org(USCC), "csr_pem": "x", "years": 1, "extra": true});
+    let (s, v) = ca
+        .raw(send(
+            serde_json::to_vec(&body).unwrap(),
+            Some("application/json"),
+        ))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let (s, v) = ca.raw(send(b"{}".to_vec(), None)).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+    let (s, v) = ca
+        .raw(send(vec![b' '; 200 * 1024], Some("application/json")))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+    let (s, v) = ca
+        .raw(send(
+            b"[1,2,3]".to_vec(),
+            Some("application/json; charset=utf-8"),
+        ))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_the_token() {
+    let ca = TestCa::new().await;
+    let (s, v) = ca.post("/admin/v1/certify", &json!({})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let req = Request::get("/admin/v1/sms")
+        .header("authorization", "Bearer wrong")
+        .body(Body::empty())
+        .unwrap();
+    let (s, v) = ca.raw(req).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, v) = ca.get("/admin/v1/audit").await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+}
+
+#[tokio::test]
+async fn certify_issues_the_organisation_profile_and_openssl_verifies_it() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    let v = ca.certify(&key, USCC, 2).await;
+    let out = openssl_verify(
+        ca.dir.path(),
+        v["certificate_pem"].as_str().unwrap(),
+        v["chain_pem"].as_array().unwrap(),
+    );
+    assert!(out.contains("OK"), "{out}");
+    let text = openssl_text(ca.dir.path(), v["certificate_pem"].as_str().unwrap());
+    assert!(text.contains("C=CN"), "{text}");
+    assert!(text.contains("O=广州示例科技有限公司"), "{text}");
+    assert!(text.contains("CN=广州示例科技有限公司"), "{text}");
+    assert!(
+        text.contains(&format!("organizationIdentifier=NTRCN-{USCC}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Digital Signature, Non Repudiation"),
+        "{text}"
+    );
+    // The chain endpoint serves the same root.
+    let (_, chain) = ca.get("/v1/ca/chain").await;
+    assert_eq!(chain["root_pem"], v["chain_pem"][1]);
+}
+
+#[tokio::test]
+async fn certify_refuses_bad_input() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    let good_csr = csr(&key);
+    let post = |body: serde_json::Value| {
+        let ca = &ca;
+        async move { ca.admin_post("/admin/v1/certify", &body).await }
+    };
+    let (s, v) =
+        post(json!({"organisation": org("91350100M000100Y44"), "csr_pem": good_csr, "years": 1}))
+            .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_uscc"));
+    let (s, v) = post(json!({"organisation": org(USCC), "csr_pem": good_csr, "years": 6})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_years"));
+    let (s, v) = post(json!({"organisation": org(USCC), "csr_pem": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "years": 1})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_csr"));
+    // Flip a byte inside the CSR's signature.
+    let der = x509_parser::pem::parse_x509_pem(good_csr.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    let mut bad = der.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 0x55;
+    let bad_pem = pem_encode("CERTIFICATE REQUEST", &bad);
+    let (s, v) = post(json!({"organisation": org(USCC), "csr_pem": bad_pem, "years": 1})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        ["csr_signature_invalid", "invalid_csr"].contains(&code_of(&v)),
+        "{v}"
+    );
+    let mut org_bad = org(USCC);
+    org_bad["name"] = json!("");
+    let (s, v) = post(json!({"organisation": org_bad, "csr_pem": good_csr, "years": 1})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_party"));
+}
+
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    // Base64 by the openssl binary, to keep the test free of a base64 crate.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.der");
+    std::fs::write(&p, der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["base64", "-in"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    format!(
+        "-----BEGIN {label}-----\n{}-----END {label}-----\n",
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
+#[tokio::test]
+async fn csr_with_a_tampered_signature_is_refused() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    let other = p256();
+    // A CSR whose body carries one key but is signed by another.
+    let good = csr(&key);
+    let der = x509_parser::pem::parse_x509_pem(good.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    let (_, parsed) = <x509_parser::certification_request::X509CertificationRequest as x509_parser::prelude::FromDer<_>>::from_der(&der).unwrap();
+    let info = parsed.certification_request_info.raw.to_vec();
+    use rcgen::SigningKey;
+    let sig = other.sign(&info).unwrap();
+    let mut body = info.clone();
+    // AlgorithmIdentifier ecdsa-with-SHA256
+    body.extend_from_slice(&[
+        0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+    ]);
+    let mut bits = vec![0x03];
+    bits.extend(der_len(sig.len() + 1));
+    bits.push(0);
+    bits.extend_from_slice(&sig);
+    body.extend(bits);
+    let mut seq = vec![0x30];
+    seq.extend(der_len(body.len()));
+    seq.extend(body);
+    let (s, v) = ca
+        .admin_post("/admin/v1/certify", &json!({"organisation": org(USCC), "csr_pem": pem_encode("CERTIFICATE REQUEST", &seq), "years": 1}))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "csr_signature_invalid"),
+        "{v}"
+    );
+}
+
+fn der_len(n: usize) -> Vec<u8> {
+    if n < 128 {
+        vec![n as u8]
+    } else if n < 256 {
+        vec![0x81, n as u8]
+    } else {
+        vec![0x82, (n >> 8) as u8, n as u8]
+    }
+}
+
+#[tokio::test]
+async fn register_key_escrows_pins_and_queues_the_activation_sms() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    let v = ca.issue_key("NETCA0001", &key, 1).await;
+    assert_eq!(v["state"], "awaiting_activation");
+    assert_eq!(v["uscc"], USCC);
+    assert!(v["activated_at"].is_null());
+    let (s, sms) = ca.admin_get("/admin/v1/sms").await;
+    assert_eq!(s, StatusCode::OK);
+    let msgs = sms["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["phone"], PHONE);
+    assert_eq!(msgs[0]["purpose"], "activation");
+    // Escrowed PINs are not stored in the clear.
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(ca.data_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            all.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    let hay = String::from_utf8_lossy(&all);
+    assert!(!hay.contains("SoPin-Secret-0001") && !hay.contains("Transport-7788"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["escrow.key", "admin.token", "ca/issuing.key", "ca/root.key"] {
+            let mode = std::fs::metadata(ca.data_dir().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{f} is readable by others");
+        }
+    }
+    // Progress shows the issue business awaiting activation.
+    let (s, p) = ca.get("/v1/keys/NETCA0001/businesses").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(p["businesses"][0]["kind"], "issue");
+    assert_eq!(p["businesses"][0]["state"], "awaiting_activation");
+    // The audit log has the registration.
+    let (_, audit) = ca.admin_get("/admin/v1/audit?key_serial=NETCA0001").await;
+    assert!(
+        audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "key_registered")
+    );
+}
+
+#[tokio::test]
+async fn register_key_refusals() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    let cert = ca.certify(&key, USCC, 1).await;
+    let pem = cert["certificate_pem"].as_str().unwrap();
+    // Certificate for another organisation.
+    let (s, v) = ca
+        .admin_post("/admin/v1/keys", &register_body("K1", USCC2, pem))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "certificate_mismatch")
+    );
+    // A certificate this CA did not issue.
+    let foreign = rcgen::CertificateParams::new(vec!["x".into()])
+        .unwrap()
+        .self_signed(&p256())
+        .unwrap()
+        .pem();
+    let (s, v) = ca
+        .admin_post("/admin/v1/keys", &register_body("K1", USCC, &foreign))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_certificate")
+    );
+    // Bad handler phone.
+    let mut body = register_body("K1", USCC, pem);
+    body["handler"]["phone"] = json!("12345");
+    let (s, v) = ca.admin_post("/admin/v1/keys", &body).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_party"));
+    // Bad key serial.
+    let (s, v) = ca
+        .admin_post("/admin/v1/keys", &register_body("K 1/", USCC, pem))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    // Good, then the same serial again.
+    let (s, v) = ca
+        .admin_post("/admin/v1/keys", &register_body("K1", USCC, pem))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cert2 = ca.certify(&p256(), USCC, 1).await;
+    let (s, v) = ca
+        .admin_post(
+            "/admin/v1/keys",
+            &register_body("K1", USCC, cert2["certificate_pem"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "key_already_registered")
+    );
+    // The same certificate on a second key.
+    let (s, v) = ca
+        .admin_post("/admin/v1/keys", &register_body("K2", USCC, pem))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "certificate_mismatch")
+    );
+}
+
+#[tokio::test]
+async fn activation_releases_the_transport_pin_only_for_the_right_code() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    ca.issue_key("K1", &key, 1).await;
+    let code = ca.last_code("K1").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (s, v) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": wrong}))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
+    // The right code for another key does not work.
+    ca.issue_key("K2", &p256(), 1).await;
+    let code2 = ca.last_code("K2").await;
+    if code2 != code {
+        let (s, v) = ca
+            .post("/v1/keys/K1/activation/redeem", &json!({"code": code2}))
+            .await;
+        assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
+    }
+    let (s, v) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["transport_pin"], "Transport-7788");
+    // Single use.
+    let (s, v) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_expired"));
+    let (s, v) = ca
+        .post("/v1/keys/NOKEY/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+}
+
+#[tokio::test]
+async fn codes_expire_lock_after_five_attempts_and_rate_limit() {
+    let ca = TestCa::new().await;
+    ca.issue_key("K1", &p256(), 1).await;
+    // Cool-down right after the first code.
+    let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "code_cooldown")
+    );
+    let code = ca.last_code("K1").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..4 {
+        let (_, v) = ca
+            .post("/v1/keys/K1/activation/redeem", &json!({"code": wrong}))
+            .await;
+        assert_eq!(code_of(&v), "code_invalid");
+    }
+    let (s, v) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": wrong}))
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "code_attempts_exhausted")
+    );
+    // Even the right code is void now.
+    let (_, v) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!(code_of(&v), "code_expired");
+    // A new code after the cool-down; it expires after ten minutes.
+    ca.clock.advance(time::Duration::seconds(61));
+    let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["phone_masked"], "138****8000");
+    let code = ca.last_code("K1").await;
+    ca.clock.advance(time::Duration::minutes(11));
+    let (s, v) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_expired"));
+    // Daily cap: ten codes in 24 hours.
+    for _ in 0..8 {
+        ca.clock.advance(time::Duration::seconds(61));
+        let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    ca.clock.advance(time::Duration::seconds(61));
+    let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "code_daily_limit")
+    );
+    ca.clock.advance(time::Duration::hours(24));
+    let (s, _) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn activation_confirm_needs_a_fresh_signature_by_the_key() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    ca.issue_key("K1", &key, 1).await;
+    let path = "/v1/keys/K1/activation/confirm";
+    // Before redeeming the code.
+    let (s, v) = ca.signed(&key, "K1", path, None).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    let code = ca.last_code("K1").await;
+    let (s, _) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // No signature.
+    let (s, v) = ca.post_empty(path).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signature_missing")
+    );
+    // Signed by another key.
+    let (s, v) = ca.signed(&p256(), "K1", path, None).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signature_invalid")
+    );
+    // A nonce never issued.
+    let (s, v) = ca.signed_with_nonce(&key, "deadbeef", path, None).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "nonce_invalid")
+    );
+    // A nonce issued for another key.
+    ca.issue_key("K2", &p256(), 1).await;
+    let other = ca.nonce("K2").await;
+    let (s, v) = ca.signed_with_nonce(&key, &other, path, None).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "nonce_invalid")
+    );
+    // An expired nonce.
+    let old = ca.nonce("K1").await;
+    ca.clock.advance(time::Duration::minutes(6));
+    let (s, v) = ca.signed_with_nonce(&key, &old, path, None).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "nonce_invalid")
+    );
+    // The signature covers the path: a signature for another purpose does not verify.
+    let nonce = ca.nonce("K1").await;
+    let input = keyward_ca_api::signing_input(
+        &keyward_ca_api::request_purpose("POST", "/v1/keys/K1/renewals"),
+        &nonce,
+        &keyward_ca_api::body_sha256(b""),
+    );
+    use rcgen::SigningKey;
+    let sig = key.sign(&input).unwrap();
+    let req = Request::post(path)
+        .header(keyward_ca_api::auth::NONCE_HEADER, &nonce)
+        .header(keyward_ca_api::auth::SIGNATURE_HEADER, hex::encode(&sig))
+        .body(Body::empty())
+        .unwrap();
+    let (s, v) = ca.raw(req).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signature_invalid")
+    );
+    // Good.
+    let nonce = ca.nonce("K1").await;
+    let (s, v) = ca.signed_with_nonce(&key, &nonce, path, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "active");
+    assert!(v["activated_at"].is_string());
+    // Replay.
+    let (s, v) = ca.signed_with_nonce(&key, &nonce, path, None).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "nonce_replayed")
+    );
+    // Progress: the issue business is completed.
+    let (_, p) = ca.get("/v1/keys/K1/businesses").await;
+    assert_eq!(p["businesses"][0]["state"], "completed");
+    assert_eq!(p["businesses"][0]["timeline"].as_array().unwrap().len(), 2);
+    // Once active, no more codes or PIN releases.
+    let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    let (s, v) = ca
+        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+}
+
+#[tokio::test]
+async fn rsa_keys_sign_with_pkcs1_sha256() {
+    let ca = TestCa::new().await;
+    let key = rsa2048(ca.dir.path());
+    let v = ca.certify(&key, USCC, 1).await;
+    openssl_verify(
+        ca.dir.path(),
+        v["certificate_pem"].as_str().unwrap(),
+        v["chain_pem"].as_array().unwrap(),
+    );
+    let (s, r) = ca
+        .admin_post(
+            "/admin/v1/keys",
+            &register_body("RSA1", USCC, v["certificate_pem"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let code = ca.last_code("RSA1").await;
+    let (s, _) = ca
+        .post("/v1/keys/RSA1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = ca
+        .signed(&key, "RSA1", "/v1/keys/RSA1/activation/confirm", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "active");
+}
+
+#[tokio::test]
+async fn nonce_for_unknown_key_is_refused() {
+    let ca = TestCa::new().await;
+    let (s, v) = ca.post("/v1/nonces", &json!({"key_serial": "NOKEY"})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+    let (s, v) = ca.post("/v1/nonces", &json!({"key_serial": 5})).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+}
