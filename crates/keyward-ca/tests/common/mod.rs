@@ -256,6 +256,11 @@ pub fn csr(key: &KeyPair) -> String {
 
 /// Runs `openssl verify` on leaf against chain [issuing, root]; returns its output.
 pub fn openssl_verify(dir: &Path, leaf: &str, chain: &[Value]) -> String {
+    openssl_verify_at(dir, leaf, chain, None)
+}
+
+/// `openssl verify` as of a unix time (for tests that move the service's clock).
+pub fn openssl_verify_at(dir: &Path, leaf: &str, chain: &[Value], at: Option<i64>) -> String {
     let write = |name: &str, text: &str| {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
@@ -265,7 +270,12 @@ pub fn openssl_verify(dir: &Path, leaf: &str, chain: &[Value]) -> String {
     let issuing = write("issuing.pem", chain[0].as_str().unwrap());
     let root = write("root.pem", chain[1].as_str().unwrap());
     let out = std::process::Command::new("openssl")
-        .args(["verify", "-x509_strict", "-CAfile"])
+        .args(["verify", "-x509_strict"])
+        .args(
+            at.map(|t| vec!["-attime".to_owned(), t.to_string()])
+                .unwrap_or_default(),
+        )
+        .arg("-CAfile")
         .arg(&root)
         .arg("-untrusted")
         .arg(&issuing)

@@ -1,0 +1,221 @@
+//! A real server on a loopback port: a flow over HTTP, and restart-and-continue on the same
+//! data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use keyward_ca::{Config, Server};
+use keyward_ca_api::auth::{NONCE_HEADER, SIGNATURE_HEADER};
+use keyward_ca_api::{body_sha256, request_purpose, signing_input};
+use rcgen::{KeyPair, SigningKey};
+use serde_json::{Value, json};
+
+struct Http {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    async fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    async fn admin_get(&self, path: &str) -> Value {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    async fn signed(&self, key: &KeyPair, serial: &str, path: &str) -> (u16, Value) {
+        let (_, n) = self
+            .post("/v1/nonces", &json!({"key_serial": serial}))
+            .await;
+        let nonce = n["nonce"].as_str().unwrap();
+        let sig = key
+            .sign(&signing_input(
+                &request_purpose("POST", path),
+                nonce,
+                &body_sha256(b""),
+            ))
+            .unwrap();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(NONCE_HEADER, nonce)
+            .header(SIGNATURE_HEADER, hex::encode(sig))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+}
+
+async fn connect(dir: &std::path::Path) -> (keyward_ca::ServerHandle, Http) {
+    let handle = Server::start(Config::new(dir)).await.unwrap();
+    let http = Http {
+        base: handle.base_url(),
+        token: handle.admin_token().to_owned(),
+        client: reqwest::Client::new(),
+    };
+    (handle, http)
+}
+
+#[tokio::test]
+async fn activation_survives_a_restart_mid_business() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = p256();
+
+    let (handle, http) = connect(&data).await;
+    assert!(handle.addr().ip().is_loopback());
+    let (s, health) = http.get("/healthz").await;
+    assert_eq!((s, health["status"].as_str()), (200, Some("ok")));
+    let (_, chain_before) = http.get("/v1/ca/chain").await;
+    let (s, cert) = http
+        .admin_post(
+            "/admin/v1/certify",
+            &json!({"organisation": org(USCC), "csr_pem": csr(&key), "years": 1}),
+        )
+        .await;
+    assert_eq!(s, 200, "{cert}");
+    openssl_verify(
+        dir.path(),
+        cert["certificate_pem"].as_str().unwrap(),
+        cert["chain_pem"].as_array().unwrap(),
+    );
+    let (s, v) = http
+        .admin_post(
+            "/admin/v1/keys",
+            &register_body("NETCA0001", USCC, cert["certificate_pem"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let sms = http.admin_get("/admin/v1/sms?key_serial=NETCA0001").await;
+    let text = sms["messages"][0]["text"].as_str().unwrap().to_owned();
+    let code: String = text.chars().filter(char::is_ascii_digit).take(6).collect();
+    let (s, pin) = http
+        .post(
+            "/v1/keys/NETCA0001/activation/redeem",
+            &json!({"code": code}),
+        )
+        .await;
+    assert_eq!(s, 200, "{pin}");
+    assert_eq!(pin["transport_pin"], "Transport-7788");
+    // The operator's PC crashes here; the service restarts.
+    handle.shutdown().await;
+
+    let (handle, http) = connect(&data).await;
+    let (_, chain_after) = http.get("/v1/ca/chain").await;
+    assert_eq!(
+        chain_before, chain_after,
+        "the CA hierarchy is kept across restarts"
+    );
+    let (s, status) = http.get("/v1/keys/NETCA0001").await;
+    assert_eq!(
+        (s, status["state"].as_str()),
+        (200, Some("awaiting_activation"))
+    );
+    let (s, v) = http
+        .signed(&key, "NETCA0001", "/v1/keys/NETCA0001/activation/confirm")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "active");
+    let (_, progress) = http.get("/v1/keys/NETCA0001/businesses").await;
+    assert_eq!(progress["businesses"][0]["state"], "completed");
+    let sms = http.admin_get("/admin/v1/sms").await;
+    assert_eq!(sms["messages"].as_array().unwrap().len(), 1);
+    // Typed errors over the wire too.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/nonces", http.base))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "invalid_json");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_binary_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"))
+        .args([
+            "serve",
+            "--plain-http",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ok = false;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            ok = r.status().is_success();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the binary did not answer /healthz");
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    // Without --plain-http it refuses to start (TLS is not built yet).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
