@@ -1,1 +1,582 @@
-fn main() {}
+//! `keyward`: the command line of Keyward, for operators at a terminal and for IT admins'
+//! scripts (`--json`, PKCS#11 URIs, exit codes).
+
+mod messages;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use keyward_pki::{CertSummary, Lang, Pin, PinPolicy};
+use keyward_token::discovery::{self, Candidate};
+use keyward_token::{FinalTry, Module, TokenDescription, TokenError, TokenRef};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use messages::{describe, exit, exit_code, label};
+
+const EXIT_CODES: &str = "Exit codes: 0 done · 1 failure · 2 usage · 3 no key or several keys · \
+4 wrong PIN · 5 PIN locked (use keyward unlock) · 6 one try left, not confirmed · \
+7 new PIN breaks the policy (nothing sent to the key) · 8 key removed · 9 PKCS#11 module missing or broken";
+
+/// Keyward: your organisation certificate on its USB key.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// The PKCS#11 module to use, bypassing driver discovery.
+    #[arg(long, global = true, env = discovery::MODULE_ENV, value_name = "PATH")]
+    module: Option<PathBuf>,
+    /// Print JSON for scripts instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Language: zh-CN (default), zh-TW or en.
+    #[arg(long, global = true, value_name = "LANG")]
+    lang: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the keys plugged in.
+    Tokens,
+    /// The PKCS#11 modules found, and why others failed.
+    Drivers,
+    /// Certificates on a key.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// PIN status and PIN change.
+    Pin {
+        #[command(subcommand)]
+        command: PinCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct TokenArg {
+    /// The key: its serial number or a PKCS#11 URI (needed when several are plugged in).
+    #[arg(long, value_name = "SERIAL|URI")]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// Show the certificates on a key: organisation, credit code, validity, renewal.
+    Show(TokenArg),
+}
+
+#[derive(Debug, Subcommand)]
+enum PinCommand {
+    /// Show the PIN status: OK, wrong PINs entered, final try, locked.
+    Status(TokenArg),
+    /// Change the PIN (修改密码). The new PIN is checked before the key sees it.
+    Change {
+        #[command(flatten)]
+        token: TokenArg,
+        /// Read the current and the new PIN, one per line, from this file descriptor
+        /// instead of asking (0 for standard input).
+        #[arg(long, value_name = "FD")]
+        pin_fd: Option<u32>,
+        /// Spend the last try: only when the key is at its final try.
+        #[arg(long)]
+        confirm_final_try: bool,
+    },
+}
+
+/// A failure on its way out: an exit code and what to say.
+struct Failure {
+    code: i32,
+    error_code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn token(e: &TokenError, lang: Lang) -> Self {
+        Failure {
+            code: exit_code(e),
+            error_code: e.code(),
+            message: describe(e, lang),
+        }
+    }
+    fn other(code: i32, error_code: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            error_code,
+            message: message.into(),
+        }
+    }
+}
+
+type CliResult<T> = Result<T, Failure>;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KEYWARD_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let lang = cli
+        .lang
+        .as_deref()
+        .and_then(Lang::from_tag)
+        .or_else(|| {
+            std::env::var("LANG")
+                .ok()
+                .as_deref()
+                .and_then(Lang::from_tag)
+        })
+        .unwrap_or_default();
+    let json = cli.json;
+    match run(cli, lang) {
+        Ok(()) => {}
+        Err(f) => {
+            if json {
+                let body =
+                    serde_json::json!({ "error": { "code": f.error_code, "message": f.message } });
+                println!("{body}");
+            } else {
+                eprintln!("keyward: {}", f.message);
+            }
+            std::process::exit(f.code);
+        }
+    }
+}
+
+fn run(cli: Cli, lang: Lang) -> CliResult<()> {
+    let ctx = Ctx {
+        lang,
+        json: cli.json,
+        explicit: cli.module,
+    };
+    match cli.command {
+        Command::Tokens => ctx.tokens(),
+        Command::Drivers => ctx.drivers(),
+        Command::Cert {
+            command: CertCommand::Show(t),
+        } => ctx.cert_show(t.token.as_deref()),
+        Command::Pin {
+            command: PinCommand::Status(t),
+        } => ctx.pin_status(t.token.as_deref()),
+        Command::Pin {
+            command:
+                PinCommand::Change {
+                    token,
+                    pin_fd,
+                    confirm_final_try,
+                },
+        } => ctx.pin_change(token.token.as_deref(), pin_fd, confirm_final_try),
+    }
+}
+
+struct Ctx {
+    lang: Lang,
+    json: bool,
+    explicit: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct DriverReport {
+    path: PathBuf,
+    source: discovery::ModuleSource,
+    loaded: bool,
+    error: Option<String>,
+    manufacturer: Option<String>,
+    description: Option<String>,
+}
+
+fn print_json<T: Serialize>(v: &T) -> CliResult<()> {
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| Failure::other(exit::FAILURE, "internal", e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+impl Ctx {
+    fn candidates(&self) -> CliResult<Vec<Candidate>> {
+        let profiles = discovery::embedded_profiles().map_err(|e| Failure::token(&e, self.lang))?;
+        Ok(discovery::candidates(
+            self.explicit.as_deref(),
+            &profiles,
+            &discovery::library_dirs(),
+            &discovery::p11kit_config_dirs(),
+        ))
+    }
+
+    /// Every module that loads. An explicitly named module must load; discovered ones that
+    /// fail are skipped (`keyward drivers` says why).
+    fn modules(&self) -> CliResult<Vec<Arc<Module>>> {
+        let candidates = self.candidates()?;
+        let explicit = candidates.first().is_some_and(|c| {
+            !matches!(
+                c.source,
+                discovery::ModuleSource::Profile(_) | discovery::ModuleSource::P11Kit(_)
+            )
+        });
+        let mut out = Vec::new();
+        let mut tried = Vec::new();
+        for c in &candidates {
+            match Module::open(&c.path) {
+                Ok(m) => out.push(m),
+                Err(e) if explicit => return Err(Failure::token(&e, self.lang)),
+                Err(e) => {
+                    tracing::debug!(module = %c.path.display(), error = %e, "module skipped");
+                    tried.push(format!("{}: {e}", c.path.display()));
+                }
+            }
+        }
+        if out.is_empty() {
+            let tried = if tried.is_empty() {
+                "no known driver is installed".to_owned()
+            } else {
+                tried.join("; ")
+            };
+            return Err(Failure::token(&TokenError::NoModule { tried }, self.lang));
+        }
+        Ok(out)
+    }
+
+    fn all_tokens(&self) -> CliResult<Vec<(Arc<Module>, TokenRef)>> {
+        let mut out = Vec::new();
+        for m in self.modules()? {
+            for t in m.tokens().map_err(|e| Failure::token(&e, self.lang))? {
+                out.push((Arc::clone(&m), t));
+            }
+        }
+        Ok(out)
+    }
+
+    fn one_token(&self, selector: Option<&str>) -> CliResult<(Arc<Module>, TokenRef)> {
+        let modules = self.modules()?;
+        let mut found = Vec::new();
+        let mut last_err = None;
+        for m in modules {
+            match m.find(selector) {
+                Ok(t) => found.push((m, t)),
+                Err(TokenError::AmbiguousToken(n)) => {
+                    return Err(Failure::token(&TokenError::AmbiguousToken(n), self.lang));
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match found.len() {
+            1 => found
+                .pop()
+                .ok_or_else(|| Failure::other(exit::FAILURE, "internal", "")),
+            0 => Err(Failure::token(
+                &last_err.unwrap_or_else(|| {
+                    TokenError::NoSuchToken(selector.unwrap_or_default().to_owned())
+                }),
+                self.lang,
+            )),
+            n => Err(Failure::token(&TokenError::AmbiguousToken(n), self.lang)),
+        }
+    }
+
+    fn tokens(&self) -> CliResult<()> {
+        let mut list: Vec<TokenDescription> = Vec::new();
+        for (m, t) in self.all_tokens()? {
+            match m.describe(&t) {
+                Ok(d) => list.push(d),
+                Err(e) if e.is_key_removed() => {}
+                Err(e) => return Err(Failure::token(&e, self.lang)),
+            }
+        }
+        if self.json {
+            return print_json(&list);
+        }
+        if list.is_empty() {
+            println!("{}", label("no_keys", self.lang));
+        }
+        for d in &list {
+            println!("{}", d.label);
+            println!("  {}: {}", label("serial", self.lang), d.serial);
+            println!(
+                "  {}: {} {}",
+                label("manufacturer", self.lang),
+                d.manufacturer,
+                d.model
+            );
+            println!(
+                "  {}: {}",
+                label("pin", self.lang),
+                messages::pin_state(&d.pin, self.lang)
+            );
+            println!("  URI: {}", d.uri);
+        }
+        Ok(())
+    }
+
+    fn drivers(&self) -> CliResult<()> {
+        let mut report = Vec::new();
+        for c in self.candidates()? {
+            let r = Module::open(&c.path);
+            report.push(DriverReport {
+                loaded: r.is_ok(),
+                error: r.as_ref().err().map(ToString::to_string),
+                manufacturer: r.as_ref().ok().map(|m| m.info().manufacturer.clone()),
+                description: r.as_ref().ok().map(|m| m.info().description.clone()),
+                path: c.path,
+                source: c.source,
+            });
+        }
+        if self.json {
+            return print_json(&report);
+        }
+        for r in &report {
+            let mark = if r.loaded { "✓" } else { "✗" };
+            println!("{mark} {} ({})", r.path.display(), r.source);
+            if let Some(e) = &r.error {
+                println!("    {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn cert_show(&self, selector: Option<&str>) -> CliResult<()> {
+        let (m, t) = self.one_token(selector)?;
+        let session = m.session(&t).map_err(|e| Failure::token(&e, self.lang))?;
+        let certs = session
+            .certificates()
+            .map_err(|e| Failure::token(&e, self.lang))?;
+        let now = OffsetDateTime::now_utc();
+        #[derive(Serialize)]
+        struct Shown {
+            id: String,
+            label: String,
+            role: &'static str,
+            summary: CertSummary,
+        }
+        let mut shown = Vec::new();
+        for c in certs {
+            let summary = CertSummary::from_der(&c.der, now)
+                .map_err(|e| Failure::token(&e.into(), self.lang))?;
+            shown.push(Shown {
+                id: keyward_token_hex(&c.id),
+                label: c.label,
+                role: if summary.is_ca {
+                    "chain"
+                } else {
+                    "organisation"
+                },
+                summary,
+            });
+        }
+        shown.sort_by_key(|s| s.role != "organisation");
+        if self.json {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                token: TokenDescription,
+                certificates: &'a [Shown],
+            }
+            let token = m.describe(&t).map_err(|e| Failure::token(&e, self.lang))?;
+            return print_json(&Out {
+                token,
+                certificates: &shown,
+            });
+        }
+        if shown.is_empty() {
+            println!("{}", label("no_cert", self.lang));
+        }
+        let l = self.lang;
+        for s in shown.iter().filter(|s| s.role == "organisation") {
+            let c = &s.summary;
+            println!(
+                "{}: {}",
+                label("org", l),
+                c.organization.as_deref().unwrap_or("-")
+            );
+            println!(
+                "{}: {}",
+                label("code", l),
+                c.credit_code.as_deref().unwrap_or("-")
+            );
+            println!(
+                "{}: {}",
+                label("issuer", l),
+                c.issuer_name.as_deref().unwrap_or(&c.issuer)
+            );
+            println!(
+                "{}: {} — {} ({} {})",
+                label("validity", l),
+                c.not_before.date(),
+                c.not_after.date(),
+                c.days_left,
+                label("days", l)
+            );
+            println!(
+                "{}: {}",
+                label("renewal", l),
+                messages::renewal(&c.renewal, l)
+            );
+            println!("{}: {}", label("key", l), c.key);
+            println!("{}: {}", label("serial", l), c.serial);
+            println!("SHA-256: {}", c.sha256);
+        }
+        for s in shown.iter().filter(|s| s.role == "chain") {
+            println!(
+                "{}: {}",
+                label("chain", l),
+                s.summary
+                    .common_name
+                    .as_deref()
+                    .unwrap_or(&s.summary.subject)
+            );
+        }
+        Ok(())
+    }
+
+    fn pin_status(&self, selector: Option<&str>) -> CliResult<()> {
+        let (m, t) = self.one_token(selector)?;
+        let status = m
+            .pin_status(&t)
+            .map_err(|e| Failure::token(&e, self.lang))?;
+        if self.json {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                serial: &'a str,
+                #[serde(flatten)]
+                status: keyward_token::PinStatus,
+            }
+            return print_json(&Out {
+                serial: &t.serial,
+                status,
+            });
+        }
+        println!(
+            "{} ({}): {}",
+            t.label,
+            t.serial,
+            messages::pin_state(&status, self.lang)
+        );
+        Ok(())
+    }
+
+    fn pin_change(
+        &self,
+        selector: Option<&str>,
+        pin_fd: Option<u32>,
+        confirm_final_try: bool,
+    ) -> CliResult<()> {
+        let (m, t) = self.one_token(selector)?;
+        let session = m.session(&t).map_err(|e| Failure::token(&e, self.lang))?;
+        let fail = |e: TokenError| Failure::token(&e, self.lang);
+        // Locked: nothing to ask for. Final try: ask before reading a PIN at all.
+        let status = session.pin_status().map_err(fail)?;
+        let mut confirm = if confirm_final_try {
+            FinalTry::Confirmed
+        } else {
+            FinalTry::Refuse
+        };
+        match status.user {
+            keyward_token::PinState::Locked => {
+                return Err(fail(TokenError::PinLocked {
+                    role: keyward_token::PinRole::User,
+                }));
+            }
+            keyward_token::PinState::FinalTry if confirm == FinalTry::Refuse => {
+                if pin_fd.is_none()
+                    && std::io::stdin().is_terminal()
+                    && ask_yes(label("final_try_q", self.lang))
+                {
+                    confirm = FinalTry::Confirmed;
+                } else {
+                    return Err(fail(TokenError::FinalTryUnconfirmed {
+                        role: keyward_token::PinRole::User,
+                    }));
+                }
+            }
+            _ => {}
+        }
+        let (old, new) = match pin_fd {
+            Some(fd) => {
+                read_pins_from_fd(fd).map_err(|e| Failure::other(exit::USAGE, "pin_input", e))?
+            }
+            None => self.prompt_pins()?,
+        };
+        let policy = PinPolicy::recommended();
+        session
+            .change_pin(&old, &new, &policy, confirm)
+            .map_err(fail)?;
+        if self.json {
+            return print_json(&serde_json::json!({ "changed": true, "serial": t.serial }));
+        }
+        println!("{}", label("changed", self.lang));
+        Ok(())
+    }
+
+    fn prompt_pins(&self) -> CliResult<(Pin, Pin)> {
+        let prompt = |key: &str| -> CliResult<Pin> {
+            rpassword::prompt_password(label(key, self.lang))
+                .map(Pin::new)
+                .map_err(|e| {
+                    Failure::other(
+                        exit::USAGE,
+                        "pin_input",
+                        format!("{e} (no terminal? use --pin-fd)"),
+                    )
+                })
+        };
+        let old = prompt("old_pin")?;
+        let new = prompt("new_pin")?;
+        let again = prompt("again")?;
+        if !new.matches(&again) {
+            return Err(Failure::other(
+                exit::USAGE,
+                "pin_mismatch",
+                label("mismatch", self.lang),
+            ));
+        }
+        Ok((old, new))
+    }
+}
+
+fn keyward_token_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn ask_yes(question: &str) -> bool {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok()
+        && matches!(line.trim(), "y" | "Y" | "yes" | "是")
+}
+
+/// Reads two lines — current PIN, new PIN — from an open file descriptor.
+fn read_pins_from_fd(fd: u32) -> Result<(Pin, Pin), String> {
+    let path = if fd == 0 {
+        PathBuf::from("/dev/stdin")
+    } else {
+        Path::new("/dev/fd").join(fd.to_string())
+    };
+    let file = std::fs::File::open(&path)
+        .map_err(|e| format!("cannot read PINs from descriptor {fd}: {e}"))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut next = || -> Result<Pin, String> {
+        let mut buf = Vec::new();
+        reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("reading descriptor {fd}: {e}"))?;
+        if buf.is_empty() {
+            return Err(format!(
+                "descriptor {fd} must give two lines: the current PIN, then the new PIN"
+            ));
+        }
+        Pin::from_line(buf).ok_or_else(|| "a PIN must be UTF-8 text".to_owned())
+    };
+    Ok((next()?, next()?))
+}

@@ -85,7 +85,7 @@ pub struct CertSummary {
     pub credit_code: Option<String>,
     /// The issuer as a distinguished-name string.
     pub issuer: String,
-    /// The issuer's organisation or common name, for display.
+    /// The issuer's common name (or organisation), for display.
     pub issuer_name: Option<String>,
     /// Serial number, upper-case hex.
     pub serial: String,
@@ -128,8 +128,8 @@ impl CertSummary {
             common_name: first_attr(subject.iter_common_name()),
             credit_code: credit_code(subject),
             issuer: cert.issuer().to_string(),
-            issuer_name: first_attr(cert.issuer().iter_organization())
-                .or_else(|| first_attr(cert.issuer().iter_common_name())),
+            issuer_name: first_attr(cert.issuer().iter_common_name())
+                .or_else(|| first_attr(cert.issuer().iter_organization())),
             serial: hex::encode_upper(cert.raw_serial()),
             not_before,
             not_after,

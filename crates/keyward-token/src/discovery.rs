@@ -167,6 +167,17 @@ pub enum ModuleSource {
     P11Kit(PathBuf),
 }
 
+impl std::fmt::Display for ModuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModuleSource::Explicit => f.write_str("named explicitly"),
+            ModuleSource::Environment => write!(f, "named by {MODULE_ENV}"),
+            ModuleSource::Profile(p) => write!(f, "driver profile {p}"),
+            ModuleSource::P11Kit(c) => write!(f, "p11-kit {}", c.display()),
+        }
+    }
+}
+
 /// A module file discovery will try.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Candidate {

@@ -207,6 +207,33 @@ impl From<CkError> for TokenError {
 /// The crate's result type.
 pub type Result<T, E = TokenError> = std::result::Result<T, E>;
 
+impl TokenError {
+    /// A stable code for scripts and the UI to branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::ModuleLoad { .. } => "module_load",
+            TokenError::NoModule { .. } => "no_module",
+            TokenError::Profile { .. } => "driver_profile",
+            TokenError::KeyRemoved { .. } => "key_removed",
+            TokenError::NoSuchToken(_) => "no_such_key",
+            TokenError::AmbiguousToken(_) => "ambiguous_key",
+            TokenError::PinIncorrect { .. } => "pin_incorrect",
+            TokenError::PinLocked { .. } => "pin_locked",
+            TokenError::FinalTryUnconfirmed { .. } => "pin_final_try",
+            TokenError::PinPolicy(_) => "pin_policy",
+            TokenError::PinLenRange => "pin_length",
+            TokenError::PinInvalid => "pin_invalid",
+            TokenError::PinExpired => "pin_expired",
+            TokenError::NotLoggedIn => "not_logged_in",
+            TokenError::ObjectNotFound(_) => "object_not_found",
+            TokenError::Unsupported(_) => "unsupported",
+            TokenError::Uri(_) => "bad_uri",
+            TokenError::Pkcs11 { .. } => "pkcs11",
+            TokenError::Pki(_) => "malformed_data",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
