@@ -454,30 +454,12 @@ forward_session! {
     C_FindObjects(objs: *mut CK_OBJECT_HANDLE, max: CK_ULONG, count: *mut CK_ULONG);
     C_FindObjectsFinal();
     C_EncryptInit(mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_Encrypt(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_EncryptUpdate(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_EncryptFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DecryptInit(mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_Decrypt(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_DecryptUpdate(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_DecryptFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DigestInit(mech: *mut CK_MECHANISM);
-    C_Digest(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_DigestUpdate(data: *mut CK_BYTE, len: CK_ULONG);
-    C_DigestKey(key: CK_OBJECT_HANDLE);
-    C_DigestFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_SignInit(mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_Sign(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
-    C_SignUpdate(data: *mut CK_BYTE, len: CK_ULONG);
-    C_SignFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_SignRecoverInit(mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_SignRecover(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_VerifyInit(mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_Verify(data: *mut CK_BYTE, len: CK_ULONG, sig: *mut CK_BYTE, sig_len: CK_ULONG);
-    C_VerifyUpdate(data: *mut CK_BYTE, len: CK_ULONG);
-    C_VerifyFinal(sig: *mut CK_BYTE, sig_len: CK_ULONG);
     C_VerifyRecoverInit(mech: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
-    C_VerifyRecover(sig: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DigestEncryptUpdate(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_DecryptDigestUpdate(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
     C_SignEncryptUpdate(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG);
@@ -507,4 +489,123 @@ forward_session! {
     C_GenerateRandom(out: *mut CK_BYTE, len: CK_ULONG);
     C_GetFunctionStatus();
     C_CancelFunction();
+}
+
+/// After an injected error, ends the operation underneath the way a real
+/// token ends an operation that fails, so the session is not left with an
+/// operation active. `call` is the function with its output buffer and
+/// length left open; it is asked for the length, then run into scratch space.
+fn drain_output(call: impl Fn(*mut CK_BYTE, *mut CK_ULONG) -> CK_RV) {
+    let mut len: CK_ULONG = 0;
+    let rv = call(std::ptr::null_mut(), &mut len);
+    if rv != CKR_OK {
+        tracing::debug!(rv, "ending the failed operation: length query refused");
+        return;
+    }
+    let mut scratch = vec![0u8; (len as usize).max(1)];
+    let mut len = scratch.len() as CK_ULONG;
+    let rv = call(scratch.as_mut_ptr(), &mut len);
+    tracing::debug!(rv, "failed operation ended underneath");
+}
+
+/// Cryptographic operation functions. When a fault injects a return code,
+/// the call still reaches the module underneath with the caller's input but
+/// into scratch output, and the operation is ended there (`$drain`), because
+/// a real token ends an operation that fails; the caller's output buffers
+/// are left untouched and the injected code is returned.
+macro_rules! forward_op {
+    ($($name:ident($($arg:ident: $ty:ty),*) => |$f:ident, $real:ident| $drain:block)*) => {$(
+        unsafe extern "C" fn $name(session: CK_SESSION_HANDLE, $($arg: $ty),*) -> CK_RV {
+            guard(|| {
+                let rt = current()?;
+                let _g = rt.enter()?;
+                let (s, injected) = rt.session_for_op(stringify!($name), session)?;
+                let $real = s.real;
+                let $f = &rt.funcs;
+                if let Some(rv) = injected {
+                    // SAFETY: the caller's input goes to the module underneath
+                    // unchanged; outputs go to scratch buffers owned here.
+                    unsafe { $drain };
+                    return Ok(rv);
+                }
+                let call = rt.funcs.$name.ok_or(CKR_FUNCTION_NOT_SUPPORTED)?;
+                // SAFETY: the caller's arguments go unchanged to the module
+                // underneath, whose contract for them is the same as ours.
+                Ok(unsafe { call($real, $($arg),*) })
+            })
+        }
+    )*};
+}
+
+/// Runs `$call` if the module underneath has the function.
+macro_rules! with_fn {
+    ($f:ident . $name:ident, |$g:ident| $call:expr) => {
+        if let Some($g) = $f.$name {
+            $call;
+        }
+    };
+}
+
+forward_op! {
+    C_Encrypt(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_Encrypt, |g| drain_output(|o, l| g(real, data, len, o, l)))
+    }
+    C_EncryptUpdate(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_EncryptUpdate, |g| drain_output(|o, l| g(real, data, len, o, l)));
+        with_fn!(f.C_EncryptFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_EncryptFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_EncryptFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_Decrypt(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_Decrypt, |g| drain_output(|o, l| g(real, data, len, o, l)))
+    }
+    C_DecryptUpdate(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_DecryptUpdate, |g| drain_output(|o, l| g(real, data, len, o, l)));
+        with_fn!(f.C_DecryptFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_DecryptFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_DecryptFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_Digest(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_Digest, |g| drain_output(|o, l| g(real, data, len, o, l)))
+    }
+    C_DigestUpdate(data: *mut CK_BYTE, len: CK_ULONG) => |f, real| {
+        with_fn!(f.C_DigestUpdate, |g| g(real, data, len));
+        with_fn!(f.C_DigestFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_DigestKey(key: CK_OBJECT_HANDLE) => |f, real| {
+        with_fn!(f.C_DigestKey, |g| g(real, key));
+        with_fn!(f.C_DigestFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_DigestFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_DigestFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_Sign(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_Sign, |g| drain_output(|o, l| g(real, data, len, o, l)))
+    }
+    C_SignUpdate(data: *mut CK_BYTE, len: CK_ULONG) => |f, real| {
+        with_fn!(f.C_SignUpdate, |g| g(real, data, len));
+        with_fn!(f.C_SignFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_SignFinal(out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_SignFinal, |g| drain_output(|o, l| g(real, o, l)))
+    }
+    C_SignRecover(data: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_SignRecover, |g| drain_output(|o, l| g(real, data, len, o, l)))
+    }
+    C_Verify(data: *mut CK_BYTE, len: CK_ULONG, sig: *mut CK_BYTE, sig_len: CK_ULONG) => |f, real| {
+        with_fn!(f.C_Verify, |g| g(real, data, len, sig, sig_len))
+    }
+    C_VerifyUpdate(data: *mut CK_BYTE, len: CK_ULONG) => |f, real| {
+        with_fn!(f.C_VerifyUpdate, |g| g(real, data, len));
+        let mut dummy = [0u8; 1];
+        with_fn!(f.C_VerifyFinal, |g| g(real, dummy.as_mut_ptr(), 1))
+    }
+    C_VerifyFinal(sig: *mut CK_BYTE, sig_len: CK_ULONG) => |f, real| {
+        with_fn!(f.C_VerifyFinal, |g| g(real, sig, sig_len))
+    }
+    C_VerifyRecover(sig: *mut CK_BYTE, len: CK_ULONG, out: *mut CK_BYTE, out_len: *mut CK_ULONG) => |f, real| {
+        with_fn!(f.C_VerifyRecover, |g| drain_output(|o, l| g(real, sig, len, o, l)))
+    }
 }

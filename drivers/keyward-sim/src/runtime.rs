@@ -524,6 +524,19 @@ impl Runtime {
 
     /// Looks up a session for a call: pulled tokens, then faults.
     pub fn session(&self, name: &'static str, h: CK_SESSION_HANDLE) -> Ck<SessionRef> {
+        match self.session_for_op(name, h)? {
+            (_, Some(rv)) => Err(rv),
+            (s, None) => Ok(s),
+        }
+    }
+
+    /// Like [`Runtime::session`], but an injected return code comes back
+    /// beside the session instead of as an error.
+    pub fn session_for_op(
+        &self,
+        name: &'static str,
+        h: CK_SESSION_HANDLE,
+    ) -> Ck<(SessionRef, Option<CK_RV>)> {
         let (real, slot, token, opened, removed) = {
             let inner = lock_ignoring_poison(&self.inner);
             let s = inner.sessions.get(&h).ok_or(CKR_SESSION_HANDLE_INVALID)?;
@@ -539,8 +552,8 @@ impl Runtime {
                 return Err(CKR_DEVICE_REMOVED);
             }
         }
-        self.fault(name, Target::Session(slot, token.as_ref()))?;
-        Ok(SessionRef { real, token })
+        let injected = self.fault_injected(name, Target::Session(slot, token.as_ref()))?;
+        Ok((SessionRef { real, token }, injected))
     }
 
     fn session_removed(&self, h: CK_SESSION_HANDLE) -> bool {
@@ -554,18 +567,28 @@ impl Runtime {
         lock_ignoring_poison(&self.inner).sessions.remove(&h);
     }
 
-    /// Counts the call for armed faults and applies one that fires.
+    /// Counts the call for armed faults and applies one that fires; an
+    /// injected return code comes back as `Err`.
     pub fn fault(&self, name: &str, target: Target<'_>) -> Ck<()> {
+        match self.fault_injected(name, target)? {
+            Some(rv) => Err(rv),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`Runtime::fault`], but an injected return code comes back as
+    /// `Ok(Some(rv))`, so the caller can first end the operation underneath.
+    pub fn fault_injected(&self, name: &str, target: Target<'_>) -> Ck<Option<CK_RV>> {
         let snap = self.snap()?;
         if !snap.faults.iter().any(|f| !f.fired && f.function == name) {
-            return Ok(());
+            return Ok(None);
         }
         let Some(effect) = self.update(|st| st.count_call(name))? else {
-            return Ok(());
+            return Ok(None);
         };
         warn!(function = name, ?effect, "injected fault fires");
         match effect {
-            Effect::Return(rv) => Err(rv),
+            Effect::Return(rv) => Ok(Some(rv)),
             Effect::RemoveToken => match target {
                 Target::Slot(slot, Some(t)) => {
                     self.pull(t, slot)?;
@@ -575,7 +598,7 @@ impl Runtime {
                     self.pull(t, slot)?;
                     Err(CKR_DEVICE_REMOVED)
                 }
-                Target::Slot(_, None) | Target::Session(_, None) => Ok(()),
+                Target::Slot(_, None) | Target::Session(_, None) => Ok(None),
                 Target::Nothing => {
                     let known: Vec<(CK_SLOT_ID, Arc<TokenId>)> = lock_ignoring_poison(&self.inner)
                         .slots
@@ -585,7 +608,7 @@ impl Runtime {
                     for (slot, t) in known {
                         self.pull(&t, slot)?;
                     }
-                    Ok(())
+                    Ok(None)
                 }
             },
         }
