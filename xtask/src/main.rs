@@ -1,1 +1,312 @@
-fn main() {}
+//! `cargo xtask …`: Keyward's automation. Each command installs what it needs first, so
+//! the README's two commands work on a fresh Debian machine with only Rust installed.
+//!
+//! - `setup`: the Debian packages and cargo tools the project needs, installed when missing.
+//! - `demo`: builds the keys in every state and walks them through the `keyward` CLI.
+//! - `test`: formatting, lints, and every test of the workspace.
+//! - `fixtures DIR`: a fixture folder of simulated keys, for trying things by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages and why each is needed.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("softhsm2", "the software token behind the simulated keys"),
+    (
+        "opensc",
+        "pkcs11-tool, the outside check of what Keyward writes",
+    ),
+    ("gnutls-bin", "p11tool, a second outside check"),
+    (
+        "openssl",
+        "verifies certificates, chains, CSRs and signatures in tests",
+    ),
+    (
+        "libssl-dev",
+        "kryoptic (the second software token) links the system OpenSSL",
+    ),
+    ("pkg-config", "finds libssl for kryoptic's build"),
+    (
+        "clang",
+        "kryoptic's OpenSSL bindings are generated at build time",
+    ),
+    (
+        "libclang-dev",
+        "kryoptic's OpenSSL bindings are generated at build time",
+    ),
+    ("keyutils", "a kernel keyring session for the keyring tests"),
+    ("postgresql", "the CA service's PostgreSQL tests"),
+    ("jq", "reads JSON in the demo and by hand"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("demo") => setup().and_then(|()| demo()),
+        Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("fixtures") => match args.get(1) {
+            Some(dir) => setup().and_then(|()| fixtures(Path::new(dir)).map(|_| ())),
+            None => Err(anyhow::anyhow!("usage: cargo xtask fixtures DIR")),
+        },
+        _ => {
+            eprintln!("usage: cargo xtask <setup | demo | test [nextest filters…] | fixtures DIR>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("» {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", show(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", show(cmd));
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn apt(args: &[&str]) -> Command {
+    let mut c = if is_root() {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+    c
+}
+
+/// Installs what is missing, and nothing when everything is there.
+fn setup() -> Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !installed(p))
+        .collect();
+    if !missing.is_empty() {
+        if Command::new("dpkg-query")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            bail!(
+                "not a Debian system; install by hand: {}",
+                missing.join(" ")
+            );
+        }
+        eprintln!("Installing Debian packages: {}", missing.join(" "));
+        run(&mut apt(&["update", "-qq"]))?;
+        let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+        install.args(&missing);
+        run(&mut install)?;
+    }
+    let nextest = cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nextest {
+        eprintln!("Installing cargo-nextest (each token test runs in its own process)");
+        run(cargo().args(["install", "cargo-nextest", "--locked"]))?;
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Formatting, lints, every crate built (the PKCS#11 modules too), every test.
+fn test(filters: &[String]) -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["build", "--workspace"]))?;
+    let mut nextest = cargo();
+    nextest
+        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+        .args(filters);
+    run(&mut nextest)
+}
+
+/// Builds the fixture keys behind the simulator in `dir`, returning the manifest.
+fn fixtures(dir: &Path) -> Result<serde_json::Value> {
+    run(cargo().args([
+        "build",
+        "-p",
+        "softhsm-fixtures",
+        "-p",
+        "keyward-sim",
+        "-p",
+        "keyward-cli",
+    ]))?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let bin = target_dir().join("debug");
+    let sim = bin.join("libkeyward_sim.so");
+    let out = Command::new(bin.join("keyward-fixtures"))
+        .arg(dir)
+        .arg("--module")
+        .arg(&sim)
+        .output()
+        .context("running keyward-fixtures")?;
+    if !out.status.success() {
+        bail!(
+            "keyward-fixtures failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("fixture manifest")?;
+    eprintln!(
+        "Fixture keys in {} (module {})",
+        dir.display(),
+        sim.display()
+    );
+    eprintln!(
+        "  export SOFTHSM2_CONF={0}/softhsm2.conf KEYWARD_SIM_CONF={0}/keyward-sim.toml KEYWARD_PKCS11_MODULE={1}",
+        dir.display(),
+        sim.display()
+    );
+    Ok(manifest)
+}
+
+/// The journey so far: keys in every state, seen and handled through the CLI.
+fn demo() -> Result<()> {
+    let dir = target_dir().join("demo").join("keys");
+    let manifest = fixtures(&dir)?;
+    let bin = target_dir().join("debug");
+    let keyward = |args: &[&str], stdin: Option<&str>| -> Result<()> {
+        let mut cmd = Command::new(bin.join("keyward"));
+        cmd.args(args)
+            .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
+            .env("KEYWARD_SIM_CONF", dir.join("keyward-sim.toml"))
+            .env("KEYWARD_PKCS11_MODULE", bin.join("libkeyward_sim.so"));
+        println!("\n$ keyward {}", args.join(" "));
+        if let Some(text) = stdin {
+            use std::io::Write;
+            cmd.stdin(std::process::Stdio::piped());
+            let mut child = cmd.spawn()?;
+            if let Some(mut pipe) = child.stdin.take() {
+                pipe.write_all(text.as_bytes())?;
+            }
+            let status = child.wait()?;
+            println!("(exit {})", status.code().unwrap_or(-1));
+        } else {
+            let status = cmd.status()?;
+            println!("(exit {})", status.code().unwrap_or(-1));
+        }
+        Ok(())
+    };
+    let serial = |state: &str| -> String {
+        manifest["tokens"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["state"] == state))
+            .and_then(|t| t["serial"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    println!("== Keyward demo: simulated USB keys in every state ==");
+    keyward(&["tokens"], None)?;
+    for state in ["issued-rsa", "near-expiry", "expired"] {
+        keyward(&["cert", "show", "--token", &serial(state)], None)?;
+    }
+    keyward(&["pin", "status", "--token", &serial("issued-ec")], None)?;
+    println!("\n-- 修改密码: a weak new PIN is refused before the key sees it --");
+    keyward(
+        &[
+            "pin",
+            "change",
+            "--token",
+            &serial("issued-ec"),
+            "--pin-fd",
+            "0",
+        ],
+        Some("Fixture#2026\nweak\n"),
+    )?;
+    println!("\n-- 修改密码: a strong one is set --");
+    keyward(
+        &[
+            "pin",
+            "change",
+            "--token",
+            &serial("issued-ec"),
+            "--pin-fd",
+            "0",
+        ],
+        Some("Fixture#2026\nDemo#2026pin\n"),
+    )?;
+    keyward(
+        &[
+            "--lang",
+            "en",
+            "cert",
+            "show",
+            "--json",
+            "--token",
+            &serial("near-expiry"),
+        ],
+        None,
+    )?;
+    println!(
+        "\nThe keys stay in {} for trying things by hand.",
+        dir.display()
+    );
+    Ok(())
+}
