@@ -30,15 +30,25 @@
 //!   next `C_GetSlotList` or `C_WaitForSlotEvent`, so SoftHSM token
 //!   directories created since it was loaded appear too.
 //! * **Faults** ([`control::arm_fault`]): at the Nth call of a named function,
-//!   answer a chosen return code without reaching the module underneath, or
-//!   pull the token out. Calls are counted from the moment the fault is
-//!   armed, across every process sharing the state directory (the counter
-//!   lives in the state file), and a fault fires once.
+//!   answer a chosen return code, or pull the token out. Calls are counted
+//!   from the moment the fault is armed, across every process sharing the
+//!   state directory (the counter lives in the state file), and a fault fires
+//!   once. An injected code never reaches the module underneath and spends
+//!   no PIN try — except on the cryptographic operation functions
+//!   (`C_Sign`, `C_SignUpdate`, `C_SignFinal`, `C_Encrypt…`, `C_Decrypt…`,
+//!   `C_Digest…`, `C_Verify…`, `C_SignRecover`, `C_VerifyRecover`), where
+//!   the call goes down into scratch output and the operation is ended
+//!   there, because a real token ends an operation that fails: the session
+//!   can start the next operation at once. A pulled token (`RemoveToken`)
+//!   stops the call before it reaches the module underneath, so a write at
+//!   that call never happens.
 //! * **Identity**: per-token overrides of manufacturer, model and serial.
 //!
 //! Session handles given to the application are the simulator's own (never
 //! reused within a process); slot and object handles are those of the module
-//! underneath.
+//! underneath. `C_OpenSession`'s notification callback is not passed down.
+//! Only PKCS#11 2.40 is offered (`C_GetFunctionList`; no
+//! `C_GetInterfaceList`), which is all SoftHSM 2.6 has.
 //!
 //! ## Configuration
 //!

@@ -469,10 +469,6 @@ impl Runtime {
         Ok(tok)
     }
 
-    fn forget_slot(&self, slot: CK_SLOT_ID) {
-        lock_ignoring_poison(&self.inner).slots.remove(&slot);
-    }
-
     /// The token in a slot, or `CKR_TOKEN_NOT_PRESENT` if it is pulled out.
     pub fn check_slot(&self, slot: CK_SLOT_ID, snap: &State) -> Ck<Option<Arc<TokenId>>> {
         let tok = self.token_for_slot(slot)?;
@@ -545,14 +541,16 @@ impl Runtime {
         if removed {
             return Err(CKR_DEVICE_REMOVED);
         }
-        if let Some(t) = &token {
-            let snap = self.snap()?;
-            if Self::session_dead(opened, t, &snap) {
-                self.evict(t, slot, &snap);
-                return Err(CKR_DEVICE_REMOVED);
-            }
+        // One read of the shared state serves both the presence check and
+        // the fault check: this runs on every session call.
+        let snap = self.snap()?;
+        if let Some(t) = &token
+            && Self::session_dead(opened, t, &snap)
+        {
+            self.evict(t, slot, &snap);
+            return Err(CKR_DEVICE_REMOVED);
         }
-        let injected = self.fault_injected(name, Target::Session(slot, token.as_ref()))?;
+        let injected = self.fault_with(&snap, name, Target::Session(slot, token.as_ref()))?;
         Ok((SessionRef { real, token }, injected))
     }
 
@@ -580,6 +578,11 @@ impl Runtime {
     /// `Ok(Some(rv))`, so the caller can first end the operation underneath.
     pub fn fault_injected(&self, name: &str, target: Target<'_>) -> Ck<Option<CK_RV>> {
         let snap = self.snap()?;
+        self.fault_with(&snap, name, target)
+    }
+
+    /// [`Runtime::fault_injected`] with a state the caller has already read.
+    fn fault_with(&self, snap: &State, name: &str, target: Target<'_>) -> Ck<Option<CK_RV>> {
         if !snap.faults.iter().any(|f| !f.fired && f.function == name) {
             return Ok(None);
         }
@@ -866,7 +869,9 @@ impl Runtime {
             None => op(),
         };
         if rv == CKR_OK {
-            self.forget_slot(slot);
+            // SoftHSM gives a token initialised in its free slot a new slot
+            // id and adds a new free slot: nothing cached about slots holds.
+            lock_ignoring_poison(&self.inner).slots.clear();
             if let Ok(Some(t)) = self.token_for_slot(slot) {
                 self.update(|st| {
                     st.reset(&t.key, Pin::User);
@@ -896,7 +901,11 @@ impl Runtime {
         let mut real: CK_SESSION_HANDLE = 0;
         // SAFETY: the caller's arguments go unchanged to the module underneath;
         // `real` is a valid out-pointer.
-        let rv = unsafe { under!(self, C_OpenSession)(slot, flags, app, notify, &mut real) };
+        // The application's notification callback is not passed down: the
+        // module underneath would call it with its own session handle, which
+        // the application has never seen. (SoftHSM never calls it anyway.)
+        let _ = notify;
+        let rv = unsafe { under!(self, C_OpenSession)(slot, flags, app, None, &mut real) };
         if rv != CKR_OK {
             return Ok(rv);
         }

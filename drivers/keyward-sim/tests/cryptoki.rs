@@ -545,3 +545,115 @@ fn missing_or_broken_configuration_fails_initialize_cleanly() {
     .expect("write");
     init().expect("C_Initialize with a good configuration");
 }
+
+#[test]
+fn threads_share_the_module_and_the_counters() {
+    let sim = Sim::new();
+    sim.add_token("T");
+    let p = sim.pkcs11();
+    let slot = slot_of(&p, "T");
+    let admin = p.open_rw_session(slot).expect("session");
+    admin
+        .login(UserType::User, Some(&pin(USER_PIN)))
+        .expect("login");
+    let key = ec_key(&admin);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let session = p.open_ro_session(slot).expect("session");
+                for _ in 0..25 {
+                    sign(&session, key).expect("sign from a thread");
+                }
+            });
+        }
+    });
+    admin.logout().expect("logout");
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                let session = p.open_ro_session(slot).expect("session");
+                for _ in 0..2 {
+                    assert_eq!(
+                        rv(session.login(UserType::User, Some(&pin(WRONG_PIN)))),
+                        RvError::PinIncorrect
+                    );
+                }
+            });
+        }
+    });
+    // Six wrong PINs from three threads: six tries spent, none lost.
+    assert_eq!(pin_tries(&sim.lib, slot), Ok((4, 10)));
+}
+
+#[test]
+fn faults_count_calls_across_processes() {
+    let sim = Sim::new();
+    sim.add_token("T");
+    control::arm_fault(
+        &sim.state,
+        Fault {
+            function: "C_Login",
+            at_call: 2,
+            effect: Effect::Return(cryptoki_sys::CKR_DEVICE_ERROR),
+        },
+    )
+    .expect("arm");
+    // Call 1 happens in another process.
+    let out = sim.pkcs11_tool(&[
+        "--token-label",
+        "T",
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--list-objects",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    // Call 2 happens here.
+    let p = sim.pkcs11();
+    let slot = slot_of(&p, "T");
+    let session = p.open_ro_session(slot).expect("session");
+    assert_eq!(
+        rv(session.login(UserType::User, Some(&pin(USER_PIN)))),
+        RvError::DeviceError
+    );
+    // An injected code is not a wrong PIN: no try is spent.
+    assert_eq!(pin_tries(&sim.lib, slot), Ok((10, 10)));
+    session
+        .login(UserType::User, Some(&pin(USER_PIN)))
+        .expect("fired once");
+    let status = control::status(&sim.state).expect("status");
+    assert_eq!((status.faults[0].calls, status.faults[0].fired), (2, true));
+}
+
+#[test]
+fn init_token_through_the_simulator_starts_fresh_counters() {
+    let sim = Sim::new();
+    let p = sim.pkcs11();
+    let free = p.get_all_slots().expect("slots")[0];
+    p.init_token(free, &pin(SO_PIN), "NEW")
+        .expect("C_InitToken");
+    let slot = slot_of(&p, "NEW");
+    {
+        let so = p.open_rw_session(slot).expect("session");
+        so.login(UserType::So, Some(&pin(SO_PIN)))
+            .expect("SO login");
+        so.init_pin(&pin(USER_PIN)).expect("C_InitPIN");
+    }
+    {
+        let user = p.open_ro_session(slot).expect("session");
+        let _ = user.login(UserType::User, Some(&pin(WRONG_PIN)));
+        let _ = user.login(UserType::User, Some(&pin(WRONG_PIN)));
+    }
+    assert_eq!(pin_tries(&sim.lib, slot), Ok((8, 10)));
+    // A wrong SO PIN in C_InitToken costs an SO try.
+    assert_eq!(
+        rv(p.init_token(slot, &pin(WRONG_PIN), "NEW")),
+        RvError::PinIncorrect
+    );
+    assert_eq!(pin_tries(&sim.lib, slot), Ok((8, 9)));
+    // Re-initialising the token starts both counters afresh.
+    p.init_token(slot, &pin(SO_PIN), "NEW")
+        .expect("C_InitToken again");
+    let slot = slot_of(&p, "NEW");
+    assert_eq!(pin_tries(&sim.lib, slot), Ok((10, 10)));
+}
