@@ -1,5 +1,6 @@
 //! `keyward-fixtures DIR [--module PATH] [STATE…]`: builds a fixture folder for the demo
-//! and for tests that drive binaries, and prints its manifest as JSON.
+//! and for tests that drive binaries, and prints its manifest as JSON. The keys are written
+//! through keyward-sim when it sits beside this binary, SoftHSM directly otherwise.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,13 @@ use softhsm_fixtures::{FixtureSet, KeyState, SOFTHSM_MODULE};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut dir = None;
-    let mut module = PathBuf::from(SOFTHSM_MODULE);
+    // keyward-sim when it was built beside this binary, as every Keyward test reaches keys.
+    let beside = std::env::current_exe()?.with_file_name("libkeyward_sim.so");
+    let mut module = if beside.exists() {
+        beside
+    } else {
+        PathBuf::from(SOFTHSM_MODULE)
+    };
     let mut states = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {

@@ -7,10 +7,26 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use softhsm_fixtures::{FixtureSet, KeyState, Manifest, SOFTHSM_MODULE, USER_PIN};
+use softhsm_fixtures::{FixtureSet, KeyState, Manifest, USER_PIN};
+
+/// keyward-sim, built beside this test (cargo xtask test builds the whole workspace).
+fn sim() -> String {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("libkeyward_sim.so");
+    assert!(
+        p.exists(),
+        "{} is missing: cargo build -p keyward-sim",
+        p.display()
+    );
+    p.display().to_string()
+}
 
 fn fixtures(states: &[KeyState]) -> (FixtureSet, Manifest) {
-    let (set, _module, manifest) = FixtureSet::build(states, Path::new(SOFTHSM_MODULE)).unwrap();
+    let (set, _module, manifest) = FixtureSet::build(states, Path::new(&sim())).unwrap();
     (set, manifest)
 }
 
@@ -18,7 +34,7 @@ fn keyward(set: &FixtureSet, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
     cmd.args(args)
         .envs(set.env())
-        .env("KEYWARD_PKCS11_MODULE", SOFTHSM_MODULE)
+        .env("KEYWARD_PKCS11_MODULE", sim())
         .env_remove("LANG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -205,7 +221,7 @@ fn pin_change_from_a_descriptor_is_checked_first_and_seen_by_pkcs11_tool() {
         Command::new("pkcs11-tool")
             .args([
                 "--module",
-                SOFTHSM_MODULE,
+                &sim(),
                 "--token-label",
                 "kw-issued-ec",
                 "--login",
@@ -249,4 +265,59 @@ fn selection_and_module_errors_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     let out = keyward(&set, &["no-such-command"], None);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_cli_stops_at_the_final_try_and_reports_the_lock() {
+    let (set, manifest) = fixtures(&[KeyState::IssuedRsa]);
+    let serial = manifest.tokens[0].serial.as_str();
+    let wrong = "Wrong#00001\nStrong#2026x\n";
+    for n in 1..=9 {
+        let out = keyward(
+            &set,
+            &["pin", "change", "--token", serial, "--pin-fd", "0"],
+            Some(wrong),
+        );
+        assert_eq!(out.status.code(), Some(4), "attempt {n}");
+    }
+    let status = json(&keyward(&set, &["pin", "status", "--json"], None));
+    assert_eq!(
+        (status["user"].as_str(), status["user_tries_left"].as_u64()),
+        (Some("final_try"), Some(1))
+    );
+    // Not confirmed: refused before any PIN is read or sent.
+    let out = keyward(
+        &set,
+        &["pin", "change", "--token", serial, "--pin-fd", "0"],
+        Some(wrong),
+    );
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("忘记密码"));
+    let out = keyward(
+        &set,
+        &[
+            "pin",
+            "change",
+            "--confirm-final-try",
+            "--token",
+            serial,
+            "--pin-fd",
+            "0",
+        ],
+        Some(wrong),
+    );
+    assert_eq!(out.status.code(), Some(5), "the tenth wrong PIN locks");
+    assert_eq!(
+        json(&keyward(&set, &["pin", "status", "--json"], None))["user"],
+        "locked"
+    );
+    let out = keyward(
+        &set,
+        &[
+            "--json", "pin", "change", "--token", serial, "--pin-fd", "0",
+        ],
+        Some(&format!("{USER_PIN}\nStrong#2026x\n")),
+    );
+    assert_eq!(out.status.code(), Some(5), "locked even for the right PIN");
+    assert_eq!(json(&out)["error"]["code"], "pin_locked");
 }

@@ -1,5 +1,6 @@
-//! The token layer against real SoftHSM keys built by the fixture builder, checked from
-//! outside by OpenSC's pkcs11-tool, GnuTLS's p11tool and openssl.
+//! The token layer against real SoftHSM keys built by the fixture builder, reached through
+//! keyward-sim as every Keyward test reaches them, and checked from outside by OpenSC's
+//! pkcs11-tool, GnuTLS's p11tool and openssl.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,8 +12,7 @@ use common::{run, write_pem};
 use keyward_pki::{CertSummary, OrgSubject, Pin, PinPolicy, PinRule, RenewalStatus};
 use keyward_token::{FinalTry, KeySpec, Module, PinRole, PinState, TokenError};
 use softhsm_fixtures::{
-    CHAIN_ID, DATA_APPLICATION, DATA_LABEL, FixtureSet, KEY_ID, KeyState, SO_PIN, SOFTHSM_MODULE,
-    TestCa, USER_PIN,
+    CHAIN_ID, DATA_APPLICATION, DATA_LABEL, FixtureSet, KEY_ID, KeyState, SO_PIN, TestCa, USER_PIN,
 };
 use time::OffsetDateTime;
 
@@ -27,7 +27,12 @@ fn build(
     std::sync::Arc<Module>,
     softhsm_fixtures::Manifest,
 ) {
-    FixtureSet::build(states, Path::new(SOFTHSM_MODULE)).expect("fixtures")
+    FixtureSet::build(states, &common::sim_module()).expect("fixtures")
+}
+
+/// The module path as a string, for the outside tools.
+fn sim() -> String {
+    common::sim_module().display().to_string()
 }
 
 #[test]
@@ -138,7 +143,7 @@ fn a_written_certificate_is_seen_by_pkcs11_tool_and_p11tool() {
 
     let listed = run(Command::new("pkcs11-tool").args([
         "--module",
-        SOFTHSM_MODULE,
+        &sim(),
         "--token-label",
         "kw-blank",
         "--list-objects",
@@ -149,7 +154,7 @@ fn a_written_certificate_is_seen_by_pkcs11_tool_and_p11tool() {
     assert!(listed.contains("ID:         42"), "{listed}");
     let p11 = run(Command::new("p11tool").args([
         "--provider",
-        SOFTHSM_MODULE,
+        &sim(),
         "--list-all-certs",
         "pkcs11:token=kw-blank",
     ]));
@@ -159,7 +164,7 @@ fn a_written_certificate_is_seen_by_pkcs11_tool_and_p11tool() {
     run(Command::new("pkcs11-tool")
         .args([
             "--module",
-            SOFTHSM_MODULE,
+            &sim(),
             "--token-label",
             "kw-blank",
             "--read-object",
@@ -180,7 +185,7 @@ fn a_written_certificate_is_seen_by_pkcs11_tool_and_p11tool() {
     assert_eq!(session.delete_certificate(&id).unwrap(), 1);
     let listed = run(Command::new("pkcs11-tool").args([
         "--module",
-        SOFTHSM_MODULE,
+        &sim(),
         "--token-label",
         "kw-blank",
         "--list-objects",

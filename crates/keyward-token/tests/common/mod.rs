@@ -43,3 +43,8 @@ pub fn run(cmd: &mut Command) -> String {
 pub fn write_pem(path: &Path, label: &str, der: &[u8]) {
     std::fs::write(path, softhsm_fixtures::pem(label, der)).expect("write pem");
 }
+
+/// keyward-sim, the module every SoftHSM key is reached through in tests.
+pub fn sim_module() -> PathBuf {
+    built_module("libkeyward_sim.so", "keyward-sim")
+}

@@ -1,0 +1,188 @@
+//! The token layer against keyward-sim's behaviour of a real key: exact tries and lockout,
+//! a key pulled out mid-session, and injected PKCS#11 faults.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use keyward_pki::{Pin, PinPolicy};
+use keyward_sim::control::{self, Effect, Fault};
+use keyward_token::{FinalTry, KeySpec, PinRole, PinState, TokenError};
+use softhsm_fixtures::{FixtureSet, KEY_ID, KeyState, SO_PIN, USER_PIN};
+
+fn pin(s: &str) -> Pin {
+    Pin::new(s.to_owned())
+}
+
+// cryptoki-sys return codes the faults inject.
+const CKR_DEVICE_ERROR: u64 = 0x30;
+
+#[test]
+fn ten_wrong_pins_lock_the_key_with_exact_tries_and_the_so_unlocks_it() {
+    let (set, module, manifest) =
+        FixtureSet::build(&[KeyState::IssuedEc], &common::sim_module()).unwrap();
+    let token = module.find(None).unwrap();
+    let s = module.session(&token).unwrap();
+    assert_eq!(s.pin_status().unwrap().user_tries_left, Some(10));
+    for n in 1..=9u32 {
+        let e = s.login(&pin("Wrong#00000"), FinalTry::Refuse).unwrap_err();
+        let TokenError::PinIncorrect {
+            role: PinRole::User,
+            status,
+        } = e
+        else {
+            panic!("{e}")
+        };
+        assert_eq!(status.user_tries_left, Some(10 - n));
+        let expected = if n == 9 {
+            PinState::FinalTry
+        } else {
+            PinState::CountLow
+        };
+        assert_eq!(status.user, expected, "after {n} failures");
+    }
+    // The simulator's own counter agrees: the guard never retried.
+    assert_eq!(
+        control::tries(set.sim_state(), &manifest.tokens[0].serial)
+            .unwrap()
+            .user_left,
+        1
+    );
+    let e = s.login(&pin(USER_PIN), FinalTry::Refuse).unwrap_err();
+    assert!(matches!(e, TokenError::FinalTryUnconfirmed { .. }), "{e}");
+    assert_eq!(
+        s.pin_status().unwrap().user_tries_left,
+        Some(1),
+        "refusing spent nothing"
+    );
+    let e = s
+        .login(&pin("Wrong#00000"), FinalTry::Confirmed)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TokenError::PinLocked {
+                role: PinRole::User
+            }
+        ),
+        "{e}"
+    );
+    let e = s.login(&pin(USER_PIN), FinalTry::Confirmed).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TokenError::PinLocked {
+                role: PinRole::User
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(s.pin_status().unwrap().user, PinState::Locked);
+
+    s.login_so(&pin(SO_PIN), FinalTry::Refuse).unwrap();
+    s.init_pin(&pin("Unlocked#2026"), &PinPolicy::recommended())
+        .unwrap();
+    s.logout().unwrap();
+    let status = s.pin_status().unwrap();
+    assert_eq!(
+        (status.user, status.user_tries_left),
+        (PinState::Ok, Some(10))
+    );
+    s.login(&pin("Unlocked#2026"), FinalTry::Refuse).unwrap();
+    assert!(!s.sign(KEY_ID, b"still signs").unwrap().is_empty());
+}
+
+#[test]
+fn a_key_pulled_out_mid_session_is_key_removed_and_comes_back_usable() {
+    let (set, module, manifest) = FixtureSet::build(
+        &[KeyState::IssuedRsa, KeyState::IssuedEc],
+        &common::sim_module(),
+    )
+    .unwrap();
+    let (pulled, other) = (&manifest.tokens[0], &manifest.tokens[1]);
+    let token = module.find(Some(&pulled.serial)).unwrap();
+    let s = module.session(&token).unwrap();
+    s.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    assert_eq!(s.certificates().unwrap().len(), 3);
+
+    control::remove(set.sim_state(), &pulled.serial).unwrap();
+    let e = s.certificates().unwrap_err();
+    assert!(e.is_key_removed(), "{e}");
+    assert!(s.sign(KEY_ID, b"x").unwrap_err().is_key_removed());
+    assert!(module.session(&token).unwrap_err().is_key_removed());
+    let serials: Vec<String> = module
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.serial)
+        .collect();
+    assert_eq!(
+        serials,
+        vec![other.serial.clone()],
+        "only the other key is listed"
+    );
+    // The other key is untouched.
+    let o = module
+        .session(&module.find(Some(&other.serial)).unwrap())
+        .unwrap();
+    assert_eq!(o.certificates().unwrap().len(), 3);
+
+    control::insert(set.sim_state(), &pulled.serial).unwrap();
+    let back = module.find(Some(&pulled.serial)).unwrap();
+    let s = module.session(&back).unwrap();
+    assert_eq!(
+        s.certificates().unwrap().len(),
+        3,
+        "nothing on the key was lost"
+    );
+    s.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    assert!(!s.sign(KEY_ID, b"signs again").unwrap().is_empty());
+}
+
+#[test]
+fn injected_faults_surface_with_function_and_code_and_leave_the_key_usable() {
+    let (set, module, _) = FixtureSet::build(&[KeyState::IssuedEc], &common::sim_module()).unwrap();
+    let token = module.find(None).unwrap();
+    let s = module.session(&token).unwrap();
+    s.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+
+    // cryptoki calls C_Sign twice per signature (length, then value): the third call is the
+    // first of the second signature.
+    control::arm_fault(
+        set.sim_state(),
+        Fault {
+            function: "C_Sign",
+            at_call: 3,
+            effect: Effect::Return(CKR_DEVICE_ERROR),
+        },
+    )
+    .unwrap();
+    assert!(s.sign(KEY_ID, b"first call passes").is_ok());
+    let e = s.sign(KEY_ID, b"second call fails").unwrap_err();
+    assert!(
+        matches!(&e, TokenError::Pkcs11 { function, rv } if function == "C_Sign" && rv == "CKR_DEVICE_ERROR"),
+        "{e}"
+    );
+    assert!(s.sign(KEY_ID, b"a fault fires once").is_ok());
+
+    // The key pulled out in the middle of generating a key pair: no half pair is left.
+    control::arm_fault(
+        set.sim_state(),
+        Fault {
+            function: "C_GenerateKeyPair",
+            at_call: 1,
+            effect: Effect::RemoveToken,
+        },
+    )
+    .unwrap();
+    let e = s
+        .generate_key_pair(KeySpec::EcP256, &[0x77], "interrupted")
+        .unwrap_err();
+    assert!(e.is_key_removed(), "{e}");
+    control::insert(set.sim_state(), &token.serial).unwrap();
+    let s = module.session(&module.find(None).unwrap()).unwrap();
+    s.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    let keys = s.keys().unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].id, KEY_ID);
+    assert!(!s.sign(KEY_ID, b"usable").unwrap().is_empty());
+}
