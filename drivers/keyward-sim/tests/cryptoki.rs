@@ -534,6 +534,29 @@ fn missing_or_broken_configuration_fails_initialize_cleanly() {
     )
     .expect("write");
     assert_eq!(rv(init()), RvError::GeneralError);
+    // The simulator as its own module underneath would recurse forever.
+    std::fs::write(
+        &sim.conf,
+        format!(
+            "module = \"{}\"\nstate_dir = \"{}\"\n",
+            sim.lib.display(),
+            sim.state.display()
+        ),
+    )
+    .expect("write");
+    assert_eq!(rv(init()), RvError::GeneralError);
+    // A state directory that cannot be created.
+    let blocker = sim.dir.path().join("a-file");
+    std::fs::write(&blocker, "").expect("write");
+    std::fs::write(
+        &sim.conf,
+        format!(
+            "module = \"{SOFTHSM}\"\nstate_dir = \"{}\"\n",
+            blocker.join("state").display()
+        ),
+    )
+    .expect("write");
+    assert_eq!(rv(init()), RvError::GeneralError);
     // The host process is fine, and a good configuration works afterwards.
     std::fs::write(
         &sim.conf,
