@@ -81,6 +81,16 @@ pub enum ErrorCode {
     PaymentNotFound,
     /// A payment notification's signature does not verify.
     PaymentSignatureInvalid,
+    /// An attachment is of a type the endpoint does not take, too large, or not what its content type says.
+    InvalidAttachment,
+    /// The business needs its attachments before it can be submitted.
+    AttachmentRequired,
+    /// Refunds are only for business not yet accepted, or a key not activated within 14 days of delivery.
+    RefundNotAllowed,
+    /// A company-name change must go through the change business, not the seal business.
+    NameChangeNotSeal,
+    /// A reviewer has already decided this business.
+    AlreadyDecided,
     /// Something failed inside the service; nothing the client sent was wrong.
     Internal,
     /// A code this client version does not know.
@@ -127,6 +137,11 @@ impl ErrorCode {
             ErrorCode::InvalidYears => "invalid_years",
             ErrorCode::PaymentNotFound => "payment_not_found",
             ErrorCode::PaymentSignatureInvalid => "payment_signature_invalid",
+            ErrorCode::InvalidAttachment => "invalid_attachment",
+            ErrorCode::AttachmentRequired => "attachment_required",
+            ErrorCode::RefundNotAllowed => "refund_not_allowed",
+            ErrorCode::NameChangeNotSeal => "name_change_not_seal",
+            ErrorCode::AlreadyDecided => "already_decided",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -169,6 +184,11 @@ impl ErrorCode {
         ErrorCode::InvalidYears,
         ErrorCode::PaymentNotFound,
         ErrorCode::PaymentSignatureInvalid,
+        ErrorCode::InvalidAttachment,
+        ErrorCode::AttachmentRequired,
+        ErrorCode::RefundNotAllowed,
+        ErrorCode::NameChangeNotSeal,
+        ErrorCode::AlreadyDecided,
         ErrorCode::Internal,
     ];
 }

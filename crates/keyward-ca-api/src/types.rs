@@ -5,6 +5,38 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+/// Declares a wire enum with `as_str`, `parse` and `ALL`, its names in snake_case.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// From the wire name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 /// A secret on the wire (SO PIN, transport PIN, verification code). It never prints: its
 /// `Debug` shows `Secret(***)`, and its memory is wiped when dropped.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -42,42 +74,19 @@ pub struct CaChain {
     pub seal_maker_pem: String,
 }
 
-/// The legal form of an organisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrganisationKind {
-    /// 企业
-    Enterprise,
-    /// 事业单位
-    PublicInstitution,
-    /// 机关
-    GovernmentAgency,
-    /// 社会团体
-    SocialOrganisation,
-    /// 个体工商户
-    IndividualBusiness,
-}
-
-impl OrganisationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrganisationKind::Enterprise => "enterprise",
-            OrganisationKind::PublicInstitution => "public_institution",
-            OrganisationKind::GovernmentAgency => "government_agency",
-            OrganisationKind::SocialOrganisation => "social_organisation",
-            OrganisationKind::IndividualBusiness => "individual_business",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            OrganisationKind::Enterprise,
-            OrganisationKind::PublicInstitution,
-            OrganisationKind::GovernmentAgency,
-            OrganisationKind::SocialOrganisation,
-            OrganisationKind::IndividualBusiness,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+wire_enum! {
+    /// The legal form of an organisation.
+    OrganisationKind {
+        /// 企业
+        Enterprise = "enterprise",
+        /// 事业单位
+        PublicInstitution = "public_institution",
+        /// 机关
+        GovernmentAgency = "government_agency",
+        /// 社会团体
+        SocialOrganisation = "social_organisation",
+        /// 个体工商户
+        IndividualBusiness = "individual_business",
     }
 }
 
@@ -259,65 +268,57 @@ pub struct RenewalApplication {
     pub invoice: InvoiceDetails,
 }
 
-/// The kinds of business a key or organisation can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BusinessKind {
-    /// Issue and activation of a new key.
-    Issue,
-    Renewal,
+wire_enum! {
+    /// The kinds of business (业务) a key or organisation can have.
+    BusinessKind {
+        /// Issue and activation of a new key.
+        Issue = "issue",
+        /// 续期
+        Renewal = "renewal",
+        /// 解锁 (忘记密码)
+        Unlock = "unlock",
+        /// 电子印章申请 / 变更
+        Seal = "seal",
+        /// 新申请
+        NewApplication = "new_application",
+        /// 增加证书
+        AddCertificate = "add_certificate",
+        /// 变更 (name or legal address; validity kept)
+        Change = "change",
+        /// 补办 (lost or broken key; validity kept)
+        Reissue = "reissue",
+        /// 退款
+        Refund = "refund",
+    }
 }
 
-impl BusinessKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BusinessKind::Issue => "issue",
-            BusinessKind::Renewal => "renewal",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        [BusinessKind::Issue, BusinessKind::Renewal]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-}
-
-/// The state of one business.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BusinessState {
-    /// Issue: key delivered, not activated yet.
-    AwaitingActivation,
-    /// Renewal: applied, waiting for payment.
-    AwaitingPayment,
-    /// Renewal: paid; the client may post its CSR.
-    Paid,
-    /// Renewal: certificate issued; the client installs it and confirms.
-    CertificateIssued,
-    /// Finished.
-    Completed,
-}
-
-impl BusinessState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BusinessState::AwaitingActivation => "awaiting_activation",
-            BusinessState::AwaitingPayment => "awaiting_payment",
-            BusinessState::Paid => "paid",
-            BusinessState::CertificateIssued => "certificate_issued",
-            BusinessState::Completed => "completed",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            BusinessState::AwaitingActivation,
-            BusinessState::AwaitingPayment,
-            BusinessState::Paid,
-            BusinessState::CertificateIssued,
-            BusinessState::Completed,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+wire_enum! {
+    /// The state of one business.
+    BusinessState {
+        /// Submitted, not yet accepted by the CA (refundable).
+        Submitted = "submitted",
+        /// Waiting for the applicant's attachments.
+        AwaitingDocuments = "awaiting_documents",
+        /// A reviewer is looking at it.
+        UnderReview = "under_review",
+        /// Approved (automatically or by a reviewer).
+        Approved = "approved",
+        /// Refused by a reviewer; final.
+        Rejected = "rejected",
+        /// Waiting for payment.
+        AwaitingPayment = "awaiting_payment",
+        /// Paid; the next step is the client's.
+        Paid = "paid",
+        /// Issue: key delivered, not activated yet.
+        AwaitingActivation = "awaiting_activation",
+        /// A certificate was issued; the client installs it and confirms.
+        CertificateIssued = "certificate_issued",
+        /// Unlock: the authorisation was released; the client confirms the SO PIN rotation.
+        Authorised = "authorised",
+        /// Withdrawn by the applicant or refunded; final.
+        Cancelled = "cancelled",
+        /// Finished.
+        Completed = "completed",
     }
 }
 
@@ -418,6 +419,80 @@ pub struct CsrSubmission {
     pub csr_pem: String,
 }
 
+/// `POST /v1/keys/{serial}/unlocks`: who asks to unlock a key (忘记密码).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockApplication {
+    pub requester: Handler,
+}
+
+wire_enum! {
+    /// What an uploaded attachment is.
+    AttachmentKind {
+        /// The requester's identity card.
+        IdCard = "id_card",
+        /// A letter of authorisation stamped by the organisation.
+        AuthorisationLetter = "authorisation_letter",
+        /// The business licence.
+        BusinessLicence = "business_licence",
+        /// The seal application form, stamped with the physical seal.
+        SealForm = "seal_form",
+        /// A scan of the physical seal's impression.
+        SealScan = "seal_scan",
+        /// Anything else a reviewer asked for.
+        Other = "other",
+    }
+}
+
+/// An uploaded attachment, stored by the SHA-256 of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: String,
+    pub business_id: String,
+    pub kind: AttachmentKind,
+    /// `image/jpeg`, `image/png` or `application/pdf`.
+    pub content_type: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
+/// Largest attachment accepted, in bytes.
+pub const ATTACHMENT_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// What the unlock authorisation releases: the key's current SO PIN and the fresh SO PIN
+/// to rotate to. The fresh one is escrowed before it is released; the current one stays
+/// valid in escrow until the client confirms the rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockAuthorisation {
+    pub business_id: String,
+    pub so_pin: Secret,
+    pub new_so_pin: Secret,
+}
+
+/// `POST /admin/v1/reviews/{id}/approve|reject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecision {
+    /// Who decided (name or staff id).
+    pub reviewer: String,
+    /// Why; shown to the applicant when rejecting.
+    pub note: String,
+}
+
+/// One business waiting for a reviewer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    pub business: Business,
+    pub requester: Option<Handler>,
+    pub attachments: Vec<Attachment>,
+}
+
+/// `GET /admin/v1/reviews`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewQueue {
+    pub items: Vec<ReviewItem>,
+}
+
 /// Audit record of one decision or state change (`GET /admin/v1/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -454,6 +529,18 @@ mod tests {
             code: Secret::new("654321"),
         };
         assert!(!format!("{r:?}").contains("654321"));
+    }
+
+    #[test]
+    fn wire_enums_round_trip() {
+        for k in BusinessKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(BusinessKind::parse(k.as_str()), Some(*k));
+        }
+        for k in BusinessState::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(BusinessState::parse(k.as_str()), Some(*k));
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use axum::http::Request;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use keyward_ca_api::ErrorCode;
+use std::path::PathBuf;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -30,6 +31,7 @@ struct Inner {
     clock: Clock,
     admin_token: Zeroizing<String>,
     payment_key: Zeroizing<[u8; 32]>,
+    data_dir: PathBuf,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
         clock: Clock,
         admin_token: Zeroizing<String>,
         payment_key: Zeroizing<[u8; 32]>,
+        data_dir: PathBuf,
     ) -> Self {
         AppState(Arc::new(Inner {
             db,
@@ -48,7 +51,12 @@ impl AppState {
             clock,
             admin_token,
             payment_key,
+            data_dir,
         }))
+    }
+    /// Where attachments and keys live.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.0.data_dir
     }
     pub fn db(&self) -> &Db {
         &self.0.db
@@ -87,7 +95,8 @@ async fn method_not_allowed() -> impl IntoResponse {
 
 /// The service's router over a state.
 pub fn router(state: AppState) -> Router {
-    use routes::{activation, admin, meta, payment, renewal};
+    use routes::{activation, admin, attachments, meta, payment, renewal, review, unlock};
+    let upload_limit = DefaultBodyLimit::max(keyward_ca_api::ATTACHMENT_MAX_BYTES);
     Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/openapi.json", get(meta::openapi))
@@ -127,6 +136,31 @@ pub fn router(state: AppState) -> Router {
             "/sandbox/payments/{id}/complete",
             post(payment::sandbox_complete),
         )
+        .route("/v1/keys/{serial}/unlocks", post(unlock::apply))
+        .route(
+            "/v1/keys/{serial}/unlocks/{id}/code",
+            post(unlock::send_code),
+        )
+        .route(
+            "/v1/keys/{serial}/unlocks/{id}/authorisation",
+            post(unlock::authorisation),
+        )
+        .route(
+            "/v1/keys/{serial}/unlocks/{id}/confirm",
+            post(unlock::confirm),
+        )
+        .route(
+            "/v1/businesses/{id}/attachments",
+            post(attachments::upload).layer(upload_limit),
+        )
+        .route("/v1/businesses/{id}/submit", post(attachments::submit))
+        .route("/admin/v1/reviews", get(review::queue))
+        .route("/admin/v1/reviews/{id}/approve", post(review::approve))
+        .route(
+            "/admin/v1/reviews/{id}/reject",
+            post(review::reject_business),
+        )
+        .route("/admin/v1/attachments/{sha256}", get(attachments::download))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

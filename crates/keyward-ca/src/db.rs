@@ -9,11 +9,18 @@ use sqlx::{AnyPool, Row};
 use std::path::Path;
 
 /// Ordered migrations: (version, name, statements).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "registry, activation, renewal",
-    include_str!("../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "registry, activation, renewal",
+        include_str!("../migrations/0001_init.sql"),
+    ),
+    (
+        2,
+        "unlock, attachments, reviews",
+        include_str!("../migrations/0002_unlock_review.sql"),
+    ),
+];
 
 pub type Db = AnyPool;
 

@@ -73,7 +73,9 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::InvalidYears
         | C::CodeInvalid
         | C::CodeExpired
-        | C::UnsupportedKeyAlgorithm => StatusCode::BAD_REQUEST,
+        | C::UnsupportedKeyAlgorithm
+        | C::InvalidAttachment
+        | C::NameChangeNotSeal => StatusCode::BAD_REQUEST,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::NotFound
@@ -92,7 +94,10 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::WrongState
         | C::KeyNotActivated
         | C::RenewalWindowNotOpen
-        | C::CertificateExpired => StatusCode::CONFLICT,
+        | C::CertificateExpired
+        | C::AttachmentRequired
+        | C::RefundNotAllowed
+        | C::AlreadyDecided => StatusCode::CONFLICT,
         C::CodeAttemptsExhausted | C::CodeCooldown | C::CodeDailyLimit => {
             StatusCode::TOO_MANY_REQUESTS
         }

@@ -33,6 +33,45 @@ enum Command {
         #[arg(long)]
         plain_http: bool,
     },
+    /// Review businesses waiting for a decision (unlock by another requester, seals, ...).
+    Review {
+        /// The service's address.
+        #[arg(long, env = "KEYWARD_CA_URL", default_value = "http://127.0.0.1:8750")]
+        url: String,
+        /// File holding the admin token; default `<data dir>/admin.token`.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[arg(long, env = "KEYWARD_CA_DATA_DIR", default_value = "keyward-ca-data")]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReviewAction {
+    /// List what waits for review.
+    List {
+        /// Print the service's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a business.
+    Approve {
+        id: String,
+        #[arg(long)]
+        reviewer: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Reject a business, saying why.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reviewer: String,
+        #[arg(long)]
+        note: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,8 +111,93 @@ fn main() -> anyhow::Result<()> {
                 handle.shutdown().await;
                 Ok(())
             }
+            Command::Review {
+                url,
+                token_file,
+                data_dir,
+                action,
+            } => {
+                let path = token_file.unwrap_or_else(|| data_dir.join("admin.token"));
+                let token = std::fs::read_to_string(&path).map_err(|e| {
+                    anyhow::anyhow!("cannot read the admin token {}: {e}", path.display())
+                })?;
+                review(&url, token.trim(), action).await
+            }
         }
     })
+}
+
+async fn review(url: &str, token: &str, action: ReviewAction) -> anyhow::Result<()> {
+    use keyward_ca_api::{ApiError, Business, ReviewDecision, ReviewQueue};
+    let client = reqwest::Client::new();
+    let base = url.trim_end_matches('/');
+    let (path, body) = match &action {
+        ReviewAction::List { .. } => ("/admin/v1/reviews".to_owned(), None),
+        ReviewAction::Approve { id, reviewer, note } => (
+            format!("/admin/v1/reviews/{id}/approve"),
+            Some(ReviewDecision {
+                reviewer: reviewer.clone(),
+                note: note.clone(),
+            }),
+        ),
+        ReviewAction::Reject { id, reviewer, note } => (
+            format!("/admin/v1/reviews/{id}/reject"),
+            Some(ReviewDecision {
+                reviewer: reviewer.clone(),
+                note: note.clone(),
+            }),
+        ),
+    };
+    let request = match &body {
+        None => client.get(format!("{base}{path}")),
+        Some(d) => client.post(format!("{base}{path}")).json(d),
+    };
+    let response = request.bearer_auth(token).send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        let e: ApiError =
+            serde_json::from_str(&text).map_err(|_| anyhow::anyhow!("HTTP {status}: {text}"))?;
+        anyhow::bail!("{}: {}", e.code, e.message);
+    }
+    match action {
+        ReviewAction::List { json: true } => println!("{text}"),
+        ReviewAction::List { json: false } => {
+            let q: ReviewQueue = serde_json::from_str(&text)?;
+            if q.items.is_empty() {
+                println!("nothing waits for review");
+            }
+            for item in q.items {
+                let b = item.business;
+                let who = item
+                    .requester
+                    .map(|h| format!("{} {}", h.name, keyward_ca_api::ids::mask_mobile(&h.phone)))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}  key {}  {}  {} attachment(s)",
+                    b.id,
+                    b.kind.as_str(),
+                    b.key_serial.as_deref().unwrap_or("-"),
+                    who,
+                    item.attachments.len()
+                );
+                for a in item.attachments {
+                    println!(
+                        "    {} {} {} bytes  /admin/v1/attachments/{}",
+                        a.kind.as_str(),
+                        a.content_type,
+                        a.size,
+                        a.sha256
+                    );
+                }
+            }
+        }
+        ReviewAction::Approve { .. } | ReviewAction::Reject { .. } => {
+            let b: Business = serde_json::from_str(&text)?;
+            println!("{} {}", b.id, b.state.as_str());
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -211,6 +211,56 @@ pub fn examples() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "UnlockApplication",
+            v(&UnlockApplication {
+                requester: Handler {
+                    name: "李四".into(),
+                    id_number: "11010519491231002X".into(),
+                    phone: "13900139000".into(),
+                },
+            }),
+        ),
+        (
+            "UnlockAuthorisation",
+            v(&UnlockAuthorisation {
+                business_id: "bz…".into(),
+                so_pin: Secret::new("…"),
+                new_so_pin: Secret::new("…"),
+            }),
+        ),
+        (
+            "Attachment",
+            v(&Attachment {
+                id: "at…".into(),
+                business_id: "bz…".into(),
+                kind: AttachmentKind::IdCard,
+                content_type: "image/jpeg".into(),
+                sha256: "e3b0…".into(),
+                size: 123_456,
+            }),
+        ),
+        (
+            "ReviewDecision",
+            v(&ReviewDecision {
+                reviewer: "王审核".into(),
+                note: "材料齐全".into(),
+            }),
+        ),
+        (
+            "ReviewQueue",
+            v(&ReviewQueue {
+                items: vec![ReviewItem {
+                    business: business.clone(),
+                    requester: Some(Handler {
+                        name: "李四".into(),
+                        id_number: "11010519491231002X".into(),
+                        phone: "13900139000".into(),
+                    }),
+                    attachments: vec![],
+                }],
+            }),
+        ),
+        (
             "CsrSubmission",
             v(&CsrSubmission {
                 csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n…".into(),
@@ -242,13 +292,23 @@ fn schema_of(value: &Value) -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for ep in ENDPOINTS {
+        let success = if ep.response == "bytes" {
+            json!({"description": "the stored file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})
+        } else {
+            json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", ep.response)}}}})
+        };
         let mut op = json!({
             "summary": ep.summary,
             "responses": {
-                "200": {"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", ep.response)}}}},
+                "200": success,
                 "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}},
             },
         });
+        if ep.response == "Attachment" {
+            let binary = json!({"schema": {"type": "string", "format": "binary"}});
+            op["requestBody"] = json!({"required": true, "content": {"image/jpeg": binary, "image/png": binary, "application/pdf": binary}});
+            op["parameters"] = json!([{"name": "kind", "in": "query", "required": true, "schema": {"type": "string", "enum": AttachmentKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()}}]);
+        }
         if let Some(req) = ep.request {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}});
         }
@@ -265,7 +325,11 @@ pub fn document() -> Value {
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
+            let mut all = params;
+            if let Some(Value::Array(existing)) = op.get("parameters").cloned() {
+                all.extend(existing);
+            }
+            op["parameters"] = Value::Array(all);
         }
         let entry = paths.entry(ep.path.to_owned()).or_insert_with(|| json!({}));
         entry[ep.method.to_ascii_lowercase()] = op;

@@ -38,6 +38,7 @@ impl App {
             config.clock.clone(),
             admin_token,
             payment_key,
+            config.data_dir.clone(),
         );
         Ok(App {
             router: router(state.clone()),

@@ -548,3 +548,76 @@ pub async fn spend_nonce(state: &AppState, key_serial: &str, nonce: &str) -> CaR
         ),
     }
 }
+
+/// A handler row.
+pub async fn load_handler(conn: &mut AnyConnection, id: &str) -> CaResult<keyward_ca_api::Handler> {
+    let row = sqlx::query("SELECT name, id_number, phone FROM handlers WHERE id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+    Ok(keyward_ca_api::Handler {
+        name: text(&row, "name")?,
+        id_number: text(&row, "id_number")?,
+        phone: text(&row, "phone")?,
+    })
+}
+
+/// Inserts a handler for an organisation and returns its id.
+pub async fn insert_handler(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    h: &keyward_ca_api::Handler,
+    now: i64,
+) -> CaResult<String> {
+    let id = db::new_id("hd")?;
+    sqlx::query("INSERT INTO handlers (id, uscc, name, id_number, phone, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&id)
+        .bind(uscc)
+        .bind(&h.name)
+        .bind(&h.id_number)
+        .bind(&h.phone)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// The attachments of a business.
+pub async fn attachments_of(
+    conn: &mut AnyConnection,
+    business_id: &str,
+) -> CaResult<Vec<keyward_ca_api::Attachment>> {
+    let rows = sqlx::query("SELECT * FROM attachments WHERE business_id = $1 ORDER BY id")
+        .bind(business_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let kind = text(r, "kind")?;
+            Ok(keyward_ca_api::Attachment {
+                id: text(r, "id")?,
+                business_id: text(r, "business_id")?,
+                kind: keyward_ca_api::AttachmentKind::parse(&kind)
+                    .ok_or_else(|| CaError::Corrupt(format!("attachment kind {kind}")))?,
+                content_type: text(r, "content_type")?,
+                sha256: text(r, "sha256")?,
+                size: int(r, "size")?,
+            })
+        })
+        .collect()
+}
+
+/// The organisation's name.
+pub async fn organisation_name(conn: &mut AnyConnection, uscc: &str) -> CaResult<String> {
+    let row = sqlx::query("SELECT name FROM organisations WHERE uscc = $1")
+        .bind(uscc)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| {
+            CaError::rejected(
+                ErrorCode::OrganisationNotFound,
+                format!("no organisation {uscc}"),
+            )
+        })?;
+    text(&row, "name")
+}

@@ -219,3 +219,102 @@ async fn the_binary_serves_and_stops_on_sigterm() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_command_lists_and_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = p256();
+    let (handle, http) = connect(&data).await;
+    let (_, cert) = http
+        .admin_post(
+            "/admin/v1/certify",
+            &json!({"organisation": org(USCC), "csr_pem": csr(&key), "years": 1}),
+        )
+        .await;
+    http.admin_post(
+        "/admin/v1/keys",
+        &register_body("K1", USCC, cert["certificate_pem"].as_str().unwrap()),
+    )
+    .await;
+    let sms = http.admin_get("/admin/v1/sms?key_serial=K1").await;
+    let code: String = sms["messages"][0]["text"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    http.post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+        .await;
+    let (s, _) = http
+        .signed(&key, "K1", "/v1/keys/K1/activation/confirm")
+        .await;
+    assert_eq!(s, 200);
+    let stranger =
+        json!({"name": "李四", "id_number": "110105198001010016", "phone": "13900139000"});
+    let (s, b) = http
+        .post("/v1/keys/K1/unlocks", &json!({"requester": stranger}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let id = b["id"].as_str().unwrap().to_owned();
+    let r = http
+        .client
+        .post(format!(
+            "{}/v1/businesses/{id}/attachments?kind=id_card",
+            http.base
+        ))
+        .header("content-type", "image/png")
+        .body(b"\x89PNG\r\n\x1a\nscan".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    http.post(&format!("/v1/businesses/{id}/submit"), &json!(null))
+        .await;
+
+    let run = |args: Vec<String>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"));
+        cmd.arg("review")
+            .arg("--url")
+            .arg(handle.base_url())
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let out = run(vec!["list".into()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listing.contains(&id) && listing.contains("unlock") && listing.contains("139****9000"),
+        "{listing}"
+    );
+    let out = run(vec![
+        "approve".into(),
+        id.clone(),
+        "--reviewer".into(),
+        "王审核".into(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("approved"));
+    let out = run(vec![
+        "reject".into(),
+        id.clone(),
+        "--reviewer".into(),
+        "王审核".into(),
+        "--note".into(),
+        "late".into(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already_decided"));
+    handle.shutdown().await;
+}

@@ -2,6 +2,9 @@
 
 pub mod activation;
 pub mod admin;
+pub mod attachments;
 pub mod meta;
 pub mod payment;
 pub mod renewal;
+pub mod review;
+pub mod unlock;

@@ -1,0 +1,199 @@
+//! Attachments of a business (identity documents, stamped forms, seal scans): uploaded as
+//! the raw body, checked against their declared type, stored by content hash.
+
+use crate::app::AppState;
+use crate::error::{CaError, CaResult, reject};
+use crate::http;
+use crate::store;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use keyward_ca_api::{Attachment, AttachmentKind, Business, BusinessState, ErrorCode};
+use std::collections::HashMap;
+
+/// Accepted types and the bytes their files start with.
+const TYPES: &[(&str, &[u8])] = &[
+    ("image/jpeg", &[0xFF, 0xD8, 0xFF]),
+    (
+        "image/png",
+        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A],
+    ),
+    ("application/pdf", b"%PDF-"),
+];
+
+fn attachment_dir(state: &AppState) -> std::path::PathBuf {
+    state.data_dir().join("attachments")
+}
+
+/// `POST /v1/businesses/{id}/attachments?kind=…`
+pub async fn upload(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<Attachment>> {
+    let id = http::path(id)?;
+    let q = http::query(q)?;
+    let body = http::body(body).map_err(|e| match e.code() {
+        ErrorCode::BodyTooLarge => {
+            CaError::rejected(ErrorCode::BodyTooLarge, "attachments are at most 5 MiB")
+        }
+        _ => e,
+    })?;
+    let kind = q
+        .get("kind")
+        .and_then(|k| AttachmentKind::parse(k))
+        .ok_or_else(|| CaError::rejected(ErrorCode::InvalidRequest, "give ?kind= (id_card, authorisation_letter, business_licence, seal_form, seal_scan, other)"))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let Some((ct, magic)) = TYPES.iter().find(|(t, _)| *t == content_type) else {
+        return reject(
+            ErrorCode::InvalidAttachment,
+            "attachments are JPEG, PNG or PDF",
+        );
+    };
+    if body.is_empty() || !body.starts_with(magic) {
+        return reject(
+            ErrorCode::InvalidAttachment,
+            format!("the file is not {ct}"),
+        );
+    }
+    let sha = crate::crypto::sha256_hex(&body);
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    if !matches!(
+        b.business.state,
+        BusinessState::AwaitingDocuments | BusinessState::Submitted
+    ) {
+        return reject(
+            ErrorCode::WrongState,
+            "this business takes no more attachments",
+        );
+    }
+    let dir = attachment_dir(&state);
+    std::fs::create_dir_all(&dir).map_err(|e| CaError::io(&dir, e))?;
+    let path = dir.join(&sha);
+    if !path.exists() {
+        crate::crypto::write_private(&path, &body)?;
+    }
+    let att_id = crate::db::new_id("at")?;
+    let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
+    sqlx::query("INSERT INTO attachments (id, business_id, kind, content_type, sha256, size, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&att_id)
+        .bind(&id)
+        .bind(kind.as_str())
+        .bind(*ct)
+        .bind(&sha)
+        .bind(size)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    store::audit(
+        &mut tx,
+        now,
+        "client",
+        "attachment_uploaded",
+        b.business.key_serial.as_deref(),
+        Some(&id),
+        &format!("{} {sha}", kind.as_str()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Attachment {
+        id: att_id,
+        business_id: id,
+        kind,
+        content_type: (*ct).to_owned(),
+        sha256: sha,
+        size,
+    }))
+}
+
+/// `POST /v1/businesses/{id}/submit`: awaiting documents → under review.
+pub async fn submit(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> CaResult<Json<Business>> {
+    let id = http::path(id)?;
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    if b.business.state != BusinessState::AwaitingDocuments {
+        return reject(
+            ErrorCode::WrongState,
+            "this business is not waiting for documents",
+        );
+    }
+    if store::attachments_of(&mut tx, &id).await?.is_empty() {
+        return reject(
+            ErrorCode::AttachmentRequired,
+            "upload the attachments first",
+        );
+    }
+    store::transition(
+        &mut tx,
+        &id,
+        BusinessState::AwaitingDocuments,
+        BusinessState::UnderReview,
+        now,
+        "材料已提交，等待审核",
+    )
+    .await?;
+    store::audit(
+        &mut tx,
+        now,
+        "client",
+        "submitted_for_review",
+        b.business.key_serial.as_deref(),
+        Some(&id),
+        "",
+    )
+    .await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(Json(b.business))
+}
+
+/// `GET /admin/v1/attachments/{sha256}`
+pub async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    sha: Result<Path<String>, PathRejection>,
+) -> CaResult<Response> {
+    http::require_admin(&state, &headers)?;
+    let sha = http::path(sha)?;
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return reject(
+            ErrorCode::InvalidRequest,
+            "an attachment is named by its SHA-256 in hex",
+        );
+    }
+    let row = sqlx::query("SELECT content_type FROM attachments WHERE sha256 = $1")
+        .bind(&sha)
+        .fetch_optional(state.db())
+        .await?
+        .ok_or_else(|| CaError::rejected(ErrorCode::NotFound, "no such attachment"))?;
+    let ct = crate::db::text(&row, "content_type")?;
+    let path = attachment_dir(&state).join(&sha);
+    let bytes = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
+    let mut resp = bytes.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&ct).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    Ok(resp)
+}

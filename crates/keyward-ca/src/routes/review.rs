@@ -1,0 +1,157 @@
+//! The reviewer's queue and decisions. Every decision is recorded in `reviews` and in the
+//! audit log, in the transaction that makes it.
+
+use crate::app::AppState;
+use crate::error::{CaResult, reject};
+use crate::http;
+use crate::routes::unlock::send_unlock_code;
+use crate::store;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use keyward_ca_api::{
+    Business, BusinessKind, BusinessState, ErrorCode, ReviewDecision, ReviewItem, ReviewQueue,
+};
+use sqlx::AnyConnection;
+
+/// `GET /admin/v1/reviews`
+pub async fn queue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> CaResult<Json<ReviewQueue>> {
+    http::require_admin(&state, &headers)?;
+    let mut conn = state.db().acquire().await?;
+    let rows = sqlx::query("SELECT id FROM businesses WHERE state = $1 ORDER BY id")
+        .bind(BusinessState::UnderReview.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id = crate::db::text(row, "id")?;
+        let b = store::load_business(&mut conn, &id).await?;
+        let requester = match &b.handler_id {
+            Some(h) => Some(store::load_handler(&mut conn, h).await?),
+            None => None,
+        };
+        let attachments = store::attachments_of(&mut conn, &id).await?;
+        items.push(ReviewItem {
+            business: b.business,
+            requester,
+            attachments,
+        });
+    }
+    Ok(Json(ReviewQueue { items }))
+}
+
+async fn record(
+    conn: &mut AnyConnection,
+    business: &Business,
+    decision: &str,
+    d: &ReviewDecision,
+    now: i64,
+) -> CaResult<()> {
+    sqlx::query("INSERT INTO reviews (id, business_id, reviewer, decision, note, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(crate::db::new_id("rv")?)
+        .bind(&business.id)
+        .bind(&d.reviewer)
+        .bind(decision)
+        .bind(&d.note)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    store::audit(
+        conn,
+        now,
+        &format!("reviewer:{}", d.reviewer),
+        &format!("review_{decision}"),
+        business.key_serial.as_deref(),
+        Some(&business.id),
+        &d.note,
+    )
+    .await
+}
+
+async fn decide(
+    state: AppState,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+    approve: bool,
+) -> CaResult<Json<Business>> {
+    http::require_admin(&state, &headers)?;
+    let id = http::path(id)?;
+    let body = http::body(body)?;
+    let d: ReviewDecision = http::json(&headers, &body)?;
+    if d.reviewer.trim().is_empty() {
+        return reject(ErrorCode::InvalidRequest, "name the reviewer");
+    }
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    match b.business.state {
+        BusinessState::UnderReview => {}
+        BusinessState::Approved
+        | BusinessState::Rejected
+        | BusinessState::Authorised
+        | BusinessState::Completed => {
+            return reject(
+                ErrorCode::AlreadyDecided,
+                "this business has already been decided",
+            );
+        }
+        _ => return reject(ErrorCode::WrongState, "this business is not under review"),
+    }
+    if approve {
+        store::transition(
+            &mut tx,
+            &id,
+            BusinessState::UnderReview,
+            BusinessState::Approved,
+            now,
+            &format!("审核通过：{}", d.note),
+        )
+        .await?;
+        record(&mut tx, &b.business, "approved", &d, now).await?;
+        if b.business.kind == BusinessKind::Unlock
+            && let (Some(key), Some(handler)) = (&b.business.key_serial, &b.handler_id)
+        {
+            send_unlock_code(&mut tx, key, handler, now).await?;
+        }
+    } else {
+        store::transition(
+            &mut tx,
+            &id,
+            BusinessState::UnderReview,
+            BusinessState::Rejected,
+            now,
+            &format!("审核未通过：{}", d.note),
+        )
+        .await?;
+        record(&mut tx, &b.business, "rejected", &d, now).await?;
+    }
+    let b = store::load_business(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(Json(b.business))
+}
+
+/// `POST /admin/v1/reviews/{id}/approve`
+pub async fn approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<Business>> {
+    decide(state, headers, id, body, true).await
+}
+
+/// `POST /admin/v1/reviews/{id}/reject`
+pub async fn reject_business(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<Business>> {
+    decide(state, headers, id, body, false).await
+}
