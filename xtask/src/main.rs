@@ -239,19 +239,14 @@ fn demo() -> Result<()> {
             .env("KEYWARD_SIM_CONF", dir.join("keyward-sim.toml"))
             .env("KEYWARD_PKCS11_MODULE", bin.join("libkeyward_sim.so"));
         println!("\n$ keyward {}", args.join(" "));
-        if let Some(text) = stdin {
+        cmd.stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn()?;
+        if let Some(mut pipe) = child.stdin.take() {
             use std::io::Write;
-            cmd.stdin(std::process::Stdio::piped());
-            let mut child = cmd.spawn()?;
-            if let Some(mut pipe) = child.stdin.take() {
-                pipe.write_all(text.as_bytes())?;
-            }
-            let status = child.wait()?;
-            println!("(exit {})", status.code().unwrap_or(-1));
-        } else {
-            let status = cmd.status()?;
-            println!("(exit {})", status.code().unwrap_or(-1));
+            pipe.write_all(stdin.unwrap_or_default().as_bytes())?;
         }
+        let status = child.wait()?;
+        println!("(exit {})", status.code().unwrap_or(-1));
         Ok(())
     };
     let serial = |state: &str| -> String {

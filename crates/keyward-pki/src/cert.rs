@@ -182,20 +182,9 @@ impl CertNames {
 /// serial is).
 fn der_integer(content: &[u8]) -> Vec<u8> {
     let mut out = vec![0x02];
-    push_der_len(&mut out, content.len());
+    crate::der::push_len(&mut out, content.len());
     out.extend_from_slice(content);
     out
-}
-
-pub(crate) fn push_der_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
 }
 
 /// Where a certificate expiring at `not_after` stands at `now`.

@@ -13,7 +13,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::PkiError;
-use crate::cert::push_der_len;
+use crate::der;
 
 /// The signature schemes Keyward's keys use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,24 +126,9 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, PkiError> {
         )));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let mut body = Vec::with_capacity(raw.len() + 8);
-    for half in [r, s] {
-        let trimmed = {
-            let zeros = half.iter().take_while(|&&b| b == 0).count();
-            &half[zeros.min(half.len() - 1)..]
-        };
-        body.push(0x02);
-        let pad = trimmed[0] & 0x80 != 0;
-        push_der_len(&mut body, trimmed.len() + usize::from(pad));
-        if pad {
-            body.push(0);
-        }
-        body.extend_from_slice(trimmed);
-    }
-    let mut out = vec![0x30];
-    push_der_len(&mut out, body.len());
-    out.extend_from_slice(&body);
-    Ok(out)
+    let mut body = der::uint(r);
+    body.extend(der::uint(s));
+    Ok(der::tlv(0x30, &body))
 }
 
 /// The DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2), put before the hash when a token

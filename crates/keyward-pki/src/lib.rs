@@ -6,10 +6,12 @@
 //! - [`uscc`]: the unified social credit code (统一社会信用代码) and its check character.
 //! - [`csr`]: certificate signing requests built around a [`csr::KeySigner`], so the private
 //!   key can stay on a token.
+//! - [`der`]: the few DER pieces built by hand (public keys from token attributes).
 //! - [`lang`]: the languages Keyward speaks, for messages built here.
 
 pub mod cert;
 pub mod csr;
+pub mod der;
 pub mod lang;
 pub mod pin;
 pub mod uscc;

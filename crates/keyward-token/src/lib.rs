@@ -9,7 +9,6 @@
 //!
 //! This crate knows nothing of HTTP, JSON documents, the CA or the desktop shell.
 
-mod der;
 pub mod discovery;
 pub mod error;
 pub mod info;

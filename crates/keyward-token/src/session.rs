@@ -21,10 +21,10 @@ use keyward_pki::{KeySigner, Pin, PinPolicy, PkiError, SignatureScheme};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::der;
 use crate::error::{PinRole, Result, TokenError};
 use crate::info::{PinState, PinStatus};
 use crate::module::{Module, TokenRef, lock_mutex};
+use keyward_pki::der;
 
 /// Whether the caller has confirmed spending the last PIN try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -140,16 +140,19 @@ fn a_written_certificate_is_seen_by_pkcs11_tool_and_p11tool() {
     session
         .write_certificate(&der, &id, "written-by-keyward")
         .unwrap();
+    let list_certs = || {
+        run(Command::new("pkcs11-tool").args([
+            "--module",
+            &sim(),
+            "--token-label",
+            "kw-blank",
+            "--list-objects",
+            "--type",
+            "cert",
+        ]))
+    };
 
-    let listed = run(Command::new("pkcs11-tool").args([
-        "--module",
-        &sim(),
-        "--token-label",
-        "kw-blank",
-        "--list-objects",
-        "--type",
-        "cert",
-    ]));
+    let listed = list_certs();
     assert!(listed.contains("written-by-keyward"), "{listed}");
     assert!(listed.contains("ID:         42"), "{listed}");
     let p11 = run(Command::new("p11tool").args([
@@ -183,15 +186,7 @@ fn a_written_certificate_is_seen_by_pkcs11_tool_and_p11tool() {
     assert!(subject.contains("佛山市写入测试有限公司"), "{subject}");
 
     assert_eq!(session.delete_certificate(&id).unwrap(), 1);
-    let listed = run(Command::new("pkcs11-tool").args([
-        "--module",
-        &sim(),
-        "--token-label",
-        "kw-blank",
-        "--list-objects",
-        "--type",
-        "cert",
-    ]));
+    let listed = list_certs();
     assert!(!listed.contains("written-by-keyward"), "{listed}");
     assert!(matches!(
         session.delete_certificate(&id),

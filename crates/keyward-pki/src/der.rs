@@ -1,7 +1,8 @@
-//! The few DER structures the token layer builds itself: public keys from their PKCS#11
-//! attributes.
+//! The few DER structures Keyward builds by hand: lengths, integers, and public keys from
+//! the parts a PKCS#11 token hands out.
 
-fn push_len(out: &mut Vec<u8>, len: usize) {
+/// Appends a DER length.
+pub fn push_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);
     } else {
@@ -12,14 +13,16 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// A tag-length-value.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     push_len(&mut out, content.len());
     out.extend_from_slice(content);
     out
 }
 
-fn uint(bytes: &[u8]) -> Vec<u8> {
+/// A non-negative INTEGER from big-endian magnitude bytes, minimally encoded.
+pub fn uint(bytes: &[u8]) -> Vec<u8> {
     let zeros = bytes.iter().take_while(|&&b| b == 0).count();
     let b = &bytes[zeros.min(bytes.len().saturating_sub(1))..];
     let mut content = Vec::with_capacity(b.len() + 1);
@@ -42,7 +45,7 @@ const RSA_ALG: [u8; 15] = [
 const EC_PUBLIC_KEY_OID: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 
 /// SubjectPublicKeyInfo of an RSA key from modulus and exponent.
-pub(crate) fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
+pub fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
     let mut key = uint(modulus);
     key.extend(uint(exponent));
     let mut spki = RSA_ALG.to_vec();
@@ -51,7 +54,7 @@ pub(crate) fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
 }
 
 /// SubjectPublicKeyInfo of an EC key from its DER parameters and raw point.
-pub(crate) fn ec_spki(params: &[u8], point: &[u8]) -> Vec<u8> {
+pub fn ec_spki(params: &[u8], point: &[u8]) -> Vec<u8> {
     let mut alg = EC_PUBLIC_KEY_OID.to_vec();
     alg.extend_from_slice(params);
     let mut spki = tlv(0x30, &alg);
@@ -60,7 +63,7 @@ pub(crate) fn ec_spki(params: &[u8], point: &[u8]) -> Vec<u8> {
 }
 
 /// CKA_EC_POINT is a DER OCTET STRING by the standard; some modules return the bare point.
-pub(crate) fn unwrap_ec_point(v: &[u8]) -> Vec<u8> {
+pub fn unwrap_ec_point(v: &[u8]) -> Vec<u8> {
     if v.len() > 2 && v[0] == 0x04 {
         let (len, hdr) = if v[1] < 0x80 {
             (usize::from(v[1]), 2)
