@@ -74,7 +74,8 @@ impl Config {
     }
 
     /// Reads and checks a configuration file. Relative paths inside it are
-    /// taken relative to the file's directory.
+    /// taken relative to the file's directory, except a bare `module` file
+    /// name (no `/`), which is left to the system's library search path.
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
             path: path.to_path_buf(),
@@ -85,7 +86,9 @@ impl Config {
             message: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        config.module = absolute(base, &config.module);
+        if config.module.components().count() > 1 {
+            config.module = absolute(base, &config.module);
+        }
         config.state_dir = absolute(base, &config.state_dir);
         config.log_file = config.log_file.map(|f| absolute(base, &f));
         config.check().map_err(|message| Error::ConfigInvalid {
@@ -98,6 +101,11 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         if self.user_pin_tries == 0 || self.so_pin_tries == 0 {
             return Err("user_pin_tries and so_pin_tries must be at least 1".into());
+        }
+        if let Some(level) = &self.log_level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            return Err(format!("log_level {level:?}: {e}"));
         }
         for t in &self.tokens {
             if t.matches.trim().is_empty() {
@@ -142,5 +150,68 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
         p.to_path_buf()
     } else {
         base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sim.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(&path)
+    }
+
+    #[test]
+    fn full_configuration_and_defaults() {
+        let c = load(
+            "module = \"/usr/lib/softhsm/libsofthsm2.so\"\nstate_dir = \"state\"\n\
+             [[token]]\nmatch = \"T\"\nserial = \"NC0001\"\nso_pin_tries = 6\n",
+        )
+        .expect("valid");
+        assert_eq!((c.user_pin_tries, c.so_pin_tries), (10, 10));
+        assert!(c.state_dir.is_absolute() && c.state_dir.ends_with("state"));
+        let o = c.override_for("0123", "T").expect("matched by label");
+        assert_eq!(
+            (o.serial.as_deref(), o.so_pin_tries),
+            (Some("NC0001"), Some(6))
+        );
+        assert!(c.override_for("0123", "U").is_none());
+    }
+
+    #[test]
+    fn a_bare_module_name_is_left_to_the_library_search_path() {
+        let c = load("module = \"libsofthsm2.so\"\nstate_dir = \"/tmp/s\"\n").expect("valid");
+        assert_eq!(c.module, PathBuf::from("libsofthsm2.so"));
+        let c = load("module = \"lib/x.so\"\nstate_dir = \"/tmp/s\"\n").expect("valid");
+        assert!(c.module.is_absolute());
+    }
+
+    #[test]
+    fn broken_configurations_are_refused_with_a_reason() {
+        for (text, why) in [
+            ("state_dir = \"/tmp/s\"\n", "missing field `module`"),
+            (
+                "module = \"m\"\nstate_dir = \"/s\"\nuser_pin_tries = 0\n",
+                "at least 1",
+            ),
+            (
+                "module = \"m\"\nstate_dir = \"/s\"\nlog_level = \"a[{=x\"\n",
+                "log_level",
+            ),
+            (
+                "module = \"m\"\nstate_dir = \"/s\"\ncolour = 1\n",
+                "unknown field",
+            ),
+            (
+                "module = \"m\"\nstate_dir = \"/s\"\n[[token]]\nmatch = \"T\"\nserial = \"12345678901234567\"\n",
+                "longer than 16",
+            ),
+        ] {
+            let e = load(text).expect_err(text).to_string();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
     }
 }

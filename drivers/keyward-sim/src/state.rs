@@ -377,3 +377,92 @@ impl Drop for FileLock<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_token() -> State {
+        let mut st = State::default();
+        st.tokens.insert(
+            "NC0001".into(),
+            TokenRecord {
+                label: "T".into(),
+                underlying_serial: "abcdef0123456789".into(),
+                user_max: 10,
+                user_left: 10,
+                so_max: 10,
+                so_left: 10,
+            },
+        );
+        st
+    }
+
+    #[test]
+    fn a_token_removed_under_one_name_is_inserted_under_another() {
+        let mut st = with_token();
+        let names = ["NC0001", "T", "abcdef0123456789"];
+        st.remove_token("T");
+        assert!(st.is_absent(&names));
+        assert_eq!(st.removal_seq(&names), 1);
+        st.insert_token("abcdef0123456789");
+        assert!(!st.is_absent(&names));
+        assert_eq!((st.seq, st.last_insert), (2, 2));
+        // Unknown names are kept as given.
+        st.remove_token("LATER");
+        assert!(st.is_absent(&["LATER"]));
+    }
+
+    #[test]
+    fn counters_stop_at_zero_and_reset_to_the_maximum() {
+        let mut st = with_token();
+        for left in (0..10).rev() {
+            assert_eq!(st.fail("NC0001", Pin::User), Some(left));
+        }
+        assert_eq!(st.fail("NC0001", Pin::User), Some(0));
+        assert_eq!(st.left("NC0001", Pin::So), Some(10));
+        st.reset("NC0001", Pin::User);
+        assert_eq!(st.left("NC0001", Pin::User), Some(10));
+        assert_eq!(st.fail("unknown", Pin::User), None);
+    }
+
+    #[test]
+    fn a_fault_fires_once_at_its_call() {
+        let mut st = State::default();
+        for id in [1, 2] {
+            st.faults.push(FaultRecord {
+                id,
+                function: "C_Sign".into(),
+                at_call: 2,
+                effect: Effect::RemoveToken,
+                calls: 0,
+                fired: false,
+            });
+        }
+        assert_eq!(st.count_call("C_Verify"), None);
+        assert_eq!(st.count_call("C_Sign"), None);
+        // Both reach their call together: the earlier armed fires now, the other next.
+        assert_eq!(st.count_call("C_Sign"), Some(Effect::RemoveToken));
+        assert!(st.faults[0].fired && !st.faults[1].fired);
+        assert_eq!(st.count_call("C_Sign"), Some(Effect::RemoveToken));
+        assert_eq!(st.count_call("C_Sign"), None);
+    }
+
+    #[test]
+    fn updates_from_many_threads_are_not_lost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let store = Store::open(dir.path()).expect("store");
+                    for _ in 0..25 {
+                        store.update(|st| st.seq += 1).expect("update");
+                    }
+                });
+            }
+        });
+        let store = Store::open(dir.path()).expect("store");
+        assert_eq!(store.read_fresh().expect("read").seq, 100);
+        assert_eq!(store.snapshot().expect("snapshot").seq, 100);
+    }
+}
