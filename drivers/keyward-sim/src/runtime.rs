@@ -694,7 +694,12 @@ impl Runtime {
         for slot in self.slot_list(false)? {
             let st = match self.token_for_slot(slot)? {
                 None => (true, 0),
-                Some(t) => (!snap.is_absent(&t.names()), snap.removal_seq(&t.names())),
+                Some(t) => {
+                    // A watcher notices a pull first: close the sessions
+                    // underneath now rather than at their next call.
+                    self.evict(&t, slot, &snap);
+                    (!snap.is_absent(&t.names()), snap.removal_seq(&t.names()))
+                }
             };
             now.push((slot, st));
         }
