@@ -103,6 +103,11 @@
 //! `tracing`, to `log_file` or standard error. A PIN — or its length — is
 //! never logged.
 
+// The workspace lints deny unsafe code, which a PKCS#11 module cannot do
+// without; the rest of them hold here too.
+#![warn(missing_debug_implementations, missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)]
+
 mod config;
 pub mod control;
 mod error;

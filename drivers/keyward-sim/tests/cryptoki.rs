@@ -292,6 +292,10 @@ fn pulled_token_closes_sessions_and_comes_back() {
     assert!(slot_info.removable_device());
     assert_eq!(rv(p.get_token_info(slot)), RvError::TokenNotPresent);
     assert_eq!(rv(p.open_ro_session(slot)), RvError::TokenNotPresent);
+    assert_eq!(
+        pin_tries(&sim.lib, slot),
+        Err(cryptoki_sys::CKR_TOKEN_NOT_PRESENT)
+    );
     let status = control::status(&sim.state).expect("status");
     assert!(!status.tokens[0].present);
 
@@ -518,6 +522,13 @@ fn missing_or_broken_configuration_fails_initialize_cleanly() {
             cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
         ))
     };
+    assert_eq!(
+        pin_tries(
+            &sim.lib,
+            cryptoki::slot::Slot::try_from(0u64).expect("slot")
+        ),
+        Err(cryptoki_sys::CKR_CRYPTOKI_NOT_INITIALIZED)
+    );
     // SAFETY: single-threaded test process.
     unsafe { std::env::remove_var("KEYWARD_SIM_CONF") };
     assert_eq!(rv(init()), RvError::GeneralError);

@@ -4,6 +4,8 @@
 //! The state directory comes from `--state-dir`, else `KEYWARD_SIM_STATE_DIR`,
 //! else the `state_dir` of the configuration named by `KEYWARD_SIM_CONF`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::dbg_macro)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
