@@ -493,6 +493,122 @@ pub struct ReviewQueue {
     pub items: Vec<ReviewItem>,
 }
 
+wire_enum! {
+    /// Which physical seal an electronic seal reproduces (only these two are offered).
+    SealKind {
+        /// 公章
+        Official = "official",
+        /// 合同专用章
+        Contract = "contract",
+    }
+}
+
+/// `POST /v1/keys/{serial}/seals`, signed by the key: apply for the key's electronic seal
+/// (none taken at first) or change it (it no longer matches the physical stamp). Free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealApplication {
+    /// The text of the seal, e.g. `广州示例科技有限公司` or `广州示例科技有限公司合同专用章`.
+    pub seal_name: String,
+    pub seal_kind: SealKind,
+    /// `false`: first seal for this key; `true`: replace the existing one.
+    pub change: bool,
+}
+
+wire_enum! {
+    /// Why a key is re-issued.
+    ReissueReason {
+        Lost = "lost",
+        Broken = "broken",
+    }
+}
+
+/// 新申请: a first certificate for an organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApplicationForm {
+    pub organisation: Organisation,
+    pub handler: Handler,
+    pub years: u8,
+    pub invoice: InvoiceDetails,
+}
+
+/// 增加证书: one more certificate for a registered organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddCertificateForm {
+    pub uscc: String,
+    pub handler: Handler,
+    pub years: u8,
+    pub invoice: InvoiceDetails,
+}
+
+/// 变更: new name or legal address of the same legal entity. Free; validity kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeForm {
+    pub key_serial: String,
+    pub handler: Handler,
+    pub new_name: Option<String>,
+    pub new_legal_address: Option<String>,
+}
+
+/// 补办: a lost or broken key. 200 yuan; validity kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueForm {
+    pub key_serial: String,
+    pub handler: Handler,
+    pub reason: ReissueReason,
+    pub invoice: InvoiceDetails,
+}
+
+/// 退款: for a business not yet accepted, or a key not activated within 14 days of delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundForm {
+    /// The business to refund.
+    pub business_id: String,
+    pub handler: Handler,
+    pub reason: String,
+}
+
+/// `POST /v1/businesses`: an order for one of the paperwork businesses, by its `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BusinessForm {
+    NewApplication(NewApplicationForm),
+    AddCertificate(AddCertificateForm),
+    Change(ChangeForm),
+    Reissue(ReissueForm),
+    Refund(RefundForm),
+}
+
+wire_enum! {
+    /// Where an invoice stands.
+    InvoiceStatus {
+        /// Requested; the electronic invoice follows in one to two working days.
+        Requested = "requested",
+        Issued = "issued",
+    }
+}
+
+/// `POST /v1/businesses/{id}/invoice`: an electronic invoice for a finished, paid business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub business_id: String,
+    pub amount_fen: i64,
+    pub details: InvoiceDetails,
+    pub status: InvoiceStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
+/// Fee of a re-issue (补办), in fen.
+pub const REISSUE_FEE_FEN: i64 = 20_000;
+/// A delivered key not activated within this many days may be refunded.
+pub const REFUND_WINDOW_DAYS: i64 = 14;
+
 /// Audit record of one decision or state change (`GET /admin/v1/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -541,6 +657,22 @@ mod tests {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
             assert_eq!(BusinessState::parse(k.as_str()), Some(*k));
         }
+    }
+
+    #[test]
+    fn business_forms_are_tagged_and_strict() {
+        let form: BusinessForm = serde_json::from_str(
+            r#"{"kind":"refund","business_id":"bz1","handler":{"name":"a","id_number":"b","phone":"c"},"reason":"r"}"#,
+        )
+        .unwrap();
+        assert!(matches!(form, BusinessForm::Refund(_)));
+        assert!(
+            serde_json::from_str::<BusinessForm>(
+                r#"{"kind":"refund","business_id":"bz1","handler":{"name":"a","id_number":"b","phone":"c"},"reason":"r","x":1}"#
+            )
+            .is_err()
+        );
+        assert!(serde_json::from_str::<BusinessForm>(r#"{"kind":"bribe"}"#).is_err());
     }
 
     #[test]

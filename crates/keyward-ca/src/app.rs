@@ -95,7 +95,7 @@ async fn method_not_allowed() -> impl IntoResponse {
 
 /// The service's router over a state.
 pub fn router(state: AppState) -> Router {
-    use routes::{activation, admin, attachments, meta, payment, renewal, review, unlock};
+    use routes::{activation, admin, attachments, meta, orders, payment, renewal, review, unlock};
     let upload_limit = DefaultBodyLimit::max(keyward_ca_api::ATTACHMENT_MAX_BYTES);
     Router::new()
         .route("/healthz", get(meta::healthz))
@@ -161,6 +161,14 @@ pub fn router(state: AppState) -> Router {
             post(review::reject_business),
         )
         .route("/admin/v1/attachments/{sha256}", get(attachments::download))
+        .route(
+            "/v1/organisations/{uscc}/businesses",
+            get(orders::organisation_progress),
+        )
+        .route("/v1/businesses", post(orders::create))
+        .route("/v1/keys/{serial}/seals", post(orders::seal))
+        .route("/v1/businesses/{id}/invoice", post(orders::invoice))
+        .route("/admin/v1/businesses/{id}/complete", post(orders::complete))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -9,17 +9,11 @@ use sqlx::{AnyPool, Row};
 use std::path::Path;
 
 /// Ordered migrations: (version, name, statements).
+#[rustfmt::skip]
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "registry, activation, renewal",
-        include_str!("../migrations/0001_init.sql"),
-    ),
-    (
-        2,
-        "unlock, attachments, reviews",
-        include_str!("../migrations/0002_unlock_review.sql"),
-    ),
+    (1, "registry, activation, renewal", include_str!("../migrations/0001_init.sql")),
+    (2, "unlock, attachments, reviews", include_str!("../migrations/0002_unlock_review.sql")),
+    (3, "orders and invoices", include_str!("../migrations/0003_orders.sql")),
 ];
 
 pub type Db = AnyPool;
@@ -124,4 +118,23 @@ pub fn opt_int(row: &sqlx::any::AnyRow, col: &str) -> CaResult<Option<i64>> {
 pub fn instant(unix: i64) -> CaResult<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .map_err(|_| CaError::Corrupt(format!("timestamp {unix} out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), super::MIGRATIONS.len());
+        for (i, (version, _, _)) in super::MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+            assert!(files[i].starts_with(&format!("{:04}_", version)));
+        }
+    }
 }

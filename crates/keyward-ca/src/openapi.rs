@@ -261,6 +261,53 @@ pub fn examples() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "SealApplication",
+            v(&SealApplication {
+                seal_name: org.name.clone(),
+                seal_kind: SealKind::Official,
+                change: false,
+            }),
+        ),
+        (
+            "BusinessForm",
+            v(&BusinessForm::Reissue(ReissueForm {
+                key_serial: "NETCA0001".into(),
+                handler: Handler {
+                    name: "张三".into(),
+                    id_number: "11010519491231002X".into(),
+                    phone: "13800138000".into(),
+                },
+                reason: ReissueReason::Lost,
+                invoice: InvoiceDetails {
+                    title: org.name.clone(),
+                    tax_id: org.uscc.clone(),
+                    email: "finance@example.com".into(),
+                },
+            })),
+        ),
+        (
+            "InvoiceDetails",
+            v(&InvoiceDetails {
+                title: org.name.clone(),
+                tax_id: org.uscc.clone(),
+                email: "finance@example.com".into(),
+            }),
+        ),
+        (
+            "Invoice",
+            v(&Invoice {
+                business_id: "bz…".into(),
+                amount_fen: 40000,
+                details: InvoiceDetails {
+                    title: org.name.clone(),
+                    tax_id: org.uscc.clone(),
+                    email: "finance@example.com".into(),
+                },
+                status: InvoiceStatus::Requested,
+                requested_at: at,
+            }),
+        ),
+        (
             "CsrSubmission",
             v(&CsrSubmission {
                 csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n…".into(),

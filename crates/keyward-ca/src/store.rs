@@ -126,6 +126,41 @@ pub async fn transition(
     add_event(conn, business_id, now, to, note).await
 }
 
+/// Moves a business to `to` from whatever state it is in (refund cancellations).
+pub async fn force_state(
+    conn: &mut AnyConnection,
+    business_id: &str,
+    to: BusinessState,
+    now: i64,
+    note: &str,
+) -> CaResult<()> {
+    sqlx::query("UPDATE businesses SET state = $1, updated_at = $2 WHERE id = $3")
+        .bind(to.as_str())
+        .bind(now)
+        .bind(business_id)
+        .execute(&mut *conn)
+        .await?;
+    add_event(conn, business_id, now, to, note).await
+}
+
+/// Every business of an organisation, oldest first, with timelines.
+pub async fn businesses_of_organisation(
+    conn: &mut AnyConnection,
+    uscc: &str,
+) -> CaResult<Vec<Business>> {
+    let rows = sqlx::query("SELECT * FROM businesses WHERE uscc = $1 ORDER BY id")
+        .bind(uscc)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (mut b, _, _) = business_from_row(row)?;
+        b.timeline = timeline(conn, &b.id).await?;
+        out.push(b);
+    }
+    Ok(out)
+}
+
 /// Sets a business's details JSON.
 pub async fn set_details(
     conn: &mut AnyConnection,

@@ -48,7 +48,8 @@ async fn every_documented_endpoint_is_routed() {
             .path
             .replace("{serial}", "NOKEY")
             .replace("{id}", "noid")
-            .replace("{sha256}", "00");
+            .replace("{sha256}", "00")
+            .replace("{uscc}", "NOORG");
         let req = Request::builder()
             .method(ep.method)
             .uri(&path)
@@ -103,6 +104,10 @@ fn openapi_examples_are_real_wire_values() {
             "KeyStatus" => serde_json::from_value::<KeyStatus>(example).is_ok(),
             "Business" => serde_json::from_value::<Business>(example).is_ok(),
             "ApiError" => serde_json::from_value::<ApiError>(example).is_ok(),
+            "SealApplication" => serde_json::from_value::<SealApplication>(example).is_ok(),
+            "BusinessForm" => serde_json::from_value::<BusinessForm>(example).is_ok(),
+            "InvoiceDetails" => serde_json::from_value::<InvoiceDetails>(example).is_ok(),
+            "Invoice" => serde_json::from_value::<Invoice>(example).is_ok(),
             "UnlockApplication" => serde_json::from_value::<UnlockApplication>(example).is_ok(),
             "ReviewDecision" => serde_json::from_value::<ReviewDecision>(example).is_ok(),
             "ReviewQueue" => serde_json::from_value::<ReviewQueue>(example).is_ok(),

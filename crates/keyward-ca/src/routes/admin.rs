@@ -79,7 +79,7 @@ pub fn check_years(years: u8) -> CaResult<i64> {
 }
 
 /// Inserts or updates an organisation (same USCC = same legal entity; name and address may change).
-async fn upsert_organisation(
+pub async fn upsert_organisation(
     conn: &mut AnyConnection,
     org: &Organisation,
     now: i64,

@@ -4,6 +4,7 @@ pub mod activation;
 pub mod admin;
 pub mod attachments;
 pub mod meta;
+pub mod orders;
 pub mod payment;
 pub mod renewal;
 pub mod review;

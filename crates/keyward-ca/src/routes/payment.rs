@@ -13,7 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use keyward_ca_api::auth::PAYMENT_SIGNATURE_HEADER;
 use keyward_ca_api::{
-    BusinessState, ErrorCode, PaymentNotification, PaymentRequest, PaymentStatus, SandboxOutcome,
+    BusinessKind, BusinessState, ErrorCode, PaymentNotification, PaymentRequest, PaymentStatus,
+    SandboxOutcome,
 };
 use sqlx::AnyConnection;
 
@@ -117,6 +118,18 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
             "已支付",
         )
         .await?;
+        if b.business.kind != BusinessKind::Renewal {
+            // Paperwork businesses go on to their documents once paid.
+            store::transition(
+                &mut tx,
+                &p.business_id,
+                BusinessState::Paid,
+                BusinessState::AwaitingDocuments,
+                now,
+                "请上传申请材料",
+            )
+            .await?;
+        }
         store::audit(
             &mut tx,
             now,

@@ -1,0 +1,360 @@
+//! Router-level tests of the order businesses: seal, new application, add a certificate,
+//! change, re-issue, refund, invoices, organisation progress.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use serde_json::{Value, json};
+
+fn invoice() -> Value {
+    json!({"title": "广州示例科技有限公司", "tax_id": USCC, "email": "finance@example.com"})
+}
+
+async fn upload(ca: &TestCa, id: &str, kind: &str) {
+    let req = Request::post(format!("/v1/businesses/{id}/attachments?kind={kind}"))
+        .header("content-type", "application/pdf")
+        .body(Body::from(b"%PDF-1.7\nstamped form".to_vec()))
+        .unwrap();
+    let (s, v) = ca.raw(req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Attachments → submit → approve; returns the approved business.
+async fn through_review(ca: &TestCa, id: &str, kind: &str) -> Value {
+    upload(ca, id, kind).await;
+    let (s, v) = ca.post_empty(&format!("/v1/businesses/{id}/submit")).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("under_review")),
+        "{v}"
+    );
+    let (s, v) = ca
+        .admin_post(
+            &format!("/admin/v1/reviews/{id}/approve"),
+            &json!({"reviewer": "王审核", "note": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{v}"
+    );
+    v
+}
+
+async fn pay(ca: &TestCa, id: &str) {
+    let (s, p) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let (s, v) = ca
+        .post(
+            &format!("{}/complete", p["pay_url"].as_str().unwrap()),
+            &json!({"outcome": "paid"}),
+        )
+        .await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("paid")));
+}
+
+async fn complete(ca: &TestCa, id: &str) -> (StatusCode, Value) {
+    ca.admin_post(
+        &format!("/admin/v1/businesses/{id}/complete"),
+        &json!({"reviewer": "station-1", "note": "done"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn seal_apply_review_complete_and_change() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    ca.activate("K1", &key).await;
+    let seals = "/v1/keys/K1/seals";
+    let official =
+        json!({"seal_name": "广州示例科技有限公司", "seal_kind": "official", "change": false});
+    let (s, v) = ca.post(seals, &official).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signature_missing")
+    );
+    let (s, v) = ca.signed(&key, "K1", seals, Some(&json!({"seal_name": "广州新名字有限公司", "seal_kind": "official", "change": false}))).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "name_change_not_seal")
+    );
+    assert!(v["message"].as_str().unwrap().contains("change business"));
+    let (s, v) = ca.signed(&key, "K1", seals, Some(&json!({"seal_name": "广州示例科技有限公司", "seal_kind": "finance", "change": false}))).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "only official and contract seals"
+    );
+    let (s, v) = ca.signed(&key, "K1", seals, Some(&json!({"seal_name": "广州示例科技有限公司", "seal_kind": "official", "change": true}))).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "change without a seal"
+    );
+    let (s, b) = ca.signed(&key, "K1", seals, Some(&official)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (
+            b["kind"].as_str(),
+            b["state"].as_str(),
+            b["fee_fen"].as_i64()
+        ),
+        (Some("seal"), Some("awaiting_documents"), Some(0))
+    );
+    let id = b["id"].as_str().unwrap().to_owned();
+    let (s, v) = ca.signed(&key, "K1", seals, Some(&official)).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "one at a time"
+    );
+    let (s, v) = complete(&ca, &id).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "not accepted yet"
+    );
+    upload(&ca, &id, "seal_form").await;
+    through_review(&ca, &id, "seal_scan").await;
+    let (s, v) = complete(&ca, &id).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
+    // One certificate holds exactly one seal: a second apply is refused, a change is taken.
+    let (s, v) = ca.signed(&key, "K1", seals, Some(&official)).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    let contract = json!({"seal_name": "广州示例科技有限公司合同专用章", "seal_kind": "contract", "change": true});
+    let (s, v) = ca.signed(&key, "K1", seals, Some(&contract)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn new_application_is_paid_reviewed_completed_and_invoiced() {
+    let ca = TestCa::new().await;
+    let form = json!({"kind": "new_application", "organisation": org(USCC2), "handler": handler(), "years": 3, "invoice": invoice()});
+    let (s, b) = ca.post("/v1/businesses", &form).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["state"].as_str(), b["fee_fen"].as_i64()),
+        (Some("awaiting_payment"), Some(60_000))
+    );
+    let id = b["id"].as_str().unwrap().to_owned();
+    let (s, v) = ca
+        .post(&format!("/v1/businesses/{id}/invoice"), &invoice())
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "invoice before the end"
+    );
+    pay(&ca, &id).await;
+    let (_, b) = ca.get(&format!("/v1/businesses/{id}")).await;
+    assert_eq!(b["state"], "awaiting_documents");
+    through_review(&ca, &id, "business_licence").await;
+    let (s, v) = complete(&ca, &id).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
+    let (s, inv) = ca
+        .post(&format!("/v1/businesses/{id}/invoice"), &invoice())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{inv}");
+    assert_eq!(
+        (inv["amount_fen"].as_i64(), inv["status"].as_str()),
+        (Some(60_000), Some("requested"))
+    );
+    let (s, again) = ca
+        .post(&format!("/v1/businesses/{id}/invoice"), &invoice())
+        .await;
+    assert_eq!((s, &again), (StatusCode::OK, &inv));
+    // Organisation progress shows the whole timeline.
+    let (s, p) = ca
+        .get(&format!("/v1/organisations/{USCC2}/businesses"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let states: Vec<&str> = p["businesses"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "awaiting_payment",
+            "paid",
+            "awaiting_documents",
+            "under_review",
+            "approved",
+            "completed"
+        ]
+    );
+    let (s, v) = ca
+        .get("/v1/organisations/91110000100000000R/businesses")
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::NOT_FOUND, "organisation_not_found")
+    );
+    // Add a certificate for the now registered organisation; an unknown one is refused.
+    let add = json!({"kind": "add_certificate", "uscc": USCC2, "handler": handler(), "years": 1, "invoice": invoice()});
+    let (s, v) = ca.post("/v1/businesses", &add).await;
+    assert_eq!((s, v["fee_fen"].as_i64()), (StatusCode::OK, Some(20_000)));
+    let add = json!({"kind": "add_certificate", "uscc": "91110000100000000R", "handler": handler(), "years": 1, "invoice": invoice()});
+    let (s, v) = ca.post("/v1/businesses", &add).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::NOT_FOUND, "organisation_not_found")
+    );
+}
+
+#[tokio::test]
+async fn change_is_free_keeps_the_entity_and_renames_on_completion() {
+    let ca = TestCa::new().await;
+    ca.activate("K1", &p256()).await;
+    let (s, v) = ca.post("/v1/businesses", &json!({"kind": "change", "key_serial": "K1", "handler": handler(), "new_name": null, "new_legal_address": " "})).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let (s, b) = ca.post("/v1/businesses", &json!({"kind": "change", "key_serial": "K1", "handler": handler(), "new_name": "广州新示例科技有限公司", "new_legal_address": null})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["state"].as_str(), b["fee_fen"].as_i64()),
+        (Some("awaiting_documents"), Some(0))
+    );
+    let id = b["id"].as_str().unwrap().to_owned();
+    through_review(&ca, &id, "business_licence").await;
+    complete(&ca, &id).await;
+    let (_, k) = ca.get("/v1/keys/K1").await;
+    assert_eq!(k["organisation_name"], "广州新示例科技有限公司");
+    let (s, v) = ca
+        .post(&format!("/v1/businesses/{id}/invoice"), &invoice())
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "free business, no invoice"
+    );
+}
+
+#[tokio::test]
+async fn reissue_costs_200_yuan() {
+    let ca = TestCa::new().await;
+    ca.activate("K1", &p256()).await;
+    let form = json!({"kind": "reissue", "key_serial": "K1", "handler": handler(), "reason": "lost", "invoice": invoice()});
+    let (s, b) = ca.post("/v1/businesses", &form).await;
+    assert_eq!(
+        (s, b["fee_fen"].as_i64(), b["state"].as_str()),
+        (StatusCode::OK, Some(20_000), Some("awaiting_payment"))
+    );
+    let (s, v) = ca.post("/v1/businesses", &json!({"kind": "reissue", "key_serial": "NOKEY", "handler": handler(), "reason": "broken", "invoice": invoice()})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+    ca.clock.advance(time::Duration::days(400));
+    let (s, v) = ca.post("/v1/businesses", &form).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "certificate_expired")
+    );
+}
+
+#[tokio::test]
+async fn refunds_follow_the_rules() {
+    let ca = TestCa::new().await;
+    // A business not yet accepted can be refunded; the refund cancels it once approved.
+    let form = json!({"kind": "new_application", "organisation": org(USCC2), "handler": handler(), "years": 1, "invoice": invoice()});
+    let (_, b) = ca.post("/v1/businesses", &form).await;
+    let target = b["id"].as_str().unwrap().to_owned();
+    pay(&ca, &target).await;
+    let refund = json!({"kind": "refund", "business_id": target, "handler": handler(), "reason": "不再需要"});
+    let (s, r) = ca.post("/v1/businesses", &refund).await;
+    assert_eq!(
+        (s, r["state"].as_str()),
+        (StatusCode::OK, Some("awaiting_documents")),
+        "{r}"
+    );
+    let (s, v) = ca.post("/v1/businesses", &refund).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "one refund at a time"
+    );
+    let rid = r["id"].as_str().unwrap().to_owned();
+    upload(&ca, &rid, "other").await;
+    ca.post_empty(&format!("/v1/businesses/{rid}/submit")).await;
+    let (s, v) = ca
+        .admin_post(
+            &format!("/admin/v1/reviews/{rid}/approve"),
+            &json!({"reviewer": "财务", "note": "退款"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "{v}"
+    );
+    let (_, t) = ca.get(&format!("/v1/businesses/{target}")).await;
+    assert_eq!(t["state"], "cancelled");
+
+    // An activated key is never refunded.
+    ca.activate("K1", &p256()).await;
+    let (_, p) = ca.get("/v1/keys/K1/businesses").await;
+    let issue = p["businesses"][0]["id"].as_str().unwrap().to_owned();
+    let (s, v) = ca
+        .post(
+            "/v1/businesses",
+            &json!({"kind": "refund", "business_id": issue, "handler": handler(), "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "refund_not_allowed")
+    );
+    // A key not activated: refundable within 14 days of delivery, not after.
+    ca.issue_key("K2", &p256(), 1).await;
+    let (_, p) = ca.get("/v1/keys/K2/businesses").await;
+    let issue2 = p["businesses"][0]["id"].as_str().unwrap().to_owned();
+    ca.clock.advance(time::Duration::days(13));
+    let (s, v) = ca.post("/v1/businesses", &json!({"kind": "refund", "business_id": issue2, "handler": handler(), "reason": "未使用"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    ca.issue_key("K3", &p256(), 1).await;
+    let (_, p) = ca.get("/v1/keys/K3/businesses").await;
+    let issue3 = p["businesses"][0]["id"].as_str().unwrap().to_owned();
+    ca.clock.advance(time::Duration::days(15));
+    let (s, v) = ca
+        .post(
+            "/v1/businesses",
+            &json!({"kind": "refund", "business_id": issue3, "handler": handler(), "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "refund_not_allowed")
+    );
+}
+
+#[tokio::test]
+async fn malformed_forms_are_refused() {
+    let ca = TestCa::new().await;
+    let (s, v) = ca.post("/v1/businesses", &json!({"kind": "bribe"})).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let (s, v) = ca.post("/v1/businesses", &json!({"kind": "new_application", "organisation": org(USCC), "handler": handler(), "years": 1, "invoice": invoice(), "discount": 100})).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let (s, v) = ca.post("/v1/businesses", &json!({"kind": "new_application", "organisation": org(USCC), "handler": handler(), "years": 9, "invoice": invoice()})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_years"));
+    let (s, v) = ca.post("/v1/businesses", &json!({"kind": "new_application", "organisation": org("91350100M000100Y40"), "handler": handler(), "years": 1, "invoice": invoice()})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_uscc"));
+}
