@@ -19,9 +19,12 @@
 //!   process that has the module loaded. While pulled, `C_GetSlotList(TRUE)`
 //!   leaves the slot out, `C_GetSlotInfo` clears `CKF_TOKEN_PRESENT` (slots
 //!   always carry `CKF_REMOVABLE_DEVICE`), slot functions answer
-//!   `CKR_TOKEN_NOT_PRESENT`, and each session opened before the removal is
-//!   closed underneath and answers `CKR_DEVICE_REMOVED` to every later call
-//!   (`C_CloseSession` included, which also forgets the handle). Plugged in
+//!   `CKR_TOKEN_NOT_PRESENT`, and each session opened before the removal
+//!   answers `CKR_DEVICE_REMOVED` to every later call (`C_CloseSession`
+//!   included, which also forgets the handle); it is closed underneath (so
+//!   its login goes too) as soon as the process notices the pull — at its
+//!   next call on the token or the next poll of a slot watcher. A pull and
+//!   re-insert between two calls still ends the old sessions. Plugged in
 //!   again, the token takes fresh sessions. `C_WaitForSlotEvent` is
 //!   implemented by the simulator (blocking, or `CKF_DONT_BLOCK`), watching
 //!   the presence state every 20 ms; `C_Finalize` wakes a blocked waiter
@@ -42,7 +45,13 @@
 //!   can start the next operation at once. A pulled token (`RemoveToken`)
 //!   stops the call before it reaches the module underneath, so a write at
 //!   that call never happens.
+//!   `C_Initialize` can carry a `Return` fault too (the module then stays
+//!   uninitialised); `C_GetFunctionList` and `C_Finalize` cannot.
 //! * **Identity**: per-token overrides of manufacturer, model and serial.
+//!
+//! A token is named, in the control API and the command, by the serial a
+//! client sees, its label, or its serial underneath; a label shared by two
+//! tokens names both.
 //!
 //! Session handles given to the application are the simulator's own (never
 //! reused within a process); slot and object handles are those of the module
@@ -54,7 +63,7 @@
 //!
 //! `C_Initialize` reads the TOML file named by `KEYWARD_SIM_CONF` (it does not
 //! set `SOFTHSM2_CONF`; the caller's environment does). Relative paths are
-//! relative to the file.
+//! relative to the file; a bare `module` file name is left to the loader.
 //!
 //! ```toml
 //! module = "/usr/lib/softhsm/libsofthsm2.so"  # the module underneath

@@ -691,3 +691,49 @@ fn init_token_through_the_simulator_starts_fresh_counters() {
     let slot = slot_of(&p, "NEW");
     assert_eq!(pin_tries(&sim.lib, slot), Ok((10, 10)));
 }
+
+#[test]
+fn a_fault_can_refuse_c_initialize_once() {
+    let sim = Sim::new();
+    sim.add_token("T");
+    control::arm_fault(
+        &sim.state,
+        Fault {
+            function: "C_Initialize",
+            at_call: 1,
+            effect: Effect::Return(cryptoki_sys::CKR_DEVICE_ERROR),
+        },
+    )
+    .expect("arm");
+    let p = cryptoki::context::Pkcs11::new(&sim.lib).expect("load");
+    let init = || {
+        p.initialize(cryptoki::context::CInitializeArgs::new(
+            cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+        ))
+    };
+    assert_eq!(rv(init()), RvError::DeviceError);
+    init().expect("fired once");
+    slot_of(&p, "T");
+    assert!(
+        control::arm_fault(
+            &sim.state,
+            Fault {
+                function: "C_Finalize",
+                at_call: 1,
+                effect: Effect::RemoveToken
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        control::arm_fault(
+            &sim.state,
+            Fault {
+                function: "C_Sign",
+                at_call: 0,
+                effect: Effect::RemoveToken
+            }
+        )
+        .is_err()
+    );
+}
