@@ -25,8 +25,14 @@ pub struct TestCa {
 
 impl TestCa {
     pub async fn new() -> Self {
+        Self::with_database(None).await
+    }
+
+    /// A service over the given database URL (None: SQLite in the data dir).
+    pub async fn with_database(url: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::new(dir.path().join("data"));
+        let mut config = Config::new(dir.path().join("data"));
+        config.database_url = url;
         let clock = config.clock.clone();
         let app = App::build(&config).await.unwrap();
         TestCa { dir, app, clock }

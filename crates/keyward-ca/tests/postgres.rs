@@ -1,0 +1,279 @@
+//! The service on PostgreSQL: a throw-away cluster started by the test itself (initdb and
+//! pg_ctl in a temp dir, on a loopback port), then the same flows as on SQLite, and a
+//! restart that keeps everything.
+//!
+//! Needs the PostgreSQL server binaries (Debian: `postgresql`), found on PATH or under
+//! /usr/lib/postgresql/*/bin. Without them the tests say so and pass, unless
+//! KEYWARD_REQUIRE_POSTGRES=1 makes their absence a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    as_postgres: bool,
+    port: u16,
+}
+
+fn find_bin() -> Option<PathBuf> {
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        && out.status.success()
+    {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let real = std::fs::canonicalize(&p).unwrap_or(p);
+        return real.parent().map(Path::to_path_buf);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+impl Cluster {
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let out = if self.as_postgres {
+            Command::new("runuser")
+                .arg("-u")
+                .arg("postgres")
+                .arg("--")
+                .arg(&exe)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&exe).args(args).output()
+        }
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> Option<Cluster> {
+        let Some(bin) = find_bin() else {
+            assert!(
+                std::env::var("KEYWARD_REQUIRE_POSTGRES").is_err(),
+                "PostgreSQL server binaries not found (Debian package postgresql)"
+            );
+            eprintln!("SKIPPED: PostgreSQL server binaries not found (Debian package postgresql)");
+            return None;
+        };
+        let uid = Command::new("id").arg("-u").output().unwrap();
+        let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let dir = tempfile::tempdir().unwrap();
+        if as_postgres {
+            // initdb refuses to run as root: the cluster belongs to the postgres user.
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Cluster {
+            bin,
+            dir,
+            as_postgres,
+            port,
+        };
+        let data = cluster.dir.path().join("pgdata");
+        let data = data.to_str().unwrap();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "keyward",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            cluster.dir.path().display()
+        );
+        let log = cluster.dir.path().join("pg.log");
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data,
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        Some(cluster)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://keyward@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("pgdata");
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.arg("-u").arg("postgres").arg("--").arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn the_service_runs_on_postgres_and_keeps_its_state() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let ca = TestCa::with_database(Some(cluster.url())).await;
+    let key = p256();
+    // Issue, activation (codes, nonces, signatures) and refusals.
+    ca.issue_key("PG1", &key, 1).await;
+    let code = ca.last_code("PG1").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (s, v) = ca
+        .post("/v1/keys/PG1/activation/redeem", &json!({"code": wrong}))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
+    let (s, v) = ca
+        .post("/v1/keys/PG1/activation/redeem", &json!({"code": code}))
+        .await;
+    assert_eq!(
+        (s, v["transport_pin"].as_str()),
+        (StatusCode::OK, Some("Transport-7788"))
+    );
+    let nonce = ca.nonce("PG1").await;
+    let (s, v) = ca
+        .signed_with_nonce(&key, &nonce, "/v1/keys/PG1/activation/confirm", None)
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{v}"
+    );
+    let (s, v) = ca
+        .signed_with_nonce(&key, &nonce, "/v1/keys/PG1/activation/confirm", None)
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "nonce_replayed")
+    );
+    // Renewal with payment.
+    ca.clock.advance(time::Duration::days(300));
+    let app = json!({"years": 1, "invoice": {"title": "t", "tax_id": USCC, "email": "a@b.c"}});
+    let (s, b) = ca
+        .signed(&key, "PG1", "/v1/keys/PG1/renewals", Some(&app))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let id = b["id"].as_str().unwrap().to_owned();
+    let (_, p) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
+    let (s, _) = ca
+        .post(
+            &format!("{}/complete", p["pay_url"].as_str().unwrap()),
+            &json!({"outcome": "paid"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let new = p256();
+    let (s, issued) = ca
+        .signed(
+            &key,
+            "PG1",
+            &format!("/v1/keys/PG1/renewals/{id}/certificate"),
+            Some(&json!({"csr_pem": csr(&new)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{issued}");
+    let (s, done) = ca
+        .signed(
+            &new,
+            "PG1",
+            &format!("/v1/keys/PG1/renewals/{id}/installed"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, done["state"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
+    // Unlock (automatic) and an order.
+    let (s, u) = ca
+        .post("/v1/keys/PG1/unlocks", &json!({"requester": handler()}))
+        .await;
+    assert_eq!(
+        (s, u["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{u}"
+    );
+    let (s, o) = ca.post("/v1/businesses", &json!({"kind": "change", "key_serial": "PG1", "handler": handler(), "new_name": null, "new_legal_address": "广州市新地址"})).await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let (_, sms) = ca.admin_get("/admin/v1/sms?key_serial=PG1").await;
+    assert_eq!(sms["messages"].as_array().unwrap().len(), 2);
+
+    // Restart on the same database: everything is still there.
+    let data = ca.data_dir();
+    let clock = ca.clock.clone();
+    drop(ca);
+    let mut config = keyward_ca::Config::new(&data);
+    config.database_url = Some(cluster.url());
+    config.clock = clock;
+    let app2 = keyward_ca::App::build(&config).await.unwrap();
+    let resp = tower::ServiceExt::oneshot(
+        app2.router.clone(),
+        axum::http::Request::get("/v1/keys/PG1/businesses")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let kinds: Vec<&str> = v["businesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["issue", "renewal", "unlock", "change"]);
+}
