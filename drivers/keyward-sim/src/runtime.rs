@@ -746,7 +746,10 @@ impl Runtime {
     }
 
     /// Runs a PIN check of the module underneath through the simulator's
-    /// counter for that PIN.
+    /// counter for that PIN. The check, the attempt and the counter update
+    /// happen under the state directory's lock, so attempts from all
+    /// processes and threads are taken one at a time, as a real key takes
+    /// them: exactly `max` wrong PINs lock it, however they race.
     fn pin_checked(
         &self,
         t: &TokenId,
@@ -754,29 +757,31 @@ impl Runtime {
         what: &str,
         op: impl FnOnce() -> CK_RV,
     ) -> Ck<CK_RV> {
-        let mut st = self.fresh()?;
-        if !st.tokens.contains_key(&t.key) {
+        if !self.fresh()?.tokens.contains_key(&t.key) {
             self.register(t)?;
-            st = self.fresh()?;
         }
-        let max = match pin {
-            Pin::User => t.user_max,
-            Pin::So => t.so_max,
-        };
-        let left = st.left(&t.key, pin);
-        if left == Some(0) {
-            info!(serial = %t.key, ?pin, what, "PIN locked: refused without reaching the token");
-            return Ok(CKR_PIN_LOCKED);
-        }
-        let rv = op();
-        match rv {
-            CKR_OK if left != Some(max) => {
-                self.update(|st| st.reset(&t.key, pin))?;
-                info!(serial = %t.key, ?pin, what, "right PIN: tries reset");
+        let (rv, before, after) = self.update(|st| {
+            let before = st.left(&t.key, pin);
+            if before == Some(0) {
+                return (CKR_PIN_LOCKED, before, before);
             }
-            CKR_PIN_INCORRECT => {
-                let left = self.update(|st| st.fail(&t.key, pin))?;
-                info!(serial = %t.key, ?pin, what, left, "wrong PIN");
+            let rv = op();
+            match rv {
+                CKR_OK => st.reset(&t.key, pin),
+                CKR_PIN_INCORRECT => {
+                    st.fail(&t.key, pin);
+                }
+                _ => {}
+            }
+            (rv, before, st.left(&t.key, pin))
+        })?;
+        match rv {
+            CKR_PIN_LOCKED if before == Some(0) => {
+                info!(serial = %t.key, ?pin, what, "PIN locked: refused without reaching the token");
+            }
+            CKR_PIN_INCORRECT => info!(serial = %t.key, ?pin, what, left = ?after, "wrong PIN"),
+            CKR_OK if before != after => {
+                info!(serial = %t.key, ?pin, what, "right PIN: tries reset")
             }
             _ => {}
         }

@@ -617,6 +617,27 @@ fn threads_share_the_module_and_the_counters() {
     });
     // Six wrong PINs from three threads: six tries spent, none lost.
     assert_eq!(pin_tries(&sim.lib, slot), Ok((4, 10)));
+    // Eight more race for the last four tries: exactly four reach the token.
+    let answers = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let session = p.open_ro_session(slot).expect("session");
+                for _ in 0..2 {
+                    let r = rv(session.login(UserType::User, Some(&pin(WRONG_PIN))));
+                    answers.lock().expect("answers").push(r);
+                }
+            });
+        }
+    });
+    let answers = answers.into_inner().expect("answers");
+    let wrong = answers
+        .iter()
+        .filter(|r| **r == RvError::PinIncorrect)
+        .count();
+    let locked = answers.iter().filter(|r| **r == RvError::PinLocked).count();
+    assert_eq!((wrong, locked), (4, 4), "{answers:?}");
+    assert_eq!(pin_tries(&sim.lib, slot), Ok((0, 10)));
 }
 
 #[test]
