@@ -909,12 +909,13 @@ impl Runtime {
         let tok = self.check_slot(slot, &st)?;
         self.fault("C_OpenSession", Target::Slot(slot, tok.as_ref()))?;
         let mut real: CK_SESSION_HANDLE = 0;
-        // SAFETY: the caller's arguments go unchanged to the module underneath;
-        // `real` is a valid out-pointer.
         // The application's notification callback is not passed down: the
         // module underneath would call it with its own session handle, which
         // the application has never seen. (SoftHSM never calls it anyway.)
         let _ = notify;
+        // SAFETY: the caller's `app` pointer goes unchanged to the module
+        // underneath, which only hands it back to callbacks; `real` is a
+        // valid out-pointer.
         let rv = unsafe { under!(self, C_OpenSession)(slot, flags, app, None, &mut real) };
         if rv != CKR_OK {
             return Ok(rv);
