@@ -18,16 +18,23 @@ pub struct Config {
     pub database_url: Option<String>,
     /// The clock business rules read (expiry of codes, renewal window, validity).
     pub clock: Clock,
+    /// Serve plain HTTP instead of TLS (tests and local demos only).
+    pub plain_http: bool,
+    /// Extra names (DNS or IP) for the service's TLS certificate, besides `localhost`,
+    /// 127.0.0.1, ::1 and the listen address.
+    pub tls_names: Vec<String>,
 }
 
 impl Config {
-    /// Defaults for a data directory: loopback on port 0, SQLite, the system clock.
+    /// Defaults for a data directory: TLS on loopback port 0, SQLite, the system clock.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             data_dir: data_dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: None,
             clock: Clock::system(),
+            plain_http: false,
+            tls_names: Vec::new(),
         }
     }
 }

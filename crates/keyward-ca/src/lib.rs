@@ -17,6 +17,7 @@ pub mod pki;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use config::{Clock, Config};
 pub use error::{CaError, CaResult};

@@ -29,15 +29,21 @@ enum Command {
         /// `sqlite://…` or `postgres://…`; default: SQLite in the data dir.
         #[arg(long, env = "KEYWARD_CA_DATABASE_URL")]
         database_url: Option<String>,
-        /// Serve plain HTTP (required for now: TLS is not built yet).
+        /// Serve plain HTTP instead of TLS under the CA's own root (local demos only).
         #[arg(long)]
         plain_http: bool,
+        /// More DNS names or IP addresses for the service's TLS certificate.
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
     },
     /// Review businesses waiting for a decision (unlock by another requester, seals, ...).
     Review {
         /// The service's address.
-        #[arg(long, env = "KEYWARD_CA_URL", default_value = "http://127.0.0.1:8750")]
+        #[arg(long, env = "KEYWARD_CA_URL", default_value = "https://localhost:8750")]
         url: String,
+        /// The CA root to trust for https; default `<data dir>/ca/root.crt`.
+        #[arg(long)]
+        root: Option<PathBuf>,
         /// File holding the admin token; default `<data dir>/admin.token`.
         #[arg(long)]
         token_file: Option<PathBuf>,
@@ -90,22 +96,28 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 database_url,
                 plain_http,
+                tls_names,
             } => {
-                if !plain_http {
-                    anyhow::bail!("TLS is not available yet: run with --plain-http");
-                }
-                if !listen.ip().is_loopback() {
+                if plain_http && !listen.ip().is_loopback() {
                     tracing::warn!(%listen, "plain HTTP on a non-loopback address");
                 }
                 let mut config = Config::new(data_dir);
                 config.listen = listen;
                 config.database_url = database_url;
+                config.plain_http = plain_http;
+                config.tls_names = tls_names;
                 let handle = Server::start(config).await?;
                 println!("keyward-ca listening on {}", handle.base_url());
                 println!(
                     "admin token: {}",
                     handle.data_dir().join("admin.token").display()
                 );
+                if !plain_http {
+                    println!(
+                        "trust anchor (pin it): {}",
+                        handle.data_dir().join("ca").join("root.crt").display()
+                    );
+                }
                 shutdown_signal().await;
                 tracing::info!("shutting down");
                 handle.shutdown().await;
@@ -113,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Review {
                 url,
+                root,
                 token_file,
                 data_dir,
                 action,
@@ -121,15 +134,29 @@ fn main() -> anyhow::Result<()> {
                 let token = std::fs::read_to_string(&path).map_err(|e| {
                     anyhow::anyhow!("cannot read the admin token {}: {e}", path.display())
                 })?;
-                review(&url, token.trim(), action).await
+                let mut builder = reqwest::Client::builder();
+                if url.starts_with("https:") {
+                    let root = root.unwrap_or_else(|| data_dir.join("ca").join("root.crt"));
+                    let pem = std::fs::read(&root).map_err(|e| {
+                        anyhow::anyhow!("cannot read the CA root {}: {e}", root.display())
+                    })?;
+                    builder = builder
+                        .tls_built_in_root_certs(false)
+                        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+                }
+                review(builder.build()?, &url, token.trim(), action).await
             }
         }
     })
 }
 
-async fn review(url: &str, token: &str, action: ReviewAction) -> anyhow::Result<()> {
+async fn review(
+    client: reqwest::Client,
+    url: &str,
+    token: &str,
+    action: ReviewAction,
+) -> anyhow::Result<()> {
     use keyward_ca_api::{ApiError, Business, ReviewDecision, ReviewQueue};
-    let client = reqwest::Client::new();
     let base = url.trim_end_matches('/');
     let (path, body) = match &action {
         ReviewAction::List { .. } => ("/admin/v1/reviews".to_owned(), None),

@@ -187,6 +187,29 @@ impl CaMaterial {
         })
     }
 
+    /// A server certificate for the service itself (serverAuth), for `names` (DNS names or
+    /// IP addresses), valid 30 days from `now`. Returns the DER chain (leaf, issuing CA) and
+    /// the PKCS#8 key; nothing is written to disk.
+    pub fn issue_service_certificate(
+        &self,
+        names: &[String],
+        now: OffsetDateTime,
+    ) -> CaResult<(Vec<Vec<u8>>, Vec<u8>)> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names.to_vec())?;
+        params.distinguished_name = ca_dn("Keyward CA online service");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(30);
+        params.serial_number = Some(random_serial()?);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let issuing = pem_to_der(&self.issuing_pem, "CERTIFICATE")
+            .ok_or_else(|| CaError::Corrupt("issuing.crt is not PEM".into()))?;
+        Ok((vec![cert.der().to_vec(), issuing], key.serialize_der()))
+    }
+
     /// Issuing CA first, then the root.
     pub fn chain(&self) -> Vec<String> {
         vec![self.issuing_pem.clone(), self.root_pem.clone()]

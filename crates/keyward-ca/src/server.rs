@@ -80,20 +80,49 @@ impl Server {
         let (tx, rx) = oneshot::channel::<()>();
         let state = app.state.clone();
         let router = app.router.clone();
-        let task = tokio::spawn(async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "server stopped with an error");
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        let task = if config.plain_http {
+            tokio::spawn(async move {
+                let result = axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "server stopped with an error");
+                }
+                state.db().close().await;
+            })
+        } else {
+            let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+            if !addr.ip().is_unspecified() {
+                names.push(addr.ip().to_string());
             }
-            state.db().close().await;
-        });
+            names.extend(config.tls_names.iter().cloned());
+            names.sort();
+            names.dedup();
+            let (chain, key) = app
+                .state
+                .ca()
+                .issue_service_certificate(&names, config.clock.now())?;
+            let tls =
+                crate::tls::TlsListener::new(listener, crate::tls::server_config(chain, key)?)
+                    .map_err(|e| CaError::Config(format!("TLS listener: {e}")))?;
+            tokio::spawn(async move {
+                let result = axum::serve(tls, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "server stopped with an error");
+                }
+                state.db().close().await;
+            })
+        };
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "keyward-ca listening");
         Ok(ServerHandle {
             addr,
+            tls: !config.plain_http,
+            root_pem: app.state.ca().root_pem.clone(),
             data_dir: config.data_dir,
             admin_token: Zeroizing::new(app.admin_token().to_owned()),
             clock: config.clock,
@@ -107,6 +136,8 @@ impl Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    tls: bool,
+    root_pem: String,
     data_dir: PathBuf,
     admin_token: Zeroizing<String>,
     clock: Clock,
@@ -119,9 +150,17 @@ impl ServerHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-    /// `http://<addr>`.
+    /// `https://localhost:<port>` (TLS) or `http://<addr>` (plain HTTP).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
+    }
+    /// The CA's root certificate (PEM): the one trust anchor a client pins.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
     }
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

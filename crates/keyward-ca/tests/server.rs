@@ -82,14 +82,71 @@ impl Http {
     }
 }
 
+/// A client that trusts only the CA's root, as the desktop client does.
+fn pinned(root_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
 async fn connect(dir: &std::path::Path) -> (keyward_ca::ServerHandle, Http) {
     let handle = Server::start(Config::new(dir)).await.unwrap();
     let http = Http {
         base: handle.base_url(),
         token: handle.admin_token().to_owned(),
-        client: reqwest::Client::new(),
+        client: pinned(handle.root_pem()),
     };
     (handle, http)
+}
+
+#[tokio::test]
+async fn tls_is_served_under_the_cas_own_root_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, http) = connect(&dir.path().join("data")).await;
+    assert!(http.base.starts_with("https://localhost:"));
+    let (s, v) = http.get("/healthz").await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
+    // Also by IP address.
+    let r = http
+        .client
+        .get(format!(
+            "https://127.0.0.1:{}/healthz",
+            handle.addr().port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // A client that does not trust the CA's root refuses the connection.
+    let other_root = rcgen::CertificateParams::new(vec!["x".into()])
+        .unwrap()
+        .self_signed(&p256())
+        .unwrap()
+        .pem();
+    let stranger = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(other_root.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert!(
+        stranger
+            .get(format!("{}/healthz", http.base))
+            .send()
+            .await
+            .is_err()
+    );
+    // Plain HTTP to the TLS port gets no answer it could read.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/healthz", handle.addr().port()))
+        .send()
+        .await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+    // The service still answers after those failed handshakes.
+    let (s, _) = http.get("/healthz").await;
+    assert_eq!(s, 200);
+    handle.shutdown().await;
 }
 
 #[tokio::test]
@@ -157,7 +214,8 @@ async fn activation_survives_a_restart_mid_business() {
     let sms = http.admin_get("/admin/v1/sms").await;
     assert_eq!(sms["messages"].as_array().unwrap().len(), 1);
     // Typed errors over the wire too.
-    let r = reqwest::Client::new()
+    let r = http
+        .client
         .post(format!("{}/v1/nonces", http.base))
         .header("content-type", "application/json")
         .body("{oops")
@@ -172,52 +230,57 @@ async fn activation_survives_a_restart_mid_business() {
 
 #[tokio::test]
 async fn the_binary_serves_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"))
-        .args([
-            "serve",
-            "--plain-http",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    let mut ok = false;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            ok = r.status().is_success();
-            break;
+    for plain in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut args = vec![
+            "serve".to_owned(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+        ];
+        args.push(data.display().to_string());
+        if plain {
+            args.push("--plain-http".into());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut ok = false;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let (client, url) = if plain {
+                (
+                    reqwest::Client::new(),
+                    format!("http://127.0.0.1:{port}/healthz"),
+                )
+            } else {
+                let Ok(root) = std::fs::read_to_string(data.join("ca/root.crt")) else {
+                    continue;
+                };
+                (pinned(&root), format!("https://localhost:{port}/healthz"))
+            };
+            if let Ok(r) = client.get(url).send().await {
+                ok = r.status().is_success();
+                break;
+            }
+        }
+        assert!(ok, "the binary did not answer /healthz (plain: {plain})");
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
     }
-    assert!(ok, "the binary did not answer /healthz");
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
-    // Without --plain-http it refuses to start (TLS is not built yet).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path().join("data2"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
