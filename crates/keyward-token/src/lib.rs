@@ -5,6 +5,7 @@
 //! - [`session`]: the login guard, PIN changes, certificates, data objects, on-key key
 //!   generation and signing.
 //! - [`uri`]: PKCS#11 URIs (RFC 7512).
+//! - [`watch`]: keys inserted, removed and changed, by slot events or polling.
 //! - [`error`]: the one error type, keeping the PKCS#11 function and return code.
 //!
 //! This crate knows nothing of HTTP, JSON documents, the CA or the desktop shell.
@@ -16,6 +17,7 @@ pub mod module;
 pub mod session;
 pub mod uri;
 mod vendor;
+pub mod watch;
 
 pub use error::{PinRole, Result, TokenError};
 pub use info::{PinState, PinStatus, TokenDescription};
@@ -23,3 +25,4 @@ pub use module::{Module, ModuleInfo, TokenRef};
 pub use session::{CertObject, FinalTry, KeyObject, KeySpec, TokenSession, TokenSigner};
 pub use uri::Pkcs11Uri;
 pub use vendor::PIN_TRIES_SYMBOL;
+pub use watch::{TokenEvent, WatchMode, WatchOptions, Watcher};
