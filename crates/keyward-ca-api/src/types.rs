@@ -122,6 +122,11 @@ pub struct CertifyRequest {
     pub csr_pem: String,
     /// Validity in years, 1 to 5.
     pub years: u8,
+    /// For a change or re-issue (validity kept): the key whose current certificate's expiry
+    /// the new certificate keeps. That key needs an approved change or re-issue business;
+    /// `years` is then only checked for range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_validity_of: Option<String>,
 }
 
 /// An issued certificate with the chain above it.

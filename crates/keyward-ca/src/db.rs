@@ -37,16 +37,27 @@ pub async fn connect(url: Option<&str>, data_dir: &Path) -> CaResult<Db> {
     // SQLite takes one writer at a time; one connection keeps transactions from meeting
     // `SQLITE_BUSY` on lock upgrade. PostgreSQL gets a real pool.
     let options = if sqlite {
-        options.max_connections(1)
+        // Per-connection settings, for every connection the pool ever opens.
+        options.max_connections(1).after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA foreign_keys=ON")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("PRAGMA busy_timeout=5000")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
     } else {
         options.max_connections(8)
     };
     let pool = options.connect(url).await?;
     if sqlite {
+        // Persistent in the file: readers never block the writer.
         sqlx::query("PRAGMA journal_mode=WAL")
             .execute(&pool)
             .await?;
-        sqlx::query("PRAGMA foreign_keys=ON").execute(&pool).await?;
     }
     migrate(&pool).await?;
     Ok(pool)

@@ -91,6 +91,7 @@ pub fn examples() -> Vec<(&'static str, Value)> {
                 organisation: org.clone(),
                 csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n…".into(),
                 years: 1,
+                keep_validity_of: None,
             }),
         ),
         ("IssuedCertificate", v(&issued)),

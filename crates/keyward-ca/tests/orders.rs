@@ -358,3 +358,28 @@ async fn malformed_forms_are_refused() {
     let (s, v) = ca.post("/v1/businesses", &json!({"kind": "new_application", "organisation": org("91350100M000100Y40"), "handler": handler(), "years": 1, "invoice": invoice()})).await;
     assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_uscc"));
 }
+
+#[tokio::test]
+async fn certify_keeps_validity_only_for_an_approved_change_or_reissue() {
+    let ca = TestCa::new().await;
+    ca.activate("K1", &p256()).await;
+    let (_, k) = ca.get("/v1/keys/K1").await;
+    let old_not_after = k["certificate"]["not_after"].clone();
+    ca.clock.advance(time::Duration::days(100));
+    let new_key = p256();
+    let body = json!({"organisation": org(USCC), "csr_pem": csr(&new_key), "years": 1, "keep_validity_of": "K1"});
+    let (s, v) = ca.admin_post("/admin/v1/certify", &body).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    let (_, b) = ca.post("/v1/businesses", &json!({"kind": "change", "key_serial": "K1", "handler": handler(), "new_name": null, "new_legal_address": "广州市新地址"})).await;
+    through_review(&ca, b["id"].as_str().unwrap(), "business_licence").await;
+    let mut other = body.clone();
+    other["organisation"] = org(USCC2);
+    let (s, v) = ca.admin_post("/admin/v1/certify", &other).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "certificate_mismatch")
+    );
+    let (s, v) = ca.admin_post("/admin/v1/certify", &body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["not_after"], old_not_after, "validity kept");
+}

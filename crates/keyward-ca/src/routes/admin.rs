@@ -123,15 +123,48 @@ pub async fn certify(
     let years = check_years(req.years)?;
     let csr = check_csr(&req.csr_pem)?;
     let now = state.clock().now();
+    let unix = now.unix_timestamp();
+    let mut tx = state.db().begin().await?;
+    let not_after = match &req.keep_validity_of {
+        None => now + Duration::days(365 * years),
+        Some(serial) => {
+            let key = store::load_key(&mut tx, serial).await?;
+            if key.uscc != req.organisation.uscc {
+                return reject(
+                    ErrorCode::CertificateMismatch,
+                    "that key belongs to another organisation",
+                );
+            }
+            let approved = sqlx::query("SELECT id FROM businesses WHERE key_serial = $1 AND kind IN ($2, $3) AND state = $4")
+                .bind(serial)
+                .bind(BusinessKind::Change.as_str())
+                .bind(BusinessKind::Reissue.as_str())
+                .bind(BusinessState::Approved.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if approved.is_none() {
+                return reject(
+                    ErrorCode::WrongState,
+                    "validity is kept only for an approved change or re-issue of that key",
+                );
+            }
+            let old = store::load_cert(&mut tx, &key.current_cert).await?;
+            if old.info.not_after <= now {
+                return reject(
+                    ErrorCode::CertificateExpired,
+                    "that key's certificate has expired; apply for a new certificate",
+                );
+            }
+            old.info.not_after
+        }
+    };
     let cert = state.ca().issue_organisation_certificate(
         &req.organisation.name,
         &req.organisation.uscc,
         &csr.spki_der,
         now - Duration::minutes(5),
-        now + Duration::days(365 * years),
+        not_after,
     )?;
-    let unix = now.unix_timestamp();
-    let mut tx = state.db().begin().await?;
     upsert_organisation(&mut tx, &req.organisation, unix).await?;
     store::insert_cert(&mut tx, &cert, &req.organisation.uscc, None, unix).await?;
     store::audit(
