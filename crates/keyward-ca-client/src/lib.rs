@@ -1,0 +1,600 @@
+//! The client side of the Keyward CA online service.
+//!
+//! [`CaClient`] speaks the service's HTTP API with the wire types of `keyward-ca-api`:
+//! TLS with the CA's own root pinned (no other root is trusted), timeouts, retries only for
+//! calls that change nothing, and one error type that says what went wrong in terms the
+//! workflows can act on. Requests about a key are signed by the key through a
+//! [`RequestSigner`]; the signing input is the one `keyward-ca-api` defines.
+//!
+//! [`credentials`] keeps the service credential (the admin token the issuing station, the
+//! reviewer tools and the demo use) in the OS keyring. A PIN is never stored there.
+
+pub mod credentials;
+
+use std::time::Duration;
+
+use keyward_ca_api::auth::{NONCE_HEADER, SIGNATURE_HEADER};
+use keyward_ca_api::{
+    ApiError, Business, BusinessList, CaChain, CertifyRequest, CodeSent, CsrSubmission, ErrorCode,
+    Health, IssuedCertificate, KeyStatus, NonceGrant, NonceRequest, PaymentRequest, PaymentStatus,
+    RedeemCodeRequest, RegisterKeyRequest, RenewalApplication, ReviewDecision, ReviewQueue,
+    SandboxOutcome, Secret, SmsOutbox, TransportPinRelease, UnlockApplication, UnlockAuthorisation,
+    body_sha256, request_purpose, signing_input,
+};
+use reqwest::Method;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Everything that can go wrong talking to the CA.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service could not be reached (no network, refused, DNS).
+    #[error("cannot reach the CA service at {url}: {reason}")]
+    Offline {
+        /// Where.
+        url: String,
+        /// Why, as the transport says.
+        reason: String,
+    },
+    /// The TLS connection failed: not the pinned CA, or a broken handshake.
+    #[error("the CA service's identity could not be verified: {0}")]
+    Tls(String),
+    /// The service did not answer in time.
+    #[error("the CA service did not answer in time")]
+    Timeout,
+    /// The service refused the request with one of its error codes.
+    #[error("the CA service refused ({status} {code:?}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The service's stable code.
+        code: ErrorCode,
+        /// Its hint, for logs.
+        message: String,
+    },
+    /// The service failed (5xx) or answered an error without its error body.
+    #[error("the CA service failed with HTTP {status}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The answer could not be read.
+    #[error("the CA service's answer could not be read: {0}")]
+    Malformed(String),
+    /// The key could not sign the request.
+    #[error("the key could not sign the request: {0}")]
+    Signer(String),
+    /// The client is set up wrongly (bad address, bad pinned root).
+    #[error("CA client configuration: {0}")]
+    Config(String),
+    /// The OS keyring failed.
+    #[error("OS keyring: {0}")]
+    Credentials(String),
+}
+
+impl ClientError {
+    /// The service's code, for a refusal.
+    pub fn api_code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Could the same call work if tried again later (connection or server trouble)?
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Offline { .. } | ClientError::Timeout | ClientError::Server { .. }
+        )
+    }
+}
+
+/// Where the service is and how to trust it.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL, e.g. `https://127.0.0.1:8443`.
+    pub base_url: String,
+    /// The CA's root certificate (PEM), the only one trusted for TLS. Required for https.
+    pub root_pem: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    /// A configuration with the default timeout (20 s).
+    pub fn new(base_url: impl Into<String>, root_pem: Option<String>) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            root_pem,
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Something that signs requests about one key: the key itself, through the token.
+pub trait RequestSigner {
+    /// The key's serial number, as the CA registered it.
+    fn key_serial(&self) -> &str;
+    /// Signs `input` with the key's scheme (the signer hashes), returning the signature in
+    /// its X.509 form.
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// A client of the CA online service.
+#[derive(Debug, Clone)]
+pub struct CaClient {
+    base: String,
+    http: Client,
+    admin: Option<Secret>,
+}
+
+const RETRIES: usize = 2;
+
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl CaClient {
+    /// Builds a client. An https URL needs the pinned root; plain http is for loopback tests.
+    pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        let mut builder = Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")));
+        if base.starts_with("https://") {
+            let pem = config.root_pem.as_deref().ok_or_else(|| {
+                ClientError::Config("an https service needs its root certificate pinned".into())
+            })?;
+            let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| ClientError::Config(format!("pinned root: {e}")))?;
+            if roots.is_empty() {
+                return Err(ClientError::Config(
+                    "the pinned root holds no certificate".into(),
+                ));
+            }
+            builder = builder.tls_built_in_root_certs(false).https_only(true);
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        } else if !base.starts_with("http://") {
+            return Err(ClientError::Config(format!("not an http(s) URL: {base}")));
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        Ok(CaClient {
+            base,
+            http,
+            admin: None,
+        })
+    }
+
+    /// Uses this admin credential for the admin endpoints.
+    pub fn with_admin(mut self, token: Secret) -> Self {
+        self.admin = Some(token);
+        self
+    }
+
+    /// The service's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn transport(&self, e: reqwest::Error) -> ClientError {
+        let url = e
+            .url()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| self.base.clone());
+        if e.is_timeout() {
+            return ClientError::Timeout;
+        }
+        // reqwest folds TLS failures into connect errors; the source chain names them.
+        let mut chain = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            src = s.source();
+        }
+        let lower = chain.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            ClientError::Tls(chain)
+        } else if e.is_decode() || e.is_body() {
+            ClientError::Malformed(chain)
+        } else {
+            ClientError::Offline { url, reason: chain }
+        }
+    }
+
+    fn read<T: DeserializeOwned>(&self, resp: Response) -> Result<T, ClientError> {
+        let status = resp.status();
+        let bytes = resp.bytes().map_err(|e| self.transport(e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Malformed(e.to_string()));
+        }
+        match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(err) if !status.is_server_error() => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: err.code,
+                message: err.message,
+            }),
+            _ if status.is_server_error() => Err(ClientError::Server {
+                status: status.as_u16(),
+            }),
+            _ => Err(ClientError::Malformed(format!(
+                "HTTP {status} without an error body"
+            ))),
+        }
+    }
+
+    /// Sends a request built fresh for every try; only idempotent calls are retried.
+    fn send<T: DeserializeOwned>(
+        &self,
+        idempotent: bool,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = build()
+                .send()
+                .map_err(|e| self.transport(e))
+                .and_then(|r| self.read(r));
+            match outcome {
+                Err(e) if idempotent && e.is_transient() && attempt < RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "CA call failed; trying again");
+                    std::thread::sleep(Duration::from_millis(200 * attempt as u64));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(true, || self.http.get(self.url(path)))
+    }
+
+    fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.send(false, || self.json(Method::POST, path, bytes.clone()))
+    }
+
+    fn json(&self, method: Method, path: &str, body: Vec<u8>) -> RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+    }
+
+    fn admin_token(&self) -> Result<&Secret, ClientError> {
+        self.admin.as_ref().ok_or_else(|| {
+            ClientError::Config("no admin credential is stored for this CA service".into())
+        })
+    }
+
+    fn admin_get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let token = self.admin_token()?;
+        self.send(true, || {
+            self.http.get(self.url(path)).bearer_auth(token.expose())
+        })
+    }
+
+    fn admin_post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let token = self.admin_token()?;
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.send(false, || {
+            self.json(Method::POST, path, bytes.clone())
+                .bearer_auth(token.expose())
+        })
+    }
+
+    /// A request about a key, signed by the key over a fresh nonce. Never retried: a nonce
+    /// is single-use, and the caller decides whether to sign again.
+    fn signed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        signer: &dyn RequestSigner,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let nonce = self.nonce(signer.key_serial())?;
+        let input = signing_input(
+            &request_purpose("POST", path),
+            &nonce.nonce,
+            &body_sha256(&bytes),
+        );
+        let signature = signer.sign(&input).map_err(ClientError::Signer)?;
+        let resp = self
+            .json(Method::POST, path, bytes)
+            .header(NONCE_HEADER, &nonce.nonce)
+            .header(SIGNATURE_HEADER, hex::encode(signature))
+            .send()
+            .map_err(|e| self.transport(e))?;
+        self.read(resp)
+    }
+
+    /// `GET /healthz`.
+    pub fn health(&self) -> Result<Health, ClientError> {
+        self.get("/healthz")
+    }
+
+    /// `GET /v1/ca/chain`.
+    pub fn chain(&self) -> Result<CaChain, ClientError> {
+        self.get("/v1/ca/chain")
+    }
+
+    /// A single-use nonce for a request about `key_serial`.
+    pub fn nonce(&self, key_serial: &str) -> Result<NonceGrant, ClientError> {
+        self.post(
+            "/v1/nonces",
+            &NonceRequest {
+                key_serial: key_serial.to_owned(),
+            },
+        )
+    }
+
+    /// Where a key stands at the CA.
+    pub fn key_status(&self, serial: &str) -> Result<KeyStatus, ClientError> {
+        self.get(&format!("/v1/keys/{}", path_segment(serial)))
+    }
+
+    /// Every business of a key (办理进度查询).
+    pub fn businesses(&self, serial: &str) -> Result<BusinessList, ClientError> {
+        self.get(&format!("/v1/keys/{}/businesses", path_segment(serial)))
+    }
+
+    /// Every business of an organisation.
+    pub fn organisation_businesses(&self, uscc: &str) -> Result<BusinessList, ClientError> {
+        self.get(&format!(
+            "/v1/organisations/{}/businesses",
+            path_segment(uscc)
+        ))
+    }
+
+    /// One business with its timeline.
+    pub fn business(&self, id: &str) -> Result<Business, ClientError> {
+        self.get(&format!("/v1/businesses/{}", path_segment(id)))
+    }
+
+    /// Sends (again) the activation code to the key's handler.
+    pub fn send_activation_code(&self, serial: &str) -> Result<CodeSent, ClientError> {
+        self.post(
+            &format!("/v1/keys/{}/activation/code", path_segment(serial)),
+            &serde_json::json!({}),
+        )
+    }
+
+    /// Redeems the activation code for the transport PIN.
+    pub fn redeem_activation_code(
+        &self,
+        serial: &str,
+        code: &str,
+    ) -> Result<TransportPinRelease, ClientError> {
+        self.post(
+            &format!("/v1/keys/{}/activation/redeem", path_segment(serial)),
+            &RedeemCodeRequest {
+                code: Secret::new(code),
+            },
+        )
+    }
+
+    /// Proves possession of the key; the CA records the activation time.
+    pub fn confirm_activation(&self, signer: &dyn RequestSigner) -> Result<KeyStatus, ClientError> {
+        let path = format!(
+            "/v1/keys/{}/activation/confirm",
+            path_segment(signer.key_serial())
+        );
+        self.signed(&path, &serde_json::json!({}), signer)
+    }
+
+    /// Applies for renewal, signed by the current key.
+    pub fn apply_renewal(
+        &self,
+        application: &RenewalApplication,
+        signer: &dyn RequestSigner,
+    ) -> Result<Business, ClientError> {
+        let path = format!("/v1/keys/{}/renewals", path_segment(signer.key_serial()));
+        self.signed(&path, application, signer)
+    }
+
+    /// The payment request of a business (created on first call, the same one after).
+    pub fn payment(&self, business_id: &str) -> Result<PaymentRequest, ClientError> {
+        self.post(
+            &format!("/v1/businesses/{}/payment", path_segment(business_id)),
+            &serde_json::json!({}),
+        )
+    }
+
+    /// The sandbox payer pays (or fails) a payment.
+    pub fn sandbox_pay(
+        &self,
+        payment_id: &str,
+        outcome: PaymentStatus,
+    ) -> Result<PaymentRequest, ClientError> {
+        self.post(
+            &format!("/sandbox/payments/{}/complete", path_segment(payment_id)),
+            &SandboxOutcome { outcome },
+        )
+    }
+
+    /// Posts the new key's CSR, authorised by the current key.
+    pub fn submit_renewal_csr(
+        &self,
+        business_id: &str,
+        csr_pem: &str,
+        signer: &dyn RequestSigner,
+    ) -> Result<IssuedCertificate, ClientError> {
+        let path = format!(
+            "/v1/keys/{}/renewals/{}/certificate",
+            path_segment(signer.key_serial()),
+            path_segment(business_id)
+        );
+        self.signed(
+            &path,
+            &CsrSubmission {
+                csr_pem: csr_pem.to_owned(),
+            },
+            signer,
+        )
+    }
+
+    /// Confirms the renewed certificate is installed, signed by the new key.
+    pub fn confirm_renewal_installed(
+        &self,
+        business_id: &str,
+        signer: &dyn RequestSigner,
+    ) -> Result<Business, ClientError> {
+        let path = format!(
+            "/v1/keys/{}/renewals/{}/installed",
+            path_segment(signer.key_serial()),
+            path_segment(business_id)
+        );
+        self.signed(&path, &serde_json::json!({}), signer)
+    }
+
+    /// Applies to unlock a key (忘记密码): no key signature (the PIN is forgotten).
+    pub fn apply_unlock(
+        &self,
+        serial: &str,
+        application: &UnlockApplication,
+    ) -> Result<Business, ClientError> {
+        self.post(
+            &format!("/v1/keys/{}/unlocks", path_segment(serial)),
+            application,
+        )
+    }
+
+    /// Sends the unlock SMS code once the unlock is approved.
+    pub fn send_unlock_code(
+        &self,
+        serial: &str,
+        business_id: &str,
+    ) -> Result<CodeSent, ClientError> {
+        self.post(
+            &format!(
+                "/v1/keys/{}/unlocks/{}/code",
+                path_segment(serial),
+                path_segment(business_id)
+            ),
+            &serde_json::json!({}),
+        )
+    }
+
+    /// Redeems the unlock code for the authorisation (current and fresh SO PIN).
+    pub fn unlock_authorisation(
+        &self,
+        serial: &str,
+        business_id: &str,
+        code: &str,
+    ) -> Result<UnlockAuthorisation, ClientError> {
+        self.post(
+            &format!(
+                "/v1/keys/{}/unlocks/{}/authorisation",
+                path_segment(serial),
+                path_segment(business_id)
+            ),
+            &RedeemCodeRequest {
+                code: Secret::new(code),
+            },
+        )
+    }
+
+    /// Confirms the SO PIN rotation and the new user PIN, signed by the key.
+    pub fn confirm_unlock(
+        &self,
+        business_id: &str,
+        signer: &dyn RequestSigner,
+    ) -> Result<Business, ClientError> {
+        let path = format!(
+            "/v1/keys/{}/unlocks/{}/confirm",
+            path_segment(signer.key_serial()),
+            path_segment(business_id)
+        );
+        self.signed(&path, &serde_json::json!({}), signer)
+    }
+
+    /// Admin: issue an organisation certificate over a CSR.
+    pub fn certify(&self, request: &CertifyRequest) -> Result<IssuedCertificate, ClientError> {
+        self.admin_post("/admin/v1/certify", request)
+    }
+
+    /// Admin: register a key the issuing station provisioned.
+    pub fn register_key(&self, request: &RegisterKeyRequest) -> Result<KeyStatus, ClientError> {
+        self.admin_post("/admin/v1/keys", request)
+    }
+
+    /// Admin: the SMS outbox.
+    pub fn sms_outbox(&self) -> Result<SmsOutbox, ClientError> {
+        self.admin_get("/admin/v1/sms")
+    }
+
+    /// Admin: businesses waiting for a reviewer.
+    pub fn review_queue(&self) -> Result<ReviewQueue, ClientError> {
+        self.admin_get("/admin/v1/reviews")
+    }
+
+    /// Admin: approve a business under review.
+    pub fn approve(
+        &self,
+        business_id: &str,
+        decision: &ReviewDecision,
+    ) -> Result<Business, ClientError> {
+        self.admin_post(
+            &format!("/admin/v1/reviews/{}/approve", path_segment(business_id)),
+            decision,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(path_segment("ab12-_.~"), "ab12-_.~");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn https_needs_a_pinned_root_and_odd_urls_are_refused() {
+        assert!(matches!(
+            CaClient::new(&ClientConfig::new("https://ca.example", None)),
+            Err(ClientError::Config(_))
+        ));
+        assert!(matches!(
+            CaClient::new(&ClientConfig::new("ftp://ca.example", None)),
+            Err(ClientError::Config(_))
+        ));
+        let bad_root = ClientConfig::new("https://ca.example", Some("not a pem".into()));
+        assert!(matches!(
+            CaClient::new(&bad_root),
+            Err(ClientError::Config(_))
+        ));
+        assert!(CaClient::new(&ClientConfig::new("http://127.0.0.1:1", None)).is_ok());
+    }
+}

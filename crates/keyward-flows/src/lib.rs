@@ -1,0 +1,1 @@
+//! The operator workflows (being written).
