@@ -7,14 +7,18 @@
 //! - [`csr`]: certificate signing requests built around a [`csr::KeySigner`], so the private
 //!   key can stay on a token.
 //! - [`der`]: the few DER pieces built by hand (public keys from token attributes).
+//! - [`pem`]: PEM text as the CA service uses it.
+//! - [`verify`]: a signature checked against a public key, in software.
 //! - [`lang`]: the languages Keyward speaks, for messages built here.
 
 pub mod cert;
 pub mod csr;
 pub mod der;
 pub mod lang;
+pub mod pem;
 pub mod pin;
 pub mod uscc;
+pub mod verify;
 
 pub use cert::{CertSummary, KeyAlgorithm, RENEWAL_WINDOW_DAYS, RenewalStatus};
 pub use csr::{KeySigner, OrgSubject, SignatureScheme};
