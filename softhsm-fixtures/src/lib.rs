@@ -105,6 +105,21 @@ impl KeyState {
     }
 }
 
+/// Token labels for `states`: the state's label, numbered when a state appears more than once.
+pub fn labels(states: &[KeyState]) -> Vec<String> {
+    states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if states.iter().filter(|o| *o == s).count() > 1 {
+                format!("{}-{}", s.label(), i + 1)
+            } else {
+                s.label().to_owned()
+            }
+        })
+        .collect()
+}
+
 /// One fixture key as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixtureToken {
@@ -239,14 +254,14 @@ impl FixtureSet {
 
     /// Creates the tokens with `softhsm2-util`, one per state, in child processes.
     pub fn create_tokens(&self, states: &[KeyState]) -> Result<()> {
-        for state in states {
+        for label in labels(states) {
             let out = Command::new("softhsm2-util")
                 .env("SOFTHSM2_CONF", self.softhsm_conf())
                 .args([
                     "--init-token",
                     "--free",
                     "--label",
-                    state.label(),
+                    &label,
                     "--so-pin",
                     SO_PIN,
                     "--pin",
@@ -259,7 +274,7 @@ impl FixtureSet {
             if !out.status.success() {
                 bail!(
                     "softhsm2-util --init-token {} failed: {}",
-                    state.label(),
+                    label,
                     String::from_utf8_lossy(&out.stderr).trim()
                 );
             }
@@ -274,14 +289,12 @@ impl FixtureSet {
         let now = OffsetDateTime::now_utc();
         let user_pin = Pin::new(USER_PIN.to_owned());
         let mut tokens = Vec::new();
-        for (i, &state) in states.iter().enumerate() {
+        for (i, (&state, label)) in states.iter().zip(labels(states)).enumerate() {
             let found = module
                 .tokens()?
                 .into_iter()
-                .find(|t| t.label == state.label())
-                .with_context(|| {
-                    format!("token {} is not visible through the module", state.label())
-                })?;
+                .find(|t| t.label == label)
+                .with_context(|| format!("token {label} is not visible through the module"))?;
             let mut record = FixtureToken {
                 state,
                 label: found.label.clone(),

@@ -62,9 +62,9 @@ pub enum ClientError {
     /// The answer could not be read.
     #[error("the CA service's answer could not be read: {0}")]
     Malformed(String),
-    /// The key could not sign the request.
+    /// The key could not sign the request; the signer's own error is kept.
     #[error("the key could not sign the request: {0}")]
-    Signer(String),
+    Signer(Box<dyn std::error::Error + Send + Sync>),
     /// The client is set up wrongly (bad address, bad pinned root).
     #[error("CA client configuration: {0}")]
     Config(String),
@@ -119,7 +119,7 @@ pub trait RequestSigner {
     fn key_serial(&self) -> &str;
     /// Signs `input` with the key's scheme (the signer hashes), returning the signature in
     /// its X.509 form.
-    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, String>;
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// A client of the CA online service.
@@ -535,6 +535,35 @@ impl CaClient {
             path_segment(business_id)
         );
         self.signed(&path, &serde_json::json!({}), signer)
+    }
+
+    /// Uploads an attachment (JPEG, PNG or PDF, at most 5 MiB) to a business.
+    pub fn upload_attachment(
+        &self,
+        business_id: &str,
+        kind: keyward_ca_api::AttachmentKind,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<keyward_ca_api::Attachment, ClientError> {
+        let path = format!(
+            "/v1/businesses/{}/attachments?kind={}",
+            path_segment(business_id),
+            kind.as_str()
+        );
+        self.send(false, || {
+            self.http
+                .post(self.url(&path))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes.clone())
+        })
+    }
+
+    /// Hands a business with its attachments to the CA's reviewers.
+    pub fn submit_for_review(&self, business_id: &str) -> Result<Business, ClientError> {
+        self.post(
+            &format!("/v1/businesses/{}/submit", path_segment(business_id)),
+            &serde_json::json!({}),
+        )
     }
 
     /// Admin: issue an organisation certificate over a CSR.

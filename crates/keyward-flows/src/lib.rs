@@ -1,1 +1,189 @@
-//! The operator workflows (being written).
+//! The operator's workflows, shared by the `keyward` CLI and the desktop app.
+//!
+//! Each workflow is a sequence of steps over a key (keyward-token) and the CA service
+//! (keyward-ca-client). Steps that change the key or the CA are written to the [`journal`]
+//! first, so an interruption — a crash, a closed window, a pulled key, a dropped connection —
+//! resumes at the step it stopped at, and nothing is ever redone automatically behind the
+//! operator's back. No PIN is journaled: resuming asks for it again.
+//!
+//! - [`activate`]: 激活证书 — SMS code and a PIN of the operator's own.
+//! - [`pin`]: 修改密码 — the login guard and the policy.
+//! - [`unlock`]: 忘记密码 — identity, review, SMS code, SO reset, SO PIN rotation.
+//! - [`renew`]: 证书续期 and 安装证书 — apply, pay, install with a new key pair.
+//! - [`progress`]: 办理进度查询, the business list.
+//! - [`station`]: the CA's issuing station, provisioning a key for an organisation.
+//! - [`messages`]: every error as the `{code, message}` a person reads.
+
+pub mod activate;
+pub mod identity;
+pub mod journal;
+pub mod messages;
+pub mod pin;
+pub mod progress;
+pub mod renew;
+pub mod station;
+pub mod unlock;
+
+use std::sync::Arc;
+
+use keyward_ca_client::{CaClient, ClientError};
+use keyward_pki::{PinRule, PkiError};
+use keyward_token::{Module, TokenError};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub use journal::{FlowKind, Journal};
+pub use messages::{UserError, user_error};
+
+/// Everything a workflow can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The key said no, or went away.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The CA service said no, or could not be reached.
+    #[error(transparent)]
+    Ca(ClientError),
+    /// A certificate or key could not be read.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The new PIN breaks the policy; nothing was sent.
+    #[error("the new PIN breaks the policy")]
+    PinPolicy(Vec<PinRule>),
+    /// The journal could not be read or written.
+    #[error("journal: {0}")]
+    Journal(String),
+    /// The key holds no organisation certificate with its key pair.
+    #[error("the key holds no organisation certificate")]
+    NoCertificate,
+    /// The key is already active at the CA.
+    #[error("the certificate is already activated")]
+    AlreadyActive,
+    /// Renewal opens later.
+    #[error("renewal opens in {opens_in_days} days")]
+    RenewalNotOpen {
+        /// Days until the 90-day window opens.
+        opens_in_days: i64,
+    },
+    /// The certificate has expired: a new application is needed.
+    #[error("the certificate has expired; apply for a new one")]
+    CertificateExpired,
+    /// The CA issued a certificate that does not belong to the new key pair.
+    #[error("the issued certificate does not match the new key")]
+    CertificateMismatch,
+    /// The business is still with a reviewer.
+    #[error("waiting for the CA's review")]
+    AwaitingReview,
+    /// The CA refused the business.
+    #[error("the CA rejected the application: {note}")]
+    Rejected {
+        /// The reviewer's reason.
+        note: String,
+    },
+    /// The business is not paid yet.
+    #[error("the renewal is not paid yet")]
+    NotPaid,
+    /// There is no such business in progress for this key.
+    #[error("nothing in progress: {0}")]
+    NothingInProgress(&'static str),
+}
+
+impl From<ClientError> for FlowError {
+    /// A signed request that failed because the key failed is the key's error.
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Signer(inner) => match inner.downcast::<TokenError>() {
+                Ok(token) => FlowError::Token(*token),
+                Err(other) => FlowError::Ca(ClientError::Signer(other)),
+            },
+            other => FlowError::Ca(other),
+        }
+    }
+}
+
+/// A step of a slow workflow, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Reading the key.
+    ReadingKey,
+    /// Talking to the CA service.
+    ContactingCa,
+    /// Setting the PIN on the key.
+    SettingPin,
+    /// Generating a key pair on the key.
+    GeneratingKey,
+    /// Signing a certificate request on the key.
+    SigningRequest,
+    /// The CA issues the certificate.
+    Issuing,
+    /// Writing to the key.
+    Writing,
+    /// Checking what was written.
+    Verifying,
+    /// Removing the old key pair.
+    RetiringOld,
+    /// Telling the CA it is done.
+    Confirming,
+}
+
+/// Progress of a workflow: step `index` of `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// What is happening.
+    pub step: Step,
+    /// 1-based.
+    pub index: u8,
+    /// Steps in all.
+    pub total: u8,
+}
+
+/// A progress callback.
+pub type OnProgress<'a> = &'a mut dyn FnMut(Progress);
+
+/// What every workflow needs.
+#[derive(Clone)]
+pub struct Env {
+    /// The module that reaches the key.
+    pub module: Arc<Module>,
+    /// The CA service.
+    pub ca: CaClient,
+    /// Where steps are written down.
+    pub journal: Journal,
+    /// "Now", for the renewal window (tests align it with the CA's clock).
+    pub clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("module", &self.module)
+            .field("ca", &self.ca.base_url())
+            .field("journal", &self.journal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Env {
+    /// An environment on the system clock.
+    pub fn new(module: Arc<Module>, ca: CaClient, journal: Journal) -> Self {
+        Env {
+            module,
+            ca,
+            journal,
+            clock: Arc::new(OffsetDateTime::now_utc),
+        }
+    }
+
+    /// Now.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+}
+
+pub(crate) fn report(on: &mut Option<OnProgress<'_>>, step: Step, index: u8, total: u8) {
+    tracing::info!(?step, index, total, "workflow step");
+    if let Some(f) = on.as_mut() {
+        f(Progress { step, index, total });
+    }
+}

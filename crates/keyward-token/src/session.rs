@@ -287,6 +287,13 @@ impl TokenSession {
         self.pin_outcome(PinRole::So, self.session.set_pin(&o, &n))
     }
 
+    /// Random bytes from the key's own generator (C_GenerateRandom).
+    pub fn random(&self, len: usize) -> Result<Vec<u8>> {
+        let len = u32::try_from(len)
+            .map_err(|_| TokenError::Unsupported("that much randomness".into()))?;
+        Ok(self.session.generate_random_vec(len)?)
+    }
+
     fn find(&self, template: &[Attribute]) -> Result<Vec<ObjectHandle>> {
         Ok(self.session.find_objects(template)?)
     }

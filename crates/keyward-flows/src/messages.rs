@@ -1,0 +1,459 @@
+//! Every error of the workflows as the `{code, message}` a person reads: what happened and
+//! what to do next, in zh-CN, zh-TW or English. The mapping is exhaustive — a new error
+//! variant anywhere below does not compile until it is given its words here — and the codes
+//! are stable: the desktop UI and scripts branch on them.
+
+use keyward_ca_api::ErrorCode;
+use keyward_ca_client::ClientError;
+use keyward_pki::{Lang, PkiError};
+use keyward_token::{PinRole, PinState, PinStatus, TokenError};
+use serde::Serialize;
+
+use crate::FlowError;
+
+/// What the user is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserError {
+    /// Stable code.
+    pub code: String,
+    /// The sentence, in the user's language.
+    pub message: String,
+}
+
+fn ue(code: &str, message: impl Into<String>) -> UserError {
+    UserError {
+        code: code.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn tries(status: &PinStatus, lang: Lang) -> String {
+    match (status.user, status.user_tries_left) {
+        (_, Some(n)) => match lang {
+            Lang::ZhCn => format!("还可以再试 {n} 次"),
+            Lang::ZhTw => format!("還可以再試 {n} 次"),
+            Lang::En => format!("{n} tries left"),
+        },
+        (PinState::FinalTry, None) => lang
+            .pick("仅剩最后一次机会", "僅剩最後一次機會", "one try left")
+            .into(),
+        _ => lang
+            .pick(
+                "剩余次数以设备为准",
+                "剩餘次數以設備為準",
+                "the key does not say how many tries are left",
+            )
+            .into(),
+    }
+}
+
+/// A token error in words.
+pub fn token_error(e: &TokenError, lang: Lang) -> UserError {
+    let role = |r: &PinRole| match r {
+        PinRole::User => lang.pick("密码", "密碼", "PIN"),
+        PinRole::So => lang.pick("管理员密码", "管理員密碼", "SO PIN"),
+    };
+    let message = match e {
+        TokenError::PinIncorrect { role: r, status } => match lang {
+            Lang::ZhCn => format!("{}错误，{}。连续输错 10 次将锁定证书。", role(r), tries(status, lang)),
+            Lang::ZhTw => format!("{}錯誤，{}。連續輸錯 10 次將鎖定憑證。", role(r), tries(status, lang)),
+            Lang::En => format!("wrong {}; {}. Ten wrong PINs in a row lock the certificate.", role(r), tries(status, lang)),
+        },
+        TokenError::PinLocked { role: r } => match lang {
+            Lang::ZhCn => format!("{}已锁定。请使用“忘记密码”解锁。", role(r)),
+            Lang::ZhTw => format!("{}已鎖定。請使用「忘記密碼」解鎖。", role(r)),
+            Lang::En => format!("the {} is locked. Use “forgot password” to unlock it.", role(r)),
+        },
+        TokenError::FinalTryUnconfirmed { .. } => lang
+            .pick(
+                "仅剩最后一次机会：再输错将锁定证书。确认无误后再试，或使用“忘记密码”。",
+                "僅剩最後一次機會：再輸錯將鎖定憑證。確認無誤後再試，或使用「忘記密碼」。",
+                "one try left: another wrong PIN locks the certificate. Confirm to try, or use “forgot password”.",
+            )
+            .into(),
+        TokenError::PinPolicy(rules) => policy_text(rules, lang),
+        TokenError::PinLenRange => lang
+            .pick("设备不接受这个长度的密码。", "設備不接受這個長度的密碼。", "the key does not accept a PIN of this length.")
+            .into(),
+        TokenError::PinInvalid => lang
+            .pick("设备不接受密码中的字符。", "設備不接受密碼中的字元。", "the key does not accept the PIN's characters.")
+            .into(),
+        TokenError::PinExpired => lang
+            .pick("密码已过期，请先修改密码。", "密碼已過期，請先修改密碼。", "the PIN has expired; change it first.")
+            .into(),
+        TokenError::KeyRemoved { .. } => lang
+            .pick(
+                "证书介质（UKey）已拔出。请重新插入，再继续刚才的操作。",
+                "憑證介質（UKey）已拔出。請重新插入，再繼續剛才的操作。",
+                "the key was removed. Plug it in again, then carry on where you stopped.",
+            )
+            .into(),
+        TokenError::NoSuchToken(sel) => match lang {
+            Lang::ZhCn => format!("未找到证书介质 {sel}。请插入 UKey。"),
+            Lang::ZhTw => format!("未找到憑證介質 {sel}。請插入 UKey。"),
+            Lang::En => format!("no key matches {sel}. Plug in the key."),
+        },
+        TokenError::AmbiguousToken(n) => match lang {
+            Lang::ZhCn => format!("插入了 {n} 个证书介质，请指定要操作的一个。"),
+            Lang::ZhTw => format!("插入了 {n} 個憑證介質，請指定要操作的一個。"),
+            Lang::En => format!("{n} keys are plugged in; choose one."),
+        },
+        TokenError::ModuleLoad { .. } | TokenError::NoModule { .. } | TokenError::Profile { .. } => format!(
+            "{}: {e}",
+            lang.pick(
+                "无法加载证书介质驱动，请安装 UKey 驱动后重试",
+                "無法載入憑證介質驅動，請安裝 UKey 驅動後重試",
+                "the key's driver could not be loaded; install it and try again"
+            )
+        ),
+        TokenError::NotLoggedIn => lang
+            .pick("请先输入密码登录证书。", "請先輸入密碼登入憑證。", "enter the PIN first.")
+            .into(),
+        TokenError::ObjectNotFound(_) | TokenError::Unsupported(_) | TokenError::Uri(_) | TokenError::Pkcs11 { .. } => {
+            format!("{}: {e}", lang.pick("证书介质操作失败", "憑證介質操作失敗", "the key reported an error"))
+        }
+        TokenError::Pki(p) => return pki_error(p, lang),
+    };
+    ue(e.code(), message)
+}
+
+fn policy_text(rules: &[keyward_pki::PinRule], lang: Lang) -> String {
+    let text = keyward_pki::pin::explain(rules, lang);
+    match lang {
+        Lang::ZhCn => format!("{text}。未向设备提交，不消耗尝试次数。"),
+        Lang::ZhTw => format!("{text}。未向設備提交，不消耗嘗試次數。"),
+        Lang::En => format!("{text}. Nothing was sent to the key; no try was spent."),
+    }
+}
+
+fn pki_error(e: &PkiError, lang: Lang) -> UserError {
+    ue(
+        "malformed_data",
+        format!(
+            "{}: {e}",
+            lang.pick(
+                "证书数据无法识别，请联系 CA 客服",
+                "憑證資料無法識別，請聯絡 CA 客服",
+                "certificate data could not be read; contact the CA's support"
+            )
+        ),
+    )
+}
+
+fn api_message(code: ErrorCode, lang: Lang) -> String {
+    let t = |a: &str, b: &str, c: &str| lang.pick(a, b, c).to_owned();
+    match code {
+        ErrorCode::CodeInvalid => t(
+            "验证码错误，请核对短信后重新输入。",
+            "驗證碼錯誤，請核對簡訊後重新輸入。",
+            "wrong code; check the SMS and type it again.",
+        ),
+        ErrorCode::CodeExpired => t(
+            "验证码已过期或未发送，请重新获取验证码。",
+            "驗證碼已過期或未發送，請重新取得驗證碼。",
+            "the code has expired or was never sent; ask for a new one.",
+        ),
+        ErrorCode::CodeAttemptsExhausted => t(
+            "验证码错误次数过多，已失效，请重新获取。",
+            "驗證碼錯誤次數過多，已失效，請重新取得。",
+            "too many wrong codes; ask for a new one.",
+        ),
+        ErrorCode::CodeCooldown => t(
+            "验证码刚刚发送，请稍后再获取。",
+            "驗證碼剛剛發送，請稍後再取得。",
+            "a code was sent moments ago; wait a little before asking again.",
+        ),
+        ErrorCode::CodeDailyLimit => t(
+            "今日获取验证码次数已达上限，请明天再试。",
+            "今日取得驗證碼次數已達上限，請明天再試。",
+            "no more codes today; try again tomorrow.",
+        ),
+        ErrorCode::RenewalWindowNotOpen => t(
+            "证书到期前 90 天内才能续期。",
+            "憑證到期前 90 天內才能續期。",
+            "renewal opens 90 days before expiry.",
+        ),
+        ErrorCode::CertificateExpired => t(
+            "证书已过期，无法续期，请重新申请证书。",
+            "憑證已過期，無法續期，請重新申請憑證。",
+            "the certificate has expired; apply for a new one.",
+        ),
+        ErrorCode::KeyNotActivated => t(
+            "证书尚未激活，请先激活证书。",
+            "憑證尚未啟用，請先啟用憑證。",
+            "the certificate is not activated yet; activate it first.",
+        ),
+        ErrorCode::KeyNotFound => t(
+            "CA 没有这个证书介质的记录，请联系 CA 客服。",
+            "CA 沒有這個憑證介質的記錄，請聯絡 CA 客服。",
+            "the CA has no record of this key; contact its support.",
+        ),
+        ErrorCode::WrongState => t(
+            "该业务当前状态不允许此操作，请查看办理进度。",
+            "該業務目前狀態不允許此操作，請查看辦理進度。",
+            "the business is not at this step; check its progress.",
+        ),
+        ErrorCode::InvalidYears => t(
+            "续期年限为 1 至 5 年。",
+            "續期年限為 1 至 5 年。",
+            "renewal is for 1 to 5 years.",
+        ),
+        ErrorCode::InvalidAttachment => t(
+            "附件须为 JPG、PNG 或 PDF，且不超过 5 MB。",
+            "附件須為 JPG、PNG 或 PDF，且不超過 5 MB。",
+            "attachments are JPG, PNG or PDF, at most 5 MB.",
+        ),
+        ErrorCode::AttachmentRequired => t(
+            "请先上传申请材料。",
+            "請先上傳申請材料。",
+            "upload the documents first.",
+        ),
+        ErrorCode::RefundNotAllowed => t(
+            "只有未受理的业务，或交付 14 天内未激活的证书可以退款。",
+            "只有未受理的業務，或交付 14 天內未啟用的憑證可以退款。",
+            "only business not yet accepted, or a key not activated within 14 days of delivery, can be refunded.",
+        ),
+        ErrorCode::NameChangeNotSeal => t(
+            "单位名称变更须办理“变更”业务，不能只变更印章。",
+            "單位名稱變更須辦理「變更」業務，不能只變更印章。",
+            "a company-name change goes through the change business, not the seal.",
+        ),
+        ErrorCode::SignatureInvalid
+        | ErrorCode::SignatureMissing
+        | ErrorCode::NonceInvalid
+        | ErrorCode::NonceReplayed => t(
+            "证书签名校验未通过，请重新操作。",
+            "憑證簽章校驗未通過，請重新操作。",
+            "the key's signature was not accepted; try again.",
+        ),
+        ErrorCode::CertificateMismatch | ErrorCode::InvalidCertificate => t(
+            "证书与 CA 的记录不符，请联系 CA 客服。",
+            "憑證與 CA 的記錄不符，請聯絡 CA 客服。",
+            "the certificate does not match the CA's records; contact its support.",
+        ),
+        ErrorCode::InvalidJson
+        | ErrorCode::InvalidRequest
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::BodyTooLarge
+        | ErrorCode::NotFound
+        | ErrorCode::MethodNotAllowed
+        | ErrorCode::Unauthorized
+        | ErrorCode::InvalidUscc
+        | ErrorCode::InvalidParty
+        | ErrorCode::OrganisationNotFound
+        | ErrorCode::KeyAlreadyRegistered
+        | ErrorCode::BusinessNotFound
+        | ErrorCode::InvalidCsr
+        | ErrorCode::CsrSignatureInvalid
+        | ErrorCode::CsrKeyReused
+        | ErrorCode::UnsupportedKeyAlgorithm
+        | ErrorCode::PaymentNotFound
+        | ErrorCode::PaymentSignatureInvalid
+        | ErrorCode::AlreadyDecided
+        | ErrorCode::Internal
+        | ErrorCode::Unknown => t(
+            "CA 服务拒绝了请求，请稍后重试或联系 CA 客服。",
+            "CA 服務拒絕了請求，請稍後重試或聯絡 CA 客服。",
+            "the CA service refused the request; try again later or contact its support.",
+        ),
+    }
+}
+
+/// A CA client error in words.
+pub fn client_error(e: &ClientError, lang: Lang) -> UserError {
+    match e {
+        ClientError::Offline { .. } => ue(
+            "ca_offline",
+            lang.pick(
+                "无法连接 CA 服务，请检查网络后重试。已完成的步骤不会丢失。",
+                "無法連線 CA 服務，請檢查網路後重試。已完成的步驟不會遺失。",
+                "the CA service cannot be reached; check the network and retry. Nothing done so far is lost.",
+            ),
+        ),
+        ClientError::Timeout => ue(
+            "ca_timeout",
+            lang.pick("CA 服务响应超时，请稍后重试。", "CA 服務回應逾時，請稍後重試。", "the CA service did not answer in time; retry later."),
+        ),
+        ClientError::Tls(_) => ue(
+            "ca_untrusted",
+            lang.pick(
+                "CA 服务的身份校验失败，已停止连接。请确认网络环境安全，或联系 CA 客服。",
+                "CA 服務的身分校驗失敗，已停止連線。請確認網路環境安全，或聯絡 CA 客服。",
+                "the CA service's identity could not be verified, so Keyward did not connect. Check your network, or contact the CA.",
+            ),
+        ),
+        ClientError::Server { .. } => ue(
+            "ca_unavailable",
+            lang.pick("CA 服务暂时不可用，请稍后重试。", "CA 服務暫時無法使用，請稍後重試。", "the CA service is unavailable; retry later."),
+        ),
+        ClientError::Malformed(_) => ue(
+            "ca_malformed",
+            lang.pick("CA 服务的应答无法识别，请稍后重试。", "CA 服務的回應無法識別，請稍後重試。", "the CA service's answer could not be read; retry later."),
+        ),
+        ClientError::Api { code, .. } => ue(&format!("ca_{}", code.as_str()), api_message(*code, lang)),
+        ClientError::Signer(inner) => match inner.downcast_ref::<TokenError>() {
+            Some(t) => token_error(t, lang),
+            None => ue("key_signature", format!("{}: {inner}", lang.pick("证书签名失败", "憑證簽章失敗", "the key could not sign"))),
+        },
+        ClientError::Config(_) | ClientError::Credentials(_) => ue(
+            "client_config",
+            format!("{}: {e}", lang.pick("客户端配置有误", "用戶端設定有誤", "client configuration")),
+        ),
+    }
+}
+
+/// A workflow error in words. Exhaustive.
+pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
+    let t = |a: &str, b: &str, c: &str| lang.pick(a, b, c).to_owned();
+    match e {
+        FlowError::Token(t) => token_error(t, lang),
+        FlowError::Ca(c) => client_error(c, lang),
+        FlowError::Pki(p) => pki_error(p, lang),
+        FlowError::PinPolicy(rules) => ue("pin_policy", policy_text(rules, lang)),
+        FlowError::Journal(_) => ue(
+            "journal",
+            format!(
+                "{}: {e}",
+                lang.pick(
+                    "无法读写本机的办理记录",
+                    "無法讀寫本機的辦理記錄",
+                    "the local workflow journal could not be used"
+                )
+            ),
+        ),
+        FlowError::NoCertificate => ue(
+            "no_certificate",
+            t(
+                "证书介质上没有单位证书。",
+                "憑證介質上沒有單位憑證。",
+                "there is no organisation certificate on the key.",
+            ),
+        ),
+        FlowError::AlreadyActive => ue(
+            "already_active",
+            t(
+                "证书已激活，无需再次激活。",
+                "憑證已啟用，無需再次啟用。",
+                "the certificate is already activated.",
+            ),
+        ),
+        FlowError::RenewalNotOpen { opens_in_days } => ue(
+            "renewal_not_open",
+            match lang {
+                Lang::ZhCn => format!("证书到期前 90 天内才能续期，{opens_in_days} 天后可以办理。"),
+                Lang::ZhTw => format!("憑證到期前 90 天內才能續期，{opens_in_days} 天後可以辦理。"),
+                Lang::En => {
+                    format!("renewal opens 90 days before expiry, in {opens_in_days} days.")
+                }
+            },
+        ),
+        FlowError::CertificateExpired => ue(
+            "certificate_expired",
+            t(
+                "证书已过期，不能续期，请重新申请证书。",
+                "憑證已過期，不能續期，請重新申請憑證。",
+                "the certificate has expired and cannot be renewed; apply for a new one.",
+            ),
+        ),
+        FlowError::CertificateMismatch => ue(
+            "certificate_mismatch",
+            t(
+                "CA 签发的证书与新密钥不符，未写入证书介质，原证书仍可使用。请联系 CA 客服。",
+                "CA 簽發的憑證與新金鑰不符，未寫入憑證介質，原憑證仍可使用。請聯絡 CA 客服。",
+                "the issued certificate does not match the new key; nothing was written and the old certificate still works. Contact the CA.",
+            ),
+        ),
+        FlowError::AwaitingReview => ue(
+            "awaiting_review",
+            t(
+                "CA 正在审核（约 2 个工作日），请稍后查看办理进度。",
+                "CA 正在審核（約 2 個工作日），請稍後查看辦理進度。",
+                "the CA is reviewing (about two working days); check the progress later.",
+            ),
+        ),
+        FlowError::Rejected { note } => ue(
+            "rejected",
+            match lang {
+                Lang::ZhCn => format!("CA 审核未通过：{note}"),
+                Lang::ZhTw => format!("CA 審核未通過：{note}"),
+                Lang::En => format!("the CA rejected the application: {note}"),
+            },
+        ),
+        FlowError::NotPaid => ue(
+            "not_paid",
+            t(
+                "续期费用尚未支付，请先完成支付。",
+                "續期費用尚未支付，請先完成支付。",
+                "the renewal is not paid yet; pay first.",
+            ),
+        ),
+        FlowError::NothingInProgress(what) => ue(
+            "nothing_in_progress",
+            format!(
+                "{}（{what}）",
+                lang.pick(
+                    "没有进行中的业务",
+                    "沒有進行中的業務",
+                    "nothing in progress"
+                )
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_every_language_has_words() {
+        let samples = [
+            FlowError::NoCertificate,
+            FlowError::AlreadyActive,
+            FlowError::RenewalNotOpen { opens_in_days: 12 },
+            FlowError::CertificateExpired,
+            FlowError::NotPaid,
+            FlowError::Token(TokenError::PinLocked {
+                role: PinRole::User,
+            }),
+            FlowError::Ca(ClientError::Timeout),
+            FlowError::Ca(ClientError::Api {
+                status: 400,
+                code: ErrorCode::CodeInvalid,
+                message: String::new(),
+            }),
+        ];
+        let codes: Vec<String> = samples
+            .iter()
+            .map(|e| user_error(e, Lang::ZhCn).code)
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "no_certificate",
+                "already_active",
+                "renewal_not_open",
+                "certificate_expired",
+                "not_paid",
+                "pin_locked",
+                "ca_timeout",
+                "ca_code_invalid"
+            ]
+        );
+        for e in &samples {
+            for lang in Lang::ALL {
+                assert!(!user_error(e, lang).message.is_empty());
+            }
+        }
+        assert!(
+            user_error(&samples[5], Lang::ZhCn)
+                .message
+                .contains("忘记密码")
+        );
+        assert!(
+            user_error(&samples[2], Lang::En)
+                .message
+                .contains("12 days")
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! A world for workflow tests: simulated keys, the CA service on a loopback port (TLS, its
+//! root pinned), the client and a journal.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyward_ca::{Config, Server, ServerHandle};
+use keyward_ca_api::{Handler, Organisation, OrganisationKind, Secret};
+use keyward_ca_client::{CaClient, ClientConfig};
+use keyward_flows::station::{StationOrder, issue};
+use keyward_flows::{Env, Journal};
+use keyward_pki::Pin;
+use keyward_token::{KeySpec, Module, TokenRef};
+use softhsm_fixtures::{FixtureSet, KeyState, SO_PIN};
+
+pub const PIN: &str = "Operator#2026";
+
+pub fn sim_module() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("libkeyward_sim.so");
+    assert!(
+        p.exists(),
+        "{} is missing: cargo build -p keyward-sim",
+        p.display()
+    );
+    p
+}
+
+pub fn pin(s: &str) -> Pin {
+    Pin::new(s.to_owned())
+}
+
+/// A resident ID number with a valid GB 11643 check digit.
+pub fn id_number(first17: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17
+        .bytes()
+        .zip(W)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{first17}{check}")
+}
+
+pub fn handler() -> Handler {
+    Handler {
+        name: "张经办".into(),
+        id_number: id_number("44010119900101123"),
+        phone: "13800138000".into(),
+    }
+}
+
+pub fn organisation(n: u32) -> Organisation {
+    Organisation {
+        name: format!("广州市流程测试第{n}有限公司"),
+        uscc: keyward_pki::uscc::with_check_character(&format!("91440101MA5D{n:05}")).unwrap(),
+        kind: OrganisationKind::Enterprise,
+        legal_address: "广州市天河区示例路 1 号".into(),
+    }
+}
+
+pub struct World {
+    pub fixtures: FixtureSet,
+    pub module: Arc<Module>,
+    pub runtime: tokio::runtime::Runtime,
+    pub server: ServerHandle,
+    pub env: Env,
+    pub admin: CaClient,
+    pub tokens: Vec<TokenRef>,
+    _dirs: tempfile::TempDir,
+}
+
+impl World {
+    /// `keys` blank keys, the CA, and every key issued for its own organisation.
+    pub fn new(keys: usize, spec: KeySpec) -> World {
+        let states = vec![KeyState::Blank; keys];
+        let (fixtures, module, _) = FixtureSet::build(&states, &sim_module()).unwrap();
+        let dirs = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime
+            .block_on(Server::start(Config::new(dirs.path().join("ca"))))
+            .unwrap();
+        let client = CaClient::new(&ClientConfig::new(
+            server.base_url(),
+            Some(server.root_pem().to_owned()),
+        ))
+        .unwrap();
+        let admin = client.clone().with_admin(Secret::new(server.admin_token()));
+        let mut env = Env::new(
+            module.clone(),
+            client,
+            Journal::new(dirs.path().join("journal")),
+        );
+        let clock = server.clock().clone();
+        env.clock = Arc::new(move || clock.now());
+        let mut tokens = module.tokens().unwrap();
+        tokens.sort_by(|a, b| a.label.cmp(&b.label));
+        for (i, t) in tokens.iter().enumerate() {
+            let order = StationOrder {
+                organisation: organisation(i as u32 + 1),
+                handler: handler(),
+                years: 1,
+                spec,
+            };
+            issue(&admin, &module, t, &pin(SO_PIN), &order, None).unwrap();
+        }
+        World {
+            fixtures,
+            module,
+            runtime,
+            server,
+            env,
+            admin,
+            tokens,
+            _dirs: dirs,
+        }
+    }
+
+    /// The newest SMS code sent about `serial`.
+    pub fn sms_code(&self, serial: &str) -> String {
+        let outbox = self.admin.sms_outbox().unwrap();
+        let msg = outbox
+            .messages
+            .iter()
+            .filter(|m| m.key_serial.as_deref() == Some(serial))
+            .max_by_key(|m| m.created_at)
+            .expect("an SMS for the key");
+        let after = msg.text.split("验证码").nth(1).expect("a code in the SMS");
+        after
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(char::is_ascii_digit)
+            .collect()
+    }
+
+    pub fn advance_days(&self, days: i64) {
+        self.server.clock().advance(time::Duration::days(days));
+    }
+}
