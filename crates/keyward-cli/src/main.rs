@@ -1,10 +1,11 @@
 //! `keyward`: the command line of Keyward, for operators at a terminal and for IT admins'
 //! scripts (`--json`, PKCS#11 URIs, exit codes).
 
+mod flows;
 mod messages;
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
@@ -14,11 +15,12 @@ use keyward_token::{FinalTry, Module, TokenDescription, TokenError, TokenRef};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use messages::{describe, exit, exit_code, label};
+use messages::{exit, exit_code, label};
 
 const EXIT_CODES: &str = "Exit codes: 0 done · 1 failure · 2 usage · 3 no key or several keys · \
 4 wrong PIN · 5 PIN locked (use keyward unlock) · 6 one try left, not confirmed · \
-7 new PIN breaks the policy (nothing sent to the key) · 8 key removed · 9 PKCS#11 module missing or broken";
+7 new PIN breaks the policy (nothing sent to the key) · 8 key removed · 9 PKCS#11 module missing or broken · \
+10 CA service unreachable or refused · 11 not at this step yet (renewal not open, not paid, under review)";
 
 /// Keyward: your organisation certificate on its USB key.
 #[derive(Debug, Parser)]
@@ -33,6 +35,15 @@ struct Cli {
     /// Language: zh-CN (default), zh-TW or en.
     #[arg(long, global = true, value_name = "LANG")]
     lang: Option<String>,
+    /// The CA online service.
+    #[arg(long, global = true, env = "KEYWARD_CA_URL", value_name = "URL")]
+    ca: Option<String>,
+    /// The CA's root certificate (PEM), the one trust anchor for the service's TLS.
+    #[arg(long, global = true, env = "KEYWARD_CA_ROOT", value_name = "FILE")]
+    ca_root: Option<PathBuf>,
+    /// Where workflows keep their journal (default: the user's data folder).
+    #[arg(long, global = true, env = "KEYWARD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,13 +64,31 @@ enum Command {
         #[command(subcommand)]
         command: PinCommand,
     },
+    /// 激活证书: activate a newly issued key with the SMS code and a PIN of your own.
+    Activate(flows::ActivateArgs),
+    /// 忘记密码: unlock a key whose PIN is forgotten or locked.
+    Unlock {
+        #[command(subcommand)]
+        command: flows::UnlockCommand,
+    },
+    /// 证书续期: apply, pay, and install the renewed certificate.
+    Renew {
+        #[command(subcommand)]
+        command: flows::RenewCommand,
+    },
+    /// 办理进度查询: every business of a key with its timeline.
+    Progress(TokenArg),
+    /// Carry on with an interrupted workflow.
+    Resume(flows::ResumeArgs),
+    /// Report keys plugged in, pulled out and changed, until stopped.
+    Watch(flows::WatchArgs),
 }
 
 #[derive(Debug, Args)]
-struct TokenArg {
+pub(crate) struct TokenArg {
     /// The key: its serial number or a PKCS#11 URI (needed when several are plugged in).
     #[arg(long, value_name = "SERIAL|URI")]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,30 +116,39 @@ enum PinCommand {
 }
 
 /// A failure on its way out: an exit code and what to say.
-struct Failure {
+pub(crate) struct Failure {
     code: i32,
-    error_code: &'static str,
+    error_code: String,
     message: String,
 }
 
 impl Failure {
-    fn token(e: &TokenError, lang: Lang) -> Self {
+    pub(crate) fn token(e: &TokenError, lang: Lang) -> Self {
+        let u = keyward_flows::messages::token_error(e, lang);
         Failure {
             code: exit_code(e),
-            error_code: e.code(),
-            message: describe(e, lang),
+            error_code: u.code,
+            message: u.message,
         }
     }
-    fn other(code: i32, error_code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn flow(e: &keyward_flows::FlowError, lang: Lang) -> Self {
+        let u = keyward_flows::user_error(e, lang);
+        Failure {
+            code: messages::flow_exit_code(e),
+            error_code: u.code,
+            message: u.message,
+        }
+    }
+    pub(crate) fn other(code: i32, error_code: &str, message: impl Into<String>) -> Self {
         Failure {
             code,
-            error_code,
+            error_code: error_code.to_owned(),
             message: message.into(),
         }
     }
 }
 
-type CliResult<T> = Result<T, Failure>;
+pub(crate) type CliResult<T> = Result<T, Failure>;
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -161,6 +199,9 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
         lang,
         json: cli.json,
         explicit: cli.module,
+        ca: cli.ca,
+        ca_root: cli.ca_root,
+        data_dir: cli.data_dir,
     };
     match cli.command {
         Command::Tokens => ctx.tokens(),
@@ -179,13 +220,22 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
                     confirm_final_try,
                 },
         } => ctx.pin_change(token.token.as_deref(), pin_fd, confirm_final_try),
+        Command::Activate(a) => ctx.activate(a),
+        Command::Unlock { command } => ctx.unlock(command),
+        Command::Renew { command } => ctx.renew(command),
+        Command::Progress(t) => ctx.progress(t.token.as_deref()),
+        Command::Resume(a) => ctx.resume(a),
+        Command::Watch(a) => ctx.watch(a),
     }
 }
 
-struct Ctx {
-    lang: Lang,
-    json: bool,
+pub(crate) struct Ctx {
+    pub(crate) lang: Lang,
+    pub(crate) json: bool,
     explicit: Option<PathBuf>,
+    pub(crate) ca: Option<String>,
+    pub(crate) ca_root: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -198,7 +248,7 @@ struct DriverReport {
     description: Option<String>,
 }
 
-fn print_json<T: Serialize>(v: &T) -> CliResult<()> {
+pub(crate) fn print_json<T: Serialize>(v: &T) -> CliResult<()> {
     let text = serde_json::to_string_pretty(v)
         .map_err(|e| Failure::other(exit::FAILURE, "internal", e.to_string()))?;
     println!("{text}");
@@ -218,7 +268,7 @@ impl Ctx {
 
     /// Every module that loads. An explicitly named module must load; discovered ones that
     /// fail are skipped (`keyward drivers` says why).
-    fn modules(&self) -> CliResult<Vec<Arc<Module>>> {
+    pub(crate) fn modules(&self) -> CliResult<Vec<Arc<Module>>> {
         let candidates = self.candidates()?;
         let explicit = candidates.first().is_some_and(|c| {
             !matches!(
@@ -259,7 +309,7 @@ impl Ctx {
         Ok(out)
     }
 
-    fn one_token(&self, selector: Option<&str>) -> CliResult<(Arc<Module>, TokenRef)> {
+    pub(crate) fn one_token(&self, selector: Option<&str>) -> CliResult<(Arc<Module>, TokenRef)> {
         let modules = self.modules()?;
         let mut found = Vec::new();
         let mut last_err = None;
@@ -548,7 +598,7 @@ fn keyward_token_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
-fn ask_yes(question: &str) -> bool {
+pub(crate) fn ask_yes(question: &str) -> bool {
     eprint!("{question}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
@@ -558,25 +608,7 @@ fn ask_yes(question: &str) -> bool {
 
 /// Reads two lines — current PIN, new PIN — from an open file descriptor.
 fn read_pins_from_fd(fd: u32) -> Result<(Pin, Pin), String> {
-    let path = if fd == 0 {
-        PathBuf::from("/dev/stdin")
-    } else {
-        Path::new("/dev/fd").join(fd.to_string())
-    };
-    let file = std::fs::File::open(&path)
-        .map_err(|e| format!("cannot read PINs from descriptor {fd}: {e}"))?;
-    let mut reader = std::io::BufReader::new(file);
-    let mut next = || -> Result<Pin, String> {
-        let mut buf = Vec::new();
-        reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| format!("reading descriptor {fd}: {e}"))?;
-        if buf.is_empty() {
-            return Err(format!(
-                "descriptor {fd} must give two lines: the current PIN, then the new PIN"
-            ));
-        }
-        Pin::from_line(buf).ok_or_else(|| "a PIN must be UTF-8 text".to_owned())
-    };
-    Ok((next()?, next()?))
+    let mut v = flows::read_lines(fd, 2)?;
+    let new = v.remove(1);
+    Ok((v.remove(0), new))
 }

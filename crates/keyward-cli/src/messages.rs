@@ -1,7 +1,9 @@
 //! What the command line says to a person, in the user's language, and the exit codes.
 
+use keyward_ca_api::ErrorCode;
+use keyward_flows::FlowError;
 use keyward_pki::{Lang, RenewalStatus};
-use keyward_token::{PinRole, PinState, PinStatus, TokenError};
+use keyward_token::{PinState, PinStatus, TokenError};
 
 /// Exit codes, documented in `keyward --help` and the README.
 pub mod exit {
@@ -25,6 +27,38 @@ pub mod exit {
     pub const KEY_REMOVED: i32 = 8;
     /// The PKCS#11 module could not be found or loaded.
     pub const MODULE: i32 = 9;
+    /// The CA service could not be reached, or refused the request.
+    pub const CA: i32 = 10;
+    /// The business is not at this step: renewal not open, not paid, under review, done.
+    pub const NOT_NOW: i32 = 11;
+}
+
+/// The exit code for a workflow error.
+pub fn flow_exit_code(e: &FlowError) -> i32 {
+    match e {
+        FlowError::Token(t) => exit_code(t),
+        FlowError::Ca(c) => match c.api_code() {
+            Some(
+                ErrorCode::RenewalWindowNotOpen
+                | ErrorCode::CertificateExpired
+                | ErrorCode::KeyNotActivated
+                | ErrorCode::WrongState,
+            ) => exit::NOT_NOW,
+            _ => exit::CA,
+        },
+        FlowError::PinPolicy(_) => exit::PIN_POLICY,
+        FlowError::RenewalNotOpen { .. }
+        | FlowError::CertificateExpired
+        | FlowError::AlreadyActive
+        | FlowError::AwaitingReview
+        | FlowError::Rejected { .. }
+        | FlowError::NotPaid
+        | FlowError::NothingInProgress(_) => exit::NOT_NOW,
+        FlowError::Pki(_)
+        | FlowError::Journal(_)
+        | FlowError::NoCertificate
+        | FlowError::CertificateMismatch => exit::FAILURE,
+    }
 }
 
 /// The exit code for a token error.
@@ -48,104 +82,6 @@ pub fn exit_code(e: &TokenError) -> i32 {
         | TokenError::Uri(_)
         | TokenError::Pkcs11 { .. }
         | TokenError::Pki(_) => exit::FAILURE,
-    }
-}
-
-fn tries(status: &PinStatus, lang: Lang) -> String {
-    match (status.user, status.user_tries_left) {
-        (_, Some(n)) => match lang {
-            Lang::ZhCn => format!("还可以再试 {n} 次"),
-            Lang::ZhTw => format!("還可以再試 {n} 次"),
-            Lang::En => format!("{n} tries left"),
-        },
-        (PinState::FinalTry, None) => lang
-            .pick("仅剩最后一次机会", "僅剩最後一次機會", "one try left")
-            .into(),
-        _ => lang
-            .pick(
-                "剩余次数由设备决定",
-                "剩餘次數由設備決定",
-                "the key does not say how many tries are left",
-            )
-            .into(),
-    }
-}
-
-/// A token error as a sentence that says what happened and what to do next.
-pub fn describe(e: &TokenError, lang: Lang) -> String {
-    let role = |r: &PinRole| match r {
-        PinRole::User => lang.pick("密码", "密碼", "PIN"),
-        PinRole::So => lang.pick("管理员密码", "管理員密碼", "SO PIN"),
-    };
-    match e {
-        TokenError::PinIncorrect { role: r, status } => match lang {
-            Lang::ZhCn => format!("{}错误，{}。连续输错 10 次将锁定证书。", role(r), tries(status, lang)),
-            Lang::ZhTw => format!("{}錯誤，{}。連續輸錯 10 次將鎖定憑證。", role(r), tries(status, lang)),
-            Lang::En => format!("wrong {}; {}. Ten wrong PINs in a row lock the certificate.", role(r), tries(status, lang)),
-        },
-        TokenError::PinLocked { role: r } => match lang {
-            Lang::ZhCn => format!("{}已锁定。请使用“忘记密码”解锁（keyward unlock）。", role(r)),
-            Lang::ZhTw => format!("{}已鎖定。請使用「忘記密碼」解鎖（keyward unlock）。", role(r)),
-            Lang::En => format!("the {} is locked. Use “forgot password” to unlock it (keyward unlock).", role(r)),
-        },
-        TokenError::FinalTryUnconfirmed { .. } => lang
-            .pick(
-                "仅剩最后一次机会：再输错将锁定证书。确认无误请加 --confirm-final-try 重试，或使用“忘记密码”。",
-                "僅剩最後一次機會：再輸錯將鎖定憑證。確認無誤請加 --confirm-final-try 重試，或使用「忘記密碼」。",
-                "one try left: another wrong PIN locks the certificate. If you are sure, retry with --confirm-final-try, or use “forgot password”.",
-            )
-            .into(),
-        TokenError::PinPolicy(rules) => {
-            let text = keyward_pki::pin::explain(rules, lang);
-            match lang {
-                Lang::ZhCn => format!("{text}。未向设备提交，不消耗尝试次数。"),
-                Lang::ZhTw => format!("{text}。未向設備提交，不消耗嘗試次數。"),
-                Lang::En => format!("{text}. Nothing was sent to the key; no try was spent."),
-            }
-        }
-        TokenError::PinLenRange => lang
-            .pick("设备不接受这个长度的密码。", "設備不接受這個長度的密碼。", "the key does not accept a PIN of this length.")
-            .into(),
-        TokenError::PinInvalid => lang
-            .pick("设备不接受密码中的字符。", "設備不接受密碼中的字元。", "the key does not accept the PIN's characters.")
-            .into(),
-        TokenError::PinExpired => lang
-            .pick("密码已过期，请先修改密码。", "密碼已過期，請先修改密碼。", "the PIN has expired; change it first.")
-            .into(),
-        TokenError::KeyRemoved { .. } => lang
-            .pick(
-                "证书介质（UKey）已拔出。请重新插入后再试，未完成的操作不会自动重做。",
-                "憑證介質（UKey）已拔出。請重新插入後再試，未完成的操作不會自動重做。",
-                "the key was removed. Plug it in again and retry; nothing is redone automatically.",
-            )
-            .into(),
-        TokenError::NoSuchToken(sel) => match lang {
-            Lang::ZhCn => format!("未找到证书介质 {sel}。请插入 UKey，或用 keyward tokens 查看已插入的设备。"),
-            Lang::ZhTw => format!("未找到憑證介質 {sel}。請插入 UKey，或用 keyward tokens 查看已插入的設備。"),
-            Lang::En => format!("no key matches {sel}. Plug in the key, or list keys with keyward tokens."),
-        },
-        TokenError::AmbiguousToken(n) => match lang {
-            Lang::ZhCn => format!("插入了 {n} 个证书介质，请用 --token 指定序列号或 PKCS#11 URI。"),
-            Lang::ZhTw => format!("插入了 {n} 個憑證介質，請用 --token 指定序號或 PKCS#11 URI。"),
-            Lang::En => format!("{n} keys are plugged in; name one with --token (serial or PKCS#11 URI)."),
-        },
-        TokenError::ModuleLoad { .. } | TokenError::NoModule { .. } | TokenError::Profile { .. } => {
-            let lead = lang.pick(
-                "无法加载证书介质驱动（PKCS#11 模块）",
-                "無法載入憑證介質驅動（PKCS#11 模組）",
-                "the key's driver (PKCS#11 module) could not be loaded",
-            );
-            format!("{lead}: {e}")
-        }
-        TokenError::NotLoggedIn
-        | TokenError::ObjectNotFound(_)
-        | TokenError::Unsupported(_)
-        | TokenError::Uri(_)
-        | TokenError::Pkcs11 { .. }
-        | TokenError::Pki(_) => {
-            let lead = lang.pick("操作失败", "操作失敗", "the operation failed");
-            format!("{lead}: {e}")
-        }
     }
 }
 

@@ -1,0 +1,698 @@
+//! The workflow commands: activate, unlock, renew, progress, resume, watch.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use keyward_ca_api::{AttachmentKind, Handler, InvoiceDetails};
+use keyward_ca_client::{CaClient, ClientConfig};
+use keyward_flows::{Env, FlowError, FlowKind, Journal, Progress, Step};
+use keyward_pki::{Lang, Pin};
+use keyward_token::{FinalTry, Module, PinState, TokenRef, WatchOptions, Watcher};
+
+use crate::messages::exit;
+use crate::{CliResult, Ctx, Failure, TokenArg, ask_yes, label, print_json};
+
+/// Where PINs come from: a prompt without echo, or lines on a file descriptor.
+#[derive(Debug, Args)]
+pub(crate) struct PinInput {
+    /// Read PINs, one per line, from this file descriptor instead of asking (0: standard
+    /// input). The order is the command's: see its help.
+    #[arg(long, value_name = "FD")]
+    pin_fd: Option<u32>,
+    /// Spend the last PIN try: only when the key is at its final try.
+    #[arg(long)]
+    confirm_final_try: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ActivateArgs {
+    #[command(flatten)]
+    token: TokenArg,
+    /// The activation code from the SMS (asked for when not given).
+    #[arg(long)]
+    code: Option<String>,
+    /// Send the activation code again, then stop.
+    #[arg(long)]
+    send_code: bool,
+    /// Lines on --pin-fd: the new PIN.
+    #[command(flatten)]
+    pins: PinInput,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UnlockCommand {
+    /// Apply, saying who you are (automatic approval for the latest business's handler).
+    Apply {
+        #[command(flatten)]
+        token: TokenArg,
+        /// Your name.
+        #[arg(long)]
+        name: String,
+        /// Your resident identity card number.
+        #[arg(long)]
+        id_number: String,
+        /// Your mobile number.
+        #[arg(long)]
+        phone: String,
+    },
+    /// Upload a document for the reviewer (JPEG, PNG or PDF, at most 5 MB).
+    Attach {
+        #[command(flatten)]
+        token: TokenArg,
+        /// id_card, authorisation_letter, business_licence or other.
+        #[arg(long)]
+        kind: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Hand the documents to the reviewer.
+    Submit(TokenArg),
+    /// Where the review stands.
+    Status(TokenArg),
+    /// Send the SMS code again.
+    Code(TokenArg),
+    /// Finish with the SMS code and a new PIN (lines on --pin-fd: the new PIN).
+    Finish {
+        #[command(flatten)]
+        token: TokenArg,
+        /// The code from the SMS.
+        #[arg(long)]
+        code: Option<String>,
+        #[command(flatten)]
+        pins: PinInput,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RenewCommand {
+    /// Whether the certificate can be renewed now.
+    Status(TokenArg),
+    /// Apply for renewal (lines on --pin-fd: the PIN).
+    Apply {
+        #[command(flatten)]
+        token: TokenArg,
+        /// 1 to 5 years, 200 yuan a year.
+        #[arg(long, default_value_t = 1)]
+        years: u8,
+        /// Invoice title (default: the organisation's name).
+        #[arg(long)]
+        invoice_title: Option<String>,
+        /// Taxpayer id (default: the unified social credit code).
+        #[arg(long)]
+        tax_id: Option<String>,
+        /// Where the electronic invoice goes.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        pins: PinInput,
+    },
+    /// Pay the renewal (prints where to pay; --sandbox pays with the test provider).
+    Pay {
+        #[command(flatten)]
+        token: TokenArg,
+        /// Pay with the CA's sandbox provider (tests and demos).
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// 安装证书: install the renewed certificate (lines on --pin-fd: the PIN).
+    Install {
+        #[command(flatten)]
+        token: TokenArg,
+        #[command(flatten)]
+        pins: PinInput,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    #[command(flatten)]
+    token: TokenArg,
+    /// The SMS code, where the interrupted step still needs one.
+    #[arg(long)]
+    code: Option<String>,
+    /// Lines on --pin-fd: the PIN (the new one for activation and unlock).
+    #[command(flatten)]
+    pins: PinInput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Stop after this many seconds (default: until interrupted).
+    #[arg(long, value_name = "SECONDS")]
+    seconds: Option<u64>,
+    /// Poll instead of waiting for the module's slot events.
+    #[arg(long)]
+    poll: bool,
+}
+
+fn step_text(step: Step, lang: Lang) -> &'static str {
+    match step {
+        Step::ReadingKey => lang.pick("读取证书介质", "讀取憑證介質", "reading the key"),
+        Step::ContactingCa => lang.pick("连接 CA 服务", "連線 CA 服務", "contacting the CA"),
+        Step::SettingPin => lang.pick("设置密码", "設定密碼", "setting the PIN"),
+        Step::GeneratingKey => lang.pick(
+            "在证书介质内生成密钥",
+            "在憑證介質內產生金鑰",
+            "generating the key pair on the key",
+        ),
+        Step::SigningRequest => lang.pick(
+            "签署证书请求",
+            "簽署憑證請求",
+            "signing the certificate request",
+        ),
+        Step::Issuing => lang.pick(
+            "CA 签发证书",
+            "CA 簽發憑證",
+            "the CA issues the certificate",
+        ),
+        Step::Writing => lang.pick("写入证书", "寫入憑證", "writing the certificate"),
+        Step::Verifying => lang.pick(
+            "校验证书与密钥",
+            "校驗憑證與金鑰",
+            "checking certificate and key",
+        ),
+        Step::RetiringOld => lang.pick("清除旧密钥", "清除舊金鑰", "removing the old key pair"),
+        Step::Confirming => lang.pick("通知 CA 办理完成", "通知 CA 辦理完成", "telling the CA"),
+    }
+}
+
+fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(d) = explicit {
+        return d.to_owned();
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("keyward")
+}
+
+impl Ctx {
+    fn flow_err(&self) -> impl Fn(FlowError) -> Failure + '_ {
+        move |e| Failure::flow(&e, self.lang)
+    }
+
+    fn env(&self, module: Arc<Module>) -> CliResult<Env> {
+        let url = self.ca.clone().ok_or_else(|| {
+            Failure::other(
+                exit::USAGE,
+                "ca_missing",
+                "name the CA service with --ca URL (or KEYWARD_CA_URL)",
+            )
+        })?;
+        let root = match &self.ca_root {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+                Failure::other(
+                    exit::USAGE,
+                    "ca_root",
+                    format!("cannot read the CA root {}: {e}", p.display()),
+                )
+            })?),
+            None => None,
+        };
+        let ca = CaClient::new(&ClientConfig::new(url, root))
+            .map_err(|e| Failure::flow(&FlowError::Ca(e), self.lang))?;
+        Ok(Env::new(
+            module,
+            ca,
+            Journal::new(data_dir(self.data_dir.as_deref()).join("journal")),
+        ))
+    }
+
+    fn key_env(&self, token: &TokenArg) -> CliResult<(Env, TokenRef)> {
+        let (m, t) = self.one_token(token.token.as_deref())?;
+        Ok((self.env(m)?, t))
+    }
+
+    fn progress_printer(&self) -> impl FnMut(Progress) + '_ {
+        let lang = self.lang;
+        let json = self.json;
+        move |p: Progress| {
+            if !json {
+                eprintln!("[{}/{}] {}…", p.index, p.total, step_text(p.step, lang));
+            }
+        }
+    }
+
+    /// Reads `n` PINs: lines on the descriptor, or prompts (`prompts` are label keys).
+    fn read_pins(&self, input: &PinInput, prompts: &[&str]) -> CliResult<Vec<Pin>> {
+        if let Some(fd) = input.pin_fd {
+            return read_lines(fd, prompts.len())
+                .map_err(|e| Failure::other(exit::USAGE, "pin_input", e));
+        }
+        prompts
+            .iter()
+            .map(|key| {
+                rpassword::prompt_password(label(key, self.lang))
+                    .map(Pin::new)
+                    .map_err(|e| {
+                        Failure::other(
+                            exit::USAGE,
+                            "pin_input",
+                            format!("{e} (no terminal? use --pin-fd)"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// A new PIN typed twice (or one line on the descriptor).
+    fn read_new_pin(&self, input: &PinInput) -> CliResult<Pin> {
+        if input.pin_fd.is_some() {
+            return self.read_pins(input, &["new_pin"]).map(|mut v| v.remove(0));
+        }
+        let mut v = self.read_pins(input, &["new_pin", "again"])?;
+        let (new, again) = (v.remove(0), v.remove(0));
+        if !new.matches(&again) {
+            return Err(Failure::other(
+                exit::USAGE,
+                "pin_mismatch",
+                label("mismatch", self.lang),
+            ));
+        }
+        Ok(new)
+    }
+
+    /// The guard's confirmation: from the flag, or asked at a terminal when the key is at
+    /// its final try. Locked keys go to the unlock wizard.
+    fn confirmation(&self, env: &Env, token: &TokenRef, input: &PinInput) -> CliResult<FinalTry> {
+        if input.confirm_final_try {
+            return Ok(FinalTry::Confirmed);
+        }
+        let status = env
+            .module
+            .pin_status(token)
+            .map_err(|e| Failure::token(&e, self.lang))?;
+        match status.user {
+            PinState::Locked => Err(Failure::token(
+                &keyward_token::TokenError::PinLocked {
+                    role: keyward_token::PinRole::User,
+                },
+                self.lang,
+            )),
+            PinState::FinalTry if input.pin_fd.is_none() && std::io::stdin().is_terminal() => {
+                if ask_yes(label("final_try_q", self.lang)) {
+                    Ok(FinalTry::Confirmed)
+                } else {
+                    Err(Failure::token(
+                        &keyward_token::TokenError::FinalTryUnconfirmed {
+                            role: keyward_token::PinRole::User,
+                        },
+                        self.lang,
+                    ))
+                }
+            }
+            _ => Ok(FinalTry::Refuse),
+        }
+    }
+
+    fn done<T: serde::Serialize>(&self, value: &T, text: &str) -> CliResult<()> {
+        if self.json {
+            print_json(value)
+        } else {
+            println!("{text}");
+            Ok(())
+        }
+    }
+
+    pub(crate) fn activate(&self, a: ActivateArgs) -> CliResult<()> {
+        let (env, t) = self.key_env(&a.token)?;
+        let fail = self.flow_err();
+        if a.send_code {
+            let sent = keyward_flows::activate::send_code(&env, &t.serial).map_err(&fail)?;
+            let text = match self.lang {
+                Lang::ZhCn => format!("激活验证码已发送至 {}。", sent.phone_masked),
+                Lang::ZhTw => format!("啟用驗證碼已發送至 {}。", sent.phone_masked),
+                Lang::En => format!("the activation code was sent to {}.", sent.phone_masked),
+            };
+            return self.done(&sent, &text);
+        }
+        let resuming = keyward_flows::activate::pending(&env, &t.serial).map_err(&fail)?
+            == Some(keyward_flows::activate::ActivateStep::PinSet);
+        let code = match (a.code, resuming) {
+            (Some(c), _) => Some(c),
+            (None, true) => None,
+            (None, false) => Some(self.prompt_line(self.lang.pick(
+                "短信激活码: ",
+                "簡訊啟用碼: ",
+                "SMS activation code: ",
+            ))?),
+        };
+        let new_pin = self.read_new_pin(&a.pins)?;
+        let mut on = self.progress_printer();
+        let status = keyward_flows::activate::activate(
+            &env,
+            &t,
+            &keyward_flows::activate::ActivateInput { code, new_pin },
+            Some(&mut on),
+        )
+        .map_err(&fail)?;
+        self.done(
+            &status,
+            self.lang.pick(
+                "证书激活成功，请牢记您设置的密码。",
+                "憑證啟用成功，請牢記您設定的密碼。",
+                "Activated. Keep your PIN safe.",
+            ),
+        )
+    }
+
+    fn prompt_line(&self, prompt: &str) -> CliResult<String> {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::other(
+                exit::USAGE,
+                "code_missing",
+                "give the SMS code with --code",
+            ));
+        }
+        eprint!("{prompt}");
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::other(exit::USAGE, "code_missing", e.to_string()))?;
+        Ok(line.trim().to_owned())
+    }
+
+    pub(crate) fn unlock(&self, c: UnlockCommand) -> CliResult<()> {
+        let fail = self.flow_err();
+        match c {
+            UnlockCommand::Apply {
+                token,
+                name,
+                id_number,
+                phone,
+            } => {
+                // A locked key cannot sign: the application names the key by serial only.
+                let (env, t) = self.key_env(&token)?;
+                let b = keyward_flows::unlock::apply(
+                    &env,
+                    &t.serial,
+                    &Handler {
+                        name,
+                        id_number,
+                        phone,
+                    },
+                )
+                .map_err(&fail)?;
+                let text = match b.state {
+                    keyward_ca_api::BusinessState::Approved => self.lang.pick(
+                        "审核已自动通过，验证码已发送至经办人手机。请执行 keyward unlock finish。",
+                        "審核已自動通過，驗證碼已發送至經辦人手機。請執行 keyward unlock finish。",
+                        "approved at once; the SMS code is on its way. Next: keyward unlock finish.",
+                    ),
+                    _ => self.lang.pick(
+                        "您不是最近一次业务的经办人，请上传材料（keyward unlock attach）后提交审核（keyward unlock submit）。",
+                        "您不是最近一次業務的經辦人，請上傳材料（keyward unlock attach）後提交審核（keyward unlock submit）。",
+                        "you are not the latest business's handler: upload documents (keyward unlock attach), then submit (keyward unlock submit).",
+                    ),
+                };
+                self.done(&b, text)
+            }
+            UnlockCommand::Attach { token, kind, file } => {
+                let (env, t) = self.key_env(&token)?;
+                let kind = AttachmentKind::parse(&kind).ok_or_else(|| {
+                    Failure::other(
+                        exit::USAGE,
+                        "attachment_kind",
+                        format!("unknown kind {kind}"),
+                    )
+                })?;
+                let bytes = std::fs::read(&file).map_err(|e| {
+                    Failure::other(
+                        exit::USAGE,
+                        "attachment_file",
+                        format!("{}: {e}", file.display()),
+                    )
+                })?;
+                let content_type = match file
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    Some("jpg" | "jpeg") => "image/jpeg",
+                    Some("png") => "image/png",
+                    Some("pdf") => "application/pdf",
+                    _ => {
+                        return Err(Failure::other(
+                            exit::USAGE,
+                            "attachment_type",
+                            "attachments are JPG, PNG or PDF",
+                        ));
+                    }
+                };
+                let a = keyward_flows::unlock::attach(&env, &t.serial, kind, content_type, bytes)
+                    .map_err(&fail)?;
+                self.done(
+                    &a,
+                    self.lang.pick("材料已上传。", "材料已上傳。", "uploaded."),
+                )
+            }
+            UnlockCommand::Submit(token) => {
+                let (env, t) = self.key_env(&token)?;
+                let b = keyward_flows::unlock::submit(&env, &t.serial).map_err(&fail)?;
+                self.done(
+                    &b,
+                    self.lang.pick(
+                        "已提交审核，约 2 个工作日。",
+                        "已提交審核，約 2 個工作日。",
+                        "submitted for review (about two working days).",
+                    ),
+                )
+            }
+            UnlockCommand::Status(token) => {
+                let (env, t) = self.key_env(&token)?;
+                let b = keyward_flows::unlock::status(&env, &t.serial).map_err(&fail)?;
+                self.done(&b, &format!("{}: {}", b.id, b.state.as_str()))
+            }
+            UnlockCommand::Code(token) => {
+                let (env, t) = self.key_env(&token)?;
+                let sent = keyward_flows::unlock::send_code(&env, &t.serial).map_err(&fail)?;
+                self.done(&sent, &format!("→ {}", sent.phone_masked))
+            }
+            UnlockCommand::Finish { token, code, pins } => {
+                let (env, t) = self.key_env(&token)?;
+                let new_pin = self.read_new_pin(&pins)?;
+                let mut on = self.progress_printer();
+                let b = keyward_flows::unlock::finish(
+                    &env,
+                    &t,
+                    code.as_deref(),
+                    &new_pin,
+                    Some(&mut on),
+                )
+                .map_err(&fail)?;
+                self.done(
+                    &b,
+                    self.lang.pick(
+                        "解锁成功，请使用新密码。",
+                        "解鎖成功，請使用新密碼。",
+                        "unlocked; use your new PIN.",
+                    ),
+                )
+            }
+        }
+    }
+
+    pub(crate) fn renew(&self, c: RenewCommand) -> CliResult<()> {
+        let fail = self.flow_err();
+        match c {
+            RenewCommand::Status(token) => {
+                let (env, t) = self.key_env(&token)?;
+                let s = keyward_flows::renew::eligibility(&env, &t).map_err(&fail)?;
+                let text = crate::messages::renewal(&s.renewal, self.lang);
+                self.done(&s, &text)
+            }
+            RenewCommand::Apply {
+                token,
+                years,
+                invoice_title,
+                tax_id,
+                email,
+                pins,
+            } => {
+                let (env, t) = self.key_env(&token)?;
+                let cert = keyward_flows::renew::eligibility(&env, &t).map_err(&fail)?;
+                let invoice = InvoiceDetails {
+                    title: invoice_title.or(cert.organization).unwrap_or_default(),
+                    tax_id: tax_id.or(cert.credit_code).unwrap_or_default(),
+                    email,
+                };
+                let confirm = self.confirmation(&env, &t, &pins)?;
+                let pin = self.read_pins(&pins, &["old_pin"])?.remove(0);
+                let b = keyward_flows::renew::apply(&env, &t, &pin, confirm, years, invoice)
+                    .map_err(&fail)?;
+                let yuan = b.fee_fen / 100;
+                let text = match self.lang {
+                    Lang::ZhCn => format!(
+                        "续期申请已提交：{years} 年，费用 {yuan} 元。下一步：keyward renew pay"
+                    ),
+                    Lang::ZhTw => format!(
+                        "續期申請已提交：{years} 年，費用 {yuan} 元。下一步：keyward renew pay"
+                    ),
+                    Lang::En => format!(
+                        "renewal applied for: {years} years, {yuan} yuan. Next: keyward renew pay"
+                    ),
+                };
+                self.done(&b, &text)
+            }
+            RenewCommand::Pay { token, sandbox } => {
+                let (env, t) = self.key_env(&token)?;
+                let p = if sandbox {
+                    keyward_flows::renew::pay_sandbox(&env, &t.serial)
+                } else {
+                    keyward_flows::renew::pay(&env, &t.serial)
+                }
+                .map_err(&fail)?;
+                let text = format!("{} {}{}", p.status.as_str(), env.ca.base_url(), p.pay_url);
+                self.done(&p, &text)
+            }
+            RenewCommand::Install { token, pins } => {
+                let (env, t) = self.key_env(&token)?;
+                let confirm = self.confirmation(&env, &t, &pins)?;
+                let pin = self.read_pins(&pins, &["old_pin"])?.remove(0);
+                let mut on = self.progress_printer();
+                let s = keyward_flows::renew::install(&env, &t, &pin, confirm, Some(&mut on))
+                    .map_err(&fail)?;
+                let text = match self.lang {
+                    Lang::ZhCn => format!("证书安装成功，新有效期至 {}。", s.not_after.date()),
+                    Lang::ZhTw => format!("憑證安裝成功，新有效期至 {}。", s.not_after.date()),
+                    Lang::En => {
+                        format!("certificate installed; valid until {}.", s.not_after.date())
+                    }
+                };
+                self.done(&s, &text)
+            }
+        }
+    }
+
+    pub(crate) fn progress(&self, selector: Option<&str>) -> CliResult<()> {
+        let (env, t) = self.key_env(&TokenArg {
+            token: selector.map(str::to_owned),
+        })?;
+        let p = keyward_flows::progress::progress(&env, &t.serial).map_err(self.flow_err())?;
+        if self.json {
+            return print_json(&p);
+        }
+        for b in &p.businesses {
+            println!(
+                "{} {} {} ({} 元)",
+                b.id,
+                b.kind.as_str(),
+                b.state.as_str(),
+                b.fee_fen / 100
+            );
+            for e in &b.timeline {
+                println!("    {} {} {}", e.at.date(), e.state.as_str(), e.note);
+            }
+        }
+        for k in &p.resumable {
+            println!(
+                "{}: {k:?} — keyward resume",
+                self.lang.pick("可继续", "可繼續", "resumable")
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn resume(&self, a: ResumeArgs) -> CliResult<()> {
+        let (env, t) = self.key_env(&a.token)?;
+        let pending = env.journal.pending(&t.serial);
+        let Some(kind) = pending.first() else {
+            return self.done(
+                &serde_json::json!({ "resumed": null }),
+                self.lang.pick(
+                    "没有需要继续的业务。",
+                    "沒有需要繼續的業務。",
+                    "nothing to resume.",
+                ),
+            );
+        };
+        match kind {
+            FlowKind::Activate => self.activate(ActivateArgs {
+                token: a.token,
+                code: a.code,
+                send_code: false,
+                pins: a.pins,
+            }),
+            FlowKind::Unlock => self.unlock(UnlockCommand::Finish {
+                token: a.token,
+                code: a.code,
+                pins: a.pins,
+            }),
+            FlowKind::Renew => self.renew(RenewCommand::Install {
+                token: a.token,
+                pins: a.pins,
+            }),
+        }
+    }
+
+    pub(crate) fn watch(&self, a: WatchArgs) -> CliResult<()> {
+        let modules = self.modules()?;
+        let json = self.json;
+        let mut watchers = Vec::new();
+        for m in modules {
+            let options = WatchOptions {
+                force_polling: a.poll,
+                ..Default::default()
+            };
+            let w = Watcher::spawn(m, options, move |e| {
+                if json {
+                    if let Ok(line) = serde_json::to_string(&e) {
+                        println!("{line}");
+                    }
+                } else {
+                    match &e {
+                        keyward_token::TokenEvent::Inserted { token } => {
+                            println!("+ {} {}", token.serial, token.label)
+                        }
+                        keyward_token::TokenEvent::Removed { serial } => println!("- {serial}"),
+                        keyward_token::TokenEvent::Changed { token } => {
+                            println!("~ {} {:?}", token.serial, token.pin.user)
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Failure::other(exit::FAILURE, "watch", e.to_string()))?;
+            watchers.push(w);
+        }
+        match a.seconds {
+            Some(s) => std::thread::sleep(Duration::from_secs(s)),
+            None => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+        }
+        drop(watchers);
+        Ok(())
+    }
+}
+
+/// Reads `n` lines from an open file descriptor.
+pub(crate) fn read_lines(fd: u32, n: usize) -> Result<Vec<Pin>, String> {
+    let path = if fd == 0 {
+        PathBuf::from("/dev/stdin")
+    } else {
+        Path::new("/dev/fd").join(fd.to_string())
+    };
+    let file = std::fs::File::open(&path)
+        .map_err(|e| format!("cannot read PINs from descriptor {fd}: {e}"))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut buf = Vec::new();
+        reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("reading descriptor {fd}: {e}"))?;
+        if buf.is_empty() {
+            return Err(format!(
+                "descriptor {fd} gave {i} PIN lines; {n} are needed"
+            ));
+        }
+        out.push(Pin::from_line(buf).ok_or_else(|| "a PIN must be UTF-8 text".to_owned())?);
+    }
+    Ok(out)
+}
