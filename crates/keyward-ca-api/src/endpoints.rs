@@ -328,4 +328,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some("ReviewDecision"),
         "Business",
     ),
+    ep(
+        "GET",
+        "/v1/keys/{serial}/certificates",
+        "A key's certificates: current, pending and past",
+        Access::Public,
+        None,
+        "CertificateHistory",
+    ),
 ];

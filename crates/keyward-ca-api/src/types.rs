@@ -194,6 +194,34 @@ pub struct KeyStatus {
     pub activated_at: Option<OffsetDateTime>,
 }
 
+wire_enum! {
+    /// A certificate's place in a key's history.
+    CertificateRole {
+        /// The certificate the key uses now.
+        Current = "current",
+        /// Issued by a renewal, not yet confirmed installed.
+        Pending = "pending",
+        /// Replaced by a later certificate.
+        Superseded = "superseded",
+    }
+}
+
+/// One certificate in a key's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCertificate {
+    pub role: CertificateRole,
+    pub certificate: CertificateInfo,
+    /// When it was bound to the key (registration, or issue by a renewal).
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+/// `GET /v1/keys/{serial}/certificates`: current, pending and past certificates, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateHistory {
+    pub certificates: Vec<KeyCertificate>,
+}
+
 /// One message in the SMS outbox (`GET /admin/v1/sms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmsMessage {

@@ -12,13 +12,22 @@ use serde_json::json;
 use tower::ServiceExt;
 
 fn csr(key: &KeyPair) -> String {
-    CertificateParams::default().serialize_request(key).unwrap().pem().unwrap()
+    CertificateParams::default()
+        .serialize_request(key)
+        .unwrap()
+        .pem()
+        .unwrap()
 }
 
 fn issuance(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let app = rt.block_on(App::build(&Config::new(dir.path().join("data")))).unwrap();
+    let app = rt
+        .block_on(App::build(&Config::new(dir.path().join("data"))))
+        .unwrap();
     let key = KeyPair::generate().unwrap();
     let body = serde_json::to_vec(&json!({
         "organisation": {"name": "广州示例科技有限公司", "uscc": "91350100M000100Y43", "kind": "enterprise", "legal_address": "广州市"},
@@ -35,7 +44,13 @@ fn issuance(c: &mut Criterion) {
         b.iter(|| {
             app.state
                 .ca()
-                .issue_organisation_certificate("广州示例科技有限公司", "91350100M000100Y43", &spki, now, now + time::Duration::days(365))
+                .issue_organisation_certificate(
+                    "广州示例科技有限公司",
+                    "91350100M000100Y43",
+                    &spki,
+                    now,
+                    now + time::Duration::days(365),
+                )
                 .unwrap()
         })
     });

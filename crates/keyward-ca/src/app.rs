@@ -107,6 +107,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/audit", get(admin::audit_log))
         .route("/v1/nonces", post(activation::nonce))
         .route("/v1/keys/{serial}", get(activation::key_status))
+        .route(
+            "/v1/keys/{serial}/certificates",
+            get(activation::certificates),
+        )
         .route("/v1/keys/{serial}/businesses", get(renewal::progress))
         .route(
             "/v1/keys/{serial}/activation/code",

@@ -96,6 +96,16 @@ pub fn examples() -> Vec<(&'static str, Value)> {
         ),
         ("IssuedCertificate", v(&issued)),
         (
+            "CertificateHistory",
+            v(&CertificateHistory {
+                certificates: vec![KeyCertificate {
+                    role: CertificateRole::Current,
+                    certificate: cert.clone(),
+                    since: at,
+                }],
+            }),
+        ),
+        (
             "RegisterKeyRequest",
             v(&RegisterKeyRequest {
                 key_serial: "NETCA0001".into(),

@@ -209,6 +209,14 @@ async fn renewal_end_to_end() {
     // The old key is still current until the client confirms the install with the new key.
     let (_, status) = ca.get("/v1/keys/K1").await;
     assert_eq!(status["certificate"]["serial"], old_serial.as_str());
+    let (_, hist) = ca.get("/v1/keys/K1/certificates").await;
+    let roles: Vec<&str> = hist["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["current", "pending"]);
     let installed = format!("/v1/keys/K1/renewals/{id}/installed");
     let (s, v) = ca.signed(&old, "K1", &installed, None).await;
     assert_eq!(
@@ -226,6 +234,12 @@ async fn renewal_end_to_end() {
     let (_, status) = ca.get("/v1/keys/K1").await;
     assert_eq!(status["certificate"]["serial"], issued["serial"]);
 
+    let (_, hist) = ca.get("/v1/keys/K1/certificates").await;
+    let list = hist["certificates"].as_array().unwrap();
+    assert_eq!(list[0]["role"], "superseded");
+    assert_eq!(list[0]["certificate"]["serial"], old_serial.as_str());
+    assert_eq!(list[1]["role"], "current");
+    assert_eq!(list[1]["certificate"]["serial"], issued["serial"]);
     // Progress lists both businesses with their timelines.
     let (_, p) = ca.get("/v1/keys/K1/businesses").await;
     let list = p["businesses"].as_array().unwrap();

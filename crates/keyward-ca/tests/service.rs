@@ -108,6 +108,7 @@ fn openapi_examples_are_real_wire_values() {
             "BusinessForm" => serde_json::from_value::<BusinessForm>(example).is_ok(),
             "InvoiceDetails" => serde_json::from_value::<InvoiceDetails>(example).is_ok(),
             "Invoice" => serde_json::from_value::<Invoice>(example).is_ok(),
+            "CertificateHistory" => serde_json::from_value::<CertificateHistory>(example).is_ok(),
             "UnlockApplication" => serde_json::from_value::<UnlockApplication>(example).is_ok(),
             "ReviewDecision" => serde_json::from_value::<ReviewDecision>(example).is_ok(),
             "ReviewQueue" => serde_json::from_value::<ReviewQueue>(example).is_ok(),

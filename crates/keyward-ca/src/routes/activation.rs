@@ -228,3 +228,30 @@ pub async fn confirm(
     tracing::info!(key_serial = %serial, "key activated");
     Ok(Json(status))
 }
+
+/// `GET /v1/keys/{serial}/certificates`
+pub async fn certificates(
+    State(state): State<AppState>,
+    serial: Result<Path<String>, PathRejection>,
+) -> CaResult<Json<keyward_ca_api::CertificateHistory>> {
+    let serial = http::path(serial)?;
+    let mut conn = state.db().acquire().await?;
+    store::load_key(&mut conn, &serial).await?;
+    let rows = sqlx::query("SELECT cert_serial, role, at FROM key_certificates WHERE key_serial = $1 ORDER BY at, cert_serial")
+        .bind(&serial)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut certificates = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let role = crate::db::text(row, "role")?;
+        let cert = store::load_cert(&mut conn, &crate::db::text(row, "cert_serial")?).await?;
+        certificates.push(keyward_ca_api::KeyCertificate {
+            role: keyward_ca_api::CertificateRole::parse(&role).ok_or_else(|| {
+                crate::error::CaError::Corrupt(format!("certificate role {role}"))
+            })?,
+            certificate: cert.info,
+            since: crate::db::instant(crate::db::int(row, "at")?)?,
+        });
+    }
+    Ok(Json(keyward_ca_api::CertificateHistory { certificates }))
+}
