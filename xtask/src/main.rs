@@ -4,12 +4,15 @@
 //! - `setup`: the Debian packages and cargo tools the project needs, installed when missing.
 //! - `demo`: builds the keys in every state and walks them through the `keyward` CLI.
 //! - `test`: formatting, lints, and every test of the workspace.
+//! - `e2e [--docs]`: the desktop app under Xvfb, driven through WebDriver over simulated keys.
 //! - `fixtures DIR`: a fixture folder of simulated keys, for trying things by hand.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+
+mod ui;
 
 /// Debian packages and why each is needed.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
@@ -39,6 +42,32 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("keyutils", "a kernel keyring session for the keyring tests"),
     ("postgresql", "the CA service's PostgreSQL tests"),
     ("jq", "reads JSON in the demo and by hand"),
+    (
+        "nodejs",
+        "builds and tests the desktop UI (Vite, Vitest); 20.19 or newer",
+    ),
+    (
+        "libwebkit2gtk-4.1-dev",
+        "the desktop app's web view (Tauri on Linux)",
+    ),
+    ("libgtk-3-dev", "the desktop app's window toolkit"),
+    ("librsvg2-dev", "the desktop app's SVG icons"),
+    (
+        "libayatana-appindicator3-dev",
+        "the desktop app's tray icon",
+    ),
+    (
+        "xvfb",
+        "a virtual display for the desktop app's end-to-end tests",
+    ),
+    (
+        "webkit2gtk-driver",
+        "WebKitWebDriver, which tauri-driver drives the desktop app through",
+    ),
+    (
+        "fonts-noto-cjk",
+        "Chinese text in the desktop app and its screenshots",
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -47,12 +76,15 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("demo") => setup().and_then(|()| demo()),
         Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("e2e") => setup().and_then(|()| ui::e2e(&args[1..])),
         Some("fixtures") => match args.get(1) {
             Some(dir) => setup().and_then(|()| fixtures(Path::new(dir)).map(|_| ())),
             None => Err(anyhow::anyhow!("usage: cargo xtask fixtures DIR")),
         },
         _ => {
-            eprintln!("usage: cargo xtask <setup | demo | test [nextest filters…] | fixtures DIR>");
+            eprintln!(
+                "usage: cargo xtask <setup | demo | test [nextest filters…] | e2e [--docs] | fixtures DIR>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -168,6 +200,9 @@ fn target_dir() -> PathBuf {
 /// Formatting, lints, every crate built (the PKCS#11 modules too), every test.
 fn test(filters: &[String]) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // keyward-desktop embeds ui/dist at compile time: the UI is built before any cargo build.
+    ui::build()?;
+    ui::test()?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -229,6 +264,8 @@ fn fixtures(dir: &Path) -> Result<serde_json::Value> {
 
 /// The journey so far: keys in every state, seen and handled through the CLI.
 fn demo() -> Result<()> {
+    // keyward-desktop embeds ui/dist at compile time: the UI is built before any cargo build.
+    ui::build()?;
     let dir = target_dir().join("demo").join("keys");
     let manifest = fixtures(&dir)?;
     let bin = target_dir().join("debug");
@@ -303,5 +340,9 @@ fn demo() -> Result<()> {
         "\nThe keys stay in {} for trying things by hand.",
         dir.display()
     );
+    // With a display, the operator's own window opens over the same keys.
+    if ui::has_display() {
+        return ui::open_desktop(&dir);
+    }
     Ok(())
 }

@@ -1,0 +1,23 @@
+//! Tauri's build step: reads tauri.conf.json and the capabilities, checks that the front
+//! end's build (`ui/dist`) exists, and declares the app's own commands so that a capability
+//! must grant each one by name.
+
+/// Every command the UI may call; `capabilities/main-window.json` grants them to the window.
+const COMMANDS: &[&str] = &[
+    "token_list",
+    "cert_show",
+    "pin_status",
+    "pin_change",
+    "driver_list",
+    "settings_get",
+    "settings_set",
+    "app_info",
+];
+
+fn main() {
+    let attributes = tauri_build::Attributes::new()
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(e) = tauri_build::try_build(attributes) {
+        println!("cargo::error=tauri build step failed: {e:#}");
+    }
+}

@@ -1,0 +1,339 @@
+//! Keyward's desktop app: a thin layer of Tauri commands and events over the token layer.
+//!
+//! - Commands are noun-first (`token_list`, `cert_show`, `pin_status`, `pin_change`,
+//!   `driver_list`, `settings_get`, `settings_set`, `app_info`), all async; the PKCS#11 work
+//!   runs on a blocking worker thread, never on the UI thread.
+//! - Every command fails with one [`CommandError`] `{code, message}`; the codes are pinned.
+//! - Keys plugged in and pulled out reach the UI as events: `token://inserted`,
+//!   `token://removed` and `token://changed`, from a [`keyward_token::Watcher`] per module.
+//! - PINs arrive as strings, become [`keyward_pki::Pin`] (zeroised on drop) at once, and are
+//!   never logged, stored or returned.
+//! - Logs go to a daily-rotated file in the app's log folder.
+
+pub mod error;
+pub mod keys;
+pub mod settings;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use keyward_pki::{Lang, Pin};
+use keyward_token::{PinStatus, TokenError, TokenEvent, WatchMode, WatchOptions, Watcher};
+use serde::Serialize;
+use tauri::{Emitter, Manager, State};
+
+pub use error::CommandError;
+use keys::{CertDetails, DriverReport, KeyView, Keys, PinInfo};
+use settings::{Settings, SettingsStore};
+
+/// Event: a key was plugged in (payload: [`KeyView`]).
+pub const EVENT_INSERTED: &str = "token://inserted";
+/// Event: a key was pulled out (payload: `{serial}`).
+pub const EVENT_REMOVED: &str = "token://removed";
+/// Event: a key's state changed, e.g. its PIN status (payload: [`KeyView`]).
+pub const EVENT_CHANGED: &str = "token://changed";
+
+/// Folder for settings and logs instead of the platform's own (tests and demos).
+pub const DIR_ENV: &str = "KEYWARD_DESKTOP_DIR";
+
+/// What the commands share.
+#[derive(Debug)]
+pub struct Desktop {
+    keys: Arc<Keys>,
+    settings: Mutex<SettingsStore>,
+    watchers: Mutex<Vec<(String, Watcher)>>,
+    log_dir: PathBuf,
+}
+
+impl Desktop {
+    /// The desktop's state over `keys`, with settings in `config_dir`.
+    pub fn new(keys: Keys, config_dir: &std::path::Path, log_dir: PathBuf) -> Self {
+        Desktop {
+            keys: Arc::new(keys),
+            settings: Mutex::new(SettingsStore::load(config_dir)),
+            watchers: Mutex::new(Vec::new()),
+            log_dir,
+        }
+    }
+
+    fn lang(&self) -> Lang {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get()
+            .language
+    }
+
+    /// Runs token work on a blocking worker thread; its error, or its panic, comes back as
+    /// a [`CommandError`].
+    async fn blocking<T, F>(&self, work: F) -> Result<T, CommandError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Keys) -> Result<T, TokenError> + Send + 'static,
+    {
+        let lang = self.lang();
+        let keys = Arc::clone(&self.keys);
+        match tauri::async_runtime::spawn_blocking(move || work(&keys)).await {
+            Ok(r) => r.map_err(|e| {
+                tracing::info!(code = e.code(), error = %e, "command failed");
+                CommandError::token(&e, lang)
+            }),
+            Err(join) => Err(CommandError::internal(join, lang)),
+        }
+    }
+}
+
+/// The keys plugged in, each with its organisation certificate and what is next.
+#[tauri::command]
+async fn token_list(desktop: State<'_, Desktop>) -> Result<Vec<KeyView>, CommandError> {
+    desktop.blocking(|k| k.list()).await
+}
+
+/// All certificates on one key: the organisation certificate, then its chain.
+#[tauri::command]
+async fn cert_show(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<CertDetails, CommandError> {
+    desktop.blocking(move |k| k.cert_show(&serial)).await
+}
+
+/// The PIN status of one key and the policy a new PIN must meet on it.
+#[tauri::command]
+async fn pin_status(desktop: State<'_, Desktop>, serial: String) -> Result<PinInfo, CommandError> {
+    desktop.blocking(move |k| k.pin_status(&serial)).await
+}
+
+/// 修改密码. The PINs become secrets at once; the new one is checked (typed twice, then the
+/// policy) before the key sees anything.
+#[tauri::command]
+async fn pin_change(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    old_pin: String,
+    new_pin: String,
+    new_pin_again: String,
+    confirm_final_try: bool,
+) -> Result<PinStatus, CommandError> {
+    let (old, new, again) = (
+        Pin::new(old_pin),
+        Pin::new(new_pin),
+        Pin::new(new_pin_again),
+    );
+    keys::check_typed_twice(&new, &again, desktop.lang())?;
+    drop(again);
+    desktop
+        .blocking(move |k| k.pin_change(&serial, &old, &new, confirm_final_try))
+        .await
+}
+
+/// Every PKCS#11 module discovery tried, and why those that failed did.
+#[tauri::command]
+async fn driver_list(desktop: State<'_, Desktop>) -> Result<Vec<DriverReport>, CommandError> {
+    desktop.blocking(|k| k.drivers()).await
+}
+
+/// The operator's settings.
+#[tauri::command]
+async fn settings_get(desktop: State<'_, Desktop>) -> Result<Settings, CommandError> {
+    Ok(desktop
+        .settings
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get()
+        .clone())
+}
+
+/// Saves the operator's settings; returns them as saved.
+#[tauri::command]
+async fn settings_set(
+    desktop: State<'_, Desktop>,
+    settings: Settings,
+) -> Result<Settings, CommandError> {
+    let lang = settings.language;
+    let mut store = desktop
+        .settings
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    store.set(settings).map_err(|e| {
+        tracing::warn!(error = %e, "saving settings failed");
+        CommandError::new(
+            error::codes::SETTINGS,
+            lang.pick(
+                "无法保存设置，请检查磁盘空间和文件夹权限。",
+                "無法儲存設定，請檢查磁碟空間和資料夾權限。",
+                "The settings cannot be saved; check disk space and folder permissions.",
+            ),
+        )
+    })?;
+    Ok(store.get().clone())
+}
+
+/// What the About page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppInfo {
+    /// Keyward's version.
+    pub version: &'static str,
+    /// Where the logs are.
+    pub log_dir: PathBuf,
+    /// The module named by `KEYWARD_PKCS11_MODULE`, when set.
+    pub module_env: Option<String>,
+    /// Each watched module and how it is watched.
+    pub watching: Vec<WatchInfo>,
+}
+
+/// One module being watched.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchInfo {
+    /// The module file.
+    pub module: String,
+    /// Slot events or polling.
+    pub mode: WatchMode,
+}
+
+/// Version, log folder and how keys are watched.
+#[tauri::command]
+async fn app_info(desktop: State<'_, Desktop>) -> Result<AppInfo, CommandError> {
+    let watching = desktop
+        .watchers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|(module, w)| WatchInfo {
+            module: module.clone(),
+            mode: w.mode(),
+        })
+        .collect();
+    Ok(AppInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        log_dir: desktop.log_dir.clone(),
+        module_env: std::env::var(keyward_token::discovery::MODULE_ENV).ok(),
+        watching,
+    })
+}
+
+/// The payload of `token://removed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    /// The key's serial.
+    pub serial: String,
+}
+
+/// Starts one watcher per module; each event is enriched with the certificate and sent to
+/// the UI. Runs on a worker thread at start-up, so the window opens at once.
+fn start_watching(app: tauri::AppHandle) {
+    let desktop = app.state::<Desktop>();
+    let modules = match desktop.keys.modules() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "no module to watch; the home page will say so");
+            return;
+        }
+    };
+    for module in modules {
+        let handle = app.clone();
+        let m = Arc::clone(&module);
+        let spawned = Watcher::spawn(Arc::clone(&module), WatchOptions::default(), move |e| {
+            let sent = match e {
+                TokenEvent::Inserted { token } => {
+                    handle.emit(EVENT_INSERTED, Keys::view_of(&m, token))
+                }
+                TokenEvent::Changed { token } => {
+                    handle.emit(EVENT_CHANGED, Keys::view_of(&m, token))
+                }
+                TokenEvent::Removed { serial } => handle.emit(EVENT_REMOVED, Removed { serial }),
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "sending a key event to the window failed");
+            }
+        });
+        match spawned {
+            Ok(w) => desktop
+                .watchers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((module.info().path.display().to_string(), w)),
+            Err(e) => tracing::warn!(error = %e, "cannot start the key watcher"),
+        }
+    }
+}
+
+/// Logs to `keyward.YYYY-MM-DD.log` in `dir`, a week kept; `KEYWARD_LOG` sets the filter.
+fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_appender::rolling::{RollingFileAppender, Rotation};
+    let appender = RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("keyward")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(dir);
+    let appender = match appender {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("keyward: cannot log to {}: {e}", dir.display());
+            return None;
+        }
+    };
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init();
+    installed.is_ok().then_some(guard)
+}
+
+/// Folders for settings and logs: `KEYWARD_DESKTOP_DIR` when set, else the platform's.
+fn folders(app: &tauri::App) -> (PathBuf, PathBuf) {
+    if let Some(dir) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return (dir.clone(), dir.join("logs"));
+    }
+    let paths = app.path();
+    let config = paths
+        .app_config_dir()
+        .unwrap_or_else(|_| std::env::temp_dir().join("keyward"));
+    let logs = paths.app_log_dir().unwrap_or_else(|_| config.join("logs"));
+    (config, logs)
+}
+
+/// Builds the app: state, commands, logging and the key watchers.
+pub fn builder() -> tauri::Builder<tauri::Wry> {
+    tauri::Builder::default()
+        .invoke_handler(tauri::generate_handler![
+            token_list,
+            cert_show,
+            pin_status,
+            pin_change,
+            driver_list,
+            settings_get,
+            settings_set,
+            app_info,
+        ])
+        .setup(|app| {
+            let (config, logs) = folders(app);
+            if let Some(guard) = init_logging(&logs) {
+                app.manage(guard);
+            }
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                "Keyward desktop starting"
+            );
+            app.manage(Desktop::new(Keys::new(), &config, logs));
+            let handle = app.handle().clone();
+            std::thread::Builder::new()
+                .name("keyward-watch-start".into())
+                .spawn(move || start_watching(handle))?;
+            Ok(())
+        })
+}
+
+/// Runs the app until its window closes.
+pub fn run() {
+    if let Err(e) = builder().run(tauri::generate_context!()) {
+        eprintln!("keyward: the desktop app failed: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,63 @@
+// The keys plugged in, kept live: loaded once with `token_list`, then kept up to date by the
+// shell's insert, remove and change events. No click is ever needed.
+
+import { reactive, ref } from 'vue'
+import { onKeyEvents, tokenList, type CommandError, type KeyView } from './ipc'
+
+export const keys = reactive(new Map<string, KeyView>())
+export const loading = ref(true)
+export const loadError = ref<CommandError | null>(null)
+
+let started: Promise<void> | null = null
+let stop: (() => void) | null = null
+
+export function upsert(k: KeyView) {
+  keys.set(k.token.serial, k)
+}
+
+export function remove(serial: string) {
+  keys.delete(serial)
+}
+
+/** Keys sorted for display: the ones that need something first, then by label. */
+export function sortedKeys(): KeyView[] {
+  const urgency = (k: KeyView) =>
+    ({ unlock: 0, activate: 1, apply_new: 2, renew: 3, no_certificate: 4, nothing: 5 })[k.next.action]
+  return [...keys.values()].sort(
+    (a, b) => urgency(a) - urgency(b) || a.token.label.localeCompare(b.token.label),
+  )
+}
+
+export async function refresh() {
+  try {
+    const list = await tokenList()
+    keys.clear()
+    list.forEach(upsert)
+    loadError.value = null
+  } catch (e) {
+    loadError.value = e as CommandError
+  } finally {
+    loading.value = false
+  }
+}
+
+/** Subscribes first, then lists, so no key plugged in meanwhile is missed. */
+export function startKeys(): Promise<void> {
+  if (!started) {
+    started = (async () => {
+      stop = await onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
+      await refresh()
+    })()
+  }
+  return started
+}
+
+/** For tests: forget everything. */
+export function resetKeys() {
+  stop?.()
+  stop = null
+  started = null
+  keys.clear()
+  loading.value = true
+  loadError.value = null
+}

@@ -1,0 +1,83 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { mount } from '@vue/test-utils'
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
+import ChangePinDialog from '../src/components/ChangePinDialog.vue'
+import { setLang } from '../src/i18n'
+import { pin, pinInfo } from './samples'
+import { flush, testRouter } from './helpers'
+
+beforeEach(() => setLang('zh-CN'))
+afterEach(() => clearMocks())
+
+async function open(status = pin(), onChange?: (args: Record<string, unknown>) => unknown) {
+  const calls: Record<string, unknown>[] = []
+  mockIPC((cmd, args) => {
+    if (cmd === 'pin_status') return pinInfo('A1', status)
+    if (cmd === 'pin_change') {
+      calls.push(args as Record<string, unknown>)
+      return onChange ? onChange(args as Record<string, unknown>) : pin()
+    }
+  })
+  const router = await testRouter('/cert/A1')
+  const w = mount(ChangePinDialog, { props: { serial: 'A1' }, global: { plugins: [router] } })
+  await flush()
+  return { w, calls, router }
+}
+
+async function type(w: Awaited<ReturnType<typeof open>>['w'], old: string, next: string, again = next) {
+  await w.find('[data-testid=old-pin]').setValue(old)
+  await w.find('[data-testid=new-pin]').setValue(next)
+  await w.find('[data-testid=new-pin-again]').setValue(again)
+}
+
+describe('修改密码', () => {
+  it('keeps the button off until every rule is met, then changes and clears the fields', async () => {
+    const { w, calls } = await open()
+    await type(w, 'Fixture#2026', 'weak')
+    expect(w.find('[data-testid=pin-submit]').attributes('disabled')).toBeDefined()
+    expect(w.find('[data-rule=upper]').classes()).not.toContain('ok')
+
+    await type(w, 'Fixture#2026', 'Better#2027pin')
+    expect(w.find('[data-testid=pin-submit]').attributes('disabled')).toBeUndefined()
+    await w.find('form').trigger('submit')
+    await flush()
+    expect(calls).toEqual([
+      { serial: 'A1', oldPin: 'Fixture#2026', newPin: 'Better#2027pin', newPinAgain: 'Better#2027pin', confirmFinalTry: false },
+    ])
+    expect(w.find('[data-testid=pin-done]').exists()).toBe(true)
+    expect(JSON.stringify(w.vm.$data ?? {})).not.toContain('Fixture#2026')
+  })
+
+  it('shows the tries left after a wrong PIN and empties the fields', async () => {
+    const { w } = await open(pin(), () => {
+      throw { code: 'pin_incorrect', message: '证书密码错误，还可以尝试 9 次。', pin: pin('count_low', 9) }
+    })
+    await type(w, 'Wrong#2026', 'Better#2027pin')
+    await w.find('form').trigger('submit')
+    await flush()
+    expect(w.find('[data-testid=error]').text()).toContain('还可以尝试 9 次')
+    expect(w.find('[data-testid=pin-state]').text()).toContain('还可以尝试 9 次')
+    expect(w.find('[data-testid=pin-warn]').exists()).toBe(true)
+    for (const id of ['old-pin', 'new-pin', 'new-pin-again']) {
+      expect((w.find(`[data-testid=${id}]`).element as HTMLInputElement).value).toBe('')
+    }
+  })
+
+  it('asks for explicit confirmation at the final try and offers 忘记密码 instead', async () => {
+    const { w, calls } = await open(pin('final_try', 1))
+    expect(w.find('[data-testid=pin-final]').text()).toContain('只剩最后一次机会')
+    await type(w, 'Fixture#2026', 'Better#2027pin')
+    expect(w.find('[data-testid=pin-submit]').attributes('disabled')).toBeDefined()
+    await w.find('[data-testid=confirm-final]').setValue(true)
+    await w.find('form').trigger('submit')
+    await flush()
+    expect(calls[0].confirmFinalTry).toBe(true)
+  })
+
+  it('sends a locked key straight to the unlock wizard', async () => {
+    const { w, router } = await open(pin('locked', 0))
+    await flush()
+    expect(router.currentRoute.value.fullPath).toBe('/unlock/A1')
+    expect(w.emitted('close')).toBeTruthy()
+  })
+})

@@ -1,0 +1,264 @@
+//! The desktop app's front end (`ui/`) and its end-to-end run.
+//!
+//! `keyward-desktop` embeds `ui/dist` when it compiles (`tauri::generate_context!`), so the
+//! front end is installed from its lock file and built before any cargo build of the
+//! workspace. Both steps are skipped when nothing they read has changed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+
+use super::{cargo, fixtures, root, run, target_dir};
+
+/// Node.js older than this cannot run Vite 7.
+const NODE_MIN: (u32, u32) = (20, 19);
+
+fn ui_dir() -> PathBuf {
+    root().join("ui")
+}
+
+fn npm() -> Command {
+    let mut c = Command::new("npm");
+    c.current_dir(ui_dir())
+        .env("npm_config_update_notifier", "false")
+        .env("npm_config_fund", "false")
+        .env("npm_config_audit", "false");
+    c
+}
+
+fn check_node() -> Result<()> {
+    let out = Command::new("node")
+        .arg("--version")
+        .output()
+        .context("Node.js is needed to build the UI: install Node.js 20.19 or newer")?;
+    let v = String::from_utf8_lossy(&out.stdout);
+    let mut parts = v.trim().trim_start_matches('v').split('.');
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if (major, minor) < NODE_MIN {
+        bail!(
+            "Node.js {} is too old for the UI's build (Vite 7 needs {}.{} or newer)",
+            v.trim(),
+            NODE_MIN.0,
+            NODE_MIN.1
+        );
+    }
+    Ok(())
+}
+
+/// The newest modification time under `path` (a file or a folder, recursively).
+fn newest(path: &Path) -> SystemTime {
+    let mut best = SystemTime::UNIX_EPOCH;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return best;
+    };
+    if meta.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(path) {
+            for e in entries.flatten() {
+                best = best.max(newest(&e.path()));
+            }
+        }
+    } else if let Ok(m) = meta.modified() {
+        best = m;
+    }
+    best
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// `npm ci` from the committed lock file when `node_modules` is missing or older than it,
+/// then `vite build` (after type-checking) when any source is newer than `ui/dist`.
+pub fn build() -> Result<()> {
+    check_node()?;
+    let ui = ui_dir();
+    let lock = ui.join("package-lock.json");
+    let stamp = ui.join("node_modules").join(".package-lock.json");
+    if modified(&stamp).is_none_or(|s| modified(&lock).is_some_and(|l| l > s)) {
+        let t = Instant::now();
+        run(npm().arg("ci"))?;
+        eprintln!("UI dependencies installed in {:.1?}", t.elapsed());
+    }
+    let built = modified(&ui.join("dist").join("index.html"));
+    let sources = [
+        "src",
+        "public",
+        "index.html",
+        "vite.config.ts",
+        "tsconfig.json",
+        "package-lock.json",
+    ]
+    .iter()
+    .map(|p| newest(&ui.join(p)))
+    .max()
+    .unwrap_or(SystemTime::UNIX_EPOCH);
+    if built.is_none_or(|b| sources > b) {
+        let t = Instant::now();
+        run(npm().args(["run", "build"]))?;
+        eprintln!("UI built in {:.1?}", t.elapsed());
+    }
+    Ok(())
+}
+
+/// The UI's unit tests (Vitest, with Tauri's IPC mocked).
+pub fn test() -> Result<()> {
+    run(npm().args(["test"]))
+}
+
+/// The built desktop binary.
+fn desktop_binary() -> PathBuf {
+    target_dir().join("debug").join("keyward-desktop")
+}
+
+/// Environment that points the app (or anything else) at a fixture folder's keys.
+fn key_env(cmd: &mut Command, keys: &Path) {
+    let bin = target_dir().join("debug");
+    cmd.env("SOFTHSM2_CONF", keys.join("softhsm2.conf"))
+        .env("KEYWARD_SIM_CONF", keys.join("keyward-sim.toml"))
+        .env("KEYWARD_PKCS11_MODULE", bin.join("libkeyward_sim.so"));
+}
+
+/// Is there a display to open a window on?
+pub fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
+}
+
+/// `cargo xtask demo` with a display: the desktop app over the demo keys.
+pub fn open_desktop(keys: &Path) -> Result<()> {
+    build()?;
+    run(cargo().args(["build", "-p", "keyward-desktop"]))?;
+    let mut cmd = Command::new(desktop_binary());
+    key_env(&mut cmd, keys);
+    cmd.env(
+        "KEYWARD_DESKTOP_DIR",
+        target_dir().join("demo").join("desktop"),
+    );
+    eprintln!(
+        "Opening Keyward over the demo keys in {}. Try, in another terminal:\n  {} --state-dir {} remove <serial>",
+        keys.display(),
+        target_dir().join("debug").join("keyward-sim").display(),
+        keys.join("sim-state").display()
+    );
+    run(&mut cmd)
+}
+
+/// A child process killed when dropped.
+struct Guard(Child, &'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        eprintln!("stopped {}", self.1);
+    }
+}
+
+fn tauri_driver() -> Result<PathBuf> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let path = cargo_home.join("bin").join("tauri-driver");
+    if !path.exists() {
+        eprintln!("Installing tauri-driver (drives the desktop app over WebDriver)");
+        run(cargo().args(["install", "tauri-driver", "--locked", "--version", "^2.0"]))?;
+    }
+    Ok(path)
+}
+
+fn wait_for_port(port: u16, within: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("nothing listens on port {port} after {within:?}")
+}
+
+/// `cargo xtask e2e`: the built app under Xvfb, driven by tauri-driver and WebKitWebDriver
+/// against simulated keys; screenshots land in `target/e2e/screenshots`, and with
+/// `--docs` the documentation's copies in `docs/screenshots` are refreshed too.
+pub fn e2e(args: &[String]) -> Result<()> {
+    let started = Instant::now();
+    build()?;
+    let dir = target_dir().join("e2e");
+    let keys = dir.join("keys");
+    let manifest = fixtures(&keys)?;
+    run(cargo().args(["build", "-p", "keyward-desktop"]))?;
+    if !Path::new("/usr/bin/WebKitWebDriver").exists() {
+        bail!("WebKitWebDriver is missing: install the Debian package webkit2gtk-driver");
+    }
+    let driver = tauri_driver()?;
+    let shots = dir.join("screenshots");
+    std::fs::create_dir_all(&shots)?;
+    std::fs::write(
+        dir.join("fixtures.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    let app_dir = dir.join("desktop");
+    if app_dir.exists() {
+        std::fs::remove_dir_all(&app_dir)?;
+    }
+
+    // A private X display, so the run never depends on (or disturbs) a desktop session.
+    let display = ":87";
+    let _xvfb = Guard(
+        Command::new("Xvfb")
+            .args([display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting Xvfb (Debian package xvfb)")?,
+        "Xvfb",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut drv = Command::new(driver);
+    drv.args(["--port", "4444", "--native-port", "4445"])
+        .env("DISPLAY", display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("KEYWARD_DESKTOP_DIR", &app_dir)
+        .env("KEYWARD_LANG", "zh-CN")
+        // WebKitGTK's compositing needs a GPU; under Xvfb software drawing is steadier.
+        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("tauri-driver.log"))?);
+    key_env(&mut drv, &keys);
+    let _driver = Guard(
+        drv.spawn().context("starting tauri-driver")?,
+        "tauri-driver",
+    );
+    wait_for_port(4444, Duration::from_secs(20))?;
+
+    let docs = args.iter().any(|a| a == "--docs");
+    let mut test = Command::new("node");
+    test.arg(ui_dir().join("e2e").join("desktop.e2e.mjs"))
+        .current_dir(root())
+        .env("KEYWARD_E2E_APP", desktop_binary())
+        .env("KEYWARD_E2E_FIXTURES", dir.join("fixtures.json"))
+        .env(
+            "KEYWARD_E2E_SIM",
+            target_dir().join("debug").join("keyward-sim"),
+        )
+        .env("KEYWARD_E2E_SIM_STATE", keys.join("sim-state"))
+        .env("KEYWARD_E2E_SHOTS", &shots)
+        .env("KEYWARD_E2E_WEBDRIVER", "http://127.0.0.1:4444");
+    if docs {
+        test.env("KEYWARD_E2E_DOCS", root().join("docs").join("screenshots"));
+    }
+    run(&mut test)?;
+    eprintln!(
+        "End-to-end run passed in {:.1?}; screenshots in {}",
+        started.elapsed(),
+        shots.display()
+    );
+    Ok(())
+}
