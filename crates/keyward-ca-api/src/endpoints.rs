@@ -336,4 +336,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         "CertificateHistory",
     ),
+    ep(
+        "GET",
+        "/sandbox/payments/{id}",
+        "Sandbox provider: the payment page (HTML) the pay_url points at",
+        Access::Public,
+        None,
+        "html",
+    ),
 ];

@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/businesses/{id}", get(renewal::business))
         .route("/v1/businesses/{id}/payment", post(payment::create))
         .route("/v1/payments/notify", post(payment::notify))
+        .route("/sandbox/payments/{id}", get(payment::sandbox_page))
         .route(
             "/sandbox/payments/{id}/complete",
             post(payment::sandbox_complete),

@@ -350,7 +350,9 @@ fn schema_of(value: &Value) -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for ep in ENDPOINTS {
-        let success = if ep.response == "bytes" {
+        let success = if ep.response == "html" {
+            json!({"description": "a page", "content": {"text/html": {"schema": {"type": "string"}}}})
+        } else if ep.response == "bytes" {
             json!({"description": "the stored file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})
         } else {
             json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", ep.response)}}}})

@@ -94,6 +94,26 @@ async fn renewal_end_to_end() {
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["amount_fen"], 40_000);
     assert_eq!(p["status"], "pending");
+    let page = tower::ServiceExt::oneshot(
+        ca.app.router.clone(),
+        Request::get(p["pay_url"].as_str().unwrap())
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = http_body_util::BodyExt::collect(page.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&html).contains("¥ 400.00"));
     let (_, p_again) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
     assert_eq!(p_again["payment_id"], p["payment_id"]);
     let (s, failed) = ca
