@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "registry, activation, renewal", include_str!("../migrations/0001_init.sql")),
     (2, "unlock, attachments, reviews", include_str!("../migrations/0002_unlock_review.sql")),
     (3, "orders and invoices", include_str!("../migrations/0003_orders.sql")),
+    (4, "one open business per key and kind", include_str!("../migrations/0004_one_open_business.sql")),
 ];
 
 pub type Db = AnyPool;

@@ -76,7 +76,15 @@ pub async fn create_business(
     .bind(details.to_string())
     .bind(now)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        // Two requests racing past the "already under way" checks: the index decides.
+        sqlx::Error::Database(d) if d.is_unique_violation() => CaError::rejected(
+            ErrorCode::WrongState,
+            format!("a {} business for this key is already under way", kind.as_str()),
+        ),
+        _ => CaError::from(e),
+    })?;
     add_event(conn, &id, now, state, note).await?;
     Ok(id)
 }

@@ -383,3 +383,15 @@ async fn certify_keeps_validity_only_for_an_approved_change_or_reissue() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["not_after"], old_not_after, "validity kept");
 }
+
+#[tokio::test]
+async fn one_open_business_per_key_and_kind() {
+    let ca = TestCa::new().await;
+    ca.activate("K1", &p256()).await;
+    let form = json!({"kind": "change", "key_serial": "K1", "handler": handler(), "new_name": null, "new_legal_address": "广州市新地址"});
+    let (s, _) = ca.post("/v1/businesses", &form).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = ca.post("/v1/businesses", &form).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    assert!(v["message"].as_str().unwrap().contains("change"));
+}
