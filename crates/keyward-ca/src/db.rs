@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "unlock, attachments, reviews", include_str!("../migrations/0002_unlock_review.sql")),
     (3, "orders and invoices", include_str!("../migrations/0003_orders.sql")),
     (4, "one open business per key and kind", include_str!("../migrations/0004_one_open_business.sql")),
+    (5, "one pending payment per business", include_str!("../migrations/0005_one_pending_payment.sql")),
 ];
 
 pub type Db = AnyPool;

@@ -501,25 +501,35 @@ pub async fn redeem_code(
         return Ok(Err(ErrorCode::CodeAttemptsExhausted));
     }
     if code_hash(key_serial, purpose, code) != text(&row, "code_hash")? {
-        let attempts = attempts + 1;
-        let void = i64::from(attempts >= CODE_MAX_ATTEMPTS);
-        sqlx::query("UPDATE sms_codes SET attempts = $1, void = $2 WHERE id = $3")
-            .bind(attempts)
-            .bind(void)
+        // Counted in the database, so concurrent wrong guesses all count.
+        sqlx::query(
+            "UPDATE sms_codes SET attempts = attempts + 1, void = CASE WHEN attempts + 1 >= $1 THEN 1 ELSE 0 END WHERE id = $2",
+        )
+        .bind(CODE_MAX_ATTEMPTS)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
+        let row = sqlx::query("SELECT void FROM sms_codes WHERE id = $1")
             .bind(&id)
-            .execute(&mut *conn)
+            .fetch_one(&mut *conn)
             .await?;
-        return Ok(Err(if void == 1 {
+        return Ok(Err(if int(&row, "void")? == 1 {
             ErrorCode::CodeAttemptsExhausted
         } else {
             ErrorCode::CodeInvalid
         }));
     }
-    sqlx::query("UPDATE sms_codes SET used_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await?;
+    // Single use even when two right answers race: only one update finds it unused.
+    let done = sqlx::query(
+        "UPDATE sms_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND void = 0",
+    )
+    .bind(now)
+    .bind(&id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(Err(ErrorCode::CodeExpired));
+    }
     Ok(Ok(()))
 }
 

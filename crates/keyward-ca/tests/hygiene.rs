@@ -147,3 +147,28 @@ async fn concurrent_requests_spend_a_nonce_once_and_lose_nothing() {
         .count();
     assert_eq!(issued, 41, "one for the activated key plus forty");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_is_redeemed_once_even_when_requests_race() {
+    let ca = Arc::new(TestCa::new().await);
+    ca.issue_key("K1", &p256(), 1).await;
+    let code = ca.last_code("K1").await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (ca, code) = (ca.clone(), code.clone());
+        tasks.push(tokio::spawn(async move {
+            ca.post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        if s == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(code_of(&v), "code_expired", "{v}");
+        }
+    }
+    assert_eq!(ok, 1);
+}

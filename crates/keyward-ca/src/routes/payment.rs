@@ -65,7 +65,14 @@ pub async fn create(
                 .bind(b.business.fee_fen)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => CaError::rejected(
+                        ErrorCode::WrongState,
+                        "a payment for this business was just opened; ask again",
+                    ),
+                    _ => CaError::from(e),
+                })?;
             store::audit(
                 &mut tx,
                 now,
