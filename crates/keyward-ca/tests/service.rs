@@ -682,3 +682,67 @@ async fn nonce_for_unknown_key_is_refused() {
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
 }
+
+#[tokio::test]
+async fn every_json_endpoint_refuses_bad_bodies_with_typed_errors() {
+    let ca = TestCa::new().await;
+    let token = ca.app.admin_token().to_owned();
+    for ep in ENDPOINTS.iter().filter(|e| e.request.is_some()) {
+        let path = ep.path.replace("{serial}", "NOKEY").replace("{id}", "noid");
+        let send = |body: &'static [u8], ct: Option<&'static str>| {
+            let mut r = Request::builder()
+                .method(ep.method)
+                .uri(&path)
+                .header("authorization", format!("Bearer {token}"));
+            if let Some(ct) = ct {
+                r = r.header("content-type", ct);
+            }
+            r.body(Body::from(body)).unwrap()
+        };
+        let cases: [(&[u8], Option<&str>, StatusCode, &str); 4] = [
+            (
+                b"{oops",
+                Some("application/json"),
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+            ),
+            (
+                br#"{"no_such_field": 1}"#,
+                Some("application/json"),
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+            (
+                b"[]",
+                Some("application/json"),
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+            (
+                b"{}",
+                Some("text/plain"),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+        ];
+        for (body, ct, status, code) in cases {
+            let (s, v) = ca.raw(send(body, ct)).await;
+            if ep.path == "/v1/payments/notify" {
+                // The provider's signature is checked before anything else.
+                assert_eq!(
+                    (s, code_of(&v)),
+                    (StatusCode::UNAUTHORIZED, "payment_signature_invalid")
+                );
+                continue;
+            }
+            assert_eq!(
+                (s, code_of(&v)),
+                (status, code),
+                "{} {} with {:?}",
+                ep.method,
+                ep.path,
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
