@@ -344,4 +344,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         "html",
     ),
+    ep(
+        "GET",
+        "/v1/businesses/{id}/form",
+        "The printable application form of a business, to stamp, scan and upload",
+        Access::Public,
+        None,
+        "html",
+    ),
 ];

@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
             post(attachments::upload).layer(upload_limit),
         )
         .route("/v1/businesses/{id}/submit", post(attachments::submit))
+        .route("/v1/businesses/{id}/form", get(attachments::form))
         .route("/admin/v1/reviews", get(review::queue))
         .route("/admin/v1/reviews/{id}/approve", post(review::approve))
         .route(

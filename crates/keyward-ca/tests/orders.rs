@@ -119,6 +119,31 @@ async fn seal_apply_review_complete_and_change() {
         (StatusCode::CONFLICT, "wrong_state"),
         "not accepted yet"
     );
+    let form = tower::ServiceExt::oneshot(
+        ca.app.router.clone(),
+        Request::get(format!("/v1/businesses/{id}/form"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = String::from_utf8(
+        http_body_util::BodyExt::collect(form.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        html.contains("电子印章申请表")
+            && html.contains("广州示例科技有限公司")
+            && html.contains(USCC)
+            && html.contains("138****8000"),
+        "{html}"
+    );
+    assert!(!html.contains(PHONE), "the form masks the phone");
     upload(&ca, &id, "seal_form").await;
     through_review(&ca, &id, "seal_scan").await;
     let (s, v) = complete(&ca, &id).await;

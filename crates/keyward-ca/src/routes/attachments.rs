@@ -197,3 +197,94 @@ pub async fn download(
     );
     Ok(resp)
 }
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn kind_title(kind: keyward_ca_api::BusinessKind) -> &'static str {
+    use keyward_ca_api::BusinessKind as K;
+    match kind {
+        K::Issue => "数字证书签发",
+        K::Renewal => "数字证书续期",
+        K::Unlock => "数字证书解锁申请表",
+        K::Seal => "电子印章申请表",
+        K::NewApplication => "数字证书新申请表",
+        K::AddCertificate => "增加数字证书申请表",
+        K::Change => "数字证书变更申请表",
+        K::Reissue => "数字证书补办申请表",
+        K::Refund => "退款申请表",
+    }
+}
+
+/// `GET /v1/businesses/{id}/form`: the printable application form of a business (the seal
+/// form, the refund form, ...), to be stamped with the physical seal, scanned and uploaded.
+pub async fn form(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> CaResult<axum::response::Html<String>> {
+    let id = http::path(id)?;
+    let mut conn = state.db().acquire().await?;
+    let b = store::load_business(&mut conn, &id).await?;
+    let org = store::organisation_name(&mut conn, &b.business.uscc).await?;
+    let handler = match &b.handler_id {
+        Some(h) => Some(store::load_handler(&mut conn, h).await?),
+        None => None,
+    };
+    let mut rows = vec![
+        ("业务编号 Business", b.business.id.clone()),
+        ("单位名称 Organisation", org),
+        ("统一社会信用代码 USCC", b.business.uscc.clone()),
+        (
+            "证书介质序列号 Key",
+            b.business.key_serial.clone().unwrap_or_else(|| "—".into()),
+        ),
+        (
+            "费用 Fee",
+            format!(
+                "¥ {}.{:02}",
+                b.business.fee_fen / 100,
+                b.business.fee_fen % 100
+            ),
+        ),
+    ];
+    if let Some(h) = handler {
+        rows.push(("经办人 Handler", h.name));
+        rows.push(("联系电话 Phone", keyward_ca_api::ids::mask_mobile(&h.phone)));
+    }
+    for (key, label) in [
+        ("seal_name", "印章名称 Seal name"),
+        ("seal_kind", "印章类型 Seal kind"),
+        ("new_name", "新单位名称 New name"),
+        ("new_legal_address", "新住所 New address"),
+        ("reason", "原因 Reason"),
+        ("years", "年限 Years"),
+    ] {
+        match &b.details[key] {
+            serde_json::Value::String(s) => rows.push((label, s.clone())),
+            serde_json::Value::Number(n) => rows.push((label, n.to_string())),
+            _ => {}
+        }
+    }
+    let table: String = rows
+        .iter()
+        .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(v)))
+        .collect();
+    Ok(axum::response::Html(format!(
+        r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:serif;max-width:40em;margin:2em auto}}th{{text-align:left;padding-right:2em}}
+.stamp{{border:1px dashed #999;height:12em;margin-top:2em;padding:1em}}</style></head>
+<body>
+<h1>{title}</h1>
+<table>
+{table}</table>
+<p>本单位确认以上信息真实有效，申请办理上述业务。</p>
+<div class="stamp">单位盖章处（公章或合同专用章） / Stamp here<br><br>日期 Date：</div>
+</body></html>"#,
+        title = escape(kind_title(b.business.kind)),
+    )))
+}
