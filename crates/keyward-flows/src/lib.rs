@@ -46,7 +46,7 @@ pub enum FlowError {
     Ca(ClientError),
     /// A certificate or key could not be read.
     #[error(transparent)]
-    Pki(#[from] PkiError),
+    Pki(PkiError),
     /// The new PIN breaks the policy; nothing was sent.
     #[error("the new PIN breaks the policy")]
     PinPolicy(Vec<PinRule>),
@@ -97,6 +97,19 @@ impl From<ClientError> for FlowError {
                 Err(other) => FlowError::Ca(ClientError::Signer(other)),
             },
             other => FlowError::Ca(other),
+        }
+    }
+}
+
+impl From<PkiError> for FlowError {
+    /// A CSR whose signature failed because the key failed is the key's error.
+    fn from(e: PkiError) -> Self {
+        match e {
+            PkiError::Signer(inner) => match inner.downcast::<TokenError>() {
+                Ok(token) => FlowError::Token(*token),
+                Err(other) => FlowError::Pki(PkiError::Signer(other)),
+            },
+            other => FlowError::Pki(other),
         }
     }
 }

@@ -52,8 +52,6 @@ pub enum RenewStep {
     Written {
         /// CKA_ID of the new pair.
         new_id: String,
-        /// CKA_ID of the old pair.
-        old_id: String,
     },
 }
 
@@ -281,10 +279,7 @@ pub fn install(
         let _ = session.delete_certificate(&new_bytes);
         session.write_certificate(&cert_der, &new_bytes, &label)?;
         write_chain(&session, &chain_pem)?;
-        j.step = RenewStep::Written {
-            new_id,
-            old_id: j.old_id.clone(),
-        };
+        j.step = RenewStep::Written { new_id };
         env.journal.save(FlowKind::Renew, serial, &j)?;
     }
 
@@ -296,10 +291,12 @@ pub fn install(
             Err(e) => return Err(e.into()),
         }
         session.delete_key_pair(&old_id)?;
+        // Read back before the journal goes: nothing after the CA's confirmation may fail
+        // on the key, or a finished renewal would look interrupted.
+        let installed = identity(&session, env.now())?;
         report(&mut progress, Step::Confirming, 9, TOTAL);
         confirm_installed(env, &j.business_id, &KeySigner::new(&session, &new_bytes))?;
         env.journal.clear(FlowKind::Renew, serial)?;
-        let installed = identity(&session, env.now())?;
         let _ = session.logout();
         tracing::info!(serial, "renewed certificate installed");
         return Ok(installed.summary);

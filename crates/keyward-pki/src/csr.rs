@@ -70,10 +70,12 @@ impl OrgSubject {
     }
 }
 
-/// Adapts a [`KeySigner`] to the signing interface of the certificate library.
+/// Adapts a [`KeySigner`] to the signing interface of the certificate library, keeping the
+/// signer's own error (the library only knows "remote key error").
 struct Adapter<'a> {
     signer: &'a dyn KeySigner,
     key_bits: Vec<u8>,
+    failure: std::cell::RefCell<Option<PkiError>>,
 }
 
 impl PublicKeyData for Adapter<'_> {
@@ -87,9 +89,10 @@ impl PublicKeyData for Adapter<'_> {
 
 impl SigningKey for Adapter<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.signer
-            .sign(msg)
-            .map_err(|_| rcgen::Error::RemoteKeyError)
+        self.signer.sign(msg).map_err(|e| {
+            *self.failure.borrow_mut() = Some(e);
+            rcgen::Error::RemoteKeyError
+        })
     }
 }
 
@@ -105,13 +108,16 @@ pub fn build_csr(subject: &OrgSubject, signer: &dyn KeySigner) -> Result<Vec<u8>
     let adapter = Adapter {
         signer,
         key_bits: spki_key_bits(signer.public_key_spki())?,
+        failure: std::cell::RefCell::new(None),
     };
     let mut params = CertificateParams::default();
     params.distinguished_name = subject.distinguished_name();
-    // A failing signer surfaces as RemoteKeyError; ask it again for its own message would
-    // sign twice, so the message stays generic here and the signer logs the detail.
     let csr = params.serialize_request(&adapter).map_err(|e| match e {
-        rcgen::Error::RemoteKeyError => PkiError::Signer("the key refused to sign".into()),
+        rcgen::Error::RemoteKeyError => adapter
+            .failure
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| PkiError::Signer("the key refused to sign".into())),
         other => PkiError::Csr(other.to_string()),
     })?;
     Ok(csr.der().to_vec())
@@ -170,7 +176,7 @@ mod tests {
             if self.refuse {
                 return Err(PkiError::Signer("device removed".into()));
             }
-            SigningKey::sign(&self.key, message).map_err(|e| PkiError::Signer(e.to_string()))
+            SigningKey::sign(&self.key, message).map_err(|e| PkiError::Signer(e.into()))
         }
     }
 
@@ -198,10 +204,12 @@ mod tests {
     #[test]
     fn a_signer_that_fails_gives_a_signer_error() {
         let signer = Soft::new(true);
-        assert!(matches!(
-            build_csr(&subject(), &signer),
-            Err(PkiError::Signer(_))
-        ));
+        match build_csr(&subject(), &signer) {
+            Err(PkiError::Signer(e)) => {
+                assert_eq!(e.to_string(), "device removed", "the signer's own error")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

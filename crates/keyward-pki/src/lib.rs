@@ -34,9 +34,10 @@ pub enum PkiError {
     /// A public key (SubjectPublicKeyInfo) could not be read or is of an unsupported kind.
     #[error("unsupported or malformed public key: {0}")]
     PublicKey(String),
-    /// The signer behind a CSR failed; the message comes from the signer.
+    /// The signer behind a CSR failed; its own error is kept (a token's "key removed" stays
+    /// recognisable to the caller).
     #[error("the key could not sign: {0}")]
-    Signer(String),
+    Signer(Box<dyn std::error::Error + Send + Sync>),
     /// A certificate signing request could not be built or read.
     #[error("certificate signing request: {0}")]
     Csr(String),

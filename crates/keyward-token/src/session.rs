@@ -624,6 +624,6 @@ impl KeySigner for TokenSigner<'_> {
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, PkiError> {
         self.session
             .sign_with(self.handle, self.scheme, message)
-            .map_err(|e| PkiError::Signer(e.to_string()))
+            .map_err(|e| PkiError::Signer(Box::new(e)))
     }
 }

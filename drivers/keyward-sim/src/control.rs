@@ -34,7 +34,8 @@ pub enum Effect {
 /// (for example `"C_Sign"`), counted from the moment it is armed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault<'a> {
-    /// The PKCS#11 function name, e.g. `"C_Sign"` or `"C_SetAttributeValue"`.
+    /// The PKCS#11 function name, e.g. `"C_Sign"` or `"C_SetAttributeValue"`, or `"*"` for
+    /// the calls of every function (the fault matrix pulls the key at each call in turn).
     pub function: &'a str,
     /// 1 fires at the first call after arming.
     pub at_call: u64,
@@ -121,7 +122,9 @@ pub fn arm_fault(state_dir: impl AsRef<Path>, fault: Fault<'_>) -> Result<u64, E
     if fault.at_call == 0 {
         return Err(Error::InvalidFault("at_call counts from 1".into()));
     }
-    if !crate::ffi::FUNCTION_NAMES.contains(&fault.function) {
+    if fault.function != crate::state::ANY_FUNCTION
+        && !crate::ffi::FUNCTION_NAMES.contains(&fault.function)
+    {
         return Err(Error::InvalidFault(format!(
             "{:?} is not a PKCS#11 function this module exports",
             fault.function

@@ -583,7 +583,11 @@ impl Runtime {
 
     /// [`Runtime::fault_injected`] with a state the caller has already read.
     fn fault_with(&self, snap: &State, name: &str, target: Target<'_>) -> Ck<Option<CK_RV>> {
-        if !snap.faults.iter().any(|f| !f.fired && f.function == name) {
+        if !snap
+            .faults
+            .iter()
+            .any(|f| !f.fired && (f.function == name || f.function == crate::state::ANY_FUNCTION))
+        {
             return Ok(None);
         }
         let Some(effect) = self.update(|st| st.count_call(name))? else {

@@ -21,6 +21,9 @@ use crate::control::Effect;
 use crate::error::Error;
 use crate::lock_ignoring_poison;
 
+/// A fault armed on this name counts the calls of every PKCS#11 function.
+pub const ANY_FUNCTION: &str = "*";
+
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "state.lock";
 /// A cached read is trusted for at most this long even when the file looks unchanged.
@@ -141,14 +144,14 @@ impl State {
             .unwrap_or(0)
     }
 
-    /// Counts one call of `function` for every armed fault on it; returns the
+    /// Counts one call of `function` for every armed fault on it (or on any function); returns the
     /// effect of the (earliest armed) fault that fires on this call, if any.
     pub fn count_call(&mut self, function: &str) -> Option<Effect> {
         let mut fired = None;
         for f in self
             .faults
             .iter_mut()
-            .filter(|f| !f.fired && f.function == function)
+            .filter(|f| !f.fired && (f.function == function || f.function == ANY_FUNCTION))
         {
             f.calls += 1;
             if fired.is_none() && f.calls >= f.at_call {
@@ -444,6 +447,23 @@ mod tests {
         // Both reach their call together: the earlier armed fires now, the other next.
         assert_eq!(st.count_call("C_Sign"), Some(Effect::RemoveToken));
         assert!(st.faults[0].fired && !st.faults[1].fired);
+        assert_eq!(st.count_call("C_Sign"), Some(Effect::RemoveToken));
+        assert_eq!(st.count_call("C_Sign"), None);
+    }
+
+    #[test]
+    fn a_fault_on_any_function_counts_every_call() {
+        let mut st = State::default();
+        st.faults.push(FaultRecord {
+            id: 1,
+            function: ANY_FUNCTION.into(),
+            at_call: 3,
+            effect: Effect::RemoveToken,
+            calls: 0,
+            fired: false,
+        });
+        assert_eq!(st.count_call("C_OpenSession"), None);
+        assert_eq!(st.count_call("C_Login"), None);
         assert_eq!(st.count_call("C_Sign"), Some(Effect::RemoveToken));
         assert_eq!(st.count_call("C_Sign"), None);
     }
