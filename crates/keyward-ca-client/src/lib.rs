@@ -100,6 +100,9 @@ pub struct ClientConfig {
     pub root_pem: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Open a new connection for every request instead of keeping them alive (tests that
+    /// cut connections one request at a time).
+    pub fresh_connections: bool,
 }
 
 impl ClientConfig {
@@ -109,6 +112,7 @@ impl ClientConfig {
             base_url: base_url.into(),
             root_pem,
             timeout: Duration::from_secs(20),
+            fresh_connections: false,
         }
     }
 }
@@ -152,6 +156,9 @@ impl CaClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")));
+        if config.fresh_connections {
+            builder = builder.pool_max_idle_per_host(0);
+        }
         if base.starts_with("https://") {
             let pem = config.root_pem.as_deref().ok_or_else(|| {
                 ClientError::Config("an https service needs its root certificate pinned".into())
@@ -203,15 +210,17 @@ impl CaClient {
         if e.is_timeout() {
             return ClientError::Timeout;
         }
-        // reqwest folds TLS failures into connect errors; the source chain names them.
-        let mut chain = e.to_string();
+        // reqwest folds TLS failures into connect errors; the causes below it name them
+        // (the top message is left out: it holds the URL, which may say anything).
+        let mut causes = String::new();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
+            causes.push_str(": ");
+            causes.push_str(&s.to_string());
             src = s.source();
         }
-        let lower = chain.to_ascii_lowercase();
+        let chain = format!("{e}{causes}");
+        let lower = causes.to_ascii_lowercase();
         if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
             ClientError::Tls(chain)
         } else if e.is_decode() || e.is_body() {

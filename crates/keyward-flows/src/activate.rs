@@ -77,6 +77,10 @@ pub fn activate(
     let status = env.ca.key_status(serial)?;
     if status.state == KeyState::Active {
         env.journal.clear(FlowKind::Activate, serial)?;
+        // Our own activation whose confirmation answer was lost: it is done.
+        if journaled == Some(ActivateStep::PinSet) {
+            return Ok(status);
+        }
         return Err(FlowError::AlreadyActive);
     }
 

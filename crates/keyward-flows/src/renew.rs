@@ -116,15 +116,33 @@ pub fn apply(
         ) {
             return Ok(b);
         }
+        // Finished at the CA while its answer was lost: the certificate on the key is the
+        // renewed one (the journal is only cleared after it was written and checked).
+        if b.state == BusinessState::Completed && matches!(j.step, RenewStep::Written { .. }) {
+            env.journal.clear(FlowKind::Renew, serial)?;
+        }
     }
     let session = env.module.session(token)?;
     let id = identity(&session, env.now())?;
     check_window(&id.summary)?;
-    session.login(pin, confirm)?;
-    let business = env.ca.apply_renewal(
-        &RenewalApplication { years, invoice },
-        &KeySigner::new(&session, &id.key_id),
-    )?;
+    // An application whose answer was lost is already at the CA: take it up.
+    let open = env.ca.businesses(serial)?.businesses.into_iter().find(|b| {
+        b.kind == BusinessKind::Renewal
+            && !matches!(
+                b.state,
+                BusinessState::Completed | BusinessState::Cancelled | BusinessState::Rejected
+            )
+    });
+    let business = match open {
+        Some(b) => b,
+        None => {
+            session.login(pin, confirm)?;
+            env.ca.apply_renewal(
+                &RenewalApplication { years, invoice },
+                &KeySigner::new(&session, &id.key_id),
+            )?
+        }
+    };
     env.journal.save(
         FlowKind::Renew,
         serial,

@@ -64,6 +64,8 @@ pub fn apply(env: &Env, serial: &str, requester: &Handler) -> Result<Business, F
         if is_open(&b) {
             return Ok(b);
         }
+        // Finished at the CA while its answer was lost: nothing left to do here.
+        env.journal.clear(FlowKind::Unlock, serial)?;
     }
     let open = env
         .ca
@@ -89,6 +91,11 @@ pub fn apply(env: &Env, serial: &str, requester: &Handler) -> Result<Business, F
         },
     )?;
     Ok(business)
+}
+
+/// Where an unlock stands on this computer, if one is under way.
+pub fn pending(env: &Env, serial: &str) -> Result<Option<UnlockStep>, FlowError> {
+    Ok(journal(env, serial)?.map(|j| j.step))
 }
 
 fn business_id(env: &Env, serial: &str) -> Result<String, FlowError> {
@@ -211,9 +218,21 @@ pub fn finish(
     session.login(new_pin, FinalTry::Refuse)?;
     report(&mut progress, Step::Confirming, 5, TOTAL);
     let id = identity(&session, env.now())?;
-    let done = env
+    let done = match env
         .ca
-        .confirm_unlock(&j.business_id, &KeySigner::new(&session, &id.key_id))?;
+        .confirm_unlock(&j.business_id, &KeySigner::new(&session, &id.key_id))
+    {
+        Ok(b) => b,
+        // Confirmed by a run whose answer was lost: done already.
+        Err(e) if e.api_code() == Some(keyward_ca_api::ErrorCode::WrongState) => {
+            let b = env.ca.business(&j.business_id)?;
+            if b.state != BusinessState::Completed {
+                return Err(e.into());
+            }
+            b
+        }
+        Err(e) => return Err(e.into()),
+    };
     env.journal.clear(FlowKind::Unlock, serial)?;
     let _ = session.logout();
     tracing::info!(serial, "unlocked");

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use keyward_ca::{Config, Server, ServerHandle};
 use keyward_ca_api::{Handler, Organisation, OrganisationKind, Secret};
@@ -64,6 +65,84 @@ pub fn organisation(n: u32) -> Organisation {
     }
 }
 
+/// How the proxy cuts the connection it is told to cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Closed at once: the request never reaches the CA.
+    Refuse,
+    /// The request reaches the CA, which acts on it; its answer is thrown away.
+    LoseAnswer,
+}
+
+/// A TCP proxy between the client and the CA that can cut one connection (the client opens
+/// one per request in these tests).
+pub struct Proxy {
+    pub url: String,
+    connections: Arc<AtomicU64>,
+    cut_at: Arc<AtomicU64>,
+    lose: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(rt: &tokio::runtime::Runtime, upstream: std::net::SocketAddr) -> Proxy {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicU64::new(0));
+        let cut_at = Arc::new(AtomicU64::new(0));
+        let lose = Arc::new(AtomicBool::new(false));
+        let (c, at, l) = (connections.clone(), cut_at.clone(), lose.clone());
+        rt.spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+                let cut = at.load(Ordering::SeqCst) == n;
+                let lose = l.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if cut && !lose {
+                        return;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    if cut {
+                        let (mut ri, _wi) = inbound.split();
+                        let (mut ro, mut wo) = outbound.split();
+                        let mut first = [0u8; 1];
+                        tokio::select! {
+                            _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                            _ = tokio::io::AsyncReadExt::read(&mut ro, &mut first) => {}
+                        }
+                    } else {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Proxy {
+            url,
+            connections,
+            cut_at,
+            lose,
+        }
+    }
+
+    /// Requests through the proxy so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Cuts the `n`-th connection from now (1: the next one).
+    pub fn cut(&self, n: u64, how: Cut) {
+        self.lose.store(how == Cut::LoseAnswer, Ordering::SeqCst);
+        self.cut_at.store(self.connections() + n, Ordering::SeqCst);
+    }
+
+    pub fn clear(&self) {
+        self.cut_at.store(0, Ordering::SeqCst);
+    }
+}
+
 pub struct World {
     pub fixtures: FixtureSet,
     pub module: Arc<Module>,
@@ -72,12 +151,23 @@ pub struct World {
     pub env: Env,
     pub admin: CaClient,
     pub tokens: Vec<TokenRef>,
+    pub proxy: Option<Proxy>,
     _dirs: tempfile::TempDir,
 }
 
 impl World {
     /// `keys` blank keys, the CA, and every key issued for its own organisation.
     pub fn new(keys: usize, spec: KeySpec) -> World {
+        World::build(keys, spec, false)
+    }
+
+    /// The same, with the client reaching the CA (plain HTTP) through a [`Proxy`] and a new
+    /// connection for every request.
+    pub fn behind_proxy(keys: usize, spec: KeySpec) -> World {
+        World::build(keys, spec, true)
+    }
+
+    fn build(keys: usize, spec: KeySpec, proxied: bool) -> World {
         let states = vec![KeyState::Blank; keys];
         let (fixtures, module, _) = FixtureSet::build(&states, &sim_module()).unwrap();
         let dirs = tempfile::tempdir().unwrap();
@@ -86,14 +176,18 @@ impl World {
             .enable_all()
             .build()
             .unwrap();
-        let server = runtime
-            .block_on(Server::start(Config::new(dirs.path().join("ca"))))
-            .unwrap();
-        let client = CaClient::new(&ClientConfig::new(
-            server.base_url(),
-            Some(server.root_pem().to_owned()),
-        ))
-        .unwrap();
+        let mut config = Config::new(dirs.path().join("ca"));
+        config.plain_http = proxied;
+        let server = runtime.block_on(Server::start(config)).unwrap();
+        let proxy = proxied.then(|| Proxy::start(&runtime, server.addr()));
+        let client_config = match &proxy {
+            Some(p) => ClientConfig {
+                fresh_connections: true,
+                ..ClientConfig::new(p.url.clone(), None)
+            },
+            None => ClientConfig::new(server.base_url(), Some(server.root_pem().to_owned())),
+        };
+        let client = CaClient::new(&client_config).unwrap();
         let admin = client.clone().with_admin(Secret::new(server.admin_token()));
         let mut env = Env::new(
             module.clone(),
@@ -121,6 +215,7 @@ impl World {
             env,
             admin,
             tokens,
+            proxy,
             _dirs: dirs,
         }
     }
