@@ -56,38 +56,9 @@ fn push_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// Converts a raw ECDSA P-256 signature `r || s` (64 bytes, as PKCS#11 `CKM_ECDSA` returns it)
-/// into the DER `Ecdsa-Sig-Value` the service expects. Returns `None` for a wrong length.
-pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.len() != 64 {
-        return None;
-    }
-    let (r, s) = raw.split_at(32);
-    let r = der_uint(r);
-    let s = der_uint(s);
-    let mut body = Vec::with_capacity(r.len() + s.len());
-    body.extend_from_slice(&r);
-    body.extend_from_slice(&s);
-    let mut out = vec![0x30, u8::try_from(body.len()).ok()?];
-    out.extend_from_slice(&body);
-    Some(out)
-}
-
-fn der_uint(bytes: &[u8]) -> Vec<u8> {
-    let first_nonzero = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len() - 1);
-    let trimmed = &bytes[first_nonzero..];
-    let pad = trimmed.first().is_some_and(|b| b & 0x80 != 0);
-    let len = trimmed.len() + usize::from(pad);
-    let mut out = vec![0x02, len as u8];
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(trimmed);
-    out
-}
+/// Converts a raw ECDSA signature `r || s` (as PKCS#11 `CKM_ECDSA` returns it) into the
+/// DER `Ecdsa-Sig-Value` the service expects; one implementation for both ends.
+pub use keyward_pki::csr::ecdsa_raw_to_der;
 
 #[cfg(test)]
 mod tests {
@@ -117,6 +88,6 @@ mod tests {
         assert_eq!(der[0], 0x30);
         assert_eq!(&der[2..5], &[0x02, 33, 0x00]);
         assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
-        assert!(ecdsa_raw_to_der(&raw[..63]).is_none());
+        assert!(ecdsa_raw_to_der(&raw[..63]).is_err());
     }
 }

@@ -9,6 +9,7 @@
 //! - [`der`]: the few DER pieces built by hand (public keys from token attributes).
 //! - [`pem`]: PEM text as the CA service uses it.
 //! - [`verify`]: a signature checked against a public key, in software.
+//! - [`seal`]: the GM/T 0031 electronic seal (SES_Seal): build, lenient decode, verify.
 //! - [`lang`]: the languages Keyward speaks, for messages built here.
 
 pub mod cert;
@@ -17,6 +18,7 @@ pub mod der;
 pub mod lang;
 pub mod pem;
 pub mod pin;
+pub mod seal;
 pub mod uscc;
 pub mod verify;
 
@@ -44,4 +46,7 @@ pub enum PkiError {
     /// A signature value had the wrong shape for its scheme.
     #[error("malformed signature: {0}")]
     Signature(String),
+    /// An electronic seal could not be read, or is not bound or signed as it must be.
+    #[error("electronic seal: {0}")]
+    Seal(String),
 }

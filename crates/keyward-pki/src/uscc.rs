@@ -19,15 +19,44 @@ pub enum UsccError {
     Length(usize),
     /// A character outside the code's alphabet, at this 1-based position.
     Character(usize),
+    /// Characters 3 to 8 (the administrative division) are not all digits.
+    Division,
     /// The last character does not match the check computed over the others.
     Check,
 }
 
+impl std::fmt::Display for UsccError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsccError::Length(n) => {
+                write!(f, "a unified social credit code has 18 characters, not {n}")
+            }
+            UsccError::Character(i) => write!(
+                f,
+                "character {i} of the unified social credit code is not allowed"
+            ),
+            UsccError::Division => {
+                f.write_str("characters 3 to 8 of a unified social credit code are digits")
+            }
+            UsccError::Check => {
+                f.write_str("the check character of the unified social credit code is wrong")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UsccError {}
+
 /// Checks a unified social credit code, upper-casing it first. Returns the normalised code.
 pub fn validate(code: &str) -> Result<String, UsccError> {
-    let code = code.trim().to_ascii_uppercase();
+    validate_exact(&code.trim().to_ascii_uppercase())
+}
+
+/// Checks a code exactly as given (upper case, as printed on the business licence).
+pub fn validate_exact(code: &str) -> Result<String, UsccError> {
+    let code = code.to_owned();
     let bytes = code.as_bytes();
-    if bytes.len() != 18 {
+    if bytes.len() != 18 || code.chars().count() != 18 {
         return Err(UsccError::Length(code.chars().count()));
     }
     let mut sum = 0u32;
@@ -35,6 +64,9 @@ pub fn validate(code: &str) -> Result<String, UsccError> {
         sum += value(c).ok_or(UsccError::Character(i + 1))? * WEIGHTS[i];
     }
     let last = value(bytes[17]).ok_or(UsccError::Character(18))?;
+    if !bytes[2..8].iter().all(u8::is_ascii_digit) {
+        return Err(UsccError::Division);
+    }
     if check_value(sum) != last {
         return Err(UsccError::Check);
     }
