@@ -215,7 +215,9 @@ fn test(filters: &[String]) -> Result<()> {
     let mut nextest = cargo();
     nextest
         .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-        .args(filters);
+        .args(filters)
+        // setup installed PostgreSQL: its tests must run, never skip.
+        .env("KEYWARD_REQUIRE_POSTGRES", "1");
     run(&mut nextest)
 }
 
