@@ -30,7 +30,8 @@ use crate::der::{tlv, uint};
 pub const SM2_WITH_SM3_OID: &str = "1.2.156.10197.1.501";
 const SM2_WITH_SM3_DER: [u8; 8] = [0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x83, 0x75];
 /// The SM2 curve (GM/T 0006), as the parameters of an EC public key.
-pub const SM2_CURVE_OID_DER: [u8; 10] = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
+pub const SM2_CURVE_OID_DER: [u8; 10] =
+    [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
 /// The distinguishing ID SM2 signatures use when nothing else is agreed (GM/T 0009).
 pub const DEFAULT_SM2_ID: &str = "1234567812345678";
 /// The header ID every seal carries.
@@ -362,7 +363,9 @@ fn read_tlv(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8]), PkiError> {
             }
         }
     }
-    let first = *input.get(pos).ok_or_else(|| err("truncated: missing length"))?;
+    let first = *input
+        .get(pos)
+        .ok_or_else(|| err("truncated: missing length"))?;
     pos += 1;
     if first == 0x80 {
         // Indefinite length: constructed only, ends with 00 00.
@@ -418,7 +421,7 @@ fn read_tlv(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8]), PkiError> {
 }
 
 /// The elements inside a constructed element.
-fn children(t: &Tlv<'_>, depth: usize) -> Result<Vec<Tlv<'_>>, PkiError> {
+fn children<'a>(t: &Tlv<'a>, depth: usize) -> Result<Vec<Tlv<'a>>, PkiError> {
     if !t.constructed() {
         return Err(err("expected a constructed element"));
     }
@@ -486,8 +489,7 @@ fn integer(t: &Tlv<'_>, what: &str) -> Result<i64, PkiError> {
 
 fn digits(s: &[u8]) -> Option<u32> {
     s.iter().try_fold(0u32, |acc, &b| {
-        b.is_ascii_digit()
-            .then(|| acc * 10 + u32::from(b - b'0'))
+        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
     })
 }
 
@@ -526,7 +528,11 @@ fn date_time(t: &Tlv<'_>, what: &str) -> Result<OffsetDateTime, PkiError> {
     Ok(PrimitiveDateTime::new(date, tm).assume_utc())
 }
 
-fn parse_cert_list(list_type: Option<i64>, t: &Tlv<'_>, depth: usize) -> Result<CertList, PkiError> {
+fn parse_cert_list(
+    list_type: Option<i64>,
+    t: &Tlv<'_>,
+    depth: usize,
+) -> Result<CertList, PkiError> {
     let items = children(t, depth)?;
     // The type says which; when it is missing or odd, the items' shape decides.
     let digests = match list_type {
@@ -564,7 +570,9 @@ fn parse_cert_list(list_type: Option<i64>, t: &Tlv<'_>, depth: usize) -> Result<
 fn parse_info(t: &Tlv<'_>) -> Result<SealInfo, PkiError> {
     let f = sequence(t, "SES_SealInfo", 1)?;
     if f.len() < 4 {
-        return Err(err("SES_SealInfo: expected header, esID, property and picture"));
+        return Err(err(
+            "SES_SealInfo: expected header, esID, property and picture",
+        ));
     }
     let h = sequence(&f[0], "SES_Header", 2)?;
     let [id, version, vid] = h.as_slice() else {
@@ -580,14 +588,22 @@ fn parse_info(t: &Tlv<'_>) -> Result<SealInfo, PkiError> {
     let p = sequence(&f[2], "SES_ESPropertyInfo", 2)?;
     // With certListType (7 fields) or without it (6 fields, the older form).
     let (seal_type, name, list_type, list, dates) = match p.as_slice() {
-        [ty, name, lt, list, d0, d1, d2] => (ty, name, Some(integer(lt, "certListType")?), list, [d0, d1, d2]),
+        [ty, name, lt, list, d0, d1, d2] => (
+            ty,
+            name,
+            Some(integer(lt, "certListType")?),
+            list,
+            [d0, d1, d2],
+        ),
         [ty, name, list, d0, d1, d2] => (ty, name, None, list, [d0, d1, d2]),
         _ => return Err(err("SES_ESPropertyInfo: unexpected number of fields")),
     };
     let cert_list = parse_cert_list(list_type, list, 3)?;
     let pic = sequence(&f[3], "SES_ESPictrueInfo", 2)?;
     let [kind, data, width, height] = pic.as_slice() else {
-        return Err(err("SES_ESPictrueInfo: expected type, data, width and height"));
+        return Err(err(
+            "SES_ESPictrueInfo: expected type, data, width and height",
+        ));
     };
     Ok(SealInfo {
         version,
@@ -650,7 +666,9 @@ impl Seal {
         }
         let f = sequence(&outer, "SES_Seal", 0)?;
         let [info_t, cert_t, alg_t, sig_t] = f.as_slice() else {
-            return Err(err("SES_Seal: expected esealInfo, cert, signAlgID and signedValue"));
+            return Err(err(
+                "SES_Seal: expected esealInfo, cert, signAlgID and signedValue",
+            ));
         };
         let info = parse_info(info_t)?;
         let maker_cert = if cert_t.number() == 0x10 && cert_t.constructed() {
@@ -825,7 +843,7 @@ mod tests {
 
     fn cert(name: &str) -> Vec<u8> {
         let key = KeyPair::generate().expect("key");
-        let mut p = CertificateParams::new(vec![name.into()]).expect("params");
+        let mut p = CertificateParams::default();
         p.distinguished_name
             .push(rcgen::DnType::OrganizationName, name);
         p.self_signed(&key).expect("cert").der().to_vec()
@@ -865,7 +883,11 @@ mod tests {
             seq(&[]),
             spki,
         ]);
-        let cert = seq(&[tbs, seq(&[tlv(0x06, &SM2_WITH_SM3_DER)]), tlv(0x03, &[0, 0])]);
+        let cert = seq(&[
+            tbs,
+            seq(&[tlv(0x06, &SM2_WITH_SM3_DER)]),
+            tlv(0x03, &[0, 0]),
+        ]);
         (key, cert)
     }
 
@@ -911,7 +933,12 @@ mod tests {
         // Another maker's key under the same certificate.
         let (other, _) = maker();
         let forged = build(&info(cert("x")), &maker_cert, &other).expect("build");
-        assert!(Seal::from_der(&forged).expect("parse").verify_signature().is_err());
+        assert!(
+            Seal::from_der(&forged)
+                .expect("parse")
+                .verify_signature()
+                .is_err()
+        );
     }
 
     #[test]
@@ -990,7 +1017,8 @@ mod tests {
         assert_eq!(seal.info_bytes, info_ber);
         i.cert_list = CertList::Certs(vec![org.clone()]);
         assert_eq!(seal.info, i);
-        seal.verify_signature().expect("verifies over the bytes as received");
+        seal.verify_signature()
+            .expect("verifies over the bytes as received");
         seal.verify_binding(&org).expect("bound");
         // Re-encoding would give other bytes, over which the signature does not hold.
         assert_ne!(seal.info.to_der().expect("der"), info_ber);
@@ -1042,7 +1070,10 @@ mod tests {
             raw: &[],
         };
         assert_eq!(integer(&t, "x").expect("int"), -129);
-        assert_eq!(oid_dotted(&SM2_WITH_SM3_DER).expect("oid"), SM2_WITH_SM3_OID);
+        assert_eq!(
+            oid_dotted(&SM2_WITH_SM3_DER).expect("oid"),
+            SM2_WITH_SM3_OID
+        );
         assert!(utc_time(datetime!(2050-01-01 0:00 UTC)).is_err());
     }
 }
