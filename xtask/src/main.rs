@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod journey;
 mod ui;
 
 /// Debian packages and why each is needed.
@@ -231,6 +232,8 @@ fn fixtures(dir: &Path) -> Result<serde_json::Value> {
         "keyward-sim",
         "-p",
         "keyward-cli",
+        "-p",
+        "keyward-ca",
     ]))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -338,6 +341,7 @@ fn demo() -> Result<()> {
         ],
         None,
     )?;
+    journey::run(&bin, &dir, &serial("blank"))?;
     println!(
         "\nThe keys stay in {} for trying things by hand.",
         dir.display()

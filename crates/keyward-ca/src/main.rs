@@ -1,5 +1,7 @@
 //! `keyward-ca`: the Keyward reference CA online service.
 
+mod station_cli;
+
 use clap::{Parser, Subcommand};
 use keyward_ca::{Config, Server};
 use std::net::SocketAddr;
@@ -35,6 +37,27 @@ enum Command {
         /// More DNS names or IP addresses for the service's TLS certificate.
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
+        /// Run the service's clock this many days off the system clock (demos: issue a
+        /// certificate "300 days ago", then serve today to show renewal).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        clock_offset_days: i64,
+    },
+    /// Issuing station: provision a blank key for an organisation (random SO and transport
+    /// PINs escrowed here, key pair and CSR on the key, certificate and chain written,
+    /// activation SMS sent).
+    Issue(station_cli::IssueArgs),
+    /// The SMS outbox (the demo's stand-in for the handler's phone).
+    Sms {
+        #[command(flatten)]
+        target: station_cli::AdminTarget,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep the admin token of a service in the OS keyring, so the tools need no file.
+    Login {
+        #[command(flatten)]
+        target: station_cli::AdminTarget,
     },
     /// Review businesses waiting for a decision (unlock by another requester, seals, ...).
     Review {
@@ -97,6 +120,7 @@ fn main() -> anyhow::Result<()> {
                 database_url,
                 plain_http,
                 tls_names,
+                clock_offset_days,
             } => {
                 if plain_http && !listen.ip().is_loopback() {
                     tracing::warn!(%listen, "plain HTTP on a non-loopback address");
@@ -106,6 +130,12 @@ fn main() -> anyhow::Result<()> {
                 config.database_url = database_url;
                 config.plain_http = plain_http;
                 config.tls_names = tls_names;
+                if clock_offset_days != 0 {
+                    tracing::warn!(clock_offset_days, "the service's clock is offset (demo)");
+                    config
+                        .clock
+                        .advance(time::Duration::days(clock_offset_days));
+                }
                 let handle = Server::start(config).await?;
                 println!("keyward-ca listening on {}", handle.base_url());
                 println!(
@@ -145,6 +175,16 @@ fn main() -> anyhow::Result<()> {
                         .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
                 }
                 review(builder.build()?, &url, token.trim(), action).await
+            }
+            // The station and admin tools are blocking clients (PKCS#11, blocking HTTP).
+            Command::Issue(a) => {
+                tokio::task::spawn_blocking(move || station_cli::issue_key(a)).await?
+            }
+            Command::Sms { target, json } => {
+                tokio::task::spawn_blocking(move || station_cli::sms(&target, json)).await?
+            }
+            Command::Login { target } => {
+                tokio::task::spawn_blocking(move || station_cli::login(&target)).await?
             }
         }
     })
