@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod fuzz;
 mod journey;
 mod ui;
 
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
         Some("test") => setup().and_then(|()| test(&args[1..])),
         Some("e2e") => setup().and_then(|()| ui::e2e(&args[1..])),
         Some("bench") => setup().and_then(|()| bench::bench(&args[1..])),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("fixtures") => match args.get(1) {
             Some(dir) => setup().and_then(|()| fixtures(Path::new(dir)).map(|_| ())),
             None => Err(anyhow::anyhow!("usage: cargo xtask fixtures DIR")),
