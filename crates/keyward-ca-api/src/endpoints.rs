@@ -313,6 +313,22 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Business",
     ),
     ep(
+        "GET",
+        "/v1/keys/{serial}/seal",
+        "The key's current electronic seal (GM/T 0031 SES_Seal, DER in base64)",
+        Access::Public,
+        None,
+        "SealDocument",
+    ),
+    ep(
+        "POST",
+        "/v1/keys/{serial}/seals/{id}/installed",
+        "Confirm the seal is installed on the key; completes the seal business",
+        Access::KeySignature,
+        None,
+        "Business",
+    ),
+    ep(
         "POST",
         "/v1/businesses/{id}/invoice",
         "Ask for the electronic invoice of a finished, paid business",

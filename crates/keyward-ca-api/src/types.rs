@@ -344,7 +344,8 @@ wire_enum! {
         Paid = "paid",
         /// Issue: key delivered, not activated yet.
         AwaitingActivation = "awaiting_activation",
-        /// A certificate was issued; the client installs it and confirms.
+        /// A certificate was issued (or, for a seal business, the seal was made); the client
+        /// installs it and confirms.
         CertificateIssued = "certificate_issued",
         /// Unlock: the authorisation was released; the client confirms the SO PIN rotation.
         Authorised = "authorised",
@@ -546,6 +547,25 @@ pub struct SealApplication {
     pub seal_kind: SealKind,
     /// `false`: first seal for this key; `true`: replace the existing one.
     pub change: bool,
+}
+
+/// `GET /v1/keys/{serial}/seal`: the key's current electronic seal, made by the CA for the
+/// key's current certificate (GM/T 0031 `SES_Seal`, DER, base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealDocument {
+    /// The seal business that made it; the client confirms installation against it.
+    pub business_id: String,
+    /// The certificate the seal is bound to.
+    pub cert_serial: String,
+    pub seal_name: String,
+    pub seal_kind: SealKind,
+    /// The `SES_Seal`, DER, standard base64.
+    pub seal_der_base64: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub made_at: OffsetDateTime,
+    /// When the key confirmed installing it; `None` until then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub installed_at: Option<OffsetDateTime>,
 }
 
 wire_enum! {

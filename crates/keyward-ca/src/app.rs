@@ -95,7 +95,9 @@ async fn method_not_allowed() -> impl IntoResponse {
 
 /// The service's router over a state.
 pub fn router(state: AppState) -> Router {
-    use routes::{activation, admin, attachments, meta, orders, payment, renewal, review, unlock};
+    use routes::{
+        activation, admin, attachments, meta, orders, payment, renewal, review, seal, unlock,
+    };
     let upload_limit = DefaultBodyLimit::max(keyward_ca_api::ATTACHMENT_MAX_BYTES);
     Router::new()
         .route("/healthz", get(meta::healthz))
@@ -173,6 +175,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/businesses", post(orders::create))
         .route("/v1/keys/{serial}/seals", post(orders::seal))
+        .route("/v1/keys/{serial}/seal", get(seal::current))
+        .route(
+            "/v1/keys/{serial}/seals/{id}/installed",
+            post(seal::installed),
+        )
         .route("/v1/businesses/{id}/invoice", post(orders::invoice))
         .route("/admin/v1/businesses/{id}/complete", post(orders::complete))
         .fallback(not_found)

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "orders and invoices", include_str!("../migrations/0003_orders.sql")),
     (4, "one open business per key and kind", include_str!("../migrations/0004_one_open_business.sql")),
     (5, "one pending payment per business", include_str!("../migrations/0005_one_pending_payment.sql")),
+    (6, "electronic seals", include_str!("../migrations/0006_seals.sql")),
 ];
 
 pub type Db = AnyPool;

@@ -280,6 +280,18 @@ pub fn examples() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "SealDocument",
+            v(&SealDocument {
+                business_id: "bz0001".into(),
+                cert_serial: "0a1b2c".into(),
+                seal_name: org.name.clone(),
+                seal_kind: SealKind::Official,
+                seal_der_base64: "MIIB…".into(),
+                made_at: at,
+                installed_at: None,
+            }),
+        ),
+        (
             "BusinessForm",
             v(&BusinessForm::Reissue(ReissueForm {
                 key_serial: "NETCA0001".into(),

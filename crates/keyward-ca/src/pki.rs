@@ -1,5 +1,11 @@
-//! The CA hierarchy (root → issuing CA, plus the seal-making key) and issuance of
+//! The CA hierarchy (root → issuing CA, plus the SM2 seal-making key) and issuance of
 //! organisation certificates.
+//!
+//! The seal maker: an SM2 key (kept in `ca/seal-maker-sm2.key`) with a certificate issued
+//! directly under the root (`ca/seal-maker-sm2.crt`). rcgen cannot put an SM2 key in a
+//! certificate, so its TBSCertificate is built by hand here and signed by the root's
+//! P-256 key (ecdsa-with-SHA256); clients check it against the root they pin. Data
+//! directories from before keep their P-256 `seal-maker.*` files, unused.
 //!
 //! Profile of an organisation certificate: subject `C=CN, O=<name>, CN=<name>,
 //! organizationIdentifier (2.5.4.97)=NTRCN-<USCC>`; keyUsage digitalSignature and
@@ -25,6 +31,7 @@ pub struct CaMaterial {
     pub root_pem: String,
     pub issuing_pem: String,
     pub seal_maker_pem: String,
+    seal_maker: SealMaker,
     issuer: Issuer<'static, KeyPair>,
     issuing_spki: VerifyKey,
 }
@@ -55,7 +62,7 @@ impl CaMaterial {
     /// Loads the hierarchy from `<data_dir>/ca`, generating it on first start.
     pub fn load_or_create(data_dir: &Path, clock: &Clock) -> CaResult<Self> {
         let dir = data_dir.join("ca");
-        let files = ["root.crt", "issuing.crt", "issuing.key", "seal-maker.crt"];
+        let files = ["root.crt", "issuing.crt", "issuing.key"];
         if !files.iter().all(|f| dir.join(f).exists()) {
             Self::generate(&dir, clock)?;
         }
@@ -65,7 +72,8 @@ impl CaMaterial {
         };
         let root_pem = read("root.crt")?;
         let issuing_pem = read("issuing.crt")?;
-        let seal_maker_pem = read("seal-maker.crt")?;
+        let seal_maker = SealMaker::load_or_create(&dir, &root_pem, clock)?;
+        let seal_maker_pem = keyward_pki::pem::encode("CERTIFICATE", &seal_maker.cert_der);
         let issuing_key = KeyPair::from_pem(&read("issuing.key")?)?;
         let issuer = Issuer::from_ca_cert_pem(&issuing_pem, issuing_key)?;
         let issuing_der = pem_to_der(&issuing_pem, "CERTIFICATE")
@@ -78,6 +86,7 @@ impl CaMaterial {
             root_pem,
             issuing_pem,
             seal_maker_pem,
+            seal_maker,
             issuer,
             issuing_spki,
         })
@@ -109,32 +118,11 @@ impl CaMaterial {
         issuing.serial_number = Some(random_serial()?);
         let issuing_cert = issuing.signed_by(&issuing_key, &root_issuer)?;
 
-        // The seal-making key signs electronic seals. GM/T 0031 wants SM2; until the seal
-        // builder lands it is a P-256 key certified by the issuing CA.
-        let seal_key = KeyPair::generate()?;
-        let mut seal = CertificateParams::default();
-        seal.distinguished_name = ca_dn("Keyward Seal Maker");
-        seal.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::ContentCommitment,
-        ];
-        seal.use_authority_key_identifier_extension = true;
-        seal.not_before = now - Duration::hours(1);
-        seal.not_after = now + Duration::days(365 * 10);
-        seal.serial_number = Some(random_serial()?);
-        let issuing_issuer = Issuer::new(issuing, &issuing_key);
-        let seal_cert = seal.signed_by(&seal_key, &issuing_issuer)?;
-
         crypto::write_private(&dir.join("root.key"), root_key.serialize_pem().as_bytes())?;
         crypto::write_private(
             &dir.join("issuing.key"),
             issuing_key.serialize_pem().as_bytes(),
         )?;
-        crypto::write_private(
-            &dir.join("seal-maker.key"),
-            seal_key.serialize_pem().as_bytes(),
-        )?;
-        crypto::write_private(&dir.join("seal-maker.crt"), seal_cert.pem().as_bytes())?;
         crypto::write_private(&dir.join("issuing.crt"), issuing_cert.pem().as_bytes())?;
         // root.crt last: its presence marks a complete hierarchy.
         crypto::write_private(&dir.join("root.crt"), root_cert.pem().as_bytes())?;
@@ -208,6 +196,17 @@ impl CaMaterial {
         let issuing = pem_to_der(&self.issuing_pem, "CERTIFICATE")
             .ok_or_else(|| CaError::Corrupt("issuing.crt is not PEM".into()))?;
         Ok((vec![cert.der().to_vec(), issuing], key.serialize_der()))
+    }
+
+    /// The seal maker's certificate, DER.
+    pub fn seal_maker_cert(&self) -> &[u8] {
+        &self.seal_maker.cert_der
+    }
+
+    /// Builds and signs a `SES_Seal` (GM/T 0031) with the seal maker's SM2 key.
+    pub fn make_seal(&self, info: &keyward_pki::seal::SealInfo) -> CaResult<Vec<u8>> {
+        keyward_pki::seal::build(info, &self.seal_maker.cert_der, &self.seal_maker.key)
+            .map_err(|e| CaError::Corrupt(format!("seal: {e}")))
     }
 
     /// Issuing CA first, then the root.
@@ -344,4 +343,131 @@ pub fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
         .map_while(Result::ok)
         .find(|p| p.label == label)
         .map(|p| p.contents)
+}
+
+/// The SM2 key that signs electronic seals, and its certificate under the root.
+struct SealMaker {
+    key: keyward_pki::seal::SealMakerKey,
+    cert_der: Vec<u8>,
+}
+
+impl SealMaker {
+    fn load_or_create(dir: &Path, root_pem: &str, clock: &Clock) -> CaResult<Self> {
+        let key_path = dir.join("seal-maker-sm2.key");
+        let cert_path = dir.join("seal-maker-sm2.crt");
+        if key_path.exists() && cert_path.exists() {
+            let hex_key =
+                std::fs::read_to_string(&key_path).map_err(|e| CaError::io(&key_path, e))?;
+            let secret = zeroize::Zeroizing::new(
+                hex::decode(hex_key.trim())
+                    .map_err(|_| CaError::Corrupt("seal-maker-sm2.key".into()))?,
+            );
+            let key = keyward_pki::seal::SealMakerKey::from_bytes(&secret)
+                .map_err(|_| CaError::Corrupt("seal-maker-sm2.key".into()))?;
+            let pem =
+                std::fs::read_to_string(&cert_path).map_err(|e| CaError::io(&cert_path, e))?;
+            let cert_der = pem_to_der(&pem, "CERTIFICATE")
+                .ok_or_else(|| CaError::Corrupt("seal-maker-sm2.crt".into()))?;
+            return Ok(SealMaker { key, cert_der });
+        }
+        // First start, or a data directory from before SM2 seals: add the SM2 maker.
+        let key = keyward_pki::seal::SealMakerKey::generate(|buf| {
+            crypto::random(buf).map_err(|_| keyward_pki::PkiError::Seal("random".into()))
+        })
+        .map_err(|_| CaError::Crypto("SM2 key generation failed"))?;
+        let root_key_path = dir.join("root.key");
+        let root_key_pem =
+            std::fs::read_to_string(&root_key_path).map_err(|e| CaError::io(&root_key_path, e))?;
+        let root_key = KeyPair::from_pem(&root_key_pem)?;
+        let root_der = pem_to_der(root_pem, "CERTIFICATE")
+            .ok_or_else(|| CaError::Corrupt("root.crt is not a PEM certificate".into()))?;
+        let (_, root) = x509_parser::parse_x509_certificate(&root_der)
+            .map_err(|_| CaError::Corrupt("root.crt does not parse".into()))?;
+        let now = clock.now();
+        let cert_der = sm2_maker_certificate(
+            &root_key,
+            root.subject().as_raw(),
+            &key.public_key_spki(),
+            now - Duration::hours(1),
+            now + Duration::days(365 * 10),
+        )?;
+        crypto::write_private(&key_path, hex::encode(key.to_bytes().as_slice()).as_bytes())?;
+        crypto::write_private(
+            &cert_path,
+            keyward_pki::pem::encode("CERTIFICATE", &cert_der).as_bytes(),
+        )?;
+        tracing::info!(dir = %dir.display(), "generated the SM2 seal maker");
+        Ok(SealMaker { key, cert_der })
+    }
+}
+
+fn utc_time(t: OffsetDateTime) -> Vec<u8> {
+    use keyward_pki::der::tlv;
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let s = if t.year() < 2050 {
+        format!("{:02}", t.year() % 100)
+    } else {
+        format!("{:04}", t.year())
+    };
+    let body = format!(
+        "{s}{:02}{:02}{:02}{:02}{:02}Z",
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(if t.year() < 2050 { 0x17 } else { 0x18 }, body.as_bytes())
+}
+
+/// An X.509 v3 certificate for the SM2 seal maker, signed by the root's P-256 key.
+fn sm2_maker_certificate(
+    root_key: &KeyPair,
+    issuer_name: &[u8],
+    spki: &[u8],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CaResult<Vec<u8>> {
+    use keyward_pki::der::{tlv, uint};
+    let seq = |parts: &[&[u8]]| tlv(0x30, &parts.concat());
+    let ecdsa_sha256 = seq(&[&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]]);
+    let rdn = |oid: &[u8], tag: u8, value: &str| {
+        tlv(0x31, &seq(&[&tlv(0x06, oid), &tlv(tag, value.as_bytes())]))
+    };
+    let subject = seq(&[
+        &rdn(&[0x55, 0x04, 0x06], 0x13, "CN"),
+        &rdn(&[0x55, 0x04, 0x0a], 0x0c, "Keyward Reference CA"),
+        &rdn(&[0x55, 0x04, 0x03], 0x0c, "Keyward Seal Maker"),
+    ]);
+    let mut serial = [0u8; 16];
+    crypto::random(&mut serial)?;
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01;
+    // keyUsage (critical): digitalSignature, nonRepudiation.
+    let key_usage = seq(&[
+        &tlv(0x06, &[0x55, 0x1d, 0x0f]),
+        &[0x01, 0x01, 0xff],
+        &tlv(0x04, &[0x03, 0x02, 0x06, 0xc0]),
+    ]);
+    // basicConstraints (critical): not a CA.
+    let basic = seq(&[
+        &tlv(0x06, &[0x55, 0x1d, 0x13]),
+        &[0x01, 0x01, 0xff],
+        &tlv(0x04, &[0x30, 0x00]),
+    ]);
+    let extensions = tlv(0xa3, &seq(&[&key_usage, &basic]));
+    let tbs = seq(&[
+        &tlv(0xa0, &[0x02, 0x01, 0x02]),
+        &uint(&serial),
+        &ecdsa_sha256,
+        issuer_name,
+        &seq(&[&utc_time(not_before), &utc_time(not_after)]),
+        &subject,
+        spki,
+        &extensions,
+    ]);
+    let signature = rcgen::SigningKey::sign(root_key, &tbs)?;
+    let mut bits = vec![0u8];
+    bits.extend(signature);
+    Ok(seq(&[&tbs, &ecdsa_sha256, &tlv(0x03, &bits)]))
 }

@@ -145,18 +145,171 @@ async fn seal_apply_review_complete_and_change() {
     );
     assert!(!html.contains(PHONE), "the form masks the phone");
     upload(&ca, &id, "seal_form").await;
-    through_review(&ca, &id, "seal_scan").await;
+    let (s, v) = ca.get("/v1/keys/K1/seal").await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "no seal yet"
+    );
+    seal_through_review(&ca, &id).await;
     let (s, v) = complete(&ca, &id).await;
     assert_eq!(
-        (s, v["state"].as_str()),
-        (StatusCode::OK, Some("completed"))
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "a seal is completed by the key installing it, not by the station"
     );
+    let doc = check_seal(&ca, "K1", &id, "广州示例科技有限公司", 1).await;
+    assert!(doc["installed_at"].is_null());
+    let installed = format!("/v1/keys/K1/seals/{id}/installed");
+    let (s, v) = ca.post_empty(&installed).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signature_missing")
+    );
+    let (s, v) = ca
+        .signed(&key, "K1", "/v1/keys/K1/seals/bz-nope/installed", None)
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::NOT_FOUND, "business_not_found"),
+        "{v}"
+    );
+    let (s, v) = ca.signed(&key, "K1", &installed, None).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "{v}"
+    );
+    let (s, v) = ca.signed(&key, "K1", &installed, None).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "confirming twice is harmless"
+    );
+    let (_, doc) = ca.get("/v1/keys/K1/seal").await;
+    assert!(doc["installed_at"].is_string(), "{doc}");
     // One certificate holds exactly one seal: a second apply is refused, a change is taken.
     let (s, v) = ca.signed(&key, "K1", seals, Some(&official)).await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
     let contract = json!({"seal_name": "广州示例科技有限公司合同专用章", "seal_kind": "contract", "change": true});
     let (s, v) = ca.signed(&key, "K1", seals, Some(&contract)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // The change makes a new seal, which becomes the key's current one.
+    let id2 = v["id"].as_str().unwrap().to_owned();
+    seal_through_review(&ca, &id2).await;
+    check_seal(&ca, "K1", &id2, "广州示例科技有限公司合同专用章", 2).await;
+}
+
+/// A PNG, as a scanner would give it (only the signature bytes matter to the service).
+const PNG_SCAN: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR stamped seal scan";
+
+/// Seal scan (PNG) → submit → approve: the CA makes the seal at once.
+async fn seal_through_review(ca: &TestCa, id: &str) {
+    let req = Request::post(format!("/v1/businesses/{id}/attachments?kind=seal_scan"))
+        .header("content-type", "image/png")
+        .body(Body::from(PNG_SCAN.to_vec()))
+        .unwrap();
+    let (s, v) = ca.raw(req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = ca.post_empty(&format!("/v1/businesses/{id}/submit")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = ca
+        .admin_post(
+            &format!("/admin/v1/reviews/{id}/approve"),
+            &json!({"reviewer": "王审核", "note": "印模清晰"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("certificate_issued")),
+        "{v}"
+    );
+}
+
+/// The key's current seal: made by this business, signed by the SM2 maker certified by the
+/// root, bound to the key's current certificate, with the scan as its picture.
+async fn check_seal(ca: &TestCa, serial: &str, id: &str, name: &str, seal_type: i64) -> Value {
+    let (s, doc) = ca.get(&format!("/v1/keys/{serial}/seal")).await;
+    assert_eq!(s, StatusCode::OK, "{doc}");
+    assert_eq!(doc["business_id"].as_str(), Some(id));
+    assert_eq!(doc["seal_name"].as_str(), Some(name));
+    let der = keyward_pki::pem::from_base64(doc["seal_der_base64"].as_str().unwrap()).unwrap();
+    let seal = keyward_pki::seal::Seal::from_der(&der).unwrap();
+    assert_eq!(seal.info.name, name);
+    assert_eq!(seal.info.seal_type, seal_type);
+    assert_eq!(seal.info.picture.kind, "PNG");
+    assert_eq!(seal.info.picture.data, PNG_SCAN);
+    seal.verify_signature().expect("the maker's SM2 signature");
+    let (_, status) = ca.get(&format!("/v1/keys/{serial}")).await;
+    let cert = keyward_pki::pem::decode(
+        status["certificate"]["pem"].as_str().unwrap(),
+        "CERTIFICATE",
+    )
+    .unwrap();
+    seal.verify_binding(&cert)
+        .expect("bound to the key's certificate");
+    assert_eq!(
+        doc["cert_serial"].as_str(),
+        status["certificate"]["serial"].as_str()
+    );
+    let (_, chain) = ca.get("/v1/ca/chain").await;
+    let root =
+        keyward_pki::pem::decode(chain["root_pem"].as_str().unwrap(), "CERTIFICATE").unwrap();
+    seal.maker_issued_by(&root)
+        .expect("the maker is certified by the root");
+    let issuing =
+        keyward_pki::pem::decode(chain["issuing_pem"].as_str().unwrap(), "CERTIFICATE").unwrap();
+    assert!(seal.maker_issued_by(&issuing).is_err());
+    assert_eq!(
+        keyward_pki::pem::decode(chain["seal_maker_pem"].as_str().unwrap(), "CERTIFICATE").unwrap(),
+        seal.maker_cert
+    );
+    doc
+}
+
+#[tokio::test]
+async fn a_seal_is_made_only_from_an_image_scan() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    ca.activate("K1", &key).await;
+    let (s, v) = ca.get("/v1/keys/NOPE/seal").await;
+    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+    let (s, b) = ca
+        .signed(
+            &key,
+            "K1",
+            "/v1/keys/K1/seals",
+            Some(&json!({"seal_name": "广州示例科技有限公司", "seal_kind": "official", "change": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let id = b["id"].as_str().unwrap().to_owned();
+    upload(&ca, &id, "seal_scan").await; // a PDF
+    let (s, _) = ca.post_empty(&format!("/v1/businesses/{id}/submit")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = ca
+        .admin_post(
+            &format!("/admin/v1/reviews/{id}/approve"),
+            &json!({"reviewer": "王审核", "note": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "wrong_state"),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("PNG"));
+    let (_, b) = ca.get(&format!("/v1/businesses/{id}")).await;
+    assert_eq!(b["state"].as_str(), Some("under_review"), "nothing changed");
+    let (s, v) = ca
+        .signed(
+            &key,
+            "K1",
+            &format!("/v1/keys/K1/seals/{id}/installed"),
+            None,
+        )
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
 }
 
 #[tokio::test]
@@ -419,4 +572,73 @@ async fn one_open_business_per_key_and_kind() {
     let (s, v) = ca.post("/v1/businesses", &form).await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
     assert!(v["message"].as_str().unwrap().contains("change"));
+}
+
+#[tokio::test]
+async fn an_older_data_dir_gets_an_sm2_seal_maker_and_keeps_its_keys() {
+    let ca = TestCa::new().await;
+    let data = ca.data_dir();
+    let (_, before) = ca.get("/v1/ca/chain").await;
+    // A data directory from before SM2 seals: no SM2 maker, an old P-256 one.
+    std::fs::remove_file(data.join("ca/seal-maker-sm2.key")).unwrap();
+    std::fs::remove_file(data.join("ca/seal-maker-sm2.crt")).unwrap();
+    std::fs::write(data.join("ca/seal-maker.crt"), "the old P-256 maker").unwrap();
+    std::fs::write(data.join("ca/seal-maker.key"), "the old P-256 key").unwrap();
+    let app = keyward_ca::App::build(&keyward_ca::Config::new(data.clone()))
+        .await
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(
+        app.router.clone(),
+        Request::get("/v1/ca/chain").body(Body::empty()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let after: Value = serde_json::from_slice(
+        &http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
+    assert_eq!(after["root_pem"], before["root_pem"]);
+    assert_eq!(after["issuing_pem"], before["issuing_pem"]);
+    assert_ne!(
+        after["seal_maker_pem"], before["seal_maker_pem"],
+        "a new SM2 maker"
+    );
+    assert!(data.join("ca/seal-maker-sm2.key").exists());
+    assert_eq!(
+        std::fs::read_to_string(data.join("ca/seal-maker.key")).unwrap(),
+        "the old P-256 key",
+        "the old files are left alone"
+    );
+    let maker =
+        keyward_pki::pem::decode(after["seal_maker_pem"].as_str().unwrap(), "CERTIFICATE").unwrap();
+    let root =
+        keyward_pki::pem::decode(after["root_pem"].as_str().unwrap(), "CERTIFICATE").unwrap();
+    // The maker certificate reads as X.509 and chains to the root with `openssl verify`.
+    let (_, parsed) = x509_parser::parse_x509_certificate(&maker).unwrap();
+    assert!(parsed.subject().to_string().contains("Keyward Seal Maker"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("root.pem"),
+        after["root_pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("maker.pem"),
+        after["seal_maker_pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    let _ = root;
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.path().join("root.pem"))
+        .arg(dir.path().join("maker.pem"))
+        .output();
+    if let Ok(out) = out {
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+    }
 }

@@ -106,6 +106,7 @@ fn openapi_examples_are_real_wire_values() {
             "Business" => serde_json::from_value::<Business>(example).is_ok(),
             "ApiError" => serde_json::from_value::<ApiError>(example).is_ok(),
             "SealApplication" => serde_json::from_value::<SealApplication>(example).is_ok(),
+            "SealDocument" => serde_json::from_value::<SealDocument>(example).is_ok(),
             "BusinessForm" => serde_json::from_value::<BusinessForm>(example).is_ok(),
             "InvoiceDetails" => serde_json::from_value::<InvoiceDetails>(example).is_ok(),
             "Invoice" => serde_json::from_value::<Invoice>(example).is_ok(),

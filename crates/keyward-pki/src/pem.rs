@@ -6,9 +6,22 @@ use crate::PkiError;
 
 /// PEM-encodes DER under `label` (e.g. `CERTIFICATE`), 64 characters a line.
 pub fn encode(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::with_capacity(der.len().div_ceil(3) * 4);
-    for chunk in der.chunks(3) {
+    let b64 = base64(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding, on one line (how the CA service carries binary in JSON).
+pub fn base64(bytes: &[u8]) -> String {
+    let mut b64 = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
         let n = chunk
             .iter()
             .enumerate()
@@ -21,13 +34,36 @@ pub fn encode(label: &str, der: &[u8]) -> String {
             }
         }
     }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
+    b64
+}
+
+/// Reads standard base64 (padding optional, ASCII whitespace ignored).
+pub fn from_base64(text: &str) -> Result<Vec<u8>, PkiError> {
+    let bad = || PkiError::Certificate("malformed base64".into());
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let mut padding = false;
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        if c == b'=' {
+            padding = true;
+            continue;
+        }
+        if padding {
+            return Err(bad());
+        }
+        let v = ALPHABET.iter().position(|&a| a == c).ok_or_else(bad)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
     }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    if bits >= 6 {
+        return Err(bad());
+    }
+    Ok(out)
 }
 
 /// Every PEM block in `text`, as (label, DER).
@@ -61,6 +97,12 @@ mod tests {
             assert_eq!(decode(&text, "CERTIFICATE").expect("decode"), der, "{len}");
         }
         assert!(decode("no pem here", "CERTIFICATE").is_err());
+        for len in [0usize, 1, 2, 3, 4, 5, 100] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+            assert_eq!(from_base64(&base64(&data)).expect("b64"), data);
+        }
+        assert!(from_base64("a*b=").is_err());
+        assert!(from_base64("QQ==QQ").is_err());
         let two = format!(
             "{}{}",
             encode("CERTIFICATE", b"a"),

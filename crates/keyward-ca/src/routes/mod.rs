@@ -8,4 +8,5 @@ pub mod orders;
 pub mod payment;
 pub mod renewal;
 pub mod review;
+pub mod seal;
 pub mod unlock;

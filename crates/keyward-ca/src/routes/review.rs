@@ -119,6 +119,9 @@ async fn decide(
         {
             send_unlock_code(&mut tx, key, handler, now).await?;
         }
+        if b.business.kind == BusinessKind::Seal {
+            crate::routes::seal::make_seal(&mut tx, &state, &b, now).await?;
+        }
         if b.business.kind == BusinessKind::Refund {
             crate::routes::orders::carry_out_refund(&mut tx, &b, now).await?;
         }

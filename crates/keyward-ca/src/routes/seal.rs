@@ -1,0 +1,243 @@
+//! The electronic seal after review: the CA makes the GM/T 0031 `SES_Seal` when a reviewer
+//! approves a seal business (`approved` → `certificate_issued`, "seal ready to install"), the
+//! client fetches it (`GET /v1/keys/{serial}/seal`), writes it to the key and confirms
+//! (`POST /v1/keys/{serial}/seals/{id}/installed`, signed by the key) → `completed`.
+
+use crate::app::AppState;
+use crate::error::{CaError, CaResult, reject};
+use crate::http;
+use crate::store::{self, BusinessRow};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use keyward_ca_api::{
+    AttachmentKind, Business, BusinessKind, BusinessState, ErrorCode, SealDocument, SealKind,
+};
+use keyward_pki::seal::{
+    CertList, Picture, SEAL_TYPE_CONTRACT, SEAL_TYPE_OFFICIAL, SEAL_VERSION, SealInfo,
+};
+use sqlx::AnyConnection;
+
+/// Display size of the seal image, millimetres (a 40 mm round stamp).
+const SEAL_SIZE_MM: i64 = 40;
+
+/// Makes and stores the seal of an approved seal business, and moves it to
+/// `certificate_issued`. Called inside the reviewer's transaction.
+pub async fn make_seal(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    b: &BusinessRow,
+    now: i64,
+) -> CaResult<()> {
+    let serial = b
+        .business
+        .key_serial
+        .as_deref()
+        .ok_or_else(|| CaError::Corrupt("seal business without a key".into()))?;
+    let name = b.details["seal_name"]
+        .as_str()
+        .ok_or_else(|| CaError::Corrupt("seal business without a name".into()))?
+        .to_owned();
+    let kind = b.details["seal_kind"]
+        .as_str()
+        .and_then(SealKind::parse)
+        .ok_or_else(|| CaError::Corrupt("seal business without a kind".into()))?;
+    // The picture: the latest stamped scan that is an image.
+    let scan = store::attachments_of(&mut *conn, &b.business.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|a| {
+            a.kind == AttachmentKind::SealScan
+                && matches!(a.content_type.as_str(), "image/png" | "image/jpeg")
+        });
+    let Some(scan) = scan else {
+        return reject(
+            ErrorCode::WrongState,
+            "the seal is made from the stamped scan: upload it as a PNG or JPEG seal_scan",
+        );
+    };
+    let path = state.data_dir().join("attachments").join(&scan.sha256);
+    let image = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
+    let key = store::load_key(&mut *conn, serial).await?;
+    let cert = store::load_cert(&mut *conn, &key.current_cert).await?;
+    let cert_der = crate::pki::pem_to_der(&cert.info.pem, "CERTIFICATE")
+        .ok_or_else(|| CaError::Corrupt("stored certificate is not PEM".into()))?;
+    let made = time::OffsetDateTime::from_unix_timestamp(now)
+        .map_err(|_| CaError::Corrupt("clock".into()))?;
+    let info = SealInfo {
+        version: SEAL_VERSION,
+        vid: "keyward".into(),
+        es_id: format!("KW-{}", b.business.id),
+        seal_type: match kind {
+            SealKind::Official => SEAL_TYPE_OFFICIAL,
+            SealKind::Contract => SEAL_TYPE_CONTRACT,
+        },
+        name: name.clone(),
+        cert_list: CertList::Certs(vec![cert_der]),
+        created: made,
+        valid_start: made,
+        valid_end: cert.info.not_after,
+        picture: Picture {
+            kind: if scan.content_type == "image/png" {
+                "PNG"
+            } else {
+                "JPG"
+            }
+            .into(),
+            data: image,
+            width: SEAL_SIZE_MM,
+            height: SEAL_SIZE_MM,
+        },
+        ext_datas: None,
+    };
+    let der = state.ca().make_seal(&info)?;
+    sqlx::query("INSERT INTO seals (business_id, key_serial, cert_serial, seal_name, seal_kind, der_base64, made_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&b.business.id)
+        .bind(serial)
+        .bind(&cert.info.serial)
+        .bind(&name)
+        .bind(kind.as_str())
+        .bind(keyward_pki::pem::base64(&der))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    store::transition(
+        conn,
+        &b.business.id,
+        BusinessState::Approved,
+        BusinessState::CertificateIssued,
+        now,
+        "电子印章已制作，请在客户端点击“安装印章”",
+    )
+    .await?;
+    store::audit(
+        conn,
+        now,
+        "ca",
+        "seal_made",
+        Some(serial),
+        Some(&b.business.id),
+        &format!("bound to certificate {}", cert.info.serial),
+    )
+    .await
+}
+
+async fn latest_seal(conn: &mut AnyConnection, serial: &str) -> CaResult<Option<SealDocument>> {
+    let row = sqlx::query(
+        "SELECT * FROM seals WHERE key_serial = $1 ORDER BY made_at DESC, business_id DESC LIMIT 1",
+    )
+    .bind(serial)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let instant = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t).map_err(|_| CaError::Corrupt("time".into()))
+    };
+    let kind = crate::db::text(&row, "seal_kind")?;
+    Ok(Some(SealDocument {
+        business_id: crate::db::text(&row, "business_id")?,
+        cert_serial: crate::db::text(&row, "cert_serial")?,
+        seal_name: crate::db::text(&row, "seal_name")?,
+        seal_kind: SealKind::parse(&kind)
+            .ok_or_else(|| CaError::Corrupt(format!("seal kind {kind}")))?,
+        seal_der_base64: crate::db::text(&row, "der_base64")?,
+        made_at: instant(crate::db::int(&row, "made_at")?)?,
+        installed_at: crate::db::opt_int(&row, "installed_at")?
+            .map(instant)
+            .transpose()?,
+    }))
+}
+
+/// `GET /v1/keys/{serial}/seal`: the key's latest seal.
+pub async fn current(
+    State(state): State<AppState>,
+    serial: Result<Path<String>, PathRejection>,
+) -> CaResult<Json<SealDocument>> {
+    let serial = http::path(serial)?;
+    let mut conn = state.db().acquire().await?;
+    store::load_key(&mut conn, &serial).await?;
+    match latest_seal(&mut conn, &serial).await? {
+        Some(doc) => Ok(Json(doc)),
+        None => reject(
+            ErrorCode::WrongState,
+            "this key has no electronic seal yet; apply for one",
+        ),
+    }
+}
+
+/// `POST /v1/keys/{serial}/seals/{id}/installed`, signed by the key: the seal is on the key.
+pub async fn installed(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> CaResult<Json<Business>> {
+    let (serial, id) = http::path(path)?;
+    let body = http::body(body)?;
+    let cert = {
+        let mut conn = state.db().acquire().await?;
+        let key = store::load_key(&mut conn, &serial).await?;
+        store::load_cert(&mut conn, &key.current_cert).await?
+    };
+    http::verify_key_signature(
+        &state,
+        &serial,
+        method.as_str(),
+        uri.path(),
+        &headers,
+        &body,
+        std::slice::from_ref(&cert.parsed.key),
+    )
+    .await?;
+    let now = state.now();
+    let mut tx = state.db().begin().await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    if b.business.kind != BusinessKind::Seal || b.business.key_serial.as_deref() != Some(&serial) {
+        return reject(
+            ErrorCode::BusinessNotFound,
+            format!("no seal business {id} for key {serial}"),
+        );
+    }
+    match b.business.state {
+        BusinessState::Completed => return Ok(Json(b.business)),
+        BusinessState::CertificateIssued => {}
+        _ => {
+            return reject(
+                ErrorCode::WrongState,
+                "the seal of this business is not ready to install",
+            );
+        }
+    }
+    sqlx::query("UPDATE seals SET installed_at = $1 WHERE business_id = $2")
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    store::transition(
+        &mut tx,
+        &id,
+        BusinessState::CertificateIssued,
+        BusinessState::Completed,
+        now,
+        "电子印章已安装",
+    )
+    .await?;
+    store::audit(
+        &mut tx,
+        now,
+        "key",
+        "seal_installed",
+        Some(&serial),
+        Some(&id),
+        "",
+    )
+    .await?;
+    let b = store::load_business(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(Json(b.business))
+}
