@@ -22,6 +22,7 @@ use super::{root, run, show, target_dir};
 const TARGETS: &[(&str, &str)] = &[
     ("cert_summary", "crates/keyward-pki"),
     ("cert_names", "crates/keyward-pki"),
+    ("seal", "crates/keyward-pki"),
     ("pkcs11_uri", "crates/keyward-token"),
     ("ca_answer", "crates/keyward-ca-api"),
 ];

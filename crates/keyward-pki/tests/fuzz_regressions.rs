@@ -1,5 +1,5 @@
-//! Replays, in the normal test suite, every input the certificate fuzz targets start from
-//! (`fuzz/corpus/<target>/`) and every input that once broke them
+//! Replays, in the normal test suite, every input the certificate and seal fuzz targets
+//! start from (`fuzz/corpus/<target>/`) and every input that once broke them
 //! (`tests/fuzz-regressions/<target>/`, where `cargo xtask fuzz` puts a crash): each gets an
 //! answer, never a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use keyward_pki::CertSummary;
 use keyward_pki::cert::CertNames;
+use keyward_pki::seal::Seal;
 use time::OffsetDateTime;
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -50,4 +51,20 @@ fn certificate_names_inputs_get_an_answer() {
         eprintln!("{}", path.display());
         let _ = CertNames::from_der(&bytes);
     }
+}
+
+#[test]
+fn seal_inputs_get_an_answer() {
+    let inputs = inputs("seal");
+    assert!(!inputs.is_empty(), "the seed corpus is missing");
+    let mut parsed = 0;
+    for (path, bytes) in inputs {
+        eprintln!("{}", path.display());
+        if let Ok(seal) = Seal::from_der(&bytes) {
+            let _ = seal.summary();
+            let _ = seal.verify_signature();
+            parsed += 1;
+        }
+    }
+    assert!(parsed > 0, "no seed seal parses: the seeds are stale");
 }
