@@ -437,3 +437,37 @@ impl TestCa {
         Ok(req.signed_by(&self.issuing)?.der().to_vec())
     }
 }
+
+/// keyward-sim as the workspace builds it, found from a test binary
+/// (`target/<profile>/deps/<test>` → `target/<profile>/libkeyward_sim.so`). `cargo xtask test`
+/// builds the whole workspace first; the message says what to run when it is missing.
+pub fn sim_module() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("libkeyward_sim.so"))
+        })
+        .unwrap_or_else(|| PathBuf::from("libkeyward_sim.so"));
+    assert!(
+        beside.exists(),
+        "{} is missing: build it with `cargo build -p keyward-sim`",
+        beside.display()
+    );
+    beside
+}
+
+/// A resident identity card number (GB 11643) with a valid check character, for test data.
+pub fn resident_id(first17: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17
+        .bytes()
+        .zip(W)
+        .map(|(b, w)| u32::from(b.wrapping_sub(b'0')) * w)
+        .sum();
+    format!(
+        "{first17}{}",
+        char::from(b"10X98765432"[(sum % 11) as usize])
+    )
+}

@@ -9,20 +9,8 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use softhsm_fixtures::{FixtureSet, KeyState, Manifest, USER_PIN};
 
-/// keyward-sim, built beside this test (cargo xtask test builds the whole workspace).
 fn sim() -> String {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libkeyward_sim.so");
-    assert!(
-        p.exists(),
-        "{} is missing: cargo build -p keyward-sim",
-        p.display()
-    );
-    p.display().to_string()
+    softhsm_fixtures::sim_module().display().to_string()
 }
 
 fn fixtures(states: &[KeyState]) -> (FixtureSet, Manifest) {

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
@@ -16,39 +15,14 @@ use keyward_pki::Pin;
 use keyward_sim::control::{self, Effect, Fault};
 use keyward_token::{KeySpec, Module};
 use serde_json::Value;
-use softhsm_fixtures::{FixtureSet, KeyState, SO_PIN};
+use softhsm_fixtures::{FixtureSet, KeyState, SO_PIN, sim_module as sim};
 
 const PIN: &str = "Operator#2026";
-
-fn sim() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libkeyward_sim.so");
-    assert!(
-        p.exists(),
-        "{} is missing: cargo build -p keyward-sim",
-        p.display()
-    );
-    p
-}
-
-fn id_number(first17: &str) -> String {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(W)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    format!("{first17}{}", b"10X98765432"[(sum % 11) as usize] as char)
-}
 
 fn handler() -> Handler {
     Handler {
         name: "李经办".into(),
-        id_number: id_number("44010619850505432"),
+        id_number: softhsm_fixtures::resident_id("44010619850505432"),
         phone: "13912345678".into(),
     }
 }

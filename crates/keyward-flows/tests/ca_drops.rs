@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Cut, PIN, World, handler, pin};
-use keyward_ca_api::{BusinessState, ErrorCode, InvoiceDetails, KeyState as CaKeyState};
+use keyward_ca_api::{BusinessState, ErrorCode, KeyState as CaKeyState};
 use keyward_flows::activate::{ActivateInput, activate};
 use keyward_flows::{FlowError, renew, unlock};
 use keyward_token::{FinalTry, KeySpec, TokenRef};
@@ -124,26 +124,7 @@ fn activation_completes_whichever_ca_request_is_cut() {
 fn renewal_completes_whichever_ca_request_is_cut() {
     let w = World::behind_proxy(1, KeySpec::EcP256);
     let t = &w.tokens[0];
-    let code = w.sms_code(&t.serial);
-    activate(
-        &w.env,
-        t,
-        &ActivateInput {
-            code: Some(code),
-            new_pin: pin(PIN),
-        },
-        None,
-    )
-    .unwrap();
-    let invoice = || InvoiceDetails {
-        title: "测试".into(),
-        tax_id: common::organisation(1).uscc,
-        email: "f@example.com".into(),
-    };
-    let into_window = || {
-        let expires = renew::eligibility(&w.env, t).unwrap().not_after;
-        w.advance_days((expires - w.env.now()).whole_days() - 30);
-    };
+    w.activate(t);
     // The whole renewal, as the operator presses each button (again, after a failure).
     // The whole renewal, as the operator presses each button: after an interruption the
     // client offers to carry on with the installation it has journaled.
@@ -151,7 +132,7 @@ fn renewal_completes_whichever_ca_request_is_cut() {
         let installing = renew::pending(&w.env, &t.serial)?
             .is_some_and(|j| !matches!(j.step, renew::RenewStep::Applied));
         if !installing {
-            let b = renew::apply(&w.env, t, &pin(PIN), FinalTry::Refuse, 1, invoice())?;
+            let b = renew::apply(&w.env, t, &pin(PIN), FinalTry::Refuse, 1, common::invoice())?;
             if w.env.ca.business(&b.id)?.state == BusinessState::AwaitingPayment {
                 renew::pay_sandbox(&w.env, &t.serial)?;
             }
@@ -159,14 +140,14 @@ fn renewal_completes_whichever_ca_request_is_cut() {
         renew::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None)?;
         Ok(())
     };
-    into_window();
+    w.enter_renewal_window(t);
     let before = proxy(&w).connections();
     renew_all().unwrap();
     let requests = proxy(&w).connections() - before;
     assert!(requests >= 8, "{requests}");
     for n in 1..=requests {
         for how in CUTS {
-            into_window();
+            w.enter_renewal_window(t);
             let expires = renew::eligibility(&w.env, t).unwrap().not_after;
             proxy(&w).cut(n, how);
             let what = format!("request {n} {how:?}");
@@ -186,17 +167,7 @@ fn renewal_completes_whichever_ca_request_is_cut() {
 fn unlock_completes_whichever_ca_request_is_cut() {
     let w = World::behind_proxy(1, KeySpec::EcP256);
     let t = &w.tokens[0];
-    let code = w.sms_code(&t.serial);
-    activate(
-        &w.env,
-        t,
-        &ActivateInput {
-            code: Some(code),
-            new_pin: pin(PIN),
-        },
-        None,
-    )
-    .unwrap();
+    w.activate(t);
     let fresh_code = || {
         w.server.clock().advance(time::Duration::minutes(2));
         unlock::send_code(&w.env, &t.serial).unwrap();

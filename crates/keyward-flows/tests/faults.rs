@@ -7,7 +7,7 @@
 mod common;
 
 use common::{PIN, World, handler, pin};
-use keyward_ca_api::{BusinessState, ErrorCode, InvoiceDetails, KeyState as CaKeyState};
+use keyward_ca_api::{BusinessState, ErrorCode, KeyState as CaKeyState};
 use keyward_flows::activate::{ActivateInput, activate};
 use keyward_flows::{FlowError, renew, unlock};
 use keyward_sim::control::{self, Effect, Fault};
@@ -170,24 +170,9 @@ fn activation_survives_the_key_pulled_at_every_call() {
 fn renewal_install_survives_the_key_pulled_at_every_call() {
     let w = World::new(1, KeySpec::EcP256);
     let t = &w.tokens[0];
-    let code = w.sms_code(&t.serial);
-    activate(
-        &w.env,
-        t,
-        &ActivateInput {
-            code: Some(code),
-            new_pin: pin(PIN),
-        },
-        None,
-    )
-    .unwrap();
-    let invoice = || InvoiceDetails {
-        title: "测试".into(),
-        tax_id: common::organisation(1).uscc,
-        email: "f@example.com".into(),
-    };
+    w.activate(t);
     let apply_and_pay = || {
-        renew::apply(&w.env, t, &pin(PIN), FinalTry::Refuse, 1, invoice()).unwrap();
+        renew::apply(&w.env, t, &pin(PIN), FinalTry::Refuse, 1, common::invoice()).unwrap();
         renew::pay_sandbox(&w.env, &t.serial).unwrap();
     };
     w.advance_days(300);
@@ -197,9 +182,7 @@ fn renewal_install_survives_the_key_pulled_at_every_call() {
     });
     assert!(calls > 10, "{calls}");
     for n in 1..=calls {
-        // Thirty days before the current certificate expires, by the CA's clock.
-        let expires = renew::eligibility(&w.env, t).unwrap().not_after;
-        w.advance_days((expires - w.env.now()).whole_days() - 30);
+        w.enter_renewal_window(t);
         apply_and_pay();
         let before = renew::eligibility(&w.env, t).unwrap().not_after;
         pull_at(&w, n);
@@ -229,17 +212,7 @@ fn renewal_install_survives_the_key_pulled_at_every_call() {
 fn unlock_survives_the_key_pulled_at_every_call() {
     let w = World::new(1, KeySpec::EcP256);
     let t = &w.tokens[0];
-    let code = w.sms_code(&t.serial);
-    activate(
-        &w.env,
-        t,
-        &ActivateInput {
-            code: Some(code),
-            new_pin: pin(PIN),
-        },
-        None,
-    )
-    .unwrap();
+    w.activate(t);
     let start = |w: &World| {
         w.advance_days(1);
         let b = unlock::apply(&w.env, &t.serial, &handler()).unwrap();

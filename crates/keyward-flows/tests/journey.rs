@@ -15,20 +15,10 @@ use keyward_pki::RenewalStatus;
 use keyward_token::{FinalTry, KeySpec, PinState, TokenError};
 
 fn activate_key(w: &World, i: usize) {
-    let t = &w.tokens[i];
-    let code = w.sms_code(&t.serial);
-    let done = activate(
-        &w.env,
-        t,
-        &ActivateInput {
-            code: Some(code),
-            new_pin: pin(PIN),
-        },
-        None,
-    )
-    .unwrap();
-    assert_eq!(done.state, CaKeyState::Active);
-    assert!(done.activated_at.is_some());
+    w.activate(&w.tokens[i]);
+    let status = w.env.ca.key_status(&w.tokens[i].serial).unwrap();
+    assert_eq!(status.state, CaKeyState::Active);
+    assert!(status.activated_at.is_some());
 }
 
 #[test]

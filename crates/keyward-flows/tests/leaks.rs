@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::{PIN, World, handler, pin};
-use keyward_ca_api::InvoiceDetails;
 use keyward_flows::activate::{ActivateInput, activate};
 use keyward_flows::{renew, unlock};
 use keyward_token::{FinalTry, KeySpec};
@@ -104,12 +103,15 @@ fn no_pin_of_any_kind_reaches_a_log_a_journal_or_a_database() {
     unlock::finish(&w.env, t, Some(&code), &pin(unlocked), None).unwrap();
 
     w.advance_days(300);
-    let invoice = InvoiceDetails {
-        title: "测试".into(),
-        tax_id: common::organisation(1).uscc,
-        email: "f@example.com".into(),
-    };
-    renew::apply(&w.env, t, &pin(unlocked), FinalTry::Refuse, 1, invoice).unwrap();
+    renew::apply(
+        &w.env,
+        t,
+        &pin(unlocked),
+        FinalTry::Refuse,
+        1,
+        common::invoice(),
+    )
+    .unwrap();
     renew::pay_sandbox(&w.env, &t.serial).unwrap();
     renew::install(&w.env, t, &pin(unlocked), FinalTry::Refuse, None).unwrap();
 

@@ -1,8 +1,7 @@
 //! A world for workflow tests: simulated keys, the CA service on a loopback port (TLS, its
 //! root pinned), the client and a journal.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -17,41 +16,16 @@ use softhsm_fixtures::{FixtureSet, KeyState, SO_PIN};
 
 pub const PIN: &str = "Operator#2026";
 
-pub fn sim_module() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libkeyward_sim.so");
-    assert!(
-        p.exists(),
-        "{} is missing: cargo build -p keyward-sim",
-        p.display()
-    );
-    p
-}
+pub use softhsm_fixtures::sim_module;
 
 pub fn pin(s: &str) -> Pin {
     Pin::new(s.to_owned())
 }
 
-/// A resident ID number with a valid GB 11643 check digit.
-pub fn id_number(first17: &str) -> String {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .bytes()
-        .zip(W)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{first17}{check}")
-}
-
 pub fn handler() -> Handler {
     Handler {
         name: "张经办".into(),
-        id_number: id_number("44010119900101123"),
+        id_number: softhsm_fixtures::resident_id("44010119900101123"),
         phone: "13800138000".into(),
     }
 }
@@ -140,6 +114,15 @@ impl Proxy {
 
     pub fn clear(&self) {
         self.cut_at.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Invoice details for organisation 1's renewals.
+pub fn invoice() -> keyward_ca_api::InvoiceDetails {
+    keyward_ca_api::InvoiceDetails {
+        title: organisation(1).name,
+        tax_id: organisation(1).uscc,
+        email: "finance@example.com".into(),
     }
 }
 
@@ -235,6 +218,24 @@ impl World {
             .skip_while(|c| !c.is_ascii_digit())
             .take_while(char::is_ascii_digit)
             .collect()
+    }
+
+    /// Activates key `t` with [`PIN`] using the code the station's SMS carried.
+    pub fn activate(&self, t: &TokenRef) {
+        let code = self.sms_code(&t.serial);
+        let input = keyward_flows::activate::ActivateInput {
+            code: Some(code),
+            new_pin: pin(PIN),
+        };
+        keyward_flows::activate::activate(&self.env, t, &input, None).unwrap();
+    }
+
+    /// Moves the CA's clock to 30 days before key `t`'s certificate expires.
+    pub fn enter_renewal_window(&self, t: &TokenRef) {
+        let expires = keyward_flows::renew::eligibility(&self.env, t)
+            .unwrap()
+            .not_after;
+        self.advance_days((expires - self.env.now()).whole_days() - 30);
     }
 
     pub fn advance_days(&self, days: i64) {

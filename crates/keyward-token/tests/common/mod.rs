@@ -1,5 +1,5 @@
 //! Helpers shared by the token tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,6 +45,4 @@ pub fn write_pem(path: &Path, label: &str, der: &[u8]) {
 }
 
 /// keyward-sim, the module every SoftHSM key is reached through in tests.
-pub fn sim_module() -> PathBuf {
-    built_module("libkeyward_sim.so", "keyward-sim")
-}
+pub use softhsm_fixtures::sim_module;
