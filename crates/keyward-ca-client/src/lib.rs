@@ -485,6 +485,35 @@ impl CaClient {
         self.signed(&path, &serde_json::json!({}), signer)
     }
 
+    /// Applies for (or changes) the key's electronic seal, signed by the key.
+    pub fn apply_seal(
+        &self,
+        application: &keyward_ca_api::SealApplication,
+        signer: &dyn RequestSigner,
+    ) -> Result<Business, ClientError> {
+        let path = format!("/v1/keys/{}/seals", path_segment(signer.key_serial()));
+        self.signed(&path, application, signer)
+    }
+
+    /// The key's latest electronic seal, as the CA made it.
+    pub fn seal(&self, serial: &str) -> Result<keyward_ca_api::SealDocument, ClientError> {
+        self.get(&format!("/v1/keys/{}/seal", path_segment(serial)))
+    }
+
+    /// Confirms the seal of a seal business is installed on the key, signed by the key.
+    pub fn confirm_seal_installed(
+        &self,
+        business_id: &str,
+        signer: &dyn RequestSigner,
+    ) -> Result<Business, ClientError> {
+        let path = format!(
+            "/v1/keys/{}/seals/{}/installed",
+            path_segment(signer.key_serial()),
+            path_segment(business_id)
+        );
+        self.signed(&path, &serde_json::json!({}), signer)
+    }
+
     /// Applies to unlock a key (忘记密码): no key signature (the PIN is forgotten).
     pub fn apply_unlock(
         &self,

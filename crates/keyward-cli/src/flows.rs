@@ -1,4 +1,4 @@
-//! The workflow commands: activate, unlock, renew, progress, resume, watch.
+//! The workflow commands: activate, unlock, renew, seal, progress, resume, watch.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,48 @@ pub(crate) enum UnlockCommand {
         code: Option<String>,
         #[command(flatten)]
         pins: PinInput,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SealCommand {
+    /// 申请印章 (or 变更印章 with --change): the seal's name and kind, and the stamped scan
+    /// (PNG or JPEG); handed to the CA's review (lines on --pin-fd: the PIN).
+    Apply {
+        #[command(flatten)]
+        token: TokenArg,
+        /// The seal's text: the organisation's registered name (a contract seal may add
+        /// 合同专用章).
+        #[arg(long)]
+        name: String,
+        /// official (公章) or contract (合同专用章).
+        #[arg(long)]
+        kind: String,
+        /// Replace the key's seal (it no longer matches the physical stamp).
+        #[arg(long)]
+        change: bool,
+        /// The stamped scan, PNG or JPEG.
+        scan_file: PathBuf,
+        #[command(flatten)]
+        pins: PinInput,
+    },
+    /// Where the seal business stands.
+    Status(TokenArg),
+    /// 安装印章: check the seal the CA made and write it to the key (lines on --pin-fd: the
+    /// PIN).
+    Install {
+        #[command(flatten)]
+        token: TokenArg,
+        #[command(flatten)]
+        pins: PinInput,
+    },
+    /// The seal on the key.
+    Show {
+        #[command(flatten)]
+        token: TokenArg,
+        /// Write the seal's image to this file.
+        #[arg(long, value_name = "FILE")]
+        export_image: Option<PathBuf>,
     },
 }
 
@@ -570,6 +612,155 @@ impl Ctx {
         }
     }
 
+    pub(crate) fn seal(&self, c: SealCommand) -> CliResult<()> {
+        let fail = self.flow_err();
+        match c {
+            SealCommand::Apply {
+                token,
+                name,
+                kind,
+                change,
+                scan_file,
+                pins,
+            } => {
+                let kind = keyward_ca_api::SealKind::parse(&kind).ok_or_else(|| {
+                    Failure::other(
+                        exit::USAGE,
+                        "seal_kind",
+                        self.lang.pick(
+                            "印章类型只能是 official（公章）或 contract（合同专用章）。",
+                            "印章類型只能是 official（公章）或 contract（合同專用章）。",
+                            "the seal kind is official (公章) or contract (合同专用章).",
+                        ),
+                    )
+                })?;
+                let scan = std::fs::read(&scan_file).map_err(|e| {
+                    Failure::other(
+                        exit::USAGE,
+                        "seal_scan_file",
+                        format!("{}: {e}", scan_file.display()),
+                    )
+                })?;
+                let content_type = match scan_file
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    Some("jpg" | "jpeg") => "image/jpeg",
+                    Some("png") => "image/png",
+                    _ => "",
+                };
+                let (env, t) = self.key_env(&token)?;
+                let confirm = self.confirmation(&env, &t, &pins)?;
+                let pin = self.read_pins(&pins, &["old_pin"])?.remove(0);
+                let b = keyward_flows::seal::apply(
+                    &env,
+                    &t,
+                    &pin,
+                    confirm,
+                    &name,
+                    kind,
+                    change,
+                    &scan,
+                    content_type,
+                )
+                .map_err(&fail)?;
+                let text = match (self.lang, change) {
+                    (Lang::ZhCn, false) => {
+                        "申请印章已提交审核（约 2 个工作日）。审核通过后请执行 keyward seal install 安装印章。"
+                    }
+                    (Lang::ZhCn, true) => {
+                        "变更印章已提交审核（约 2 个工作日）。审核通过后请执行 keyward seal install 安装印章。"
+                    }
+                    (Lang::ZhTw, false) => {
+                        "申請印章已提交審核（約 2 個工作日）。審核通過後請執行 keyward seal install 安裝印章。"
+                    }
+                    (Lang::ZhTw, true) => {
+                        "變更印章已提交審核（約 2 個工作日）。審核通過後請執行 keyward seal install 安裝印章。"
+                    }
+                    (Lang::En, false) => {
+                        "seal application submitted for review (about two working days). Once approved: keyward seal install."
+                    }
+                    (Lang::En, true) => {
+                        "seal change submitted for review (about two working days). Once approved: keyward seal install."
+                    }
+                };
+                self.done(&b, text)
+            }
+            SealCommand::Status(token) => {
+                let (env, t) = self.key_env(&token)?;
+                let b = keyward_flows::seal::status(&env, &t.serial).map_err(&fail)?;
+                let text = match &b {
+                    Some(b) => format!("{}: {}", b.id, b.state.as_str()),
+                    None => self
+                        .lang
+                        .pick(
+                            "尚未申请印章。",
+                            "尚未申請印章。",
+                            "no seal application yet.",
+                        )
+                        .to_owned(),
+                };
+                self.done(&b, &text)
+            }
+            SealCommand::Install { token, pins } => {
+                let (env, t) = self.key_env(&token)?;
+                let confirm = self.confirmation(&env, &t, &pins)?;
+                let pin = self.read_pins(&pins, &["old_pin"])?.remove(0);
+                let mut on = self.progress_printer();
+                let v = keyward_flows::seal::install(&env, &t, &pin, confirm, Some(&mut on))
+                    .map_err(&fail)?;
+                let text = match self.lang {
+                    Lang::ZhCn => format!("印章“{}”安装成功。", v.summary.name),
+                    Lang::ZhTw => format!("印章「{}」安裝成功。", v.summary.name),
+                    Lang::En => format!("seal “{}” installed.", v.summary.name),
+                };
+                self.done(&v, &text)
+            }
+            SealCommand::Show {
+                token,
+                export_image,
+            } => {
+                let (m, t) = self.one_token(token.token.as_deref())?;
+                let env = self.env(m)?;
+                let v = keyward_flows::seal::show(&env, &t).map_err(&fail)?;
+                if let Some(path) = &export_image {
+                    std::fs::write(path, &v.image).map_err(|e| {
+                        Failure::other(
+                            exit::FAILURE,
+                            "export_image",
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?;
+                }
+                let kind = match v.kind {
+                    Some(keyward_ca_api::SealKind::Official) => {
+                        self.lang.pick("公章", "公章", "official seal")
+                    }
+                    Some(keyward_ca_api::SealKind::Contract) => {
+                        self.lang.pick("合同专用章", "合同專用章", "contract seal")
+                    }
+                    None => "?",
+                };
+                let checked = if v.verified {
+                    self.lang.pick("校验通过", "校驗通過", "verified")
+                } else {
+                    self.lang.pick("校验未通过", "校驗未通過", "NOT verified")
+                };
+                let text = format!(
+                    "{} ({kind}) {} — {} {} {} bytes, {checked}",
+                    v.summary.name,
+                    v.summary.valid_start.date(),
+                    v.summary.valid_end.date(),
+                    v.summary.image_type,
+                    v.summary.image_len,
+                );
+                self.done(&v, &text)
+            }
+        }
+    }
+
     pub(crate) fn progress(&self, selector: Option<&str>) -> CliResult<()> {
         let (env, t) = self.key_env(&TokenArg {
             token: selector.map(str::to_owned),
@@ -628,6 +819,33 @@ impl Ctx {
                 token: a.token,
                 pins: a.pins,
             }),
+            FlowKind::Seal => {
+                let not_submitted = matches!(
+                    keyward_flows::seal::pending(&env, &t.serial)
+                        .map_err(self.flow_err())?
+                        .map(|j| j.step),
+                    Some(
+                        keyward_flows::seal::SealStep::Applied
+                            | keyward_flows::seal::SealStep::Uploaded
+                    )
+                );
+                if not_submitted {
+                    // The scan is not journaled: the application is finished by running it again.
+                    return Err(Failure::other(
+                        exit::NOT_NOW,
+                        "seal_scan_needed",
+                        self.lang.pick(
+                            "印章申请尚未提交审核：请再次执行 keyward seal apply 并给出盖章扫描件。",
+                            "印章申請尚未提交審核：請再次執行 keyward seal apply 並給出蓋章掃描檔。",
+                            "the seal application is not with the reviewers yet: run keyward seal apply again with the stamped scan.",
+                        ),
+                    ));
+                }
+                self.seal(SealCommand::Install {
+                    token: a.token,
+                    pins: a.pins,
+                })
+            }
         }
     }
 

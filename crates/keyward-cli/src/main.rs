@@ -76,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         command: flows::RenewCommand,
     },
+    /// 申请印章, 变更印章, 安装印章: the organisation's electronic seal.
+    Seal {
+        #[command(subcommand)]
+        command: flows::SealCommand,
+    },
     /// 办理进度查询: every business of a key with its timeline.
     Progress(TokenArg),
     /// Carry on with an interrupted workflow.
@@ -223,6 +228,7 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
         Command::Activate(a) => ctx.activate(a),
         Command::Unlock { command } => ctx.unlock(command),
         Command::Renew { command } => ctx.renew(command),
+        Command::Seal { command } => ctx.seal(command),
         Command::Progress(t) => ctx.progress(t.token.as_deref()),
         Command::Resume(a) => ctx.resume(a),
         Command::Watch(a) => ctx.watch(a),

@@ -53,11 +53,16 @@ pub fn flow_exit_code(e: &FlowError) -> i32 {
         | FlowError::AwaitingReview
         | FlowError::Rejected { .. }
         | FlowError::NotPaid
+        | FlowError::NoSeal
         | FlowError::NothingInProgress(_) => exit::NOT_NOW,
         FlowError::Pki(_)
         | FlowError::Journal(_)
         | FlowError::NoCertificate
-        | FlowError::CertificateMismatch => exit::FAILURE,
+        | FlowError::CertificateMismatch
+        | FlowError::SealScanNotImage
+        | FlowError::SealInvalid(_)
+        | FlowError::SealOtherCertificate
+        | FlowError::SealWriteMismatch => exit::FAILURE,
     }
 }
 

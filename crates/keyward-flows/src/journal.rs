@@ -25,17 +25,25 @@ pub enum FlowKind {
     Unlock,
     /// 证书续期 and 安装证书.
     Renew,
+    /// 申请印章 / 变更印章 and 安装印章.
+    Seal,
 }
 
 impl FlowKind {
     /// Every kind.
-    pub const ALL: [FlowKind; 3] = [FlowKind::Activate, FlowKind::Unlock, FlowKind::Renew];
+    pub const ALL: [FlowKind; 4] = [
+        FlowKind::Activate,
+        FlowKind::Unlock,
+        FlowKind::Renew,
+        FlowKind::Seal,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             FlowKind::Activate => "activate",
             FlowKind::Unlock => "unlock",
             FlowKind::Renew => "renew",
+            FlowKind::Seal => "seal",
         }
     }
 }

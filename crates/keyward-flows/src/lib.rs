@@ -10,6 +10,7 @@
 //! - [`pin`]: 修改密码 — the login guard and the policy.
 //! - [`unlock`]: 忘记密码 — identity, review, SMS code, SO reset, SO PIN rotation.
 //! - [`renew`]: 证书续期 and 安装证书 — apply, pay, install with a new key pair.
+//! - [`seal`]: 申请印章, 变更印章 and 安装印章 — the organisation's electronic seal.
 //! - [`progress`]: 办理进度查询, the business list.
 //! - [`station`]: the CA's issuing station, provisioning a key for an organisation.
 //! - [`messages`]: every error as the `{code, message}` a person reads.
@@ -21,6 +22,7 @@ pub mod messages;
 pub mod pin;
 pub mod progress;
 pub mod renew;
+pub mod seal;
 pub mod station;
 pub mod unlock;
 
@@ -86,6 +88,21 @@ pub enum FlowError {
     /// There is no such business in progress for this key.
     #[error("nothing in progress: {0}")]
     NothingInProgress(&'static str),
+    /// The stamped scan is not a PNG or JPEG image.
+    #[error("the seal scan must be a PNG or JPEG image")]
+    SealScanNotImage,
+    /// The seal cannot be read, or its maker's signature or certificate does not hold.
+    #[error("the electronic seal is invalid: {0}")]
+    SealInvalid(String),
+    /// The seal is bound to another certificate than this key's.
+    #[error("the electronic seal belongs to another certificate")]
+    SealOtherCertificate,
+    /// The seal read back from the key differs from what was written.
+    #[error("the seal read back from the key differs from what was written")]
+    SealWriteMismatch,
+    /// The key holds no electronic seal.
+    #[error("the key holds no electronic seal")]
+    NoSeal,
 }
 
 impl From<ClientError> for FlowError {

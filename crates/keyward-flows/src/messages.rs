@@ -387,6 +387,52 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
                 "the renewal is not paid yet; pay first.",
             ),
         ),
+        FlowError::SealScanNotImage => ue(
+            "seal_scan_not_image",
+            t(
+                "印章扫描件须为 PNG 或 JPG 图片：请将盖章后的印模扫描为图片后上传。",
+                "印章掃描檔須為 PNG 或 JPG 圖片：請將蓋章後的印模掃描為圖片後上傳。",
+                "the seal scan must be a PNG or JPEG image: scan the stamped impression as a picture and upload it.",
+            ),
+        ),
+        FlowError::SealInvalid(why) => ue(
+            "seal_invalid",
+            match lang {
+                Lang::ZhCn => format!(
+                    "电子印章校验未通过，未写入证书介质，原有印章不变。请联系 CA 客服。（{why}）"
+                ),
+                Lang::ZhTw => format!(
+                    "電子印章校驗未通過，未寫入憑證介質，原有印章不變。請聯絡 CA 客服。（{why}）"
+                ),
+                Lang::En => format!(
+                    "the electronic seal failed its checks; nothing was written and any seal already on the key is unchanged. Contact the CA. ({why})"
+                ),
+            },
+        ),
+        FlowError::SealOtherCertificate => ue(
+            "seal_other_certificate",
+            t(
+                "该电子印章不属于本证书，未写入证书介质。请确认插入的是本单位的 UKey，或联系 CA 客服。",
+                "該電子印章不屬於本憑證，未寫入憑證介質。請確認插入的是本單位的 UKey，或聯絡 CA 客服。",
+                "this electronic seal belongs to another certificate; nothing was written. Check that this is your organisation's key, or contact the CA.",
+            ),
+        ),
+        FlowError::SealWriteMismatch => ue(
+            "seal_write_mismatch",
+            t(
+                "印章写入后读回不一致。请重新点击“安装印章”。",
+                "印章寫入後讀回不一致。請重新點擊「安裝印章」。",
+                "the seal read back from the key differs from what was written. Click “install seal” again.",
+            ),
+        ),
+        FlowError::NoSeal => ue(
+            "no_seal",
+            t(
+                "证书介质上没有电子印章。可先“申请印章”，审核通过后“安装印章”。",
+                "憑證介質上沒有電子印章。可先「申請印章」，審核通過後「安裝印章」。",
+                "there is no electronic seal on the key. Apply for one, then install it once the CA approves.",
+            ),
+        ),
         FlowError::NothingInProgress(what) => ue(
             "nothing_in_progress",
             format!(
@@ -413,6 +459,8 @@ mod tests {
             FlowError::RenewalNotOpen { opens_in_days: 12 },
             FlowError::CertificateExpired,
             FlowError::NotPaid,
+            FlowError::SealOtherCertificate,
+            FlowError::NoSeal,
             FlowError::Token(TokenError::PinLocked {
                 role: PinRole::User,
             }),
@@ -435,6 +483,8 @@ mod tests {
                 "renewal_not_open",
                 "certificate_expired",
                 "not_paid",
+                "seal_other_certificate",
+                "no_seal",
                 "pin_locked",
                 "ca_timeout",
                 "ca_code_invalid"
@@ -446,7 +496,7 @@ mod tests {
             }
         }
         assert!(
-            user_error(&samples[5], Lang::ZhCn)
+            user_error(&samples[7], Lang::ZhCn)
                 .message
                 .contains("忘记密码")
         );
