@@ -552,12 +552,13 @@ impl TokenSession {
     }
 
     fn has_sha256_rsa(&self) -> bool {
+        // Asked for by name: listing every mechanism makes cryptoki log an error for each
+        // vendor mechanism it has no name for.
         *self.sha256_rsa.get_or_init(|| {
             self.module
                 .ctx
-                .get_mechanism_list(self.token.slot)
-                .map(|l| l.contains(&MechanismType::SHA256_RSA_PKCS))
-                .unwrap_or(false)
+                .get_mechanism_info(self.token.slot, MechanismType::SHA256_RSA_PKCS)
+                .is_ok()
         })
     }
 
