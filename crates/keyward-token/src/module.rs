@@ -135,10 +135,12 @@ impl Module {
     /// Initialised keys present now. A slot holding an uninitialised token (a blank key,
     /// or SoftHSM's free slot) is left out: there is nothing on it for an operator.
     pub fn tokens(&self) -> Result<Vec<TokenRef>> {
-        let slots = self.ctx.get_slots_with_initialized_token()?;
+        // One C_GetTokenInfo a slot: the initialised flag is read from the same answer.
+        let slots = self.ctx.get_slots_with_token()?;
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
             match self.ctx.get_token_info(slot) {
+                Ok(info) if !info.token_initialized() => {}
                 Ok(info) => out.push(TokenRef {
                     slot,
                     serial: info.serial_number().trim().to_owned(),

@@ -92,6 +92,8 @@ pub struct TokenSession {
     token: TokenRef,
     session: Session,
     sha256_rsa: OnceCell<bool>,
+    /// What each private key (by handle) signs with, read once per session.
+    schemes: std::cell::RefCell<std::collections::HashMap<u64, SignatureScheme>>,
 }
 
 impl std::fmt::Debug for TokenSession {
@@ -133,6 +135,7 @@ impl TokenSession {
             token,
             session,
             sha256_rsa: OnceCell::new(),
+            schemes: Default::default(),
         }
     }
 
@@ -160,7 +163,8 @@ impl TokenSession {
     }
 
     fn guard(&self, role: PinRole, confirm: FinalTry) -> Result<()> {
-        let status = self.pin_status()?;
+        // The flags decide; the exact count (a vendor call) is not needed here.
+        let status = PinStatus::from_info(&self.module.token_info(&self.token)?, None);
         let state = match role {
             PinRole::User => status.user,
             PinRole::So => status.so,
@@ -504,6 +508,15 @@ impl TokenSession {
     }
 
     fn scheme_of(&self, h: ObjectHandle) -> Result<SignatureScheme> {
+        if let Some(s) = self.schemes.borrow().get(&h.handle()) {
+            return Ok(*s);
+        }
+        let scheme = self.read_scheme(h)?;
+        self.schemes.borrow_mut().insert(h.handle(), scheme);
+        Ok(scheme)
+    }
+
+    fn read_scheme(&self, h: ObjectHandle) -> Result<SignatureScheme> {
         let a = self
             .session
             .get_attributes(h, &[AttributeType::KeyType, AttributeType::EcParams])?;
@@ -545,6 +558,7 @@ impl TokenSession {
     pub fn delete_key_pair(&self, id: &[u8]) -> Result<()> {
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
             for h in self.find(&[Attribute::Class(class), Attribute::Id(id.to_vec())])? {
+                self.schemes.borrow_mut().remove(&h.handle());
                 self.session.destroy_object(h)?;
             }
         }
