@@ -1050,7 +1050,10 @@ mod tests {
                 let mut m = der.clone();
                 m[i] = v;
                 if let Ok(s) = Seal::from_der(&m) {
-                    let _ = s.verify_signature();
+                    // SM2 verification is slow unoptimised: a sample is enough here.
+                    if i % 8 == 0 {
+                        let _ = s.verify_signature();
+                    }
                     let _ = s.verify_binding(&m);
                     let _ = s.summary();
                 }
