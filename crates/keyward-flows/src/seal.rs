@@ -279,23 +279,22 @@ pub fn install_seal(
         .map_err(|_| FlowError::SealOtherCertificate)?;
     let sha = hex::encode(Sha256::digest(der));
 
-    let on_key = session.read_data(SEAL_APPLICATION, SEAL_LABEL)?;
     session.login(pin, confirm)?;
-    if on_key.as_deref() != Some(der) {
-        env.journal.save(
-            FlowKind::Seal,
-            serial,
-            &SealJournal {
-                business_id: business_id.to_owned(),
-                step: SealStep::Writing {
-                    seal_sha256: sha.clone(),
-                },
+    env.journal.save(
+        FlowKind::Seal,
+        serial,
+        &SealJournal {
+            business_id: business_id.to_owned(),
+            step: SealStep::Writing {
+                seal_sha256: sha.clone(),
             },
-        )?;
-        report(&mut progress, Step::Writing, 3, TOTAL);
-        // Public: anyone may read a seal; the new object is created before the old goes.
-        session.write_data(SEAL_APPLICATION, SEAL_LABEL, der, false)?;
-    }
+        },
+    )?;
+    report(&mut progress, Step::Writing, 3, TOTAL);
+    // Written even when the key already shows this seal: a run pulled between creating the
+    // new object and destroying the old leaves two, and only a write clears the extra one.
+    // Public: anyone may read a seal; the new object is created before the old goes.
+    session.write_data(SEAL_APPLICATION, SEAL_LABEL, der, false)?;
     report(&mut progress, Step::Verifying, 4, TOTAL);
     check_on_key(&session, der)?;
     env.journal.save(

@@ -185,7 +185,7 @@ fn seal_is_applied_for_reviewed_installed_shown_and_changed() {
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(listing.matches(SEAL_LABEL).count(), 1, "{listing}");
 
-    // Installing again is harmless: the same seal, nothing rewritten, the CA already done.
+    // Installing again is harmless: the same seal rewritten, the CA already done.
     let again = seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
     assert_eq!(again.summary, v.summary);
 }
@@ -260,4 +260,86 @@ fn a_seal_for_another_certificate_or_with_a_bad_signature_changes_nothing() {
     );
     let msg = keyward_flows::user_error(&FlowError::SealOtherCertificate, keyward_pki::Lang::ZhCn);
     assert_eq!(msg.code, "seal_other_certificate");
+}
+
+/// The fault matrix for 安装印章: the key already holds a seal; a changed seal is installed
+/// with the key pulled at its first PKCS#11 call, then its second, and so on. After each
+/// pull the key holds one complete seal (the old or the new, never none and never a torn
+/// one), and installing again finishes with exactly the new seal on the key.
+#[test]
+fn install_seal_survives_the_key_pulled_at_every_call() {
+    use keyward_sim::control::{self, Effect, Fault};
+    let w = World::new(1, KeySpec::EcP256);
+    let t = &w.tokens[0];
+    w.activate(t);
+    applied_and_approved(&w, 0, false, PNG, SealKind::Official);
+    seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
+    let state = w.fixtures.sim_state();
+    let scan = |n: u64| {
+        let mut s = PNG.to_vec();
+        s.extend(format!(" change {n}").as_bytes());
+        s
+    };
+    let arm = |at_call: u64| {
+        control::clear_faults(&state).unwrap();
+        control::arm_fault(
+            &state,
+            Fault {
+                function: "*",
+                at_call,
+                effect: Effect::RemoveToken,
+            },
+        )
+        .unwrap()
+    };
+
+    // How many calls one install makes.
+    applied_and_approved(&w, 0, true, &scan(0), SealKind::Official);
+    let id = arm(u64::MAX);
+    seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
+    let calls = control::status(&state)
+        .unwrap()
+        .faults
+        .iter()
+        .find(|f| f.id == id)
+        .unwrap()
+        .calls;
+    control::clear_faults(&state).unwrap();
+    assert!(calls > 5, "{calls}");
+
+    let mut pulled = 0;
+    for n in 1..=calls {
+        let old = on_key(&w, t).unwrap();
+        applied_and_approved(&w, 0, true, &scan(n), SealKind::Official);
+        let new = keyward_pki::pem::from_base64(&w.env.ca.seal(&t.serial).unwrap().seal_der_base64)
+            .unwrap();
+        arm(n);
+        let first = seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None);
+        control::clear_faults(&state).unwrap();
+        control::insert(&state, &t.serial).unwrap();
+        if let Err(e) = first {
+            pulled += 1;
+            assert!(
+                matches!(&e, FlowError::Token(k) if k.is_key_removed()),
+                "call {n}: {e:?}"
+            );
+            let held = on_key(&w, t).expect("a seal on the key");
+            assert!(held == old || held == new, "call {n}: a torn seal");
+            Seal::from_der(&held).unwrap().verify_signature().unwrap();
+            seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None)
+                .unwrap_or_else(|e| panic!("call {n}: resuming: {e:?}"));
+        }
+        assert_eq!(on_key(&w, t).unwrap(), new, "call {n}");
+        assert_eq!(
+            seal::status(&w.env, &t.serial).unwrap().unwrap().state,
+            BusinessState::Completed,
+            "call {n}"
+        );
+    }
+    // Every call but the last two (logout and closing the session, after the work is done,
+    // whose failure changes nothing) interrupted the install.
+    assert!(pulled + 2 >= calls, "{pulled} of {calls} calls interrupted");
+    let out = pkcs11_tool(t, &["--list-objects", "--type", "data"]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(listing.matches(SEAL_LABEL).count(), 1, "{listing}");
 }
