@@ -247,6 +247,62 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
     let (_, sms) = ca.admin_get("/admin/v1/sms?key_serial=PG1").await;
     assert_eq!(sms["messages"].as_array().unwrap().len(), 2);
 
+    // The electronic seal: made on approval, served, confirmed by the key.
+    let (s, b) = ca
+        .signed(
+            &new,
+            "PG1",
+            "/v1/keys/PG1/seals",
+            Some(&json!({"seal_name": "广州示例科技有限公司", "seal_kind": "official", "change": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let seal_id = b["id"].as_str().unwrap().to_owned();
+    let (s, v) = ca
+        .raw(
+            axum::http::Request::post(format!(
+                "/v1/businesses/{seal_id}/attachments?kind=seal_scan"
+            ))
+            .header("content-type", "image/png")
+            .body(axum::body::Body::from(
+                b"\x89PNG\r\n\x1a\n stamped".to_vec(),
+            ))
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    ca.post_empty(&format!("/v1/businesses/{seal_id}/submit"))
+        .await;
+    let (s, v) = ca
+        .admin_post(
+            &format!("/admin/v1/reviews/{seal_id}/approve"),
+            &json!({"reviewer": "王审核", "note": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("certificate_issued")),
+        "{v}"
+    );
+    let (s, doc) = ca.get("/v1/keys/PG1/seal").await;
+    assert_eq!(
+        (s, doc["business_id"].as_str()),
+        (StatusCode::OK, Some(seal_id.as_str()))
+    );
+    let (s, v) = ca
+        .signed(
+            &new,
+            "PG1",
+            &format!("/v1/keys/PG1/seals/{seal_id}/installed"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "{v}"
+    );
+
     // Restart on the same database: everything is still there.
     let data = ca.data_dir();
     let clock = ca.clock.clone();
@@ -275,5 +331,5 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         .iter()
         .map(|b| b["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["issue", "renewal", "unlock", "change"]);
+    assert_eq!(kinds, ["issue", "renewal", "unlock", "change", "seal"]);
 }
