@@ -642,3 +642,86 @@ async fn an_older_data_dir_gets_an_sm2_seal_maker_and_keeps_its_keys() {
         assert!(out.status.success(), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_renewal_remakes_the_installed_seal_for_the_new_certificate() {
+    let ca = TestCa::new().await;
+    let key = p256();
+    ca.activate("K1", &key).await;
+    let (_, b) = ca
+        .signed(
+            &key,
+            "K1",
+            "/v1/keys/K1/seals",
+            Some(&json!({"seal_name": "广州示例科技有限公司", "seal_kind": "official", "change": false})),
+        )
+        .await;
+    let id = b["id"].as_str().unwrap().to_owned();
+    seal_through_review(&ca, &id).await;
+    let (s, _) = ca
+        .signed(
+            &key,
+            "K1",
+            &format!("/v1/keys/K1/seals/{id}/installed"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Renewal: apply, pay, CSR of a new key, installed.
+    ca.clock.advance(time::Duration::days(300));
+    let app = json!({"years": 1, "invoice": invoice()});
+    let (s, r) = ca
+        .signed(&key, "K1", "/v1/keys/K1/renewals", Some(&app))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let rid = r["id"].as_str().unwrap().to_owned();
+    pay(&ca, &rid).await;
+    let new = p256();
+    let (s, v) = ca
+        .signed(
+            &key,
+            "K1",
+            &format!("/v1/keys/K1/renewals/{rid}/certificate"),
+            Some(&json!({"csr_pem": csr(&new)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = ca
+        .signed(
+            &new,
+            "K1",
+            &format!("/v1/keys/K1/renewals/{rid}/installed"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "{v}"
+    );
+
+    // The seal was made again, for the new certificate, ready to install.
+    let (_, doc) = ca.get("/v1/keys/K1/seal").await;
+    let id2 = doc["business_id"].as_str().unwrap().to_owned();
+    assert_ne!(id2, id);
+    let (_, b2) = ca.get(&format!("/v1/businesses/{id2}")).await;
+    assert_eq!(
+        (b2["kind"].as_str(), b2["state"].as_str()),
+        (Some("seal"), Some("certificate_issued"))
+    );
+    check_seal(&ca, "K1", &id2, "广州示例科技有限公司", 1).await;
+    let (s, v) = ca
+        .signed(
+            &new,
+            "K1",
+            &format!("/v1/keys/K1/seals/{id2}/installed"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "{v}"
+    );
+}

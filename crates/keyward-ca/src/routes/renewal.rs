@@ -347,6 +347,7 @@ pub async fn installed(
         &format!("current certificate {}", new.info.serial),
     )
     .await?;
+    crate::routes::seal::remake_after_renewal(&mut tx, &state, &serial, now).await?;
     let b = store::load_business(&mut tx, &id).await?;
     tx.commit().await?;
     Ok(Json(b.business))

@@ -61,49 +61,28 @@ pub async fn make_seal(
     };
     let path = state.data_dir().join("attachments").join(&scan.sha256);
     let image = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
-    let key = store::load_key(&mut *conn, serial).await?;
-    let cert = store::load_cert(&mut *conn, &key.current_cert).await?;
-    let cert_der = crate::pki::pem_to_der(&cert.info.pem, "CERTIFICATE")
-        .ok_or_else(|| CaError::Corrupt("stored certificate is not PEM".into()))?;
-    let made = time::OffsetDateTime::from_unix_timestamp(now)
-        .map_err(|_| CaError::Corrupt("clock".into()))?;
-    let info = SealInfo {
-        version: SEAL_VERSION,
-        vid: "keyward".into(),
-        es_id: format!("KW-{}", b.business.id),
-        seal_type: match kind {
-            SealKind::Official => SEAL_TYPE_OFFICIAL,
-            SealKind::Contract => SEAL_TYPE_CONTRACT,
-        },
-        name: name.clone(),
-        cert_list: CertList::Certs(vec![cert_der]),
-        created: made,
-        valid_start: made,
-        valid_end: cert.info.not_after,
-        picture: Picture {
-            kind: if scan.content_type == "image/png" {
-                "PNG"
-            } else {
-                "JPG"
-            }
-            .into(),
-            data: image,
-            width: SEAL_SIZE_MM,
-            height: SEAL_SIZE_MM,
-        },
-        ext_datas: None,
+    let picture = Picture {
+        kind: if scan.content_type == "image/png" {
+            "PNG"
+        } else {
+            "JPG"
+        }
+        .into(),
+        data: image,
+        width: SEAL_SIZE_MM,
+        height: SEAL_SIZE_MM,
     };
-    let der = state.ca().make_seal(&info)?;
-    sqlx::query("INSERT INTO seals (business_id, key_serial, cert_serial, seal_name, seal_kind, der_base64, made_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&b.business.id)
-        .bind(serial)
-        .bind(&cert.info.serial)
-        .bind(&name)
-        .bind(kind.as_str())
-        .bind(keyward_pki::pem::base64(&der))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    let cert_serial = build_and_store(
+        conn,
+        state,
+        &b.business.id,
+        serial,
+        &name,
+        kind,
+        picture,
+        now,
+    )
+    .await?;
     store::transition(
         conn,
         &b.business.id,
@@ -120,7 +99,134 @@ pub async fn make_seal(
         "seal_made",
         Some(serial),
         Some(&b.business.id),
-        &format!("bound to certificate {}", cert.info.serial),
+        &format!("bound to certificate {cert_serial}"),
+    )
+    .await
+}
+
+/// Makes the seal of business `business_id` for the key's current certificate and stores
+/// it; returns the certificate's serial.
+#[allow(clippy::too_many_arguments)]
+async fn build_and_store(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    business_id: &str,
+    serial: &str,
+    name: &str,
+    kind: SealKind,
+    picture: Picture,
+    now: i64,
+) -> CaResult<String> {
+    let key = store::load_key(&mut *conn, serial).await?;
+    let cert = store::load_cert(&mut *conn, &key.current_cert).await?;
+    let cert_der = crate::pki::pem_to_der(&cert.info.pem, "CERTIFICATE")
+        .ok_or_else(|| CaError::Corrupt("stored certificate is not PEM".into()))?;
+    let made = time::OffsetDateTime::from_unix_timestamp(now)
+        .map_err(|_| CaError::Corrupt("clock".into()))?;
+    let info = SealInfo {
+        version: SEAL_VERSION,
+        vid: "keyward".into(),
+        es_id: format!("KW-{business_id}"),
+        seal_type: match kind {
+            SealKind::Official => SEAL_TYPE_OFFICIAL,
+            SealKind::Contract => SEAL_TYPE_CONTRACT,
+        },
+        name: name.to_owned(),
+        cert_list: CertList::Certs(vec![cert_der]),
+        created: made,
+        valid_start: made,
+        valid_end: cert.info.not_after,
+        picture,
+        ext_datas: None,
+    };
+    let der = state.ca().make_seal(&info)?;
+    sqlx::query("INSERT INTO seals (business_id, key_serial, cert_serial, seal_name, seal_kind, der_base64, made_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(business_id)
+        .bind(serial)
+        .bind(&cert.info.serial)
+        .bind(name)
+        .bind(kind.as_str())
+        .bind(keyward_pki::pem::base64(&der))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(cert.info.serial)
+}
+
+/// After a renewal made a new certificate current: one certificate holds exactly one seal,
+/// so a key whose seal was installed gets the same seal (name, kind, picture) made anew for
+/// the new certificate, as a seal business ready to install. Nothing happens when the key
+/// has no installed seal, or a seal business is still open (its approval makes the seal for
+/// the current certificate anyway).
+pub async fn remake_after_renewal(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    serial: &str,
+    now: i64,
+) -> CaResult<()> {
+    let open = sqlx::query("SELECT state FROM businesses WHERE key_serial = $1 AND kind = $2")
+        .bind(serial)
+        .bind(BusinessKind::Seal.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in &open {
+        let st = crate::db::text(row, "state")?;
+        if !matches!(
+            BusinessState::parse(&st),
+            Some(BusinessState::Completed | BusinessState::Rejected | BusinessState::Cancelled)
+        ) {
+            return Ok(());
+        }
+    }
+    let Some(doc) = latest_seal(&mut *conn, serial).await? else {
+        return Ok(());
+    };
+    if doc.installed_at.is_none() {
+        return Ok(());
+    }
+    let der = keyward_pki::pem::from_base64(&doc.seal_der_base64)
+        .map_err(|_| CaError::Corrupt("stored seal".into()))?;
+    let old = keyward_pki::seal::Seal::from_der(&der)
+        .map_err(|_| CaError::Corrupt("stored seal".into()))?;
+    let key = store::load_key(&mut *conn, serial).await?;
+    let details = serde_json::json!({
+        "seal_name": doc.seal_name,
+        "seal_kind": doc.seal_kind.as_str(),
+        "change": true,
+        "after_renewal": true,
+    });
+    let id = store::create_business(
+        conn,
+        BusinessKind::Seal,
+        BusinessState::CertificateIssued,
+        Some(serial),
+        &key.uscc,
+        Some(&key.handler_id),
+        0,
+        &details,
+        now,
+        "证书已续期，电子印章已为新证书重新制作，请在客户端点击“安装印章”",
+    )
+    .await?;
+    let cert_serial = build_and_store(
+        conn,
+        state,
+        &id,
+        serial,
+        &doc.seal_name,
+        doc.seal_kind,
+        old.info.picture,
+        now,
+    )
+    .await?;
+    store::audit(
+        conn,
+        now,
+        "ca",
+        "seal_made",
+        Some(serial),
+        Some(&id),
+        &format!("after renewal, bound to certificate {cert_serial}"),
     )
     .await
 }
