@@ -123,15 +123,14 @@ impl CommandError {
 pub fn tries_left(status: &PinStatus, lang: Lang) -> String {
     match (status.user, status.user_tries_left) {
         (PinState::Locked, _) => lang.pick("已锁定", "已鎖定", "locked").into(),
+        (PinState::FinalTry, _) => lang
+            .pick("只剩最后一次机会", "只剩最後一次機會", "one try left")
+            .into(),
         (_, Some(n)) => match lang {
             Lang::ZhCn => format!("还可以尝试 {n} 次"),
             Lang::ZhTw => format!("還可以嘗試 {n} 次"),
-            Lang::En if n == 1 => "1 try left".into(),
             Lang::En => format!("{n} tries left"),
         },
-        (PinState::FinalTry, None) => lang
-            .pick("只剩最后一次机会", "只剩最後一次機會", "one try left")
-            .into(),
         (PinState::CountLow, None) => lang
             .pick(
                 "已输错过密码，剩余次数由设备决定",
@@ -450,7 +449,7 @@ mod tests {
     fn tries_left_reads_what_the_key_says() {
         assert_eq!(
             tries_left(&status(PinState::FinalTry, Some(1)), Lang::En),
-            "1 try left"
+            "one try left"
         );
         assert_eq!(
             tries_left(&status(PinState::FinalTry, None), Lang::ZhCn),

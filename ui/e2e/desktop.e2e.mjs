@@ -36,6 +36,7 @@ async function wd(method, path, body) {
     method,
     headers: { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30000),
   })
   const json = await res.json().catch(() => ({}))
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json.value ?? json)}`)
@@ -59,7 +60,10 @@ async function waitFor(what, fn, timeout = 10000) {
 }
 
 const js = (script, ...args) => wd('POST', s('/execute/sync'), { script, args })
-const find = async (css) => (await wd('POST', s('/element'), { using: 'css selector', value: css }))[ELEMENT]
+const find = async (css) => {
+  const v = await wd('POST', s('/element'), { using: 'css selector', value: css })
+  return v[ELEMENT] ?? Object.values(v)[0]
+}
 const click = async (css) => wd('POST', s(`/element/${await find(css)}/click`), {})
 const text = async (css) => wd('GET', s(`/element/${await find(css)}/text`))
 const exists = (css) => js('return document.querySelector(arguments[0]) !== null', css)
@@ -88,7 +92,14 @@ async function shot(name, forDocs = true) {
 const steps = []
 async function step(name, fn) {
   const start = Date.now()
-  await fn()
+  try {
+    await fn()
+  } catch (e) {
+    // Keep what the window showed when it went wrong.
+    await shot(`failed-${steps.length + 1}`, false).catch(() => {})
+    const body = await js('return document.body.innerText').catch(() => '(page unreadable)')
+    throw new Error(`${name}: ${e.message}\n--- the window showed ---\n${body}`)
+  }
   const ms = Date.now() - start
   steps.push([name, ms])
   console.log(`✓ ${name} (${ms} ms)`)
@@ -130,7 +141,10 @@ async function main() {
     })
 
     await step('no key: the friendly picture', async () => {
-      for (const t of manifest.tokens) sim('remove', t.serial)
+      for (const t of manifest.tokens) {
+        sim('remove', t.serial)
+        console.log(`  removed ${t.serial}`)
+      }
       await waitFor('the empty state', () => exists('[data-testid=empty-state]'))
       await shot('home-empty')
       for (const t of manifest.tokens) sim('insert', t.serial)
@@ -184,7 +198,7 @@ async function main() {
         await click('[data-testid=pin-submit]')
         await waitFor(`wrong PIN ${i} answered`, async () =>
           (await exists('[data-testid=error][data-code=pin_incorrect]')) &&
-          (await text('[data-testid=pin-state]')).includes(`${10 - i}`),
+          (await text('[data-testid=pin-state]')).includes(i === 9 ? '最后一次' : `${10 - i}`),
         )
         if (i === 1) await shot('change-pin-count-low', false)
       }

@@ -25,6 +25,7 @@ export function keyAlgorithm(k: KeyAlgorithm): string {
 /** The PIN status as the operator reads it: tries left where the key says. */
 export function pinText(p: PinStatus): string {
   if (p.user === 'locked') return t('pin_state.locked')
+  if (p.user === 'final_try') return t('pin_state.final_try')
   if (p.user_tries_left != null && p.user !== 'ok') return t('pin_state.tries_left', { n: p.user_tries_left })
   return t(`pin_state.${p.user}`)
 }

@@ -20,5 +20,5 @@ export const routes = [
 ]
 
 export function makeRouter() {
-  return createRouter({ history: createWebHashHistory(), routes })
+  return createRouter({ history: createWebHashHistory(), routes, scrollBehavior: () => ({ top: 0 }) })
 }

@@ -150,12 +150,25 @@ pub fn open_desktop(keys: &Path) -> Result<()> {
     run(&mut cmd)
 }
 
-/// A child process killed when dropped.
+/// A child process, leading its own process group, stopped with everything it started
+/// (tauri-driver starts WebKitWebDriver, which starts the app) when dropped.
 struct Guard(Child, &'static str);
+
+impl Guard {
+    fn spawn(cmd: &mut Command, name: &'static str) -> Result<Guard> {
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Guard(child, name))
+    }
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.0.wait();
         eprintln!("stopped {}", self.1);
     }
@@ -167,6 +180,13 @@ fn tauri_driver() -> Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .unwrap_or_default();
     let path = cargo_home.join("bin").join("tauri-driver");
+    let on_path = Command::new("tauri-driver")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if on_path {
+        return Ok(PathBuf::from("tauri-driver"));
+    }
     if !path.exists() {
         eprintln!("Installing tauri-driver (drives the desktop app over WebDriver)");
         run(cargo().args(["install", "tauri-driver", "--locked", "--version", "^2.0"]))?;
@@ -212,15 +232,13 @@ pub fn e2e(args: &[String]) -> Result<()> {
 
     // A private X display, so the run never depends on (or disturbs) a desktop session.
     let display = ":87";
-    let _xvfb = Guard(
+    let _xvfb = Guard::spawn(
         Command::new("Xvfb")
             .args([display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting Xvfb (Debian package xvfb)")?,
-        "Xvfb",
-    );
+            .stderr(Stdio::null()),
+        "Xvfb (Debian package xvfb)",
+    )?;
     std::thread::sleep(Duration::from_millis(500));
 
     let mut drv = Command::new(driver);
@@ -229,16 +247,13 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env_remove("WAYLAND_DISPLAY")
         .env("KEYWARD_DESKTOP_DIR", &app_dir)
         .env("KEYWARD_LANG", "zh-CN")
-        // WebKitGTK's compositing needs a GPU; under Xvfb software drawing is steadier.
-        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, WebKitWebDriver's
+        // screenshots wait for a repaint that a still page never makes.
+        .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("tauri-driver.log"))?);
     key_env(&mut drv, &keys);
-    let _driver = Guard(
-        drv.spawn().context("starting tauri-driver")?,
-        "tauri-driver",
-    );
+    let _driver = Guard::spawn(&mut drv, "tauri-driver")?;
     wait_for_port(4444, Duration::from_secs(20))?;
 
     let docs = args.iter().any(|a| a == "--docs");

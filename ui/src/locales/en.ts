@@ -2,7 +2,7 @@
 import type { Messages } from '../i18n'
 
 const en: Messages = {
-  app: { name: 'Keyward', tagline: 'Organisation certificates · USB keys' },
+  app: { name: 'Keyward', tagline: 'Certificates on USB keys' },
   nav: {
     home: 'Home',
     activate: 'Activate',
