@@ -343,3 +343,39 @@ fn install_seal_survives_the_key_pulled_at_every_call() {
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(listing.matches(SEAL_LABEL).count(), 1, "{listing}");
 }
+
+/// 安装证书 replaces the certificate the seal is bound to; the CA re-makes the seal for the
+/// new certificate and 安装印章 puts it on the key.
+#[test]
+fn after_a_renewal_the_seal_is_installed_again_for_the_new_certificate() {
+    let w = World::new(1, KeySpec::EcP256);
+    let t = &w.tokens[0];
+    w.activate(t);
+    applied_and_approved(&w, 0, false, PNG, SealKind::Official);
+    seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
+    let first = on_key(&w, t).unwrap();
+
+    w.enter_renewal_window(t);
+    keyward_flows::renew::apply(&w.env, t, &pin(PIN), FinalTry::Refuse, 1, common::invoice())
+        .unwrap();
+    keyward_flows::renew::pay_sandbox(&w.env, &t.serial).unwrap();
+    keyward_flows::renew::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
+    let stale = seal::show(&w.env, t).unwrap();
+    assert!(
+        !stale.verified,
+        "the old seal is bound to the old certificate"
+    );
+    assert_eq!(
+        seal::status(&w.env, &t.serial).unwrap().unwrap().state,
+        BusinessState::CertificateIssued,
+        "a seal for the new certificate is ready"
+    );
+
+    let v = seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
+    assert!(v.verified);
+    let now = on_key(&w, t).unwrap();
+    assert_ne!(now, first);
+    let shown = seal::show(&w.env, t).unwrap();
+    assert!(shown.verified);
+    assert_eq!(shown.image, PNG);
+}
