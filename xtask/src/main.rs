@@ -3,7 +3,7 @@
 //!
 //! - `setup`: the Debian packages and cargo tools the project needs, installed when missing.
 //! - `demo`: builds the keys in every state and walks them through the `keyward` CLI.
-//! - `test`: formatting, lints, and every test of the workspace.
+//! - `test`: formatting, lints, every test of the workspace, and the desktop app end to end.
 //! - `e2e [--docs]`: the desktop app under Xvfb, driven through WebDriver over simulated keys.
 //! - `fixtures DIR`: a fixture folder of simulated keys, for trying things by hand.
 
@@ -223,7 +223,12 @@ fn test(filters: &[String]) -> Result<()> {
         .args(filters)
         // setup installed PostgreSQL: its tests must run, never skip.
         .env("KEYWARD_REQUIRE_POSTGRES", "1");
-    run(&mut nextest)
+    run(&mut nextest)?;
+    // The desktop app end to end (under a minute), unless only some tests were asked for.
+    if filters.is_empty() {
+        ui::e2e(&[])?;
+    }
+    Ok(())
 }
 
 /// Builds the fixture keys behind the simulator in `dir`, returning the manifest.

@@ -194,6 +194,24 @@ fn tauri_driver() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A TCP port nothing listens on now, so runs by several engineers on one machine do not
+/// collide.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// An X display number no server holds.
+fn free_display() -> String {
+    let n = (87..200)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .unwrap_or(87);
+    format!(":{n}")
+}
+
 fn wait_for_port(port: u16, within: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < within {
@@ -231,19 +249,21 @@ pub fn e2e(args: &[String]) -> Result<()> {
     }
 
     // A private X display, so the run never depends on (or disturbs) a desktop session.
-    let display = ":87";
+    let display = free_display();
     let _xvfb = Guard::spawn(
         Command::new("Xvfb")
-            .args([display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
+            .args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
         "Xvfb (Debian package xvfb)",
     )?;
     std::thread::sleep(Duration::from_millis(500));
 
+    let (port, native_port) = (free_port()?, free_port()?);
     let mut drv = Command::new(driver);
-    drv.args(["--port", "4444", "--native-port", "4445"])
-        .env("DISPLAY", display)
+    drv.args(["--port", &port.to_string()])
+        .args(["--native-port", &native_port.to_string()])
+        .env("DISPLAY", &display)
         .env_remove("WAYLAND_DISPLAY")
         .env("KEYWARD_DESKTOP_DIR", &app_dir)
         .env("KEYWARD_LANG", "zh-CN")
@@ -254,7 +274,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .stderr(std::fs::File::create(dir.join("tauri-driver.log"))?);
     key_env(&mut drv, &keys);
     let _driver = Guard::spawn(&mut drv, "tauri-driver")?;
-    wait_for_port(4444, Duration::from_secs(20))?;
+    wait_for_port(port, Duration::from_secs(20))?;
 
     let docs = args.iter().any(|a| a == "--docs");
     let mut test = Command::new("node");
@@ -268,7 +288,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         )
         .env("KEYWARD_E2E_SIM_STATE", keys.join("sim-state"))
         .env("KEYWARD_E2E_SHOTS", &shots)
-        .env("KEYWARD_E2E_WEBDRIVER", "http://127.0.0.1:4444");
+        .env("KEYWARD_E2E_WEBDRIVER", format!("http://127.0.0.1:{port}"));
     if docs {
         test.env("KEYWARD_E2E_DOCS", root().join("docs").join("screenshots"));
     }
