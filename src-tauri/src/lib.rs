@@ -9,10 +9,13 @@
 //! - PINs arrive as strings, become [`keyward_pki::Pin`] (zeroised on drop) at once, and are
 //!   never logged, stored or returned.
 //! - Logs go to a daily-rotated file in the app's log folder.
+//! - A tray icon keeps the app reachable and names the keys that need something (expiry
+//!   within 90, 30 or 7 days, a locked PIN).
 
 pub mod error;
 pub mod keys;
 pub mod settings;
+pub mod tray;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -234,14 +237,23 @@ fn start_watching(app: tauri::AppHandle) {
         let handle = app.clone();
         let m = Arc::clone(&module);
         let spawned = Watcher::spawn(Arc::clone(&module), WatchOptions::default(), move |e| {
+            let lang = handle.state::<Desktop>().lang();
+            let tray = handle.state::<tray::Tray>();
             let sent = match e {
                 TokenEvent::Inserted { token } => {
-                    handle.emit(EVENT_INSERTED, Keys::view_of(&m, token))
+                    let view = Keys::view_of(&m, token);
+                    tray.upsert(&view, lang);
+                    handle.emit(EVENT_INSERTED, view)
                 }
                 TokenEvent::Changed { token } => {
-                    handle.emit(EVENT_CHANGED, Keys::view_of(&m, token))
+                    let view = Keys::view_of(&m, token);
+                    tray.upsert(&view, lang);
+                    handle.emit(EVENT_CHANGED, view)
                 }
-                TokenEvent::Removed { serial } => handle.emit(EVENT_REMOVED, Removed { serial }),
+                TokenEvent::Removed { serial } => {
+                    tray.remove(&serial, lang);
+                    handle.emit(EVENT_REMOVED, Removed { serial })
+                }
             };
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "sending a key event to the window failed");
@@ -261,6 +273,13 @@ fn start_watching(app: tauri::AppHandle) {
 /// Logs to `keyward.YYYY-MM-DD.log` in `dir`, a week kept; `KEYWARD_LOG` sets the filter.
 fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_appender::rolling::{RollingFileAppender, Rotation};
+    // The appender prunes old files before it creates the folder; create it first.
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!(
+            "keyward: cannot create the log folder {}: {e}",
+            dir.display()
+        );
+    }
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("keyward")
@@ -321,7 +340,11 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
                 version = env!("CARGO_PKG_VERSION"),
                 "Keyward desktop starting"
             );
-            app.manage(Desktop::new(Keys::new(), &config, logs));
+            let desktop = Desktop::new(Keys::new(), &config, logs);
+            let lang = desktop.lang();
+            app.manage(desktop);
+            app.manage(tray::Tray::default());
+            tray::Tray::install(app.handle(), lang);
             let handle = app.handle().clone();
             std::thread::Builder::new()
                 .name("keyward-watch-start".into())
