@@ -318,19 +318,25 @@ fn folders(app: &tauri::App) -> (PathBuf, PathBuf) {
     (config, logs)
 }
 
+/// Every command the window may call (the capability grants exactly these).
+pub fn commands<R: tauri::Runtime>()
+-> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        token_list,
+        cert_show,
+        pin_status,
+        pin_change,
+        driver_list,
+        settings_get,
+        settings_set,
+        app_info,
+    ]
+}
+
 /// Builds the app: state, commands, logging and the key watchers.
 pub fn builder() -> tauri::Builder<tauri::Wry> {
     tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![
-            token_list,
-            cert_show,
-            pin_status,
-            pin_change,
-            driver_list,
-            settings_get,
-            settings_set,
-            app_info,
-        ])
+        .invoke_handler(commands())
         .setup(|app| {
             let (config, logs) = folders(app);
             if let Some(guard) = init_logging(&logs) {

@@ -1,0 +1,148 @@
+//! The commands as the window calls them: through Tauri's IPC (the mock runtime), over
+//! simulated keys. What crosses the IPC is pinned here: the JSON of a key, and an error
+//! as `{code, message}` with the PIN status — and never a PIN.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use keyward_desktop::Desktop;
+use keyward_desktop::keys::Keys;
+use serde_json::{Value, json};
+use softhsm_fixtures::{FixtureSet, KeyState, USER_PIN};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{WebviewWindow, WebviewWindowBuilder};
+
+fn sim_module() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("libkeyward_sim.so");
+    assert!(
+        p.exists(),
+        "build keyward-sim first (cargo xtask test does)"
+    );
+    p
+}
+
+fn window(dir: &Path) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    let desktop = Desktop::new(Keys::with_module(&sim_module()), dir, dir.join("logs"));
+    let app = mock_builder()
+        .manage(desktop)
+        .invoke_handler(keyward_desktop::commands())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let w = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    (app, w)
+}
+
+fn call(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        w,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+}
+
+#[test]
+fn the_window_lists_keys_and_gets_a_code_and_tries_left_for_a_wrong_pin() {
+    let (set, _module, manifest) = FixtureSet::build(&[KeyState::IssuedEc], &sim_module()).unwrap();
+    let (_app, w) = window(set.dir());
+    let serial = manifest.tokens[0].serial.clone();
+
+    let list = call(&w, "token_list", json!({})).unwrap();
+    assert_eq!(list[0]["token"]["serial"], serial.as_str());
+    assert_eq!(list[0]["next"]["action"], "nothing");
+    assert!(list[0]["certificate"]["organization"].is_string());
+
+    let wrong = call(
+        &w,
+        "pin_change",
+        json!({
+            "serial": serial,
+            "oldPin": "Wrong#2026",
+            "newPin": "Better#2027pin",
+            "newPinAgain": "Better#2027pin",
+            "confirmFinalTry": false,
+        }),
+    )
+    .unwrap_err();
+    assert_eq!(wrong["code"], "pin_incorrect");
+    assert_eq!(wrong["pin"]["user_tries_left"], 9);
+    assert!(wrong["message"].as_str().unwrap().contains('9'));
+    let text = wrong.to_string();
+    assert!(!text.contains("Wrong#2026") && !text.contains("Better#2027pin"));
+
+    let mismatch = call(
+        &w,
+        "pin_change",
+        json!({
+            "serial": serial,
+            "oldPin": USER_PIN,
+            "newPin": "Better#2027pin",
+            "newPinAgain": "Better#2027pim",
+            "confirmFinalTry": false,
+        }),
+    )
+    .unwrap_err();
+    assert_eq!(mismatch["code"], "pin_mismatch");
+
+    let status = call(
+        &w,
+        "pin_change",
+        json!({
+            "serial": serial,
+            "oldPin": USER_PIN,
+            "newPin": "Better#2027pin",
+            "newPinAgain": "Better#2027pin",
+            "confirmFinalTry": false,
+        }),
+    )
+    .unwrap();
+    assert_eq!(status["user"], "ok");
+}
+
+#[test]
+fn settings_round_trip_through_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_app, w) = window(dir.path());
+    let saved = call(
+        &w,
+        "settings_set",
+        json!({ "settings": { "language": "en" } }),
+    )
+    .unwrap();
+    assert_eq!(saved["language"], "en");
+    assert_eq!(
+        call(&w, "settings_get", json!({})).unwrap()["language"],
+        "en"
+    );
+    let info = call(&w, "app_info", json!({})).unwrap();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    // Without its configuration the simulator does not load: a coded error, in the
+    // language just chosen, with the detail support staff need.
+    let e = call(&w, "cert_show", json!({ "serial": "nope" })).unwrap_err();
+    assert_eq!(e["code"], "module_load");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The USB key driver")
+    );
+    assert!(e["detail"].as_str().unwrap().contains("libkeyward_sim.so"));
+}
