@@ -262,6 +262,62 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<()> {
         &format!("{PIN}\n"),
     )?;
     j.keyward(&["cert", "show", "--token", blank_serial], "")?;
+    println!(
+        "\n-- 申请印章: the seal's name and kind, and the stamped scan, for the CA's review --"
+    );
+    let scan = root.join("stamp-scan.png");
+    std::fs::write(&scan, seal_scan_png())?;
+    let scan_arg = scan.display().to_string();
+    j.keyward(
+        &[
+            "seal",
+            "apply",
+            "--token",
+            blank_serial,
+            "--name",
+            "广州市演示科技有限公司",
+            "--kind",
+            "official",
+            &scan_arg,
+            "--pin-fd",
+            "0",
+        ],
+        &format!("{PIN}\n"),
+    )?;
+    let (_, status) = j.run(
+        "keyward",
+        &["seal", "status", "--json", "--token", blank_serial],
+        "",
+    )?;
+    let business: serde_json::Value = serde_json::from_str(&status).context("seal status")?;
+    let id = business["id"]
+        .as_str()
+        .context("the seal business id")?
+        .to_owned();
+    println!("\n-- The CA's reviewer approves; the CA makes the GM/T 0031 seal --");
+    j.run("keyward-ca", &["review", "list"], "")?;
+    j.run(
+        "keyward-ca",
+        &["review", "approve", &id, "--reviewer", "审核员甲"],
+        "",
+    )?;
+    println!("\n-- 安装印章: verified, then written to the key --");
+    j.keyward(
+        &["seal", "install", "--token", blank_serial, "--pin-fd", "0"],
+        &format!("{PIN}\n"),
+    )?;
+    let image = root.join("seal-on-the-key.png").display().to_string();
+    j.keyward(
+        &[
+            "seal",
+            "show",
+            "--token",
+            blank_serial,
+            "--export-image",
+            &image,
+        ],
+        "",
+    )?;
     println!("\n-- 办理进度查询 --");
     j.keyward(&["progress", "--token", blank_serial], "")?;
     Ok(())
@@ -270,4 +326,94 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<()> {
 /// The factory SO PIN of the fixture keys (softhsm-fixtures' SO_PIN).
 fn softhsm_so_pin() -> &'static str {
     "SoFixture#2026"
+}
+
+/// A stamped scan for the demo: a red ring and star on a transparent 160×160 PNG.
+fn seal_scan_png() -> Vec<u8> {
+    const N: usize = 160;
+    let c = N as f64 / 2.0;
+    // The star's outline: ten points alternating between the outer and inner radius.
+    let star: Vec<(f64, f64)> = (0..10)
+        .map(|i| {
+            let r = if i % 2 == 0 { 34.0 } else { 14.0 };
+            let a = std::f64::consts::PI * (i as f64 / 5.0 - 0.5);
+            (c + r * a.cos(), c + r * a.sin())
+        })
+        .collect();
+    let inside = |x: f64, y: f64| {
+        let mut hit = false;
+        for k in 0..star.len() {
+            let (x1, y1) = star[k];
+            let (x2, y2) = star[(k + 1) % star.len()];
+            if (y1 > y) != (y2 > y) && x < x1 + (y - y1) * (x2 - x1) / (y2 - y1) {
+                hit = !hit;
+            }
+        }
+        hit
+    };
+    let mut raw = Vec::with_capacity(N * (N * 4 + 1));
+    for y in 0..N {
+        raw.push(0); // filter: none
+        for x in 0..N {
+            let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+            let r = ((px - c).powi(2) + (py - c).powi(2)).sqrt();
+            let red = (66.0..76.0).contains(&r) || inside(px, py);
+            raw.extend_from_slice(if red {
+                &[200, 16, 32, 255]
+            } else {
+                &[0, 0, 0, 0]
+            });
+        }
+    }
+    png(N as u32, N as u32, &raw)
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG of RGBA rows (each led by its filter byte), stored uncompressed in zlib.
+fn png(width: u32, height: u32, raw: &[u8]) -> Vec<u8> {
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &z);
+    chunk(b"IEND", &[]);
+    out
 }
