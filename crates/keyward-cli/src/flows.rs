@@ -210,12 +210,8 @@ fn step_text(step: Step, lang: Lang) -> &'static str {
             "CA 簽發憑證",
             "the CA issues the certificate",
         ),
-        Step::Writing => lang.pick("写入证书", "寫入憑證", "writing the certificate"),
-        Step::Verifying => lang.pick(
-            "校验证书与密钥",
-            "校驗憑證與金鑰",
-            "checking certificate and key",
-        ),
+        Step::Writing => lang.pick("写入证书介质", "寫入憑證介質", "writing to the key"),
+        Step::Verifying => lang.pick("校验", "校驗", "checking"),
         Step::RetiringOld => lang.pick("清除旧密钥", "清除舊金鑰", "removing the old key pair"),
         Step::Confirming => lang.pick("通知 CA 办理完成", "通知 CA 辦理完成", "telling the CA"),
     }
