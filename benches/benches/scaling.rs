@@ -62,7 +62,7 @@ fn main() -> Result<()> {
     }
     let issued = tokens
         .iter()
-        .find(|t| t.label == KeyState::IssuedEc.label())
+        .find(|t| t.label.starts_with(KeyState::IssuedEc.label()))
         .context("the issued key")?;
     let cert = {
         let s = module.session(issued)?;
@@ -76,8 +76,11 @@ fn main() -> Result<()> {
     // Blank keys with 1, 8 and 64 certificates.
     let blanks: Vec<&TokenRef> = tokens
         .iter()
-        .filter(|t| t.label == KeyState::Blank.label())
+        .filter(|t| t.label.starts_with(KeyState::Blank.label()))
         .collect();
+    if blanks.len() < OBJECTS.len() {
+        bail!("only {} blank keys for the object counts", blanks.len());
+    }
     let mut loaded = Vec::new();
     for (&count, token) in OBJECTS.iter().zip(&blanks) {
         let s = module.session(token)?;

@@ -10,8 +10,10 @@
 //!   criterion's results.
 //! - The `scaling` target measures a full refresh of 1, 4 and 16 keys and reading a key with
 //!   many objects.
+//! - The `ca_throughput` target drives the reference CA over loopback with a fixed number of
+//!   concurrent clients (SQLite, and PostgreSQL on a throw-away cluster).
 //!
-//! Every bench process builds one fixture set before any module is loaded, because SoftHSM
+//! Every token bench process builds one fixture set before any module is loaded, because SoftHSM
 //! reads its configuration once, at C_Initialize.
 
 use std::fmt::Display;

@@ -1,0 +1,387 @@
+//! CA throughput: the reference CA (`keyward-ca`, in this process, TLS on loopback; SQLite,
+//! then PostgreSQL on a throw-away cluster when its binaries are installed) under a fixed number
+//! of concurrent clients (`KEYWARD_BENCH_CA_CLIENTS`, default 8), each a `keyward-ca-client`
+//! as the desktop client uses it, with software P-256 keys standing in for USB keys.
+//!
+//! Phases, each over `KEYWARD_BENCH_CA_KEYS` keys (default 1000), each at most 60 s:
+//! - `issue`: the issuing station certifies a CSR and registers the key (two admin calls);
+//! - `activate`: the operator redeems the SMS code and confirms with a signature;
+//! - `renew`: apply (signed), pay in the sandbox, submit the new key's CSR (issuance, signed
+//!   by the old key), confirm installed (signed by the new key);
+//! - `progress`: four progress queries per key.
+//!
+//! Each operation is one latency sample; ops per second is operations over the phase's wall
+//! time. The server's runtime has two worker threads; the clients share the same two cores.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use keyward_bench::latency::Samples;
+use keyward_ca::{Config, Server};
+use keyward_ca_api::{
+    CertifyRequest, Handler, InvoiceDetails, Organisation, OrganisationKind, PaymentStatus,
+    RegisterKeyRequest, RenewalApplication, Secret,
+};
+use keyward_ca_client::{CaClient, ClientConfig, RequestSigner};
+use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256, SigningKey};
+use serde_json::json;
+
+/// A software key standing in for a USB key.
+struct SoftKey {
+    serial: String,
+    key: KeyPair,
+}
+
+impl RequestSigner for SoftKey {
+    fn key_serial(&self) -> &str {
+        &self.serial
+    }
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.key.sign(input)?)
+    }
+}
+
+fn csr(key: &KeyPair) -> Result<String> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "token request");
+    Ok(p.serialize_request(key)?.pem()?)
+}
+
+fn organisation(n: usize) -> Result<Organisation> {
+    Ok(Organisation {
+        name: format!("广州市压测示例第{n}有限公司"),
+        uscc: keyward_pki::uscc::with_check_character(&format!("91440101MA5E{n:05}"))
+            .context("credit code")?,
+        kind: OrganisationKind::Enterprise,
+        legal_address: "广州市天河区示例路 1 号".into(),
+    })
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `op` over `items` with `clients` threads; one sample per operation.
+fn phase<T: Sync>(
+    name: &str,
+    db: &str,
+    items: &[T],
+    clients: usize,
+    op: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let samples = Mutex::new(Samples::new());
+    let failure = Mutex::new(None::<String>);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let t0 = Instant::now();
+                    match op(item) {
+                        Ok(()) => {
+                            let d = t0.elapsed();
+                            if let Ok(mut s) = samples.lock() {
+                                s.push(d);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(format!("{e:#}"));
+                            }
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let wall = start.elapsed();
+    if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
+        bail!("{name} failed: {e}");
+    }
+    let samples = samples.into_inner().unwrap_or_default();
+    let ops = samples.len();
+    let per_s = ops as f64 / wall.as_secs_f64();
+    eprintln!(
+        "ca-{name}-{db}: {ops} ops in {:.2} s = {per_s:.1}/s",
+        wall.as_secs_f64()
+    );
+    samples.write(
+        &format!("ca-{name}-{db}"),
+        &format!("CA {name} on {db}, {clients} concurrent clients"),
+        json!({
+            "ops": ops,
+            "wall_s": wall.as_secs_f64(),
+            "ops_per_s": per_s,
+            "clients": clients,
+            "database": db,
+            "keys": items.len(),
+        }),
+    )
+}
+
+fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut config = Config::new(dir.path().join("ca"));
+    config.database_url = database_url;
+    let server = runtime.block_on(Server::start(config))?;
+    let client = CaClient::new(&ClientConfig::new(
+        server.base_url(),
+        Some(server.root_pem().to_owned()),
+    ))?;
+    let admin = client.clone().with_admin(Secret::new(server.admin_token()));
+    let handler = Handler {
+        name: "张经办".into(),
+        id_number: "11010519491231002X".into(),
+        phone: "13800138000".into(),
+    };
+
+    // Keys and CSRs are made before the clock starts: they are the client's work.
+    let mut orders = Vec::with_capacity(keys);
+    for n in 0..keys {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let csr_pem = csr(&key)?;
+        let serial = format!("KWB{n:08}");
+        orders.push((SoftKey { serial, key }, csr_pem, organisation(n + 1)?));
+    }
+    phase("issue", db, &orders, clients, |(k, csr_pem, org)| {
+        let issued = admin.certify(&CertifyRequest {
+            organisation: org.clone(),
+            csr_pem: csr_pem.clone(),
+            years: 1,
+            keep_validity_of: None,
+        })?;
+        admin.register_key(&RegisterKeyRequest {
+            key_serial: k.serial.clone(),
+            organisation: org.clone(),
+            handler: handler.clone(),
+            certificate_pem: issued.certificate_pem,
+            so_pin: Secret::new("SoPin-Bench-0001"),
+            transport_pin: Secret::new("Transport-7788"),
+        })?;
+        Ok(())
+    })?;
+
+    // The codes the registrations sent, read from the SMS outbox once.
+    let outbox = admin.sms_outbox()?;
+    let code_of = |serial: &str| -> Option<String> {
+        let text = &outbox
+            .messages
+            .iter()
+            .filter(|m| m.key_serial.as_deref() == Some(serial))
+            .max_by_key(|m| m.created_at)?
+            .text;
+        let after = text.split("验证码").nth(1)?;
+        Some(
+            after
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect(),
+        )
+    };
+    let activations: Vec<(&SoftKey, String)> = orders
+        .iter()
+        .map(|(k, _, _)| {
+            code_of(&k.serial)
+                .map(|c| (k, c))
+                .with_context(|| format!("no SMS code for {}", k.serial))
+        })
+        .collect::<Result<_>>()?;
+    phase("activate", db, &activations, clients, |(k, code)| {
+        client.redeem_activation_code(&k.serial, code)?;
+        client.confirm_activation(*k)?;
+        Ok(())
+    })?;
+
+    // Into the renewal window: 30 days before the one-year certificates expire.
+    server.clock().advance(time::Duration::days(335));
+    let mut renewals = Vec::with_capacity(keys);
+    for (k, _, org) in &orders {
+        let new_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let new_csr = csr(&new_key)?;
+        renewals.push((
+            k,
+            SoftKey {
+                serial: k.serial.clone(),
+                key: new_key,
+            },
+            new_csr,
+            org,
+        ));
+    }
+    phase(
+        "renew",
+        db,
+        &renewals,
+        clients,
+        |(old, new, new_csr, org)| {
+            let business = client.apply_renewal(
+                &RenewalApplication {
+                    years: 1,
+                    invoice: InvoiceDetails {
+                        title: org.name.clone(),
+                        tax_id: org.uscc.clone(),
+                        email: "finance@example.cn".into(),
+                    },
+                },
+                *old,
+            )?;
+            let payment = client.payment(&business.id)?;
+            client.sandbox_pay(&payment.payment_id, PaymentStatus::Paid)?;
+            client.submit_renewal_csr(&business.id, new_csr, *old)?;
+            client.confirm_renewal_installed(&business.id, new)?;
+            Ok(())
+        },
+    )?;
+
+    let queries: Vec<&str> = orders
+        .iter()
+        .flat_map(|(k, _, _)| std::iter::repeat_n(k.serial.as_str(), 4))
+        .collect();
+    phase("progress", db, &queries, clients, |serial| {
+        let list = client.businesses(serial)?;
+        if list.businesses.is_empty() {
+            bail!("no business for {serial}");
+        }
+        Ok(())
+    })?;
+    drop(admin);
+    drop(client);
+    runtime.block_on(server.shutdown());
+    Ok(())
+}
+
+/// A throw-away PostgreSQL cluster on a loopback port (initdb and pg_ctl in a temp dir,
+/// fsync off), stopped on drop.
+struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    as_postgres: bool,
+    port: u16,
+}
+
+impl Cluster {
+    fn command(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<()> {
+        let out = self.command(tool).args(args).output()?;
+        if !out.status.success() {
+            bail!("{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// `None` when the PostgreSQL server binaries are not installed.
+    fn start() -> Result<Option<Cluster>> {
+        let mut bins: Vec<PathBuf> = match std::fs::read_dir("/usr/lib/postgresql") {
+            Ok(d) => d
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join("initdb").exists())
+                .collect(),
+            Err(_) => return Ok(None),
+        };
+        bins.sort();
+        let Some(bin) = bins.pop() else {
+            return Ok(None);
+        };
+        let uid = Command::new("id").arg("-u").output()?;
+        let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let dir = tempfile::tempdir()?;
+        if as_postgres {
+            // initdb refuses to run as root: the cluster belongs to the postgres user.
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let cluster = Cluster {
+            bin,
+            dir,
+            as_postgres,
+            port,
+        };
+        let data = cluster.dir.path().join("pgdata").display().to_string();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "keyward",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        )?;
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            cluster.dir.path().display()
+        );
+        let log = cluster.dir.path().join("pg.log").display().to_string();
+        cluster.run(
+            "pg_ctl",
+            &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"],
+        )?;
+        Ok(Some(cluster))
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://keyward@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("pgdata");
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn main() -> Result<()> {
+    let keys = env_usize("KEYWARD_BENCH_CA_KEYS", 1000);
+    let clients = env_usize("KEYWARD_BENCH_CA_CLIENTS", 8);
+    run("sqlite", None, keys, clients)?;
+    match Cluster::start()? {
+        Some(cluster) => run("postgresql", Some(cluster.url()), keys, clients)?,
+        None => eprintln!("PostgreSQL server binaries not found: PostgreSQL figures skipped"),
+    }
+    Ok(())
+}
