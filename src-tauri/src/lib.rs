@@ -242,12 +242,12 @@ fn start_watching(app: tauri::AppHandle) {
             let sent = match e {
                 TokenEvent::Inserted { token } => {
                     let view = Keys::view_of(&m, token);
-                    tray.upsert(&view, lang);
+                    tray.upsert(&handle, &view, lang);
                     handle.emit(EVENT_INSERTED, view)
                 }
                 TokenEvent::Changed { token } => {
                     let view = Keys::view_of(&m, token);
-                    tray.upsert(&view, lang);
+                    tray.upsert(&handle, &view, lang);
                     handle.emit(EVENT_CHANGED, view)
                 }
                 TokenEvent::Removed { serial } => {
@@ -336,9 +336,13 @@ pub fn commands<R: tauri::Runtime>()
 /// Builds the app: state, commands, logging and the key watchers.
 pub fn builder() -> tauri::Builder<tauri::Wry> {
     tauri::Builder::default()
+        // Expiry reminders as desktop notifications, sent from Rust only: the window's
+        // capability grants none of the plugin's commands.
+        .plugin(tauri_plugin_notification::init())
         .invoke_handler(commands())
         .setup(|app| {
             let (config, logs) = folders(app);
+            let _ = std::fs::create_dir_all(&config);
             if let Some(guard) = init_logging(&logs) {
                 app.manage(guard);
             }
@@ -349,7 +353,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             let desktop = Desktop::new(Keys::new(), &config, logs);
             let lang = desktop.lang();
             app.manage(desktop);
-            app.manage(tray::Tray::default());
+            app.manage(tray::Tray::new(&config));
             tray::Tray::install(app.handle(), lang);
             let handle = app.handle().clone();
             std::thread::Builder::new()

@@ -1,8 +1,10 @@
-//! The tray icon: the app stays reachable while its window is closed, and the icon's title
-//! says which keys need something — a certificate inside 90, 30 or 7 days of expiry, a
-//! locked PIN, a key to activate.
+//! The tray icon and expiry reminders: the icon's title says which keys need something —
+//! a certificate inside 90, 30 or 7 days of expiry, a locked PIN, a key to activate — and a
+//! desktop notification is shown once per certificate as it reaches each reminder step
+//! (remembered in `reminders.json`, so a restart does not repeat it).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use keyward_pki::Lang;
@@ -52,11 +54,73 @@ pub fn attention(key: &KeyView, lang: Lang) -> Option<String> {
     Some(format!("{who}: {what}"))
 }
 
+/// The reminder steps already shown, by certificate fingerprint.
+#[derive(Debug, Default)]
+pub struct Reminders {
+    path: PathBuf,
+    shown: BTreeMap<String, i64>,
+}
+
+impl Reminders {
+    /// Reads `reminders.json` in `dir` (missing or unreadable: nothing shown yet).
+    pub fn load(dir: &Path) -> Self {
+        let path = dir.join("reminders.json");
+        let shown = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Reminders { path, shown }
+    }
+
+    /// The reminder due for this key now, if one is, marking it shown.
+    pub fn due(&mut self, key: &KeyView) -> Option<i64> {
+        let cert = key.certificate.as_ref()?;
+        let step = reminder(cert.days_left)?;
+        let last = self.shown.get(&cert.sha256).copied();
+        if last.is_some_and(|l| l <= step) {
+            return None;
+        }
+        self.shown.insert(cert.sha256.clone(), step);
+        let body = serde_json::to_vec_pretty(&self.shown).unwrap_or_default();
+        if let Err(e) = std::fs::write(&self.path, body) {
+            tracing::warn!(error = %e, "cannot remember the reminder shown");
+        }
+        Some(step)
+    }
+}
+
+/// The notification for a certificate reaching a reminder step.
+pub fn reminder_text(key: &KeyView, lang: Lang) -> Option<(String, String)> {
+    let cert = key.certificate.as_ref()?;
+    let who = cert
+        .organization
+        .clone()
+        .unwrap_or_else(|| key.token.label.clone());
+    let (days, date) = (cert.days_left, cert.not_after.date());
+    Some(match lang {
+        Lang::ZhCn => (
+            "证书即将到期".to_owned(),
+            format!("{who}的证书将在 {days} 天后（{date}）到期，请在到期前办理证书续期。"),
+        ),
+        Lang::ZhTw => (
+            "憑證即將到期".to_owned(),
+            format!("{who}的憑證將在 {days} 天後（{date}）到期，請在到期前辦理憑證續期。"),
+        ),
+        Lang::En => (
+            "Certificate expiring".to_owned(),
+            format!(
+                "The certificate of {who} expires in {days} days ({date}); renew it before then."
+            ),
+        ),
+    })
+}
+
 /// The tray and what it currently knows of the keys.
 #[derive(Default)]
 pub struct Tray {
     icon: Mutex<Option<TrayIcon>>,
     keys: Mutex<BTreeMap<String, KeyView>>,
+    reminders: Mutex<Reminders>,
 }
 
 impl std::fmt::Debug for Tray {
@@ -67,6 +131,14 @@ impl std::fmt::Debug for Tray {
 }
 
 impl Tray {
+    /// A tray remembering its reminders in `config_dir`.
+    pub fn new(config_dir: &Path) -> Self {
+        Tray {
+            reminders: Mutex::new(Reminders::load(config_dir)),
+            ..Tray::default()
+        }
+    }
+
     /// Creates the tray icon. Where the desktop has no tray (no AppIndicator library), the
     /// app goes on without one.
     pub fn install(app: &AppHandle, lang: Lang) {
@@ -86,8 +158,19 @@ impl Tray {
         *tray.icon.lock().unwrap_or_else(PoisonError::into_inner) = icon;
     }
 
-    /// A key came or changed.
-    pub fn upsert(&self, key: &KeyView, lang: Lang) {
+    /// A key came or changed: the title is refreshed, and a reminder shown when one is due.
+    pub fn upsert(&self, app: &AppHandle, key: &KeyView, lang: Lang) {
+        let due = self
+            .reminders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .due(key);
+        if let (Some(_), Some((title, body))) = (due, reminder_text(key, lang)) {
+            use tauri_plugin_notification::NotificationExt;
+            if let Err(e) = app.notification().builder().title(title).body(body).show() {
+                tracing::warn!(error = %e, "cannot show the expiry reminder");
+            }
+        }
         self.keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -175,7 +258,77 @@ fn build(app: &AppHandle, lang: Lang) -> tauri::Result<TrayIcon> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn each_reminder_step_is_shown_once_per_certificate_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut key = sample(80);
+        let mut r = Reminders::load(dir.path());
+        assert_eq!(r.due(&key), Some(90));
+        assert_eq!(r.due(&key), None);
+        let mut r = Reminders::load(dir.path());
+        assert_eq!(r.due(&key), None, "remembered across a restart");
+        key.certificate.as_mut().unwrap().days_left = 29;
+        assert_eq!(r.due(&key), Some(30));
+        key.certificate.as_mut().unwrap().days_left = 6;
+        assert_eq!(r.due(&key), Some(7));
+        assert_eq!(r.due(&sample(200)), None);
+        let (title, body) = reminder_text(&key, Lang::ZhCn).unwrap();
+        assert_eq!(title, "证书即将到期");
+        assert!(body.contains("6 天后"), "{body}");
+    }
+
+    fn sample(days_left: i64) -> KeyView {
+        use keyward_pki::{CertSummary, KeyAlgorithm, RenewalStatus};
+        use keyward_token::{PinState, PinStatus, TokenDescription};
+        let now = time::OffsetDateTime::now_utc();
+        KeyView {
+            token: TokenDescription {
+                uri: "pkcs11:serial=1".into(),
+                module: "m".into(),
+                slot_id: 1,
+                label: "kw".into(),
+                manufacturer: "Keyward".into(),
+                model: "Sim".into(),
+                serial: "1".into(),
+                pin: PinStatus {
+                    user: PinState::Ok,
+                    user_tries_left: Some(10),
+                    user_to_be_changed: false,
+                    user_initialized: true,
+                    so: PinState::Ok,
+                    so_tries_left: Some(10),
+                },
+                min_pin_len: 4,
+                max_pin_len: 255,
+                free_public_memory: None,
+                free_private_memory: None,
+                flags: Vec::new(),
+            },
+            certificate: Some(CertSummary {
+                subject: "CN=示例".into(),
+                organization: Some("广州示例科技有限公司".into()),
+                common_name: None,
+                credit_code: None,
+                issuer: "CN=CA".into(),
+                issuer_name: None,
+                serial: "01".into(),
+                not_before: now,
+                not_after: now + time::Duration::days(days_left),
+                days_left,
+                key: KeyAlgorithm::Ec {
+                    curve: "P-256".into(),
+                },
+                is_ca: false,
+                sha256: "AB".into(),
+                renewal: RenewalStatus::Open { days_left },
+            }),
+            certificate_error: None,
+            next: NextStep::Renew { days_left },
+        }
+    }
 
     #[test]
     fn reminders_come_at_90_30_and_7_days() {
