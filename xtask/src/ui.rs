@@ -70,7 +70,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// `npm install` from the committed lock file when `node_modules` is missing or older than it,
+/// The packages from the committed lock file when `node_modules` is missing or older than it,
 /// then `vite build` (after type-checking) when any source is newer than `ui/dist`.
 pub fn build() -> Result<()> {
     check_node()?;
@@ -79,10 +79,14 @@ pub fn build() -> Result<()> {
     let stamp = ui.join("node_modules").join(".package-lock.json");
     if modified(&stamp).is_none_or(|s| modified(&lock).is_some_and(|l| l > s)) {
         let t = Instant::now();
-        // Not `npm ci`: npm 11 leaves the Tauri CLI's other-platform packages out of the
-        // lock file and then refuses it as out of sync; `install` keeps to the locked
-        // versions all the same.
-        run(npm().arg("install"))?;
+        // `npm ci` first. Where the lock file lacks other platforms' optional packages
+        // (npm 11 leaves out those the registry it used could not resolve: the Tauri CLI's,
+        // rollup's) npm ci refuses it as out of sync; `install --no-save` then keeps to the
+        // locked versions without rewriting the file.
+        if run(npm().arg("ci")).is_err() {
+            eprintln!("npm ci refused the lock file; installing from it with npm install");
+            run(npm().args(["install", "--no-save"]))?;
+        }
         eprintln!("UI dependencies installed in {:.1?}", t.elapsed());
     }
     let built = modified(&ui.join("dist").join("index.html"));
