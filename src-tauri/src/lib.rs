@@ -237,6 +237,7 @@ fn start_watching(app: tauri::AppHandle) {
         let handle = app.clone();
         let m = Arc::clone(&module);
         let spawned = Watcher::spawn(Arc::clone(&module), WatchOptions::default(), move |e| {
+            tracing::debug!(event = ?e, "key event");
             let lang = handle.state::<Desktop>().lang();
             let tray = handle.state::<tray::Tray>();
             let sent = match e {
