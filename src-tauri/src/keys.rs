@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use keyward_flows::seal::{SEAL_APPLICATION, SEAL_LABEL};
+use keyward_pki::seal::{Seal, SealSummary};
 use keyward_pki::{CertSummary, Pin, PinPolicy, RenewalStatus};
 use keyward_token::discovery::{self, Candidate, ModuleSource};
 use keyward_token::{
@@ -39,6 +41,24 @@ pub enum NextStep {
     Nothing,
 }
 
+/// The electronic seal (电子印章) on a key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SealState {
+    /// No seal object on the key.
+    None,
+    /// A seal is installed.
+    Present {
+        /// What the seal says about itself.
+        summary: SealSummary,
+    },
+    /// A seal object is there but cannot be read (or the key could not be asked).
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A key on the home page: the token, its organisation certificate, and what is next.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
@@ -48,6 +68,8 @@ pub struct KeyView {
     pub certificate: Option<CertSummary>,
     /// Why the certificate could not be read, when it could not.
     pub certificate_error: Option<String>,
+    /// The electronic seal on the key.
+    pub seal: SealState,
     /// What the operator should do next.
     pub next: NextStep,
 }
@@ -206,6 +228,7 @@ impl Keys {
                 token,
                 certificate: None,
                 certificate_error: None,
+                seal: SealState::None,
             },
         }
     }
@@ -292,6 +315,28 @@ fn view(m: &Arc<Module>, t: &TokenRef, token: TokenDescription) -> KeyView {
         token,
         certificate,
         certificate_error,
+        seal: read_seal(m, t),
+    }
+}
+
+/// The key's one seal object, read leniently; never a reason to fail the whole view.
+fn read_seal(m: &Arc<Module>, t: &TokenRef) -> SealState {
+    let bytes = m
+        .session(t)
+        .and_then(|s| s.read_data(SEAL_APPLICATION, SEAL_LABEL));
+    match bytes {
+        Ok(None) => SealState::None,
+        Ok(Some(der)) => match Seal::from_der(&der) {
+            Ok(seal) => SealState::Present {
+                summary: seal.summary(),
+            },
+            Err(e) => SealState::Unreadable {
+                reason: e.to_string(),
+            },
+        },
+        Err(e) => SealState::Unreadable {
+            reason: e.to_string(),
+        },
     }
 }
 

@@ -326,6 +326,7 @@ mod tests {
                 renewal: RenewalStatus::Open { days_left },
             }),
             certificate_error: None,
+            seal: crate::keys::SealState::None,
             next: NextStep::Renew { days_left },
         }
     }

@@ -80,6 +80,10 @@ fn the_home_page_lists_every_key_with_what_comes_next() {
 
     let json = serde_json::to_value(&list).unwrap();
     assert!(json[0]["next"]["action"].is_string());
+    assert_eq!(
+        json[0]["seal"]["state"], "none",
+        "no fixture key holds a seal"
+    );
     assert!(json[0]["token"]["pin"]["user"].is_string());
 }
 

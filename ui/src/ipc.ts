@@ -69,10 +69,27 @@ export type NextStep =
   | { action: 'no_certificate' }
   | { action: 'nothing' }
 
+export interface SealSummary {
+  name: string
+  seal_type: number
+  es_id: string
+  created: string
+  valid_start: string
+  valid_end: string
+  image_type: string
+  image_len: number
+}
+
+export type SealState =
+  | { state: 'none' }
+  | { state: 'present'; summary: SealSummary }
+  | { state: 'unreadable'; reason: string }
+
 export interface KeyView {
   token: TokenDescription
   certificate: CertSummary | null
   certificate_error: string | null
+  seal: SealState
   next: NextStep
 }
 

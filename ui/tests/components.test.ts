@@ -23,6 +23,27 @@ describe('KeyCard', () => {
     expect(w.find('[data-testid=key-days]').text()).toBe('剩余 335 天')
     expect(w.find('[data-testid=key-pin]').text()).toBe('正常')
     expect(w.find('[data-testid=key-next]').text()).toBe('无需操作')
+    expect(w.find('[data-testid=key-seal]').text()).toBe('未安装')
+  })
+
+  it('shows an installed seal by name', async () => {
+    const k = key('A1', {
+      seal: {
+        state: 'present',
+        summary: {
+          name: '广州示例科技有限公司',
+          seal_type: 1,
+          es_id: 'ES1',
+          created: '2026-11-01T00:00:00Z',
+          valid_start: '2026-11-01T00:00:00Z',
+          valid_end: '2027-11-01T00:00:00Z',
+          image_type: 'PNG',
+          image_len: 1024,
+        },
+      },
+    })
+    const w = mount(KeyCard, { props: { k }, global: { plugins: [await testRouter()] } })
+    expect(w.find('[data-testid=key-seal]').text()).toBe('已安装 · 广州示例科技有限公司')
   })
 
   it('says renew now inside the window, and offers 忘记密码 for a locked key', async () => {

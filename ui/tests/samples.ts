@@ -46,6 +46,7 @@ export function key(serial: string, over: Partial<KeyView> = {}): KeyView {
       renewal: { status: 'not_yet', opens_at: '2026-10-03T00:00:00Z', opens_in_days: 245 },
     },
     certificate_error: null,
+    seal: { state: 'none' },
     next: { action: 'nothing' },
     ...over,
   }
