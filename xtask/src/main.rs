@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod apifuzz;
 mod bench;
 mod fuzz;
 mod journey;
@@ -82,13 +83,17 @@ fn main() -> ExitCode {
         Some("e2e") => setup().and_then(|()| ui::e2e(&args[1..])),
         Some("bench") => setup().and_then(|()| bench::bench(&args[1..])),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("fuzz-api") => setup().and_then(|()| {
+            run(cargo().args(["build", "-p", "keyward-ca"]))?;
+            apifuzz::run_api_fuzz(100)
+        }),
         Some("fixtures") => match args.get(1) {
             Some(dir) => setup().and_then(|()| fixtures(Path::new(dir)).map(|_| ())),
             None => Err(anyhow::anyhow!("usage: cargo xtask fixtures DIR")),
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | demo | test [nextest filters…] | e2e [--docs] | fixtures DIR>"
+                "usage: cargo xtask <setup | demo | test [nextest filters…] | e2e [--docs] | bench [--quick] | fuzz [--seconds N] | fuzz-api | fixtures DIR>"
             );
             return ExitCode::from(2);
         }
@@ -217,18 +222,20 @@ fn test(filters: &[String]) -> Result<()> {
         "warnings",
     ]))?;
     run(cargo().args(["build", "--workspace"]))?;
+    if filters.is_empty() {
+        // The CA under schema-driven fuzzing of its own OpenAPI document: no 5xx.
+        apifuzz::run_api_fuzz(15)?;
+        // The desktop app end to end (under a minute).
+        ui::e2e(&[])?;
+    }
+    // Last, so its summary closes the run.
     let mut nextest = cargo();
     nextest
         .args(["nextest", "run", "--workspace", "--no-fail-fast"])
         .args(filters)
         // setup installed PostgreSQL: its tests must run, never skip.
         .env("KEYWARD_REQUIRE_POSTGRES", "1");
-    run(&mut nextest)?;
-    // The desktop app end to end (under a minute), unless only some tests were asked for.
-    if filters.is_empty() {
-        ui::e2e(&[])?;
-    }
-    Ok(())
+    run(&mut nextest)
 }
 
 /// Builds the fixture keys behind the simulator in `dir`, returning the manifest.
