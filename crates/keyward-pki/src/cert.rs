@@ -123,11 +123,11 @@ impl CertSummary {
         let not_after = cert.validity().not_after.to_datetime();
         let days_left = whole_days(not_after - now);
         Ok(CertSummary {
-            subject: subject.to_string(),
+            subject: name_text(subject),
             organization: first_attr(subject.iter_organization()),
             common_name: first_attr(subject.iter_common_name()),
             credit_code: credit_code(subject),
-            issuer: cert.issuer().to_string(),
+            issuer: name_text(cert.issuer()),
             issuer_name: first_attr(cert.issuer().iter_common_name())
                 .or_else(|| first_attr(cert.issuer().iter_organization())),
             serial: hex::encode_upper(cert.raw_serial()),
@@ -220,6 +220,35 @@ fn ceil_days(d: Duration) -> i64 {
 
 fn first_attr<'a>(mut it: impl Iterator<Item = &'a AttributeTypeAndValue<'a>>) -> Option<String> {
     it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
+}
+
+/// A distinguished name as text, with the names a Chinese organisation certificate carries
+/// spelled out (the generic formatter writes organizationIdentifier as a bare OID).
+fn name_text(name: &X509Name<'_>) -> String {
+    let parts: Vec<String> = name
+        .iter_attributes()
+        .map(|a| {
+            let oid = a.attr_type().to_id_string();
+            let key = match oid.as_str() {
+                "2.5.4.6" => "C",
+                "2.5.4.8" => "ST",
+                "2.5.4.7" => "L",
+                "2.5.4.10" => "O",
+                "2.5.4.11" => "OU",
+                "2.5.4.3" => "CN",
+                OID_SERIAL_NUMBER => "serialNumber",
+                OID_ORGANIZATION_IDENTIFIER => "organizationIdentifier",
+                _ => oid.as_str(),
+            }
+            .to_owned();
+            let value = a
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|_| format!("#{}", hex::encode(a.as_slice())));
+            format!("{key}={value}")
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// Finds a valid unified social credit code in the subject: organizationIdentifier
@@ -328,6 +357,10 @@ mod tests {
             }
         ));
         assert!(!s.is_ca);
+        assert_eq!(
+            s.subject,
+            "CN=广州市示例科技有限公司, C=CN, O=广州市示例科技有限公司, organizationIdentifier=NTRCN-91350100M000100Y43"
+        );
         assert_eq!(s.sha256.len(), 64);
     }
 
