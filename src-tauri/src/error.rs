@@ -17,7 +17,62 @@ pub mod codes {
     pub const SETTINGS: &str = "settings";
     /// A bug: a command failed in a way it should not (it is in the log).
     pub const INTERNAL: &str = "internal";
+    /// No CA service address is set (设置 · CA 服务).
+    pub const CA_NOT_SET: &str = "ca_not_set";
+    /// The pinned CA root file cannot be read or is not a certificate.
+    pub const CA_ROOT: &str = "ca_root";
+    /// An argument the UI sent is out of range (years, seal kind, attachment kind).
+    pub const BAD_ARGUMENT: &str = "bad_argument";
+    /// A CA answer with a code this build does not know yet (the raw code is in `detail`).
+    pub const CA_OTHER: &str = "ca_other";
 }
+
+/// The workflow layer's codes (keyward_flows::user_error), after the token layer's.
+pub const FLOW_CODES: &[&str] = &[
+    "ca_offline",
+    "ca_timeout",
+    "ca_untrusted",
+    "ca_unavailable",
+    "ca_malformed",
+    "key_signature",
+    "client_config",
+    "journal",
+    "no_certificate",
+    "already_active",
+    "renewal_not_open",
+    "certificate_expired",
+    "certificate_mismatch",
+    "awaiting_review",
+    "rejected",
+    "not_paid",
+    "seal_scan_not_image",
+    "seal_invalid",
+    "seal_other_certificate",
+    "seal_write_mismatch",
+    "no_seal",
+    "nothing_in_progress",
+    "ca_invalid_request",
+    "ca_key_not_found",
+    "ca_business_not_found",
+    "ca_signature_invalid",
+    "ca_code_invalid",
+    "ca_code_expired",
+    "ca_code_attempts_exhausted",
+    "ca_code_cooldown",
+    "ca_code_daily_limit",
+    "ca_wrong_state",
+    "ca_key_not_activated",
+    "ca_renewal_window_not_open",
+    "ca_certificate_expired",
+    "ca_invalid_years",
+    "ca_invalid_attachment",
+    "ca_attachment_required",
+    "ca_name_change_not_seal",
+    codes::CA_NOT_SET,
+    codes::CA_ROOT,
+    codes::BAD_ARGUMENT,
+    codes::CA_OTHER,
+];
 
 /// Every code a command can return, in one list the UI's list is checked against.
 pub const ALL_CODES: &[&str] = &[
@@ -44,6 +99,11 @@ pub const ALL_CODES: &[&str] = &[
     codes::SETTINGS,
     codes::INTERNAL,
 ];
+
+/// Every code at all: the token layer's and the shell's, then the workflows'.
+pub fn all_codes() -> impl Iterator<Item = &'static str> {
+    ALL_CODES.iter().chain(FLOW_CODES.iter()).copied()
+}
 
 /// What a command returns when it fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -87,6 +147,29 @@ impl CommandError {
                 "Something went wrong unexpectedly. Try again; if it keeps failing, contact support with the log folder's logs.",
             ),
         )
+    }
+
+    /// A workflow failure: token errors keep their PIN status and rules; the others take
+    /// keyward_flows' `{code, message}` as they are.
+    pub fn flow(e: &keyward_flows::FlowError, lang: Lang) -> Self {
+        if let keyward_flows::FlowError::Token(t) = e {
+            return CommandError::token(t, lang);
+        }
+        let user = keyward_flows::messages::user_error(e, lang);
+        match all_codes().find(|c| *c == user.code) {
+            Some(code) => {
+                let mut out = CommandError::new(code, user.message);
+                if let keyward_flows::FlowError::PinPolicy(rules) = e {
+                    out.rules = rules.iter().map(|r| r.message(lang)).collect();
+                }
+                out
+            }
+            None => {
+                let mut out = CommandError::new(codes::CA_OTHER, user.message);
+                out.detail = Some(user.code);
+                out
+            }
+        }
     }
 
     /// A token-layer failure, mapped exhaustively.
@@ -389,6 +472,43 @@ mod tests {
             Lang::ZhCn,
         );
         assert!(zh.message.contains("忘记密码"), "{}", zh.message);
+    }
+
+    #[test]
+    fn workflow_errors_keep_their_code_or_fall_back_with_the_raw_one() {
+        use keyward_flows::FlowError;
+        let cases = [
+            (FlowError::AlreadyActive, "already_active"),
+            (
+                FlowError::RenewalNotOpen { opens_in_days: 12 },
+                "renewal_not_open",
+            ),
+            (FlowError::CertificateExpired, "certificate_expired"),
+            (FlowError::NotPaid, "not_paid"),
+            (FlowError::AwaitingReview, "awaiting_review"),
+            (FlowError::SealScanNotImage, "seal_scan_not_image"),
+            (FlowError::NoSeal, "no_seal"),
+            (FlowError::NothingInProgress("x"), "nothing_in_progress"),
+            (
+                FlowError::Token(TokenError::PinLocked {
+                    role: PinRole::User,
+                }),
+                "pin_locked",
+            ),
+        ];
+        for (e, code) in cases {
+            for lang in Lang::ALL {
+                let c = CommandError::flow(&e, lang);
+                assert_eq!(c.code, code);
+                assert!(!c.message.is_empty());
+            }
+        }
+        let zh = CommandError::flow(&FlowError::RenewalNotOpen { opens_in_days: 12 }, Lang::ZhCn);
+        assert!(zh.message.contains("12"), "{}", zh.message);
+        // Flow codes never collide with the token layer's or the shell's.
+        for c in FLOW_CODES {
+            assert!(!ALL_CODES.contains(c), "{c} twice");
+        }
     }
 
     #[test]

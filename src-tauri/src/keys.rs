@@ -192,7 +192,7 @@ impl Keys {
     }
 
     /// The key with this serial, in whichever module sees it.
-    fn find(&self, serial: &str) -> Result<(Arc<Module>, TokenRef), TokenError> {
+    pub(crate) fn find(&self, serial: &str) -> Result<(Arc<Module>, TokenRef), TokenError> {
         for m in self.modules()? {
             match m.find(Some(serial)) {
                 Ok(t) => return Ok((m, t)),

@@ -3,6 +3,12 @@
 //! - Commands are noun-first (`token_list`, `cert_show`, `pin_status`, `pin_change`,
 //!   `driver_list`, `settings_get`, `settings_set`, `app_info`), all async; the PKCS#11 work
 //!   runs on a blocking worker thread, never on the UI thread.
+//! - The workflows with the CA ([`flows`]): `activate_send_code`, `activate`, `unlock_*`,
+//!   `renew_status`, `renew_apply`, `renew_pay`, `renew_install`, `seal_*`,
+//!   `progress_list`, `flow_pending`, and `ca_root_show` for Settings. Slow ones report
+//!   their steps through a `tauri::ipc::Channel`. The CA address and its pinned root are
+//!   settings (defaults from `KEYWARD_CA_URL` / `KEYWARD_CA_ROOT`); the journal that lets
+//!   an interrupted workflow resume is in the app's data folder.
 //! - Every command fails with one [`CommandError`] `{code, message}`; the codes are pinned.
 //! - Keys plugged in and pulled out reach the UI as events: `token://inserted`,
 //!   `token://removed` and `token://changed`, from a [`keyward_token::Watcher`] per module.
@@ -13,6 +19,7 @@
 //!   within 90, 30 or 7 days, a locked PIN).
 
 pub mod error;
+pub mod flows;
 pub mod keys;
 pub mod settings;
 pub mod tray;
@@ -46,17 +53,26 @@ pub struct Desktop {
     settings: Mutex<SettingsStore>,
     watchers: Mutex<Vec<(String, Watcher)>>,
     log_dir: PathBuf,
+    journal_dir: PathBuf,
 }
 
 impl Desktop {
-    /// The desktop's state over `keys`, with settings in `config_dir`.
+    /// The desktop's state over `keys`, with settings in `config_dir` and the workflow
+    /// journal in `config_dir/journal` (see [`Desktop::with_journal_dir`]).
     pub fn new(keys: Keys, config_dir: &std::path::Path, log_dir: PathBuf) -> Self {
         Desktop {
             keys: Arc::new(keys),
             settings: Mutex::new(SettingsStore::load(config_dir)),
             watchers: Mutex::new(Vec::new()),
             log_dir,
+            journal_dir: config_dir.join("journal"),
         }
+    }
+
+    /// Keeps the workflow journal (what lets an interrupted workflow resume) in `dir`.
+    pub fn with_journal_dir(mut self, dir: PathBuf) -> Self {
+        self.journal_dir = dir;
+        self
     }
 
     fn lang(&self) -> Lang {
@@ -305,18 +321,23 @@ fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking:
     installed.is_ok().then_some(guard)
 }
 
-/// Folders for settings and logs: `KEYWARD_DESKTOP_DIR` when set, else the platform's.
-fn folders(app: &tauri::App) -> (PathBuf, PathBuf) {
+/// Folders for settings, logs and the workflow journal: `KEYWARD_DESKTOP_DIR` when set,
+/// else the platform's.
+fn folders(app: &tauri::App) -> (PathBuf, PathBuf, PathBuf) {
     if let Some(dir) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
-        return (dir.clone(), dir.join("logs"));
+        return (dir.clone(), dir.join("logs"), dir.join("journal"));
     }
     let paths = app.path();
     let config = paths
         .app_config_dir()
         .unwrap_or_else(|_| std::env::temp_dir().join("keyward"));
     let logs = paths.app_log_dir().unwrap_or_else(|_| config.join("logs"));
-    (config, logs)
+    let journal = paths
+        .app_data_dir()
+        .map(|d| d.join("journal"))
+        .unwrap_or_else(|_| config.join("journal"));
+    (config, logs, journal)
 }
 
 /// Every command the window may call (the capability grants exactly these).
@@ -331,6 +352,24 @@ pub fn commands<R: tauri::Runtime>()
         settings_get,
         settings_set,
         app_info,
+        flows::ca_root_show,
+        flows::activate_send_code,
+        flows::activate,
+        flows::unlock_apply,
+        flows::unlock_attach,
+        flows::unlock_submit,
+        flows::unlock_status,
+        flows::unlock_finish,
+        flows::renew_status,
+        flows::renew_apply,
+        flows::renew_pay,
+        flows::renew_install,
+        flows::seal_apply,
+        flows::seal_status,
+        flows::seal_install,
+        flows::seal_show,
+        flows::progress_list,
+        flows::flow_pending,
     ]
 }
 
@@ -342,7 +381,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
         .plugin(tauri_plugin_notification::init())
         .invoke_handler(commands())
         .setup(|app| {
-            let (config, logs) = folders(app);
+            let (config, logs, journal) = folders(app);
             let _ = std::fs::create_dir_all(&config);
             if let Some(guard) = init_logging(&logs) {
                 app.manage(guard);
@@ -351,7 +390,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
                 version = env!("CARGO_PKG_VERSION"),
                 "Keyward desktop starting"
             );
-            let desktop = Desktop::new(Keys::new(), &config, logs);
+            let desktop = Desktop::new(Keys::new(), &config, logs).with_journal_dir(journal);
             let lang = desktop.lang();
             app.manage(desktop);
             app.manage(tray::Tray::new(&config));

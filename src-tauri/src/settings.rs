@@ -12,6 +12,16 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// The interface language: zh-CN (default), zh-TW or en.
     pub language: Lang,
+    /// The CA online service's address, e.g. `https://127.0.0.1:8443` (default from
+    /// `KEYWARD_CA_URL`).
+    pub ca_url: Option<String>,
+    /// The CA's root certificate (a PEM file), the only one trusted for TLS (default from
+    /// `KEYWARD_CA_ROOT`).
+    pub ca_root: Option<PathBuf>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl Default for Settings {
@@ -22,6 +32,8 @@ impl Default for Settings {
                 .as_deref()
                 .and_then(Lang::from_tag)
                 .unwrap_or_default(),
+            ca_url: env_var("KEYWARD_CA_URL"),
+            ca_root: env_var("KEYWARD_CA_ROOT").map(PathBuf::from),
         }
     }
 }
@@ -79,6 +91,8 @@ mod tests {
         store
             .set(Settings {
                 language: Lang::ZhTw,
+                ca_url: Some("https://ca.example:8443".into()),
+                ca_root: None,
             })
             .unwrap();
         assert_eq!(SettingsStore::load(dir.path()).get().language, Lang::ZhTw);

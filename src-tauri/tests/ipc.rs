@@ -146,3 +146,142 @@ fn settings_round_trip_through_the_window() {
     );
     assert!(e["detail"].as_str().unwrap().contains("libkeyward_sim.so"));
 }
+
+/// The workflow commands check their arguments before touching the key or the CA, and fail
+/// with coded errors: no CA set, years out of range, a scan that is not an image, PINs
+/// typed differently — and never echo a PIN.
+#[test]
+fn workflow_commands_check_their_arguments_and_say_what_is_missing() {
+    let (set, _module, manifest) = FixtureSet::build(&[KeyState::IssuedEc], &sim_module()).unwrap();
+    let (_app, w) = window(set.dir());
+    let serial = manifest.tokens[0].serial.clone();
+
+    // Nothing journaled yet; this needs neither the key nor the CA.
+    assert_eq!(
+        call(&w, "flow_pending", json!({ "serial": serial })).unwrap(),
+        json!([])
+    );
+    assert_eq!(call(&w, "ca_root_show", json!({})).unwrap(), Value::Null);
+
+    let saved = call(
+        &w,
+        "settings_set",
+        json!({ "settings": { "language": "zh-CN", "ca_url": null, "ca_root": null } }),
+    )
+    .unwrap();
+    assert_eq!(saved["ca_url"], Value::Null);
+    let e = call(&w, "progress_list", json!({ "serial": serial })).unwrap_err();
+    assert_eq!(e["code"], "ca_not_set");
+    assert!(e["message"].as_str().unwrap().contains("设置"));
+
+    let mismatch = call(
+        &w,
+        "activate",
+        json!({
+            "serial": serial,
+            "code": "123456",
+            "newPin": "Better#2027pin",
+            "newPinAgain": "Better#2027pim",
+            "progress": "__CHANNEL__:7",
+        }),
+    )
+    .unwrap_err();
+    assert_eq!(mismatch["code"], "pin_mismatch");
+    assert!(!mismatch.to_string().contains("Better#2027"));
+
+    let years = call(
+        &w,
+        "renew_apply",
+        json!({
+            "serial": serial, "years": 6, "invoiceTitle": "某某公司", "taxId": "",
+            "email": "a@b.cn", "pin": USER_PIN, "confirmFinalTry": false,
+        }),
+    )
+    .unwrap_err();
+    assert_eq!(years["code"], "bad_argument");
+    assert!(years["message"].as_str().unwrap().contains("1 至 5"));
+    assert!(!years.to_string().contains(USER_PIN));
+
+    let seal = |kind: &str, scan: Vec<u8>| {
+        call(
+            &w,
+            "seal_apply",
+            json!({
+                "serial": serial, "name": "某某公司", "kind": kind, "change": false,
+                "scan": scan, "pin": USER_PIN, "confirmFinalTry": false,
+            }),
+        )
+        .unwrap_err()
+    };
+    assert_eq!(
+        seal("round", b"\x89PNG\r\n\x1a\n".to_vec())["code"],
+        "bad_argument"
+    );
+    let pdf = seal("official", b"%PDF-1.7".to_vec());
+    assert_eq!(pdf["code"], "bad_argument");
+    assert!(pdf["message"].as_str().unwrap().contains("PNG"));
+    assert_eq!(seal("official", Vec::new())["code"], "bad_argument");
+    // A real PNG goes as far as the CA, which is not set.
+    assert_eq!(
+        seal("official", b"\x89PNG\r\n\x1a\n....".to_vec())["code"],
+        "ca_not_set"
+    );
+
+    let attach = call(
+        &w,
+        "unlock_attach",
+        json!({ "serial": serial, "kind": "selfie", "bytes": [0xFF, 0xD8, 0xFF] }),
+    )
+    .unwrap_err();
+    assert_eq!(attach["code"], "bad_argument");
+    let who = call(
+        &w,
+        "unlock_apply",
+        json!({ "serial": serial, "name": " ", "idNumber": "1", "phone": "1" }),
+    )
+    .unwrap_err();
+    assert_eq!(who["code"], "bad_argument");
+}
+
+/// A CA that is set but cannot be reached, and a root file that is not a certificate.
+#[test]
+fn an_unreachable_ca_and_a_broken_root_get_their_own_codes() {
+    let (set, _module, manifest) = FixtureSet::build(&[KeyState::IssuedEc], &sim_module()).unwrap();
+    let (_app, w) = window(set.dir());
+    let serial = manifest.tokens[0].serial.clone();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    call(
+        &w,
+        "settings_set",
+        json!({ "settings": { "language": "en", "ca_url": format!("http://127.0.0.1:{port}") } }),
+    )
+    .unwrap();
+    // Eligibility is read from the key alone: no CA call before a renewal is under way.
+    let renew = call(&w, "renew_status", json!({ "serial": serial })).unwrap();
+    assert_eq!(renew["certificate"]["renewal"]["status"], "not_yet");
+    assert_eq!(renew["fee_per_year_fen"], 20000);
+    let e = call(&w, "progress_list", json!({ "serial": serial })).unwrap_err();
+    assert_eq!(e["code"], "ca_offline", "{e}");
+
+    let root = set.dir().join("root.pem");
+    std::fs::write(
+        &root,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    call(
+        &w,
+        "settings_set",
+        json!({ "settings": { "language": "en", "ca_url": "https://127.0.0.1:1", "ca_root": root } }),
+    )
+    .unwrap();
+    let e = call(&w, "ca_root_show", json!({})).unwrap_err();
+    assert_eq!(e["code"], "ca_root");
+    let e = call(&w, "seal_status", json!({ "serial": serial })).unwrap_err();
+    assert_eq!(e["code"], "ca_root");
+}

@@ -1,0 +1,602 @@
+//! The operator's workflows with the CA as commands: activate, unlock, renew, seal and
+//! progress, thin over `keyward_flows`. Each runs on a blocking worker thread; slow ones
+//! report their steps through a [`Channel`] of [`keyward_flows::Progress`].
+//!
+//! PINs become [`Pin`] on entry and are never logged, stored or returned.
+
+use std::path::Path;
+use std::sync::PoisonError;
+
+use base64::Engine;
+use keyward_ca_api::{AttachmentKind, Business, CodeSent, Handler, InvoiceDetails, SealKind};
+use keyward_ca_client::{CaClient, ClientConfig};
+use keyward_flows::{Env, FlowError, FlowKind, Journal, Progress};
+use keyward_pki::{CertSummary, Lang, Pin};
+use keyward_token::{FinalTry, TokenRef};
+use serde::Serialize;
+use tauri::State;
+use tauri::ipc::Channel;
+
+use crate::error::{CommandError, codes};
+use crate::{Desktop, keys};
+
+/// Largest file accepted for an attachment or a seal scan (the CA's own limit).
+pub const MAX_UPLOAD: usize = 5 * 1024 * 1024;
+
+/// What a workflow needs from the settings, read once per command.
+#[derive(Debug, Clone)]
+pub(crate) struct CaSettings {
+    url: Option<String>,
+    root: Option<std::path::PathBuf>,
+    journal: std::path::PathBuf,
+}
+
+impl Desktop {
+    fn ca_settings(&self) -> CaSettings {
+        let s = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+        CaSettings {
+            url: s.get().ca_url.clone(),
+            root: s.get().ca_root.clone(),
+            journal: self.journal_dir.clone(),
+        }
+    }
+
+    /// Runs workflow work for the key `serial` on a blocking worker thread.
+    async fn flow<T, F>(&self, serial: String, work: F) -> Result<T, CommandError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Env, &TokenRef) -> Result<T, FlowError> + Send + 'static,
+    {
+        let lang = self.lang();
+        let ca = self.ca_settings();
+        let keys = std::sync::Arc::clone(&self.keys);
+        let run = move || -> Result<T, CommandError> {
+            let client = ca_client(&ca, lang)?;
+            let (module, token) = keys
+                .find(&serial)
+                .map_err(|e| CommandError::token(&e, lang))?;
+            let env = Env::new(module, client, Journal::new(&ca.journal));
+            work(&env, &token).map_err(|e| {
+                tracing::info!(error = %e, "workflow command failed");
+                CommandError::flow(&e, lang)
+            })
+        };
+        match tauri::async_runtime::spawn_blocking(run).await {
+            Ok(r) => r,
+            Err(join) => Err(CommandError::internal(join, lang)),
+        }
+    }
+}
+
+fn ca_client(ca: &CaSettings, lang: Lang) -> Result<CaClient, CommandError> {
+    let url = ca.url.clone().ok_or_else(|| {
+        CommandError::new(
+            codes::CA_NOT_SET,
+            lang.pick(
+                "尚未设置 CA 服务地址。请在“设置 · CA 服务”中填写 CA 提供的地址和根证书。",
+                "尚未設定 CA 服務位址。請在「設定 · CA 服務」中填寫 CA 提供的位址和根憑證。",
+                "No CA service is set. Enter the address and root certificate your CA gives in Settings · CA service.",
+            ),
+        )
+    })?;
+    let root = match &ca.root {
+        Some(p) => Some(read_root(p, lang)?.0),
+        None => None,
+    };
+    CaClient::new(&ClientConfig::new(url, root))
+        .map_err(|e| CommandError::flow(&FlowError::Ca(e), lang))
+}
+
+fn root_error(lang: Lang, path: &Path) -> CommandError {
+    let mut e = CommandError::new(
+        codes::CA_ROOT,
+        lang.pick(
+            "无法读取 CA 根证书文件，请在“设置 · CA 服务”中重新选择 CA 提供的根证书（PEM 格式）。",
+            "無法讀取 CA 根憑證檔案，請在「設定 · CA 服務」中重新選擇 CA 提供的根憑證（PEM 格式）。",
+            "The CA root certificate file cannot be read; choose the root your CA gives (PEM) again in Settings · CA service.",
+        ),
+    );
+    e.detail = Some(path.display().to_string());
+    e
+}
+
+/// Reads a PEM root: its text and its summary.
+fn read_root(path: &Path, lang: Lang) -> Result<(String, CertSummary), CommandError> {
+    let text = std::fs::read_to_string(path).map_err(|_| root_error(lang, path))?;
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .map(str::trim)
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| root_error(lang, path))?;
+    let summary = CertSummary::from_der(&der, time::OffsetDateTime::now_utc())
+        .map_err(|_| root_error(lang, path))?;
+    Ok((text, summary))
+}
+
+/// The pinned root as the Settings page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RootInfo {
+    /// The root's subject.
+    pub subject: String,
+    /// SHA-256 over its DER, upper-case hex.
+    pub sha256: String,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: time::OffsetDateTime,
+}
+
+/// The CA root named in the settings (none when unset).
+#[tauri::command]
+pub(crate) async fn ca_root_show(
+    desktop: State<'_, Desktop>,
+) -> Result<Option<RootInfo>, CommandError> {
+    let lang = desktop.lang();
+    let Some(path) = desktop.ca_settings().root else {
+        return Ok(None);
+    };
+    let (_, s) = read_root(&path, lang)?;
+    Ok(Some(RootInfo {
+        subject: s.subject,
+        sha256: s.sha256,
+        not_after: s.not_after,
+    }))
+}
+
+fn confirm(yes: bool) -> FinalTry {
+    if yes {
+        FinalTry::Confirmed
+    } else {
+        FinalTry::Refuse
+    }
+}
+
+fn bad_argument(lang: Lang, zh_cn: &str, zh_tw: &str, en: &str) -> CommandError {
+    CommandError::new(codes::BAD_ARGUMENT, lang.pick(zh_cn, zh_tw, en))
+}
+
+fn sender(progress: Channel<Progress>) -> impl FnMut(Progress) {
+    move |p| {
+        if let Err(e) = progress.send(p) {
+            tracing::debug!(error = %e, "progress not delivered to the window");
+        }
+    }
+}
+
+/// 激活证书, step 1: the CA sends (again) the activation code to the handler's phone.
+#[tauri::command]
+pub(crate) async fn activate_send_code(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<CodeSent, CommandError> {
+    desktop
+        .flow(serial, |env, t| {
+            keyward_flows::activate::send_code(env, &t.serial)
+        })
+        .await
+}
+
+/// 激活证书, step 2: the SMS code and the new PIN typed twice.
+#[tauri::command]
+pub(crate) async fn activate(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    code: String,
+    new_pin: String,
+    new_pin_again: String,
+    progress: Channel<Progress>,
+) -> Result<keyward_ca_api::KeyStatus, CommandError> {
+    let (new, again) = (Pin::new(new_pin), Pin::new(new_pin_again));
+    keys::check_typed_twice(&new, &again, desktop.lang())?;
+    drop(again);
+    let code = Some(code.trim().to_owned()).filter(|c| !c.is_empty());
+    desktop
+        .flow(serial, move |env, t| {
+            let input = keyward_flows::activate::ActivateInput { code, new_pin: new };
+            let mut on = sender(progress);
+            keyward_flows::activate::activate(env, t, &input, Some(&mut on))
+        })
+        .await
+}
+
+/// 忘记密码, step 1: who is asking. The latest business's handler is approved at once.
+#[tauri::command]
+pub(crate) async fn unlock_apply(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    name: String,
+    id_number: String,
+    phone: String,
+) -> Result<Business, CommandError> {
+    let lang = desktop.lang();
+    if name.trim().is_empty() || id_number.trim().is_empty() || phone.trim().is_empty() {
+        return Err(bad_argument(
+            lang,
+            "请填写姓名、身份证号和手机号。",
+            "請填寫姓名、身分證號和手機號。",
+            "Enter your name, ID number and mobile number.",
+        ));
+    }
+    let requester = Handler {
+        name: name.trim().to_owned(),
+        id_number: id_number.trim().to_owned(),
+        phone: phone.trim().to_owned(),
+    };
+    desktop
+        .flow(serial, move |env, t| {
+            keyward_flows::unlock::apply(env, &t.serial, &requester)
+        })
+        .await
+}
+
+/// Checks an uploaded file: not empty, at most 5 MB.
+fn check_upload(bytes: &[u8], lang: Lang) -> Result<(), CommandError> {
+    if bytes.is_empty() || bytes.len() > MAX_UPLOAD {
+        return Err(bad_argument(
+            lang,
+            "文件为空或超过 5 MB，请重新选择。",
+            "檔案為空或超過 5 MB，請重新選擇。",
+            "The file is empty or larger than 5 MB; choose another.",
+        ));
+    }
+    Ok(())
+}
+
+/// The MIME type of an image or PDF, from its first bytes.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else {
+        None
+    }
+}
+
+/// 忘记密码: one document for the reviewer (JPEG, PNG or PDF, at most 5 MB).
+#[tauri::command]
+pub(crate) async fn unlock_attach(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    kind: String,
+    bytes: Vec<u8>,
+) -> Result<keyward_ca_api::Attachment, CommandError> {
+    let lang = desktop.lang();
+    let kind = AttachmentKind::parse(&kind).ok_or_else(|| {
+        bad_argument(
+            lang,
+            "请选择材料类型。",
+            "請選擇材料類型。",
+            "Choose what kind of document this is.",
+        )
+    })?;
+    check_upload(&bytes, lang)?;
+    let mime = sniff(&bytes).ok_or_else(|| {
+        bad_argument(
+            lang,
+            "只能上传 JPG、PNG 或 PDF 文件。",
+            "只能上傳 JPG、PNG 或 PDF 檔案。",
+            "Only JPG, PNG or PDF files can be uploaded.",
+        )
+    })?;
+    desktop
+        .flow(serial, move |env, t| {
+            keyward_flows::unlock::attach(env, &t.serial, kind, mime, bytes)
+        })
+        .await
+}
+
+/// 忘记密码: hands the documents to the reviewer.
+#[tauri::command]
+pub(crate) async fn unlock_submit(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<Business, CommandError> {
+    desktop
+        .flow(serial, |env, t| {
+            keyward_flows::unlock::submit(env, &t.serial)
+        })
+        .await
+}
+
+/// 忘记密码: where the review stands; once approved, the SMS code is sent when `send_code`.
+#[tauri::command]
+pub(crate) async fn unlock_status(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    send_code: bool,
+) -> Result<Business, CommandError> {
+    desktop
+        .flow(serial, move |env, t| {
+            if send_code {
+                keyward_flows::unlock::send_code(env, &t.serial)?;
+            }
+            keyward_flows::unlock::status(env, &t.serial)
+        })
+        .await
+}
+
+/// 忘记密码, last step: the SMS code and the new PIN typed twice.
+#[tauri::command]
+pub(crate) async fn unlock_finish(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    code: String,
+    new_pin: String,
+    new_pin_again: String,
+    progress: Channel<Progress>,
+) -> Result<Business, CommandError> {
+    let (new, again) = (Pin::new(new_pin), Pin::new(new_pin_again));
+    keys::check_typed_twice(&new, &again, desktop.lang())?;
+    drop(again);
+    let code = Some(code.trim().to_owned()).filter(|c| !c.is_empty());
+    desktop
+        .flow(serial, move |env, t| {
+            let mut on = sender(progress);
+            keyward_flows::unlock::finish(env, t, code.as_deref(), &new, Some(&mut on))
+        })
+        .await
+}
+
+/// Whether and when the certificate can be renewed, and the renewal under way.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewState {
+    /// The certificate now on the key, with its renewal status.
+    pub certificate: CertSummary,
+    /// The renewal journaled on this computer, if any.
+    pub pending: Option<keyward_flows::renew::RenewJournal>,
+    /// The CA's business for it, if any.
+    pub business: Option<Business>,
+    /// The fee per year, in fen.
+    pub fee_per_year_fen: i64,
+}
+
+/// 证书续期: eligibility (the 90-day window), the renewal under way and its business.
+#[tauri::command]
+pub(crate) async fn renew_status(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<RenewState, CommandError> {
+    desktop
+        .flow(serial, |env, t| {
+            let certificate = keyward_flows::renew::eligibility(env, t)?;
+            let pending = keyward_flows::renew::pending(env, &t.serial)?;
+            let business = match &pending {
+                Some(j) => Some(env.ca.business(&j.business_id).map_err(FlowError::Ca)?),
+                None => None,
+            };
+            Ok(RenewState {
+                certificate,
+                pending,
+                business,
+                fee_per_year_fen: keyward_flows::renew::fee_fen(1),
+            })
+        })
+        .await
+}
+
+/// 证书续期: applies for 1–5 years (200 元/年) with the invoice details, signed by the key.
+#[allow(clippy::too_many_arguments)]
+#[tauri::command]
+pub(crate) async fn renew_apply(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    years: u8,
+    invoice_title: String,
+    tax_id: String,
+    email: String,
+    pin: String,
+    confirm_final_try: bool,
+) -> Result<Business, CommandError> {
+    let pin = Pin::new(pin);
+    let lang = desktop.lang();
+    if !(1..=5).contains(&years) {
+        return Err(bad_argument(
+            lang,
+            "续期年限为 1 至 5 年。",
+            "續期年限為 1 至 5 年。",
+            "Renew for 1 to 5 years.",
+        ));
+    }
+    if invoice_title.trim().is_empty() || !email.contains('@') {
+        return Err(bad_argument(
+            lang,
+            "请填写发票抬头和接收发票的邮箱。",
+            "請填寫發票抬頭和接收發票的郵箱。",
+            "Enter the invoice title and the e-mail address for the invoice.",
+        ));
+    }
+    let invoice = InvoiceDetails {
+        title: invoice_title.trim().to_owned(),
+        tax_id: tax_id.trim().to_owned(),
+        email: email.trim().to_owned(),
+    };
+    desktop
+        .flow(serial, move |env, t| {
+            keyward_flows::renew::apply(env, t, &pin, confirm(confirm_final_try), years, invoice)
+        })
+        .await
+}
+
+/// 证书续期: pays the renewal (the sandbox provider in the demo and tests).
+#[tauri::command]
+pub(crate) async fn renew_pay(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<keyward_ca_api::PaymentRequest, CommandError> {
+    desktop
+        .flow(serial, |env, t| {
+            keyward_flows::renew::pay_sandbox(env, &t.serial)
+        })
+        .await
+}
+
+/// 安装证书: new key pair, request, issuance, write, verify, old pair retired; resumes an
+/// interrupted install.
+#[tauri::command]
+pub(crate) async fn renew_install(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    pin: String,
+    confirm_final_try: bool,
+    progress: Channel<Progress>,
+) -> Result<CertSummary, CommandError> {
+    let pin = Pin::new(pin);
+    desktop
+        .flow(serial, move |env, t| {
+            let mut on = sender(progress);
+            keyward_flows::renew::install(env, t, &pin, confirm(confirm_final_try), Some(&mut on))
+        })
+        .await
+}
+
+/// 申请印章 / 变更印章: the seal's name and kind and the stamped scan (PNG or JPEG).
+#[allow(clippy::too_many_arguments)]
+#[tauri::command]
+pub(crate) async fn seal_apply(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    name: String,
+    kind: String,
+    change: bool,
+    scan: Vec<u8>,
+    pin: String,
+    confirm_final_try: bool,
+) -> Result<Business, CommandError> {
+    let pin = Pin::new(pin);
+    let lang = desktop.lang();
+    let kind = SealKind::parse(&kind).ok_or_else(|| {
+        bad_argument(
+            lang,
+            "请选择印章类型：公章或合同专用章。",
+            "請選擇印章類型：公章或合約專用章。",
+            "Choose the seal kind: official or contract.",
+        )
+    })?;
+    if name.trim().is_empty() {
+        return Err(bad_argument(
+            lang,
+            "请填写印章名称（单位全称）。",
+            "請填寫印章名稱（單位全稱）。",
+            "Enter the seal's name (the organisation's registered name).",
+        ));
+    }
+    check_upload(&scan, lang)?;
+    let mime = match sniff(&scan) {
+        Some(m @ ("image/png" | "image/jpeg")) => m,
+        _ => {
+            return Err(bad_argument(
+                lang,
+                "印章扫描件只能是 PNG 或 JPG 图片。",
+                "印章掃描檔只能是 PNG 或 JPG 圖片。",
+                "The seal scan must be a PNG or JPG image.",
+            ));
+        }
+    };
+    desktop
+        .flow(serial, move |env, t| {
+            keyward_flows::seal::apply(
+                env,
+                t,
+                &pin,
+                confirm(confirm_final_try),
+                name.trim(),
+                kind,
+                change,
+                &scan,
+                mime,
+            )
+        })
+        .await
+}
+
+/// The seal business of a key, if any.
+#[tauri::command]
+pub(crate) async fn seal_status(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<Option<Business>, CommandError> {
+    desktop
+        .flow(serial, |env, t| keyward_flows::seal::status(env, &t.serial))
+        .await
+}
+
+/// A seal with its image, for an `<img>` (a data URL).
+#[derive(Debug, Clone, Serialize)]
+pub struct SealShown {
+    /// Name, kind, validity and whether it verifies.
+    #[serde(flatten)]
+    pub seal: keyward_flows::seal::SealView,
+    /// `data:` URL of the image, when its type is known.
+    pub image_url: Option<String>,
+}
+
+fn shown(seal: keyward_flows::seal::SealView) -> SealShown {
+    let image_url = seal.mime_type.map(|m| {
+        format!(
+            "data:{m};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&seal.image)
+        )
+    });
+    SealShown { seal, image_url }
+}
+
+/// 安装印章: checks the seal the CA made and writes it to the key.
+#[tauri::command]
+pub(crate) async fn seal_install(
+    desktop: State<'_, Desktop>,
+    serial: String,
+    pin: String,
+    confirm_final_try: bool,
+    progress: Channel<Progress>,
+) -> Result<SealShown, CommandError> {
+    let pin = Pin::new(pin);
+    desktop
+        .flow(serial, move |env, t| {
+            let mut on = sender(progress);
+            keyward_flows::seal::install(env, t, &pin, confirm(confirm_final_try), Some(&mut on))
+                .map(shown)
+        })
+        .await
+}
+
+/// The seal on the key, with its image.
+#[tauri::command]
+pub(crate) async fn seal_show(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<SealShown, CommandError> {
+    desktop
+        .flow(serial, |env, t| {
+            keyward_flows::seal::show(env, t).map(shown)
+        })
+        .await
+}
+
+/// 办理进度查询: every business of the key, newest first, with its timeline.
+#[tauri::command]
+pub(crate) async fn progress_list(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<keyward_flows::progress::KeyProgress, CommandError> {
+    desktop
+        .flow(serial, |env, t| {
+            keyward_flows::progress::progress(env, &t.serial)
+        })
+        .await
+}
+
+/// The workflows journaled on this computer that can be resumed for a key (no CA call).
+#[tauri::command]
+pub(crate) async fn flow_pending(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<Vec<FlowKind>, CommandError> {
+    Ok(Journal::new(&desktop.journal_dir).pending(&serial))
+}
