@@ -527,6 +527,10 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         let ui: Vec<String> = serde_json::from_str(&text).unwrap();
         assert_eq!(ui, ALL_CODES);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/flow-codes.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let ui: Vec<String> = serde_json::from_str(&text).unwrap();
+        assert_eq!(ui, FLOW_CODES);
     }
 
     #[test]

@@ -7,10 +7,17 @@
 // back without a click; the certificate details show; 修改密码 refuses a weak PIN before the
 // key sees it, reports tries left after a wrong PIN, changes a PIN; wrong PINs run a key
 // down to its final try (explicit confirmation) and the lock sends the operator to 忘记密码.
+// Then, against the reference CA (keyward-ca, started here with its clock 300 days back, as
+// the demo does): a blank key issued by the CA's station is activated in the app with the
+// SMS code; 300 days later (the CA restarted on today's clock) it is renewed — apply, pay in
+// the sandbox, 安装证书 with its progress — then a seal is applied for with a PNG scan,
+// approved by the CA's reviewer and installed, and 办理进度查询 lists every business.
 // Each screen is photographed.
 
-import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { connect } from 'node:net'
+import { deflateSync } from 'node:zlib'
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const env = (name) => {
@@ -27,6 +34,13 @@ const DOCS = process.env.KEYWARD_E2E_DOCS
 const manifest = JSON.parse(readFileSync(env('KEYWARD_E2E_FIXTURES'), 'utf8'))
 const serial = (state) => manifest.tokens.find((t) => t.state === state).serial
 const USER_PIN = 'Fixture#2026'
+const SO_PIN = 'SoFixture#2026'
+const CA = env('KEYWARD_E2E_CA')
+const CA_PORT = Number(env('KEYWARD_E2E_CA_PORT'))
+const CA_URL = env('KEYWARD_CA_URL')
+const CA_DIR = env('KEYWARD_CA_DATA_DIR')
+const NEW_PIN = 'Keyward#2026ok'
+const ORG = '广州市端到端科技有限公司'
 
 const ELEMENT = 'element-6066-11e4-a52f-4a5d1a8e8f27'
 let session = null
@@ -76,6 +90,115 @@ async function type(css, value) {
 const go = (hash) => js('location.hash = arguments[0]', hash)
 const sim = (...args) => execFileSync(SIM, ['--state-dir', SIM_STATE, ...args], { stdio: 'pipe' })
 
+// The reference CA, started and restarted by this run (its clock moved for the renewal).
+let caProcess = null
+async function startCa(clockOffsetDays) {
+  caProcess = spawn(
+    CA,
+    ['serve', '--listen', `127.0.0.1:${CA_PORT}`, '--data-dir', CA_DIR, `--clock-offset-days=${clockOffsetDays}`],
+    { stdio: 'ignore' },
+  )
+  await waitFor(
+    'keyward-ca to listen',
+    () =>
+      new Promise((resolve) => {
+        const c = connect(CA_PORT, '127.0.0.1', () => (c.end(), resolve(true)))
+        c.on('error', () => resolve(false))
+      }),
+    30000,
+  )
+}
+async function stopCa() {
+  if (!caProcess || caProcess.exitCode !== null) return
+  const exited = new Promise((r) => caProcess.once('exit', r))
+  caProcess.kill('SIGTERM')
+  await exited
+  caProcess = null
+}
+// Standard input from a file: the CA's tools read secrets from a descriptor they open by
+// path, which a socket (Node's pipes) cannot be.
+function ca(args, input = '') {
+  const file = join(SHOTS, '..', 'ca-stdin')
+  writeFileSync(file, input, { mode: 0o600 })
+  const fd = openSync(file, 'r')
+  try {
+    return execFileSync(CA, args, { stdio: [fd, 'pipe', 'pipe'] }).toString()
+  } finally {
+    closeSync(fd)
+    writeFileSync(file, '')
+  }
+}
+function smsCode(key) {
+  const out = JSON.parse(ca(['sms', '--json', '--url', CA_URL]))
+  const msg = [...out.messages].reverse().find((m) => m.key_serial === key)
+  if (!msg) throw new Error(`no SMS for ${key}`)
+  const code = msg.text.split('验证码')[1]?.match(/\d+/)?.[0]
+  if (!code) throw new Error(`no code in: ${msg.text}`)
+  return code
+}
+
+// A stamped scan: a red ring on white, 120 × 120, as a PNG made here.
+function scanPng() {
+  const n = 120
+  const crcTable = Array.from({ length: 256 }, (_, i) => {
+    let c = i
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    return c >>> 0
+  })
+  const crc = (buf) => {
+    let c = 0xffffffff
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8)
+    return (c ^ 0xffffffff) >>> 0
+  }
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4)
+    len.writeUInt32BE(data.length)
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data])
+    const sum = Buffer.alloc(4)
+    sum.writeUInt32BE(crc(body))
+    return Buffer.concat([len, body, sum])
+  }
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(n, 0)
+  ihdr.writeUInt32BE(n, 4)
+  ihdr[8] = 8
+  ihdr[9] = 2
+  const rows = []
+  for (let y = 0; y < n; y++) {
+    const row = Buffer.alloc(1 + n * 3, 255)
+    row[0] = 0
+    for (let x = 0; x < n; x++) {
+      const d = Math.hypot(x - n / 2, y - n / 2)
+      if ((d > 44 && d < 54) || d < 12) row.set([200, 20, 20], 1 + x * 3)
+    }
+    rows.push(row)
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ])
+}
+
+// Chooses a file in an <input type=file> as the operator would, from bytes made here.
+async function chooseFile(css, name, type, bytes) {
+  await js(
+    `const input = document.querySelector(arguments[0])
+     const bin = atob(arguments[3])
+     const bytes = new Uint8Array(bin.length)
+     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i)
+     const dt = new DataTransfer()
+     dt.items.add(new File([bytes], arguments[1], { type: arguments[2] }))
+     input.files = dt.files
+     input.dispatchEvent(new Event('change', { bubbles: true }))`,
+    css,
+    name,
+    type,
+    bytes.toString('base64'),
+  )
+}
+
 const shots = []
 async function shot(name, forDocs = true) {
   await new Promise((r) => setTimeout(r, 300))
@@ -112,6 +235,20 @@ async function changePin(oldPin, newPin, again = newPin) {
 }
 
 async function main() {
+  // The CA's issuing station provisions the blank key before the app starts, 300 days ago
+  // by the CA's clock: the key waits for activation, its SMS code in the CA's outbox.
+  const blank = serial('blank')
+  const caStart = Date.now()
+  await startCa(-300)
+  ca(
+    [
+      'issue', '--token', blank, '--org-name', ORG, '--uscc', '91440101MA5DM00032',
+      '--address', '广州市天河区测试路 1 号', '--handler-name', '李经办',
+      '--id-number', '44010119900307123X', '--phone', '13800138001',
+    ],
+    `${SO_PIN}\n`,
+  )
+  console.log(`  keyward-ca started and issued ${blank} in ${Date.now() - caStart} ms`)
   const launched = Date.now()
   session = (
     await wd('POST', '/session', {
@@ -219,15 +356,16 @@ async function main() {
       await shot('home-locked', false)
     })
 
-    await step('the other businesses say plainly they are coming', async () => {
-      await go('#/renew')
-      await waitFor('the renewal page', () => exists('[data-testid=coming-soon]'))
-      await shot('renew')
+    await step('证书续期 on an expired certificate says to apply anew', async () => {
+      await go(`#/renew?serial=${serial('expired')}`)
+      await waitFor('the eligibility', () => exists('[data-testid=renew-eligibility][data-status=expired]'))
+      await shot('renew-expired')
     })
 
-    await step('设置与关于: language, drivers, version', async () => {
+    await step('设置与关于: language, drivers, the CA and its pinned root, version', async () => {
       await go('#/settings')
       await waitFor('the drivers', () => exists('[data-testid=driver]'))
+      await waitFor('the pinned root', () => exists('[data-testid=ca-root-sha256]'))
       await shot('settings')
       await click('[data-lang=en]')
       await waitFor('English', async () => (await text('h1')).includes('Settings'))
@@ -238,8 +376,85 @@ async function main() {
       await click('[data-lang=zh-CN]')
       await waitFor('Chinese again', async () => (await text('h1')).includes('设置'))
     })
+
+    await step('激活证书: the SMS code and a new PIN twice', async () => {
+      await go('#/')
+      await waitFor('the issued key', async () => (await text(`[data-serial="${blank}"]`)).includes(ORG))
+      await go(`#/activate?serial=${blank}`)
+      await waitFor('the activation form', () => exists('[data-testid=sms-code]'))
+      await type('[data-testid=sms-code]', smsCode(blank))
+      await type('[data-testid=new-pin]', NEW_PIN)
+      await type('[data-testid=new-pin-again]', NEW_PIN)
+      await shot('activate')
+      await click('[data-testid=activate-submit]')
+      await waitFor('the activation', () => exists('[data-testid=activate-done]'), 30000)
+      await shot('activate-done', false)
+    })
+
+    await step('300 days later, 证书续期: apply, pay (sandbox), 安装证书', async () => {
+      await stopCa()
+      await startCa(0)
+      // The key's own clock is today's: its certificate, made 300 days ago, is in the window.
+      await go('#/')
+      await go(`#/renew?serial=${blank}`)
+      await waitFor('the application form', () => exists('[data-testid=renew-apply-form]'), 15000)
+      await js(
+        `const s = document.querySelector('[data-testid=renew-years]'); s.value = '2'; s.dispatchEvent(new Event('change'))`,
+      )
+      await waitFor('the fee for two years', async () => (await text('[data-testid=renew-fee]')).includes('400'))
+      await type('[data-testid=invoice-title]', ORG)
+      await type('[data-testid=invoice-tax-id]', '91440101MA5DM00032')
+      await type('[data-testid=invoice-email]', 'caiwu@example.cn')
+      await type('[data-testid=pin]', NEW_PIN)
+      await shot('renew')
+      await click('[data-testid=renew-apply]')
+      await waitFor('the payment', () => exists('[data-testid=renew-pay-button]'), 30000)
+      await shot('renew-pay', false)
+      await click('[data-testid=renew-pay-button]')
+      await waitFor('安装证书', () => exists('[data-testid=renew-install-button]'), 30000)
+      await type('[data-testid=pin]', NEW_PIN)
+      await click('[data-testid=renew-install-button]')
+      // The progress bar, through the command's channel, while the key works.
+      await waitFor('the progress bar', () => exists('[data-testid=step-progress]'), 10000)
+        .then(() => shot('renew-install'))
+        .catch(() => console.log('  (the install finished before the progress bar was caught)'))
+      await waitFor('the new certificate', () => exists('[data-testid=renew-done]'), 60000)
+      await shot('renew-done', false)
+    })
+
+    await step('申请印章 with a PNG scan; the CA approves; 安装印章', async () => {
+      await go(`#/seal?serial=${blank}`)
+      await waitFor('the seal form', () => exists('[data-testid=seal-apply-form]'), 15000)
+      await chooseFile('[data-testid=seal-scan]', 'stamp-scan.png', 'image/png', scanPng())
+      await waitFor('the preview', () => exists('[data-testid=file-preview] img'))
+      await type('[data-testid=pin]', NEW_PIN)
+      await shot('seal-apply')
+      await click('[data-testid=seal-apply]')
+      await waitFor('the review', () => exists('[data-testid=seal-review]'), 30000)
+      const queue = JSON.parse(ca(['review', 'list', '--json']))
+      const item = (queue.items ?? []).find((i) => (i.business ?? i).key_serial === blank)
+      if (!item) throw new Error(`nothing to review for ${blank}: ${JSON.stringify(queue)}`)
+      ca(['review', 'approve', (item.business ?? item).id, '--reviewer', '审核员甲'])
+      await click('[data-testid=seal-check]')
+      await waitFor('安装印章', () => exists('[data-testid=seal-install-button]'), 15000)
+      await type('[data-testid=pin]', NEW_PIN)
+      await click('[data-testid=seal-install-button]')
+      await waitFor('the seal on the key', () => exists('[data-testid=seal-image]'), 60000)
+      await shot('seal')
+    })
+
+    await step('办理进度查询: every business with its timeline', async () => {
+      await go('#/')
+      await go('#/progress')
+      const pick = `[data-testid=key-picker] [data-serial="${blank}"]`
+      await waitFor('the key picker', () => exists(pick))
+      await click(pick)
+      await waitFor('the businesses', async () => (await count('[data-testid=business]')) >= 3, 15000)
+      await shot('progress')
+    })
   } finally {
     await wd('DELETE', s('')).catch(() => {})
+    await stopCa()
   }
   console.log(`\n${steps.length} steps passed; ${shots.length} screenshots in ${SHOTS}`)
 }

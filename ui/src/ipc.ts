@@ -2,9 +2,10 @@
 // Components never call `invoke` themselves, so the shapes live in one place and the tests
 // can mock the shell with `mockIPC`.
 
-import { invoke } from '@tauri-apps/api/core'
+import { Channel, invoke } from '@tauri-apps/api/core'
 import { listen, type UnlistenFn } from '@tauri-apps/api/event'
 import errorCodes from './error-codes.json'
+import flowCodes from './flow-codes.json'
 
 export type Lang = 'zh-CN' | 'zh-TW' | 'en'
 export type PinState = 'ok' | 'count_low' | 'final_try' | 'locked'
@@ -138,6 +139,88 @@ export interface DriverReport {
 
 export interface Settings {
   language: Lang
+  /** The CA online service's address. */
+  ca_url?: string | null
+  /** The CA root certificate (PEM file) pinned for TLS. */
+  ca_root?: string | null
+}
+
+export interface RootInfo {
+  subject: string
+  sha256: string
+  not_after: string
+}
+
+export type Step =
+  | 'reading_key'
+  | 'contacting_ca'
+  | 'setting_pin'
+  | 'generating_key'
+  | 'signing_request'
+  | 'issuing'
+  | 'writing'
+  | 'verifying'
+  | 'retiring_old'
+  | 'confirming'
+
+/** One step of a slow workflow, sent through the command's channel. */
+export interface Progress {
+  step: Step
+  index: number
+  total: number
+}
+
+export interface BusinessEvent {
+  at: string
+  state: string
+  note: string
+}
+
+export interface Business {
+  id: string
+  kind: string
+  state: string
+  key_serial: string | null
+  uscc: string
+  fee_fen: number
+  created_at: string
+  updated_at: string
+  timeline: BusinessEvent[]
+}
+
+export interface CodeSent {
+  phone_masked: string
+  expires_at: string
+  resend_after: string
+}
+
+export interface RenewState {
+  certificate: CertSummary
+  pending: ({ business_id: string; old_id: string; step: string } & Record<string, unknown>) | null
+  business: Business | null
+  fee_per_year_fen: number
+}
+
+export interface PaymentRequest {
+  payment_id: string
+  business_id: string
+  amount_fen: number
+  status: 'pending' | 'paid' | 'failed'
+  pay_url: string
+}
+
+export interface SealShown extends SealSummary {
+  kind: 'official' | 'contract' | null
+  mime_type: string | null
+  verified: boolean
+  image_url: string | null
+}
+
+export type FlowKind = 'activate' | 'unlock' | 'renew' | 'seal'
+
+export interface KeyProgress {
+  businesses: Business[]
+  resumable: FlowKind[]
 }
 
 export interface AppInfo {
@@ -171,8 +254,9 @@ export type ErrorCode =
   | 'pin_mismatch'
   | 'settings'
   | 'internal'
+  | (typeof flowCodes)[number]
 
-export const ERROR_CODES: readonly ErrorCode[] = errorCodes as ErrorCode[]
+export const ERROR_CODES: readonly ErrorCode[] = [...errorCodes, ...flowCodes] as ErrorCode[]
 
 /** What a failed command gives: a code to branch on, a sentence to show. */
 export class CommandError extends Error {
@@ -230,6 +314,69 @@ export const pinChange = (args: {
   newPinAgain: string
   confirmFinalTry: boolean
 }) => call<PinStatus>('pin_change', args)
+
+export const caRootShow = () => call<RootInfo | null>('ca_root_show')
+
+/** A channel for a slow command's steps. */
+function steps(onProgress?: (p: Progress) => void): Channel<Progress> {
+  const ch = new Channel<Progress>()
+  ch.onmessage = (p) => onProgress?.(p)
+  return ch
+}
+
+export const activateSendCode = (serial: string) => call<CodeSent>('activate_send_code', { serial })
+/** 激活证书: the SMS code and the new PIN twice; the caller empties its fields afterwards. */
+export const activate = (
+  args: { serial: string; code: string; newPin: string; newPinAgain: string },
+  onProgress?: (p: Progress) => void,
+) => call<unknown>('activate', { ...args, progress: steps(onProgress) })
+
+export const unlockApply = (args: { serial: string; name: string; idNumber: string; phone: string }) =>
+  call<Business>('unlock_apply', args)
+export const unlockAttach = (args: { serial: string; kind: string; bytes: number[] }) =>
+  call<unknown>('unlock_attach', args)
+export const unlockSubmit = (serial: string) => call<Business>('unlock_submit', { serial })
+export const unlockStatus = (serial: string, sendCode = false) =>
+  call<Business>('unlock_status', { serial, sendCode })
+export const unlockFinish = (
+  args: { serial: string; code: string; newPin: string; newPinAgain: string },
+  onProgress?: (p: Progress) => void,
+) => call<Business>('unlock_finish', { ...args, progress: steps(onProgress) })
+
+export const renewStatus = (serial: string) => call<RenewState>('renew_status', { serial })
+export const renewApply = (args: {
+  serial: string
+  years: number
+  invoiceTitle: string
+  taxId: string
+  email: string
+  pin: string
+  confirmFinalTry: boolean
+}) => call<Business>('renew_apply', args)
+export const renewPay = (serial: string) => call<PaymentRequest>('renew_pay', { serial })
+/** 安装证书, with its steps through the channel. */
+export const renewInstall = (
+  args: { serial: string; pin: string; confirmFinalTry: boolean },
+  onProgress?: (p: Progress) => void,
+) => call<CertSummary>('renew_install', { ...args, progress: steps(onProgress) })
+
+export const sealApply = (args: {
+  serial: string
+  name: string
+  kind: 'official' | 'contract'
+  change: boolean
+  scan: number[]
+  pin: string
+  confirmFinalTry: boolean
+}) => call<Business>('seal_apply', args)
+export const sealStatus = (serial: string) => call<Business | null>('seal_status', { serial })
+export const sealInstall = (
+  args: { serial: string; pin: string; confirmFinalTry: boolean },
+  onProgress?: (p: Progress) => void,
+) => call<SealShown>('seal_install', { ...args, progress: steps(onProgress) })
+export const sealShow = (serial: string) => call<SealShown>('seal_show', { serial })
+export const progressList = (serial: string) => call<KeyProgress>('progress_list', { serial })
+export const flowPending = (serial: string) => call<FlowKind[]>('flow_pending', { serial })
 
 export const EVENT_INSERTED = 'token://inserted'
 export const EVENT_REMOVED = 'token://removed'

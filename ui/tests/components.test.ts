@@ -4,7 +4,6 @@ import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 import { emit } from '@tauri-apps/api/event'
 import KeyCard from '../src/components/KeyCard.vue'
 import HomeView from '../src/views/HomeView.vue'
-import ComingSoon from '../src/components/ComingSoon.vue'
 import { setLang } from '../src/i18n'
 import { resetKeys, startKeys } from '../src/keys'
 import { key, pin } from './samples'
@@ -108,17 +107,5 @@ describe('HomeView', () => {
     await startKeys()
     await flush()
     expect(w.find('[data-testid=error]').attributes('data-code')).toBe('no_module')
-  })
-})
-
-describe('ComingSoon', () => {
-  it('says plainly that the business is not here yet and lists the guide’s steps', async () => {
-    const w = mount(ComingSoon, {
-      props: { name: '证书续期', flow: 'renew' },
-      global: { plugins: [await testRouter()] },
-    })
-    expect(w.text()).toContain('即将开放')
-    expect(w.findAll('ol li').length).toBe(4)
-    expect(w.text()).toContain('安装证书')
   })
 })

@@ -52,9 +52,11 @@ describe('设置与关于', () => {
     expect(w.find('[data-testid=version]').text()).toBe('Keyward 0.1.0')
   })
 
-  it('saves the language through the shell and switches at once', async () => {
+  it('saves the language through the shell and switches at once, keeping the CA settings', async () => {
     const saved: unknown[] = []
     mockIPC((cmd, args) => {
+      if (cmd === 'settings_get') return { language: 'zh-CN', ca_url: 'https://ca.example:8443', ca_root: null }
+      if (cmd === 'ca_root_show') return null
       if (cmd === 'settings_set') {
         saved.push(args)
         return (args as { settings: unknown }).settings
@@ -66,9 +68,47 @@ describe('设置与关于', () => {
     await flush()
     await w.find('[data-lang=zh-TW]').trigger('click')
     await flush()
-    expect(saved).toEqual([{ settings: { language: 'zh-TW' } }])
+    expect(saved).toEqual([{ settings: { language: 'zh-TW', ca_url: 'https://ca.example:8443', ca_root: null } }])
     expect(lang.value).toBe('zh-TW')
     expect(w.find('h1').text()).toBe('設定與關於')
+  })
+
+  it('shows the pinned CA root by subject and SHA-256, and saves the CA address', async () => {
+    const saved: unknown[] = []
+    mockIPC((cmd, args) => {
+      if (cmd === 'settings_get') return { language: 'zh-CN', ca_url: null, ca_root: '/etc/keyward/root.pem' }
+      if (cmd === 'ca_root_show') return { subject: 'CN=Keyward Demo Root CA', sha256: 'AB'.repeat(32), not_after: '2036-01-01T00:00:00Z' }
+      if (cmd === 'settings_set') {
+        saved.push(args)
+        return (args as { settings: unknown }).settings
+      }
+      if (cmd === 'driver_list') return []
+      if (cmd === 'app_info') return { version: '0.1.0', log_dir: '/tmp', module_env: null, watching: [] }
+    })
+    const w = mount(SettingsView, { global: { plugins: [await testRouter('/settings')] } })
+    await flush()
+    await flush()
+    expect(w.find('[data-testid=ca-root-info]').text()).toContain('CN=Keyward Demo Root CA')
+    expect(w.find('[data-testid=ca-root-sha256]').text()).toBe('AB'.repeat(32))
+    await w.find('[data-testid=ca-url]').setValue(' https://127.0.0.1:8443 ')
+    await w.find('[data-testid=ca-settings]').trigger('submit')
+    await flush()
+    expect(saved).toEqual([
+      { settings: { language: 'zh-CN', ca_url: 'https://127.0.0.1:8443', ca_root: '/etc/keyward/root.pem' } },
+    ])
+  })
+
+  it('says plainly when the root file is not a certificate', async () => {
+    mockIPC((cmd) => {
+      if (cmd === 'settings_get') return { language: 'zh-CN', ca_url: null, ca_root: '/tmp/x.pem' }
+      if (cmd === 'ca_root_show') throw { code: 'ca_root', message: '无法读取 CA 根证书文件', detail: '/tmp/x.pem' }
+      if (cmd === 'driver_list') return []
+      if (cmd === 'app_info') return { version: '0.1.0', log_dir: '/tmp', module_env: null, watching: [] }
+    })
+    const w = mount(SettingsView, { global: { plugins: [await testRouter('/settings')] } })
+    await flush()
+    await flush()
+    expect(w.find('[data-testid=error][data-code=ca_root]').text()).toContain('根证书')
   })
 })
 

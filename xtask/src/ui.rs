@@ -236,6 +236,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
     let dir = target_dir().join("e2e");
     let keys = dir.join("keys");
     let manifest = fixtures(&keys)?;
+    // (fixtures() built keyward-ca too: the run activates, renews and installs a seal
+    // against it.)
     run(cargo().args(["build", "-p", "keyward-desktop"]))?;
     if !Path::new("/usr/bin/WebKitWebDriver").exists() {
         bail!("WebKitWebDriver is missing: install the Debian package webkit2gtk-driver");
@@ -253,6 +255,16 @@ pub fn e2e(args: &[String]) -> Result<()> {
     }
 
     // A private X display, so the run never depends on (or disturbs) a desktop session.
+    // The CA's data starts fresh; the run starts (and restarts) the service itself, with
+    // the clock moved, so the app is pointed at it through the settings' defaults.
+    let ca_dir = dir.join("ca");
+    if ca_dir.exists() {
+        std::fs::remove_dir_all(&ca_dir)?;
+    }
+    let ca_port = free_port()?;
+    let ca_url = format!("https://localhost:{ca_port}");
+    let ca_root = ca_dir.join("ca").join("root.crt");
+
     let display = free_display();
     let _xvfb = Guard::spawn(
         Command::new("Xvfb")
@@ -271,6 +283,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env_remove("WAYLAND_DISPLAY")
         .env("KEYWARD_DESKTOP_DIR", &app_dir)
         .env("KEYWARD_LANG", "zh-CN")
+        .env("KEYWARD_CA_URL", &ca_url)
+        .env("KEYWARD_CA_ROOT", &ca_root)
         // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, WebKitWebDriver's
         // screenshots wait for a repaint that a still page never makes.
         .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
@@ -292,7 +306,16 @@ pub fn e2e(args: &[String]) -> Result<()> {
         )
         .env("KEYWARD_E2E_SIM_STATE", keys.join("sim-state"))
         .env("KEYWARD_E2E_SHOTS", &shots)
-        .env("KEYWARD_E2E_WEBDRIVER", format!("http://127.0.0.1:{port}"));
+        .env("KEYWARD_E2E_WEBDRIVER", format!("http://127.0.0.1:{port}"))
+        .env(
+            "KEYWARD_E2E_CA",
+            target_dir().join("debug").join("keyward-ca"),
+        )
+        .env("KEYWARD_E2E_CA_PORT", ca_port.to_string())
+        .env("KEYWARD_CA_URL", &ca_url)
+        .env("KEYWARD_CA_ROOT", &ca_root)
+        .env("KEYWARD_CA_DATA_DIR", &ca_dir);
+    key_env(&mut test, &keys);
     if docs {
         test.env("KEYWARD_E2E_DOCS", root().join("docs").join("screenshots"));
     }
