@@ -169,6 +169,7 @@ const en: Messages = {
     detail: 'Technical detail (for support)',
   },
   wizard: {
+    working: 'Working — keep the USB key plugged in…',
     no_key: 'No USB key is plugged in. Plug in the key this business is for.',
     which_key: 'For which USB key:',
     pin: 'Certificate PIN',

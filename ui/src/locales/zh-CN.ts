@@ -167,6 +167,7 @@ export default {
     detail: '技术信息（提供给客服）',
   },
   wizard: {
+    working: '正在办理，请勿拔出 USB Key…',
     no_key: '没有插入 USB Key。请插入要办理业务的 USB Key。',
     which_key: '为哪把 USB Key 办理：',
     pin: '证书密码（PIN）',

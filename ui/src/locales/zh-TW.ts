@@ -169,6 +169,7 @@ const zhTW: Messages = {
     detail: '技術資訊（提供給客服）',
   },
   wizard: {
+    working: '正在辦理，請勿拔出 USB Key…',
     no_key: '沒有插入 USB Key。請插入要辦理業務的 USB Key。',
     which_key: '為哪把 USB Key 辦理：',
     pin: '憑證密碼（PIN）',
