@@ -14,7 +14,17 @@ use anyhow::{Context, Result, bail};
 const PORT: u16 = 18750;
 const PIN: &str = "Demo#2026pin";
 
-struct Ca(Child);
+/// A running keyward-ca, stopped when dropped.
+pub struct Ca(Child);
+
+/// The CA the journey leaves running, for the desktop window to use.
+pub struct RunningCa {
+    _ca: Ca,
+    /// Its address.
+    pub url: String,
+    /// Its root certificate, to pin.
+    pub root: PathBuf,
+}
 
 impl Drop for Ca {
     fn drop(&mut self) {
@@ -121,7 +131,7 @@ impl Journey {
 }
 
 /// Runs the journey on the blank key of the demo's fixtures.
-pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<()> {
+pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<RunningCa> {
     let root = keys.parent().context("demo folder")?.to_owned();
     let j = Journey {
         bin: bin.to_owned(),
@@ -238,7 +248,7 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<()> {
     drop(ca);
 
     println!("\n== 300 days later: the same CA data, today's clock ==");
-    let _ca = j.start_ca(0)?;
+    let ca = j.start_ca(0)?;
     println!("\n-- 证书续期: apply (signed by the key), pay (sandbox), 安装证书 --");
     j.keyward(&["renew", "status", "--token", blank_serial], "")?;
     j.keyward(
@@ -320,7 +330,11 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<()> {
     )?;
     println!("\n-- 办理进度查询 --");
     j.keyward(&["progress", "--token", blank_serial], "")?;
-    Ok(())
+    Ok(RunningCa {
+        _ca: ca,
+        url: url(),
+        root: j.ca_dir.join("ca").join("root.crt"),
+    })
 }
 
 /// The factory SO PIN of the fixture keys (softhsm-fixtures' SO_PIN).

@@ -357,14 +357,15 @@ fn demo() -> Result<()> {
         ],
         None,
     )?;
-    journey::run(&bin, &dir, &serial("blank"))?;
+    let ca = journey::run(&bin, &dir, &serial("blank"))?;
     println!(
         "\nThe keys stay in {} for trying things by hand.",
         dir.display()
     );
-    // With a display, the operator's own window opens over the same keys.
+    // With a display, the operator's own window opens over the same keys and the same CA,
+    // which keeps running until the window closes.
     if ui::has_display() {
-        return ui::open_desktop(&dir);
+        return ui::open_desktop(&dir, Some((&ca.url, &ca.root)));
     }
     Ok(())
 }

@@ -136,11 +136,14 @@ pub fn has_display() -> bool {
 }
 
 /// `cargo xtask demo` with a display: the desktop app over the demo keys.
-pub fn open_desktop(keys: &Path) -> Result<()> {
+pub fn open_desktop(keys: &Path, ca: Option<(&str, &Path)>) -> Result<()> {
     build()?;
     run(cargo().args(["build", "-p", "keyward-desktop"]))?;
     let mut cmd = Command::new(desktop_binary());
     key_env(&mut cmd, keys);
+    if let Some((url, root)) = ca {
+        cmd.env("KEYWARD_CA_URL", url).env("KEYWARD_CA_ROOT", root);
+    }
     cmd.env(
         "KEYWARD_DESKTOP_DIR",
         target_dir().join("demo").join("desktop"),
