@@ -225,6 +225,8 @@ fn test(filters: &[String]) -> Result<()> {
     if filters.is_empty() {
         // The CA under schema-driven fuzzing of its own OpenAPI document: no 5xx.
         apifuzz::run_api_fuzz(15)?;
+        // Every cargo-fuzz target for a short time box (`cargo xtask fuzz` runs long ones).
+        fuzz::fuzz(&["--seconds".to_owned(), "10".to_owned()])?;
         // The desktop app end to end (under a minute).
         ui::e2e(&[])?;
     }
