@@ -121,3 +121,32 @@ pub async fn verify_key_signature(
     }
     crate::store::spend_nonce(state, key_serial, nonce).await
 }
+
+/// Authenticates a request about a key by the key's current certificate: loads the key and
+/// that certificate, and checks the request's signature over a fresh nonce with its key.
+pub async fn authenticate_current(
+    state: &AppState,
+    serial: &str,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> CaResult<(crate::store::KeyRow, crate::store::CertRow)> {
+    let (key, cert) = {
+        let mut conn = state.db().acquire().await?;
+        let key = crate::store::load_key(&mut conn, serial).await?;
+        let cert = crate::store::load_cert(&mut conn, &key.current_cert).await?;
+        (key, cert)
+    };
+    verify_key_signature(
+        state,
+        serial,
+        method.as_str(),
+        uri.path(),
+        headers,
+        body,
+        std::slice::from_ref(&cert.parsed.key),
+    )
+    .await?;
+    Ok((key, cert))
+}

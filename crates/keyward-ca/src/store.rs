@@ -254,6 +254,24 @@ pub async fn load_business(conn: &mut AnyConnection, id: &str) -> CaResult<Busin
 }
 
 /// Every business of a key, oldest first, with timelines.
+/// Business `id` of kind `kind` belonging to key `serial`; any other is "not found", so one
+/// key can never reach another's business by its id.
+pub async fn business_of_key(
+    conn: &mut AnyConnection,
+    serial: &str,
+    id: &str,
+    kind: keyward_ca_api::BusinessKind,
+) -> CaResult<BusinessRow> {
+    let b = load_business(conn, id).await?;
+    if b.business.kind != kind || b.business.key_serial.as_deref() != Some(serial) {
+        return crate::error::reject(
+            keyward_ca_api::ErrorCode::BusinessNotFound,
+            format!("key {serial} has no {} {id}", kind.as_str()),
+        );
+    }
+    Ok(b)
+}
+
 pub async fn businesses_of_key(
     conn: &mut AnyConnection,
     key_serial: &str,

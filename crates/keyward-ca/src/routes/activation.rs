@@ -158,22 +158,8 @@ pub async fn confirm(
 ) -> CaResult<Json<KeyStatus>> {
     let serial = http::path(serial)?;
     let body = http::body(body)?;
-    let (key, cert) = {
-        let mut conn = state.db().acquire().await?;
-        let key = store::load_key(&mut conn, &serial).await?;
-        let cert = store::load_cert(&mut conn, &key.current_cert).await?;
-        (key, cert)
-    };
-    http::verify_key_signature(
-        &state,
-        &serial,
-        method.as_str(),
-        uri.path(),
-        &headers,
-        &body,
-        &[cert.parsed.key],
-    )
-    .await?;
+    let (key, _cert) =
+        http::authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
     let now = state.now();
     let mut tx = state.db().begin().await?;
     if key.state == KeyState::Active {

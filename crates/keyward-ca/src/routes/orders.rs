@@ -311,22 +311,8 @@ pub async fn seal(
             "the seal name is 1 to 60 characters",
         );
     }
-    let (key, cert) = {
-        let mut conn = state.db().acquire().await?;
-        let key = store::load_key(&mut conn, &serial).await?;
-        let cert = store::load_cert(&mut conn, &key.current_cert).await?;
-        (key, cert)
-    };
-    http::verify_key_signature(
-        &state,
-        &serial,
-        method.as_str(),
-        uri.path(),
-        &headers,
-        &body,
-        std::slice::from_ref(&cert.parsed.key),
-    )
-    .await?;
+    let (key, cert) =
+        http::authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
     if key.state != KeyState::Active {
         return reject(ErrorCode::KeyNotActivated, "activate the key first");
     }

@@ -18,34 +18,6 @@ use keyward_ca_api::{
 };
 use time::{Duration, OffsetDateTime};
 
-/// Loads the key and its current certificate's verification key, then checks the signature.
-async fn authenticate_current(
-    state: &AppState,
-    serial: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> CaResult<(store::KeyRow, store::CertRow)> {
-    let (key, cert) = {
-        let mut conn = state.db().acquire().await?;
-        let key = store::load_key(&mut conn, serial).await?;
-        let cert = store::load_cert(&mut conn, &key.current_cert).await?;
-        (key, cert)
-    };
-    http::verify_key_signature(
-        state,
-        serial,
-        method.as_str(),
-        uri.path(),
-        headers,
-        body,
-        std::slice::from_ref(&cert.parsed.key),
-    )
-    .await?;
-    Ok((key, cert))
-}
-
 /// The expiry of a renewed certificate: the old expiry plus `years` calendar years.
 pub fn extend_by_years(old: OffsetDateTime, years: i64) -> OffsetDateTime {
     let target = old.year() + years as i32;
@@ -75,7 +47,8 @@ pub async fn apply(
             "invoice title, tax id and an e-mail address are required",
         );
     }
-    let (key, cert) = authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
+    let (key, cert) =
+        http::authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
     if key.state != KeyState::Active {
         return reject(
             ErrorCode::KeyNotActivated,
@@ -149,22 +122,6 @@ pub async fn apply(
     Ok(Json(b.business))
 }
 
-async fn renewal_of_key(
-    conn: &mut sqlx::AnyConnection,
-    serial: &str,
-    id: &str,
-) -> CaResult<store::BusinessRow> {
-    let b = store::load_business(conn, id).await?;
-    if b.business.kind != BusinessKind::Renewal || b.business.key_serial.as_deref() != Some(serial)
-    {
-        return reject(
-            ErrorCode::BusinessNotFound,
-            format!("key {serial} has no renewal {id}"),
-        );
-    }
-    Ok(b)
-}
-
 /// `POST /v1/keys/{serial}/renewals/{id}/certificate`: signed by the current key.
 pub async fn certificate(
     State(state): State<AppState>,
@@ -178,11 +135,12 @@ pub async fn certificate(
     let body = http::body(body)?;
     let req: CsrSubmission = http::json(&headers, &body)?;
     let csr = check_csr(&req.csr_pem)?;
-    let (key, cert) = authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
+    let (key, cert) =
+        http::authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
     let now_dt = state.clock().now();
     let now = now_dt.unix_timestamp();
     let mut tx = state.db().begin().await?;
-    let b = renewal_of_key(&mut tx, &serial, &id).await?;
+    let b = store::business_of_key(&mut tx, &serial, &id, BusinessKind::Renewal).await?;
     match b.business.state {
         BusinessState::Paid => {}
         BusinessState::CertificateIssued => {
@@ -284,7 +242,7 @@ pub async fn installed(
     let (b, new) = {
         let mut conn = state.db().acquire().await?;
         store::load_key(&mut conn, &serial).await?;
-        let b = renewal_of_key(&mut conn, &serial, &id).await?;
+        let b = store::business_of_key(&mut conn, &serial, &id, BusinessKind::Renewal).await?;
         let Some(new_serial) = b.details["new_certificate"].as_str().map(str::to_owned) else {
             return reject(
                 ErrorCode::WrongState,

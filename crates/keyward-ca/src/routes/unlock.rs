@@ -156,21 +156,6 @@ pub async fn apply(
     Ok(Json(b.business))
 }
 
-async fn unlock_of_key(
-    conn: &mut AnyConnection,
-    serial: &str,
-    id: &str,
-) -> CaResult<store::BusinessRow> {
-    let b = store::load_business(conn, id).await?;
-    if b.business.kind != BusinessKind::Unlock || b.business.key_serial.as_deref() != Some(serial) {
-        return reject(
-            ErrorCode::BusinessNotFound,
-            format!("key {serial} has no unlock {id}"),
-        );
-    }
-    Ok(b)
-}
-
 /// `POST /v1/keys/{serial}/unlocks/{id}/code`
 pub async fn send_code(
     State(state): State<AppState>,
@@ -179,7 +164,7 @@ pub async fn send_code(
     let (serial, id) = http::path(ids)?;
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    let b = unlock_of_key(&mut tx, &serial, &id).await?;
+    let b = store::business_of_key(&mut tx, &serial, &id, BusinessKind::Unlock).await?;
     if !matches!(
         b.business.state,
         BusinessState::Approved | BusinessState::Authorised
@@ -214,7 +199,7 @@ pub async fn authorisation(
     let req: RedeemCodeRequest = http::json(&headers, &body)?;
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    let b = unlock_of_key(&mut tx, &serial, &id).await?;
+    let b = store::business_of_key(&mut tx, &serial, &id, BusinessKind::Unlock).await?;
     if !matches!(
         b.business.state,
         BusinessState::Approved | BusinessState::Authorised
@@ -307,7 +292,7 @@ pub async fn confirm(
     let (b, cert) = {
         let mut conn = state.db().acquire().await?;
         let key = store::load_key(&mut conn, &serial).await?;
-        let b = unlock_of_key(&mut conn, &serial, &id).await?;
+        let b = store::business_of_key(&mut conn, &serial, &id, BusinessKind::Unlock).await?;
         (b, store::load_cert(&mut conn, &key.current_cert).await?)
     };
     http::verify_key_signature(
