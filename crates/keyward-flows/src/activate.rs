@@ -71,7 +71,7 @@ pub fn activate(
     let serial = token.serial.as_str();
     report(&mut progress, Step::ReadingKey, 1, TOTAL);
     let session = env.module.session(token)?;
-    let policy = crate::pin::check_new_pin(env, token, &input.new_pin)?;
+    let policy = crate::pin::check_new_pin(&session, &input.new_pin)?;
     let journaled = pending(env, serial)?;
     report(&mut progress, Step::ContactingCa, 2, TOTAL);
     let status = env.ca.key_status(serial)?;

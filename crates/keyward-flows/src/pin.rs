@@ -1,7 +1,7 @@
 //! 修改密码: changing the user PIN through the login guard.
 
 use keyward_pki::{Pin, PinPolicy};
-use keyward_token::{FinalTry, PinStatus, TokenRef};
+use keyward_token::{FinalTry, PinStatus, TokenRef, TokenSession};
 
 use crate::{Env, FlowError};
 
@@ -34,9 +34,10 @@ pub fn policy(env: &Env, token: &TokenRef) -> Result<PinPolicy, FlowError> {
         .policy(&PinPolicy::recommended())?)
 }
 
-/// Checks a new PIN against `token`'s policy without touching the key's PIN.
-pub fn check_new_pin(env: &Env, token: &TokenRef, new: &Pin) -> Result<PinPolicy, FlowError> {
-    let policy = policy(env, token)?;
+/// Checks a new PIN against the policy of the key `session` is on, without touching the
+/// key's PIN (the caller's session: no second one is opened).
+pub fn check_new_pin(session: &TokenSession, new: &Pin) -> Result<PinPolicy, FlowError> {
+    let policy = session.policy(&PinPolicy::recommended())?;
     policy.check(new).map_err(FlowError::PinPolicy)?;
     Ok(policy)
 }

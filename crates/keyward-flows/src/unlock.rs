@@ -167,7 +167,7 @@ pub fn finish(
     ))?;
     report(&mut progress, Step::ReadingKey, 1, TOTAL);
     let session = env.module.session(token)?;
-    let policy = crate::pin::check_new_pin(env, token, new_pin)?;
+    let policy = crate::pin::check_new_pin(&session, new_pin)?;
 
     if j.step != UnlockStep::Rotated {
         let code = code.ok_or(FlowError::NothingInProgress("the SMS code is needed"))?;
