@@ -12,6 +12,8 @@
 //! - [`renew`]: 证书续期 and 安装证书 — apply, pay, install with a new key pair.
 //! - [`seal`]: 申请印章, 变更印章 and 安装印章 — the organisation's electronic seal.
 //! - [`progress`]: 办理进度查询, the business list.
+//! - [`standing`]: where a key stands at the CA — awaiting activation, or with a certificate
+//!   or seal waiting to be installed.
 //! - [`station`]: the CA's issuing station, provisioning a key for an organisation.
 //! - [`messages`]: every error as the `{code, message}` a person reads.
 
@@ -23,6 +25,7 @@ pub mod pin;
 pub mod progress;
 pub mod renew;
 pub mod seal;
+pub mod standing;
 pub mod station;
 pub mod unlock;
 

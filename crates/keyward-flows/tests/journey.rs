@@ -10,6 +10,7 @@ use std::process::Command;
 use common::{PIN, World, handler, pin};
 use keyward_ca_api::{BusinessKind, BusinessState, InvoiceDetails, KeyState as CaKeyState};
 use keyward_flows::activate::{ActivateInput, activate};
+use keyward_flows::standing::{WaitingKind, standing};
 use keyward_flows::{FlowError, Progress, renew, unlock};
 use keyward_pki::RenewalStatus;
 use keyward_token::{FinalTry, KeySpec, PinState, TokenError};
@@ -29,6 +30,12 @@ fn activation_sets_the_operators_pin_and_the_ca_records_it() {
         w.env.ca.key_status(&t.serial).unwrap().state,
         CaKeyState::AwaitingActivation
     );
+    // The key cannot say it waits for activation (the station's C_InitPIN leaves no flag on
+    // the simulator); the CA can.
+    let before = standing(&w.env.ca, &t.serial).unwrap().unwrap();
+    assert_eq!(before.state, CaKeyState::AwaitingActivation);
+    assert!(before.waiting.is_empty(), "{before:?}");
+    assert!(standing(&w.env.ca, "NO-SUCH-KEY").unwrap().is_none());
 
     // A weak PIN is refused before anything happens; a wrong code spends no PIN try.
     let weak = activate(
@@ -192,7 +199,21 @@ fn renewal_applies_pays_and_installs_a_new_key_pair_checked_by_outside_tools() {
         renew::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None),
         Err(FlowError::NotPaid)
     ));
+    let waiting = |w: &World| {
+        let s = standing(&w.env.ca, &t.serial).unwrap().unwrap();
+        assert_eq!(s.state, CaKeyState::Active);
+        s.waiting
+            .iter()
+            .map(|x| (x.kind, x.business_id.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(waiting(&w), vec![(WaitingKind::PayRenewal, b.id.clone())]);
     renew::pay_sandbox(&w.env, &t.serial).unwrap();
+    assert_eq!(
+        waiting(&w),
+        vec![(WaitingKind::InstallCertificate, b.id.clone())],
+        "a paid renewal waits for 安装证书"
+    );
 
     let mut steps = Vec::new();
     let mut on = |p: Progress| steps.push(p.step);
@@ -218,6 +239,7 @@ fn renewal_applies_pays_and_installs_a_new_key_pair_checked_by_outside_tools() {
         .find(|b| b.kind == BusinessKind::Renewal)
         .unwrap();
     assert_eq!(renewal.state, BusinessState::Completed);
+    assert!(waiting(&w).is_empty(), "nothing waits once installed");
 
     // From outside: exactly one private key, its certificate, and openssl verifies the chain.
     let sim = common::sim_module();

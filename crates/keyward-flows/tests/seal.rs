@@ -125,7 +125,18 @@ fn seal_is_applied_for_reviewed_installed_shown_and_changed() {
         seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None),
         Err(FlowError::AwaitingReview)
     ));
+    let waits = |w: &World| {
+        keyward_flows::standing::standing(&w.env.ca, &t.serial)
+            .unwrap()
+            .unwrap()
+            .has(keyward_flows::standing::WaitingKind::InstallSeal)
+    };
+    assert!(
+        !waits(&w),
+        "a seal under review waits for the CA, not the operator"
+    );
     approve(&w, &b.id);
+    assert!(waits(&w), "the seal the CA made waits for 安装印章");
 
     // 安装印章.
     let mut steps = Vec::new();
@@ -135,6 +146,7 @@ fn seal_is_applied_for_reviewed_installed_shown_and_changed() {
     assert_eq!(v.summary.name, org);
     assert_eq!(v.kind, Some(SealKind::Official));
     assert!(v.verified);
+    assert!(!waits(&w));
     assert_eq!(
         seal::status(&w.env, &t.serial).unwrap().unwrap().state,
         BusinessState::Completed
