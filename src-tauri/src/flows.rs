@@ -41,7 +41,15 @@ impl Desktop {
         }
     }
 
-    /// Runs workflow work for the key `serial` on a blocking worker thread.
+    /// A CA client for the current settings, when a CA is set and its root reads.
+    pub(crate) fn standing_client(&self) -> Option<CaClient> {
+        let ca = self.ca_settings();
+        ca.url.as_ref()?;
+        ca_client(&ca, self.lang()).ok()
+    }
+
+    /// Runs workflow work for the key `serial` on a blocking worker thread. Afterwards the
+    /// CA is asked again where the key stands, so Home follows what the workflow did.
     async fn flow<T, F>(&self, serial: String, work: F) -> Result<T, CommandError>
     where
         T: Send + 'static,
@@ -50,6 +58,8 @@ impl Desktop {
         let lang = self.lang();
         let ca = self.ca_settings();
         let keys = std::sync::Arc::clone(&self.keys);
+        let standings = std::sync::Arc::clone(&self.standings);
+        let asked = serial.clone();
         let run = move || -> Result<T, CommandError> {
             let client = ca_client(&ca, lang)?;
             let (module, token) = keys
@@ -61,10 +71,12 @@ impl Desktop {
                 CommandError::flow(&e, lang)
             })
         };
-        match tauri::async_runtime::spawn_blocking(run).await {
+        let result = match tauri::async_runtime::spawn_blocking(run).await {
             Ok(r) => r,
             Err(join) => Err(CommandError::internal(join, lang)),
-        }
+        };
+        standings.ask(&asked);
+        result
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use keyward_flows::seal::{SEAL_APPLICATION, SEAL_LABEL};
+use keyward_flows::standing::{Standing, WaitingKind};
 use keyward_pki::seal::{Seal, SealSummary};
 use keyward_pki::{CertSummary, Pin, PinPolicy, RenewalStatus};
 use keyward_token::discovery::{self, Candidate, ModuleSource};
@@ -26,8 +27,11 @@ use crate::error::{CommandError, codes};
 pub enum NextStep {
     /// The PIN is locked: the unlock wizard (忘记密码).
     Unlock,
-    /// The key still has its transport PIN: activate the certificate (激活证书).
+    /// The key still has its transport PIN (the key says so, or the CA does): activate the
+    /// certificate (激活证书).
     Activate,
+    /// A renewal is paid or its certificate issued: 安装证书.
+    InstallCertificate,
     /// The certificate has expired: a new application is needed.
     ApplyNew,
     /// Inside the 90 days before expiry: renew now (证书续期).
@@ -35,6 +39,10 @@ pub enum NextStep {
         /// Days until expiry.
         days_left: i64,
     },
+    /// The CA made the seal: 安装印章.
+    InstallSeal,
+    /// A renewal waits for payment: continue 证书续期.
+    PayRenewal,
     /// No organisation certificate on the key.
     NoCertificate,
     /// Nothing to do.
@@ -70,6 +78,9 @@ pub struct KeyView {
     pub certificate_error: Option<String>,
     /// The electronic seal on the key.
     pub seal: SealState,
+    /// What the CA last said of the key (none: no CA set, not asked yet, or the CA does not
+    /// know the key).
+    pub standing: Option<Standing>,
     /// What the operator should do next.
     pub next: NextStep,
 }
@@ -224,13 +235,21 @@ impl Keys {
             Ok(t) => view(module, &t, token),
             // Pulled out again already: show what the event said; a removal follows.
             Err(_) => KeyView {
-                next: next_step(&token.pin, None),
+                next: next_step(&token.pin, None, None),
                 token,
                 certificate: None,
                 certificate_error: None,
                 seal: SealState::None,
+                standing: None,
             },
         }
+    }
+
+    /// The key with this serial as the home page shows it.
+    pub fn view_by_serial(&self, serial: &str) -> Result<KeyView, TokenError> {
+        let (m, t) = self.find(serial)?;
+        let token = m.describe(&t)?;
+        Ok(view(&m, &t, token))
     }
 
     /// All certificates on a key.
@@ -311,11 +330,12 @@ fn view(m: &Arc<Module>, t: &TokenRef, token: TokenDescription) -> KeyView {
         }
     };
     KeyView {
-        next: next_step(&token.pin, certificate.as_ref()),
+        next: next_step(&token.pin, certificate.as_ref(), None),
         token,
         certificate,
         certificate_error,
         seal: read_seal(m, t),
+        standing: None,
     }
 }
 
@@ -367,15 +387,37 @@ fn read_certificates(m: &Arc<Module>, t: &TokenRef) -> Result<Vec<CertEntry>, To
     Ok(out)
 }
 
-/// What comes next for a key, most urgent first.
-pub fn next_step(pin: &PinStatus, cert: Option<&CertSummary>) -> NextStep {
+/// What comes next for a key, most urgent first: a lock, then activation (the key's flag or
+/// the CA's word), then what the CA holds for the operator to install, then the certificate's
+/// own dates.
+pub fn next_step(
+    pin: &PinStatus,
+    cert: Option<&CertSummary>,
+    standing: Option<&Standing>,
+) -> NextStep {
     if pin.user == PinState::Locked {
         return NextStep::Unlock;
     }
-    if pin.user_to_be_changed {
+    let awaiting =
+        standing.is_some_and(|s| s.state == keyward_ca_api::KeyState::AwaitingActivation);
+    if pin.user_to_be_changed || awaiting {
         return NextStep::Activate;
     }
-    match cert.map(|c| &c.renewal) {
+    let waits = |k| standing.is_some_and(|s| s.has(k));
+    if waits(WaitingKind::InstallCertificate) {
+        return NextStep::InstallCertificate;
+    }
+    let renewal = cert.map(|c| &c.renewal);
+    if matches!(renewal, Some(RenewalStatus::Expired)) {
+        return NextStep::ApplyNew;
+    }
+    if waits(WaitingKind::InstallSeal) {
+        return NextStep::InstallSeal;
+    }
+    if waits(WaitingKind::PayRenewal) {
+        return NextStep::PayRenewal;
+    }
+    match renewal {
         None => NextStep::NoCertificate,
         Some(RenewalStatus::Expired) => NextStep::ApplyNew,
         Some(RenewalStatus::Open { days_left }) => NextStep::Renew {

@@ -15,13 +15,17 @@
 //! - PINs arrive as strings, become [`keyward_pki::Pin`] (zeroised on drop) at once, and are
 //!   never logged, stored or returned.
 //! - Logs go to a daily-rotated file in the app's log folder.
+//! - What only the CA knows of a key — that it waits for activation, or that a certificate
+//!   or seal waits to be installed — is asked off every thread the window waits on
+//!   ([`standing`]) and arrives as `token://changed`.
 //! - A tray icon keeps the app reachable and names the keys that need something (expiry
-//!   within 90, 30 or 7 days, a locked PIN).
+//!   within 90, 30 or 7 days, a locked PIN, an activation, an install waiting).
 
 pub mod error;
 pub mod flows;
 pub mod keys;
 pub mod settings;
+pub mod standing;
 pub mod tray;
 
 use std::path::PathBuf;
@@ -52,6 +56,7 @@ pub struct Desktop {
     keys: Arc<Keys>,
     settings: Mutex<SettingsStore>,
     watchers: Mutex<Vec<(String, Watcher)>>,
+    standings: Arc<standing::Standings>,
     log_dir: PathBuf,
     journal_dir: PathBuf,
 }
@@ -64,6 +69,7 @@ impl Desktop {
             keys: Arc::new(keys),
             settings: Mutex::new(SettingsStore::load(config_dir)),
             watchers: Mutex::new(Vec::new()),
+            standings: Arc::default(),
             log_dir,
             journal_dir: config_dir.join("journal"),
         }
@@ -102,10 +108,18 @@ impl Desktop {
     }
 }
 
-/// The keys plugged in, each with its organisation certificate and what is next.
+/// The keys plugged in, each with its organisation certificate and what is next. Each is
+/// also queued for a question to the CA; a changed answer arrives as `token://changed`.
 #[tauri::command]
 async fn token_list(desktop: State<'_, Desktop>) -> Result<Vec<KeyView>, CommandError> {
-    desktop.blocking(|k| k.list()).await
+    let list = desktop.blocking(|k| k.list()).await?;
+    Ok(list
+        .into_iter()
+        .map(|v| {
+            desktop.standings.ask(&v.token.serial);
+            desktop.standings.enrich(v)
+        })
+        .collect())
 }
 
 /// All certificates on one key: the organisation certificate, then its chain.
@@ -185,7 +199,11 @@ async fn settings_set(
             ),
         )
     })?;
-    Ok(store.get().clone())
+    let saved = store.get().clone();
+    drop(store);
+    // Another CA address: what it says of the keys plugged in.
+    desktop.standings.ask_all();
+    Ok(saved)
 }
 
 /// What the About page shows.
@@ -256,18 +274,21 @@ fn start_watching(app: tauri::AppHandle) {
             tracing::debug!(event = ?e, "key event");
             let lang = handle.state::<Desktop>().lang();
             let tray = handle.state::<tray::Tray>();
+            let standings = &handle.state::<Desktop>().standings;
             let sent = match e {
                 TokenEvent::Inserted { token } => {
-                    let view = Keys::view_of(&m, token);
+                    standings.ask(&token.serial);
+                    let view = standings.enrich(Keys::view_of(&m, token));
                     tray.upsert(&handle, &view, lang);
                     handle.emit(EVENT_INSERTED, view)
                 }
                 TokenEvent::Changed { token } => {
-                    let view = Keys::view_of(&m, token);
+                    let view = standings.enrich(Keys::view_of(&m, token));
                     tray.upsert(&handle, &view, lang);
                     handle.emit(EVENT_CHANGED, view)
                 }
                 TokenEvent::Removed { serial } => {
+                    standings.gone(&serial);
                     tray.remove(&serial, lang);
                     handle.emit(EVENT_REMOVED, Removed { serial })
                 }
@@ -285,6 +306,32 @@ fn start_watching(app: tauri::AppHandle) {
             Err(e) => tracing::warn!(error = %e, "cannot start the key watcher"),
         }
     }
+}
+
+/// Starts asking the CA about the keys plugged in; a changed answer re-sends the key's view
+/// to the window and the tray.
+fn start_standings(app: &tauri::AppHandle) -> std::io::Result<()> {
+    let desktop = app.state::<Desktop>();
+    let for_client = app.clone();
+    let for_change = app.clone();
+    desktop.standings.start(
+        move || for_client.state::<Desktop>().standing_client(),
+        move |serial| {
+            let desktop = for_change.state::<Desktop>();
+            let view = match desktop.keys.view_by_serial(serial) {
+                Ok(v) => desktop.standings.enrich(v),
+                // Pulled out meanwhile: the removal event says so.
+                Err(_) => return,
+            };
+            let lang = desktop.lang();
+            for_change
+                .state::<tray::Tray>()
+                .upsert(&for_change, &view, lang);
+            if let Err(e) = for_change.emit(EVENT_CHANGED, view) {
+                tracing::warn!(error = %e, "sending a key's new standing to the window failed");
+            }
+        },
+    )
 }
 
 /// Logs to `keyward.YYYY-MM-DD.log` in `dir`, a week kept; `KEYWARD_LOG` sets the filter.
@@ -395,6 +442,9 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             app.manage(desktop);
             app.manage(tray::Tray::new(&config));
             tray::Tray::install(app.handle(), lang);
+            if let Err(e) = start_standings(app.handle()) {
+                tracing::warn!(error = %e, "cannot start asking the CA about keys");
+            }
             let handle = app.handle().clone();
             std::thread::Builder::new()
                 .name("keyward-watch-start".into())

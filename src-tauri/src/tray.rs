@@ -1,5 +1,6 @@
 //! The tray icon and expiry reminders: the icon's title says which keys need something —
-//! a certificate inside 90, 30 or 7 days of expiry, a locked PIN, a key to activate — and a
+//! a certificate inside 90, 30 or 7 days of expiry, a locked PIN, a key to activate, a
+//! certificate or seal waiting to be installed (the "install waiting" badge) — and a
 //! desktop notification is shown once per certificate as it reaches each reminder step
 //! (remembered in `reminders.json`, so a restart does not repeat it).
 
@@ -38,6 +39,15 @@ pub fn attention(key: &KeyView, lang: Lang) -> Option<String> {
             .pick("密码已锁定", "密碼已鎖定", "PIN locked")
             .to_owned(),
         NextStep::Activate => lang.pick("待激活", "待啟用", "to be activated").to_owned(),
+        NextStep::InstallCertificate => lang
+            .pick("新证书待安装", "新憑證待安裝", "new certificate to install")
+            .to_owned(),
+        NextStep::InstallSeal => lang
+            .pick("电子印章待安装", "電子印章待安裝", "seal to install")
+            .to_owned(),
+        NextStep::PayRenewal => lang
+            .pick("续期待支付", "續期待支付", "renewal awaiting payment")
+            .to_owned(),
         NextStep::ApplyNew => lang
             .pick("证书已过期", "憑證已過期", "certificate expired")
             .to_owned(),
@@ -327,8 +337,26 @@ mod tests {
             }),
             certificate_error: None,
             seal: crate::keys::SealState::None,
+            standing: None,
             next: NextStep::Renew { days_left },
         }
+    }
+
+    #[test]
+    fn the_tray_names_a_key_with_an_install_waiting() {
+        let mut key = sample(200);
+        key.next = NextStep::Nothing;
+        assert_eq!(attention(&key, Lang::ZhCn), None);
+        key.next = NextStep::InstallCertificate;
+        assert_eq!(
+            attention(&key, Lang::ZhCn).as_deref(),
+            Some("广州示例科技有限公司: 新证书待安装")
+        );
+        key.next = NextStep::InstallSeal;
+        assert_eq!(
+            attention(&key, Lang::En).as_deref(),
+            Some("广州示例科技有限公司: seal to install")
+        );
     }
 
     #[test]

@@ -88,6 +88,71 @@ fn the_home_page_lists_every_key_with_what_comes_next() {
 }
 
 #[test]
+fn what_the_ca_says_decides_activation_and_the_install_waiting() {
+    use keyward_ca_api::KeyState as CaState;
+    use keyward_desktop::standing::Standings;
+    use keyward_flows::standing::{Standing, Waiting, WaitingKind};
+    let (_set, keys, m) = keys(&[KeyState::IssuedEc, KeyState::NearExpiry]);
+    let standings = Standings::default();
+    let view = |state| standings.enrich(keys.view_by_serial(&serial(&m, state)).unwrap());
+    let say = |state, ca: CaState, waiting: &[WaitingKind]| {
+        let s = Standing {
+            state: ca,
+            waiting: waiting
+                .iter()
+                .map(|&kind| Waiting {
+                    kind,
+                    business_id: format!("{kind:?}"),
+                })
+                .collect(),
+        };
+        assert!(standings.store(&serial(&m, state), Some(s)));
+    };
+
+    // Nothing asked yet: what the key alone says.
+    assert_eq!(view(KeyState::IssuedEc).next, NextStep::Nothing);
+    // Fresh from the station: the key raises no flag, the CA says it waits for 激活证书.
+    say(KeyState::IssuedEc, CaState::AwaitingActivation, &[]);
+    let v = view(KeyState::IssuedEc);
+    assert_eq!(v.next, NextStep::Activate);
+    assert!(v.standing.is_some());
+    // A seal made by the CA waits for 安装印章; a paid renewal for 安装证书 comes first.
+    say(
+        KeyState::IssuedEc,
+        CaState::Active,
+        &[WaitingKind::InstallSeal],
+    );
+    assert_eq!(view(KeyState::IssuedEc).next, NextStep::InstallSeal);
+    say(
+        KeyState::NearExpiry,
+        CaState::Active,
+        &[WaitingKind::InstallCertificate, WaitingKind::InstallSeal],
+    );
+    let near = view(KeyState::NearExpiry);
+    assert_eq!(near.next, NextStep::InstallCertificate);
+    let json = serde_json::to_value(&near).unwrap();
+    assert_eq!(json["next"]["action"], "install_certificate");
+    assert_eq!(json["standing"]["state"], "active");
+    assert_eq!(json["standing"]["waiting"][1]["kind"], "install_seal");
+    // Unpaid: continue the renewal, ahead of the plain "renew within N days".
+    say(
+        KeyState::NearExpiry,
+        CaState::Active,
+        &[WaitingKind::PayRenewal],
+    );
+    assert_eq!(view(KeyState::NearExpiry).next, NextStep::PayRenewal);
+    // A locked PIN comes before anything the CA holds.
+    say(
+        KeyState::IssuedEc,
+        CaState::Active,
+        &[WaitingKind::InstallCertificate],
+    );
+    let mut locked = view(KeyState::IssuedEc);
+    locked.token.pin.user = PinState::Locked;
+    assert_eq!(standings.enrich(locked).next, NextStep::Unlock);
+}
+
+#[test]
 fn the_certificate_page_puts_the_organisation_first_then_the_chain() {
     let (_set, keys, m) = keys(&[KeyState::IssuedRsa]);
     let d = keys.cert_show(&serial(&m, KeyState::IssuedRsa)).unwrap();

@@ -65,7 +65,10 @@ export interface CertSummary {
 export type NextStep =
   | { action: 'unlock' }
   | { action: 'activate' }
+  | { action: 'install_certificate' }
   | { action: 'apply_new' }
+  | { action: 'install_seal' }
+  | { action: 'pay_renewal' }
   | { action: 'renew'; days_left: number }
   | { action: 'no_certificate' }
   | { action: 'nothing' }
@@ -86,11 +89,22 @@ export type SealState =
   | { state: 'present'; summary: SealSummary }
   | { state: 'unreadable'; reason: string }
 
+/** What the CA holds for the operator, most urgent first. */
+export type WaitingKind = 'finish_unlock' | 'install_certificate' | 'install_seal' | 'pay_renewal'
+
+/** Where a key stands at the CA: only the CA knows a fresh key waits for activation. */
+export interface Standing {
+  state: 'awaiting_activation' | 'active'
+  waiting: { kind: WaitingKind; business_id: string }[]
+}
+
 export interface KeyView {
   token: TokenDescription
   certificate: CertSummary | null
   certificate_error: string | null
   seal: SealState
+  /** Null until the CA has answered (or with no CA set). */
+  standing: Standing | null
   next: NextStep
 }
 

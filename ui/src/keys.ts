@@ -22,7 +22,17 @@ export function remove(serial: string) {
 /** Keys sorted for display: the ones that need something first, then by label. */
 export function sortedKeys(): KeyView[] {
   const urgency = (k: KeyView) =>
-    ({ unlock: 0, activate: 1, apply_new: 2, renew: 3, no_certificate: 4, nothing: 5 })[k.next.action]
+    ({
+      unlock: 0,
+      activate: 1,
+      install_certificate: 2,
+      apply_new: 3,
+      install_seal: 4,
+      pay_renewal: 5,
+      renew: 6,
+      no_certificate: 7,
+      nothing: 8,
+    })[k.next.action]
   return [...keys.values()].sort(
     (a, b) => urgency(a) - urgency(b) || a.token.label.localeCompare(b.token.label),
   )
@@ -50,6 +60,11 @@ export function startKeys(): Promise<void> {
     })()
   }
   return started
+}
+
+/** How many keys have something of a kind waiting at the CA (the navigation's badges). */
+export function waitingCount(...kinds: string[]): number {
+  return [...keys.values()].filter((k) => k.standing?.waiting.some((w) => kinds.includes(w.kind))).length
 }
 
 /** For tests: forget everything. */

@@ -4,6 +4,7 @@ import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 import { emit } from '@tauri-apps/api/event'
 import KeyCard from '../src/components/KeyCard.vue'
 import HomeView from '../src/views/HomeView.vue'
+import App from '../src/App.vue'
 import { setLang } from '../src/i18n'
 import { resetKeys, startKeys } from '../src/keys'
 import { key, pin } from './samples'
@@ -61,6 +62,39 @@ describe('KeyCard', () => {
     expect(locked.find('a[href="/unlock/B2"]').exists()).toBe(true)
   })
 
+  it('shows what the CA holds as badges and sends the operator to 安装证书 or 安装印章', async () => {
+    const router = await testRouter()
+    const k = key('C3', {
+      standing: {
+        state: 'active',
+        waiting: [
+          { kind: 'install_certificate', business_id: 'B-1' },
+          { kind: 'install_seal', business_id: 'B-2' },
+        ],
+      },
+      next: { action: 'install_certificate' },
+    })
+    const w = mount(KeyCard, { props: { k }, global: { plugins: [router] } })
+    expect(w.findAll('[data-testid=key-badges] li').map((b) => b.text())).toEqual(['证书待安装', '印章待安装'])
+    expect(w.find('[data-testid=key-next]').text()).toBe('新证书已签发，请安装证书')
+    expect(w.find('a[href="/renew?serial=C3"]').text()).toBe('安装证书')
+
+    const seal = mount(KeyCard, {
+      props: { k: key('C3', { standing: { state: 'active', waiting: [{ kind: 'install_seal', business_id: 'B-2' }] }, next: { action: 'install_seal' } }) },
+      global: { plugins: [router] },
+    })
+    expect(seal.find('a[href="/seal?serial=C3"]').text()).toBe('安装印章')
+
+    // Fresh from the station: only the CA knows it waits for 激活证书.
+    const fresh = mount(KeyCard, {
+      props: { k: key('D4', { standing: { state: 'awaiting_activation', waiting: [] }, next: { action: 'activate' } }) },
+      global: { plugins: [router] },
+    })
+    expect(fresh.find('[data-waiting=awaiting_activation]').text()).toBe('待激活')
+    expect(fresh.find('a[href="/activate?serial=D4"]').text()).toBe('激活证书')
+    expect(mount(KeyCard, { props: { k: key('A1') }, global: { plugins: [router] } }).find('[data-testid=key-badges]').exists()).toBe(false)
+  })
+
   it('shows tries left once wrong PINs were entered, in the chosen language', async () => {
     const k = key('A1')
     k.token.pin = pin('count_low', 7)
@@ -107,5 +141,40 @@ describe('HomeView', () => {
     await startKeys()
     await flush()
     expect(w.find('[data-testid=error]').attributes('data-code')).toBe('no_module')
+  })
+})
+
+describe('navigation badges', () => {
+  it('count the keys with an install waiting, live as the CA answers arrive', async () => {
+    mockIPC(
+      (cmd) => {
+        if (cmd === 'token_list') return [key('A1')]
+      },
+      { shouldMockEvents: true },
+    )
+    const w = mount(App, { global: { plugins: [await testRouter()] } })
+    await startKeys()
+    await flush()
+    expect(w.find('[data-testid=nav-badge-renew]').exists()).toBe(false)
+
+    // The CA's answer arrives as a change of the key.
+    await emit(
+      'token://changed',
+      key('A1', {
+        standing: { state: 'active', waiting: [{ kind: 'install_certificate', business_id: 'B-1' }] },
+        next: { action: 'install_certificate' },
+      }),
+    )
+    await emit(
+      'token://inserted',
+      key('B2', { standing: { state: 'active', waiting: [{ kind: 'install_seal', business_id: 'B-9' }] }, next: { action: 'install_seal' } }),
+    )
+    await flush()
+    expect(w.find('[data-testid=nav-badge-renew]').text()).toBe('1')
+    expect(w.find('[data-testid=nav-badge-seal]').text()).toBe('1')
+
+    await emit('token://removed', { serial: 'B2' })
+    await flush()
+    expect(w.find('[data-testid=nav-badge-seal]').exists()).toBe(false)
   })
 })

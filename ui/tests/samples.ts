@@ -47,6 +47,7 @@ export function key(serial: string, over: Partial<KeyView> = {}): KeyView {
     },
     certificate_error: null,
     seal: { state: 'none' },
+    standing: null,
     next: { action: 'nothing' },
     ...over,
   }

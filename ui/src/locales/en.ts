@@ -54,6 +54,19 @@ const en: Messages = {
     go_unlock: 'Forgot PIN',
     go_activate: 'Activate',
     go_renew: 'Renew now',
+    install_certificate: 'New certificate issued: install it',
+    install_seal: 'Seal made: install it',
+    pay_renewal: 'Renewal awaiting payment',
+    go_install_certificate: 'Install certificate',
+    go_install_seal: 'Install seal',
+    go_pay_renewal: 'Continue renewal',
+  },
+  waiting: {
+    finish_unlock: 'Unlock to finish',
+    install_certificate: 'Certificate to install',
+    install_seal: 'Seal to install',
+    pay_renewal: 'Renewal to pay',
+    awaiting_activation: 'To activate',
   },
   cert: {
     title: 'My certificate',
@@ -170,6 +183,7 @@ const en: Messages = {
   },
   wizard: {
     working: 'Working — keep the USB key plugged in…',
+    key_missing: 'USB key {serial} was pulled out. Plug it back in to go on.',
     no_key: 'No USB key is plugged in. Plug in the key this business is for.',
     which_key: 'For which USB key:',
     pin: 'Certificate PIN',

@@ -52,6 +52,19 @@ export default {
     go_unlock: '忘记密码',
     go_activate: '激活证书',
     go_renew: '立即续期',
+    install_certificate: '新证书已签发，请安装证书',
+    install_seal: '电子印章已制作，请安装印章',
+    pay_renewal: '续期申请待支付',
+    go_install_certificate: '安装证书',
+    go_install_seal: '安装印章',
+    go_pay_renewal: '继续续期',
+  },
+  waiting: {
+    finish_unlock: '待完成解锁',
+    install_certificate: '证书待安装',
+    install_seal: '印章待安装',
+    pay_renewal: '续期待支付',
+    awaiting_activation: '待激活',
   },
   cert: {
     title: '我的证书',
@@ -168,6 +181,7 @@ export default {
   },
   wizard: {
     working: '正在办理，请勿拔出 USB Key…',
+    key_missing: 'USB Key {serial} 已拔出。请重新插入这把 USB Key 以继续办理。',
     no_key: '没有插入 USB Key。请插入要办理业务的 USB Key。',
     which_key: '为哪把 USB Key 办理：',
     pin: '证书密码（PIN）',

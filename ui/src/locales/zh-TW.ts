@@ -54,6 +54,19 @@ const zhTW: Messages = {
     go_unlock: '忘記密碼',
     go_activate: '啟用憑證',
     go_renew: '立即續期',
+    install_certificate: '新憑證已簽發，請安裝憑證',
+    install_seal: '電子印章已製作，請安裝印章',
+    pay_renewal: '續期申請待支付',
+    go_install_certificate: '安裝憑證',
+    go_install_seal: '安裝印章',
+    go_pay_renewal: '繼續續期',
+  },
+  waiting: {
+    finish_unlock: '待完成解鎖',
+    install_certificate: '憑證待安裝',
+    install_seal: '印章待安裝',
+    pay_renewal: '續期待支付',
+    awaiting_activation: '待啟用',
   },
   cert: {
     title: '我的憑證',
@@ -170,6 +183,7 @@ const zhTW: Messages = {
   },
   wizard: {
     working: '正在辦理，請勿拔出 USB Key…',
+    key_missing: 'USB Key {serial} 已拔出。請重新插入這把 USB Key 以繼續辦理。',
     no_key: '沒有插入 USB Key。請插入要辦理業務的 USB Key。',
     which_key: '為哪把 USB Key 辦理：',
     pin: '憑證密碼（PIN）',
