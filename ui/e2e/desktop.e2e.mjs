@@ -9,9 +9,15 @@
 // down to its final try (explicit confirmation) and the lock sends the operator to 忘记密码.
 // Then, against the reference CA (keyward-ca, started here with its clock 300 days back, as
 // the demo does): a blank key issued by the CA's station is activated in the app with the
-// SMS code; 300 days later (the CA restarted on today's clock) it is renewed — apply, pay in
-// the sandbox, 安装证书 with its progress — then a seal is applied for with a PNG scan,
-// approved by the CA's reviewer and installed, and 办理进度查询 lists every business.
+// SMS code (Home says it waits for activation: the CA's word, the key raises no flag);
+// 300 days later (the CA restarted on today's clock) it is renewed — apply, pay in the
+// sandbox, Home and the navigation show the certificate waiting to be installed, 安装证书
+// with its progress, the key pulled out in the middle of writing the certificate (a fault
+// armed in the simulator), plugged back in, and the install resumed — then a seal is applied
+// for with a PNG scan, approved by the CA's reviewer, shown waiting on Home and installed;
+// 办理进度查询 lists every business; last the key is run down to a lock with wrong PINs
+// and 忘记密码 brings it back (automatic approval for the handler on record, SMS code, new
+// PIN).
 // Each screen is photographed. Last, two figures for docs/benchmarks.md, written to
 // target/e2e/desktop-measured.json: insert → key on Home (20 inserts; timed from just before
 // the simulator's insert command to the page's own note of the card appearing, so the
@@ -43,6 +49,8 @@ const CA_PORT = Number(env('KEYWARD_E2E_CA_PORT'))
 const CA_URL = env('KEYWARD_CA_URL')
 const CA_DIR = env('KEYWARD_CA_DATA_DIR')
 const NEW_PIN = 'Keyward#2026ok'
+const UNLOCKED_PIN = 'Unlocked#2027ok'
+const HANDLER = { name: '李经办', id: '44010119900307123X', phone: '13800138001' }
 const ORG = '广州市端到端科技有限公司'
 
 const ELEMENT = 'element-6066-11e4-a52f-4a5d1a8e8f27'
@@ -237,6 +245,35 @@ async function changePin(oldPin, newPin, again = newPin) {
   await type('[data-testid=new-pin-again]', again)
 }
 
+// Wrong PINs in 修改密码 until the key locks: tries left after each, the final try held
+// back until confirmed, then the lock sends the operator to 忘记密码.
+async function runDown(key, shotNames = {}) {
+  await go(`#/cert/${key}`)
+  await waitFor('its certificate', () => exists('[data-testid=change-pin]'))
+  await click('[data-testid=change-pin]')
+  await waitFor('the dialog', () => exists('[data-testid=pin-state]'))
+  // Tries already spent on this key (none for a fresh one).
+  const left = Number((await text('[data-testid=pin-state]')).match(/(\d+) 次/)?.[1] ?? 10)
+  for (let i = 1; i < left; i++) {
+    await changePin(`Wrong#${1000 + i}`, 'Better#2027pin')
+    await click('[data-testid=pin-submit]')
+    await waitFor(`wrong PIN ${i} answered`, async () =>
+      (await exists('[data-testid=error][data-code=pin_incorrect]')) &&
+      (await text('[data-testid=pin-state]')).includes(i === left - 1 ? '最后一次' : `${left - i}`),
+    )
+    if (i === 1 && shotNames.countLow) await shot(shotNames.countLow, false)
+  }
+  await waitFor('the final-try warning', () => exists('[data-testid=pin-final]'))
+  await changePin('Wrong#1010', 'Better#2027pin')
+  const blocked = await js('return document.querySelector("[data-testid=pin-submit]").disabled')
+  if (!blocked) throw new Error('the final try was not held back for confirmation')
+  if (shotNames.finalTry) await shot(shotNames.finalTry)
+  await click('[data-testid=confirm-final]')
+  await click('[data-testid=pin-submit]')
+  await waitFor('the unlock wizard', async () => (await js('return location.hash')).startsWith('#/unlock/'))
+  await waitFor('the locked state', async () => (await text('[data-testid=unlock-pin]')).includes('已锁定'))
+}
+
 const measured = {}
 
 // The resident memory of the app's process (KiB), found by its executable.
@@ -262,8 +299,8 @@ async function main() {
   ca(
     [
       'issue', '--token', blank, '--org-name', ORG, '--uscc', '91440101MA5DM00032',
-      '--address', '广州市天河区测试路 1 号', '--handler-name', '李经办',
-      '--id-number', '44010119900307123X', '--phone', '13800138001',
+      '--address', '广州市天河区测试路 1 号', '--handler-name', HANDLER.name,
+      '--id-number', HANDLER.id, '--phone', HANDLER.phone,
     ],
     `${SO_PIN}\n`,
   )
@@ -345,28 +382,7 @@ async function main() {
 
     await step('wrong PINs run a key down: count low, final try confirmed, locked → 忘记密码', async () => {
       const key = serial('expired')
-      await go(`#/cert/${key}`)
-      await waitFor('its certificate', () => exists('[data-testid=change-pin]'))
-      await click('[data-testid=change-pin]')
-      await waitFor('the dialog', () => exists('[data-testid=pin-state]'))
-      for (let i = 1; i <= 9; i++) {
-        await changePin(`Wrong#${1000 + i}`, 'Better#2027pin')
-        await click('[data-testid=pin-submit]')
-        await waitFor(`wrong PIN ${i} answered`, async () =>
-          (await exists('[data-testid=error][data-code=pin_incorrect]')) &&
-          (await text('[data-testid=pin-state]')).includes(i === 9 ? '最后一次' : `${10 - i}`),
-        )
-        if (i === 1) await shot('change-pin-count-low', false)
-      }
-      await waitFor('the final-try warning', () => exists('[data-testid=pin-final]'))
-      await changePin('Wrong#1010', 'Better#2027pin')
-      const blocked = await js('return document.querySelector("[data-testid=pin-submit]").disabled')
-      if (!blocked) throw new Error('the final try was not held back for confirmation')
-      await shot('change-pin-final-try')
-      await click('[data-testid=confirm-final]')
-      await click('[data-testid=pin-submit]')
-      await waitFor('the unlock wizard', async () => (await js('return location.hash')).startsWith('#/unlock/'))
-      await waitFor('the locked state', async () => (await text('[data-testid=unlock-pin]')).includes('已锁定'))
+      await runDown(key, { countLow: 'change-pin-count-low', finalTry: 'change-pin-final-try' })
       await shot('unlock-locked')
       await go('#/')
       await waitFor('the locked key on the home page', async () =>
@@ -399,6 +415,14 @@ async function main() {
     await step('激活证书: the SMS code and a new PIN twice', async () => {
       await go('#/')
       await waitFor('the issued key', async () => (await text(`[data-serial="${blank}"]`)).includes(ORG))
+      // The key raises no "to be changed" flag after the station's C_InitPIN: Home knows it
+      // waits for activation from the CA.
+      const card = `[data-serial="${blank}"]`
+      await waitFor('the CA\'s word: to be activated', () => exists(`${card} [data-waiting=awaiting_activation]`), 15000)
+      const next = await text(`${card} [data-testid=key-next]`)
+      if (!next.includes('激活')) throw new Error(`the issued key says: ${next}`)
+      await js('document.querySelector(arguments[0]).scrollIntoView()', card)
+      await shot('home-to-activate')
       await go(`#/activate?serial=${blank}`)
       await waitFor('the activation form', () => exists('[data-testid=sms-code]'))
       await type('[data-testid=sms-code]', smsCode(blank))
@@ -408,6 +432,10 @@ async function main() {
       await click('[data-testid=activate-submit]')
       await waitFor('the activation', () => exists('[data-testid=activate-done]'), 30000)
       await shot('activate-done', false)
+      await go('#/')
+      await waitFor('no activation waiting any more', async () =>
+        !(await exists(`[data-serial="${blank}"] [data-waiting=awaiting_activation]`)),
+      15000)
     })
 
     await step('300 days later, 证书续期: apply, pay (sandbox), 安装证书', async () => {
@@ -431,6 +459,34 @@ async function main() {
       await shot('renew-pay', false)
       await click('[data-testid=renew-pay-button]')
       await waitFor('安装证书', () => exists('[data-testid=renew-install-button]'), 30000)
+
+      // Home and the navigation show the certificate waiting to be installed.
+      await go('#/')
+      const card = `[data-serial="${blank}"]`
+      await waitFor('the install-waiting badge', () => exists(`${card} [data-waiting=install_certificate]`), 15000)
+      await waitFor('the navigation badge', () => exists('[data-testid=nav-badge-renew]'))
+      const next = await text(`${card} [data-testid=key-next]`)
+      if (!next.includes('安装证书')) throw new Error(`the paid key says: ${next}`)
+      await js('document.querySelector(arguments[0]).scrollIntoView()', card)
+      await shot('home-install-waiting')
+      await click(`${card} a.button.primary`)
+      await waitFor('安装证书 again', () => exists('[data-testid=renew-install-button]'), 15000)
+
+      // The key is pulled out while the new certificate is being written.
+      sim('fault', 'C_CreateObject', '--remove-token')
+      await type('[data-testid=pin]', NEW_PIN)
+      await click('[data-testid=renew-install-button]')
+      await waitFor('the key-removed error', () => exists('[data-testid=error][data-code=key_removed]'), 60000)
+      // The page stays with the key that was pulled out and asks for it back.
+      await waitFor('the key-missing note', () => exists('[data-testid=key-missing]'))
+      await shot('renew-interrupted')
+      sim('clear-faults')
+      sim('insert', blank)
+      await waitFor('the key back, the error gone, the install offered to resume', async () =>
+        !(await exists('[data-testid=error]')) &&
+        (await exists('[data-testid=renew-resume]')) &&
+        (await text('[data-testid=renew-install-button]')).includes('继续安装'),
+      15000)
       await type('[data-testid=pin]', NEW_PIN)
       await click('[data-testid=renew-install-button]')
       // The progress bar, through the command's channel, while the key works.
@@ -456,6 +512,12 @@ async function main() {
       ca(['review', 'approve', (item.business ?? item).id, '--reviewer', '审核员甲'])
       await click('[data-testid=seal-check]')
       await waitFor('安装印章', () => exists('[data-testid=seal-install-button]'), 15000)
+      // The seal the CA made waits on Home too.
+      await go('#/')
+      await waitFor('the seal-waiting badge', () => exists(`[data-serial="${blank}"] [data-waiting=install_seal]`), 15000)
+      await waitFor('the navigation badge', () => exists('[data-testid=nav-badge-seal]'))
+      await go(`#/seal?serial=${blank}`)
+      await waitFor('安装印章 again', () => exists('[data-testid=seal-install-button]'), 15000)
       await type('[data-testid=pin]', NEW_PIN)
       await click('[data-testid=seal-install-button]')
       await waitFor('the seal on the key', () => exists('[data-testid=seal-image]'), 60000)
@@ -470,6 +532,37 @@ async function main() {
       await click(pick)
       await waitFor('the businesses', async () => (await count('[data-testid=business]')) >= 3, 15000)
       await shot('progress')
+    })
+
+    await step('忘记密码: locked by wrong PINs, the handler on record, SMS code and a new PIN', async () => {
+      await runDown(blank)
+      await type('[data-testid=requester-name]', HANDLER.name)
+      await type('[data-testid=requester-id]', HANDLER.id)
+      await type('[data-testid=requester-phone]', HANDLER.phone)
+      await shot('unlock-identity')
+      await click('[data-testid=unlock-apply]')
+      // The handler on record is approved at once and the code sent.
+      await waitFor('the code and new PIN form', () => exists('[data-testid=unlock-finish]'), 30000)
+      await type('[data-testid=sms-code]', smsCode(blank))
+      await type('[data-testid=new-pin]', UNLOCKED_PIN)
+      await type('[data-testid=new-pin-again]', UNLOCKED_PIN)
+      await shot('unlock-code')
+      await click('[data-testid=unlock-finish]')
+      await waitFor('the key unlocked', () => exists('[data-testid=unlock-done]'), 60000)
+      await shot('unlock-done', false)
+      await go('#/')
+      await waitFor('the PIN back to normal on Home', async () =>
+        (await text(`[data-serial="${blank}"] [data-testid=key-pin]`)).includes('正常'),
+      15000)
+      // The new PIN works: 修改密码 accepts it as the old one.
+      await go(`#/cert/${blank}`)
+      await waitFor('its certificate', () => exists('[data-testid=change-pin]'))
+      await click('[data-testid=change-pin]')
+      await waitFor('the dialog', () => exists('[data-testid=pin-state]'))
+      await changePin(UNLOCKED_PIN, NEW_PIN)
+      await click('[data-testid=pin-submit]')
+      await waitFor('the PIN changed with the unlocked one', () => exists('[data-testid=pin-done]'))
+      await click('[data-testid=pin-dialog] button.primary')
     })
 
     await step('measured: insert → key on Home, 20 times', async () => {

@@ -10,7 +10,7 @@ import ProgressView from '../src/views/ProgressView.vue'
 import UnlockView from '../src/views/UnlockView.vue'
 import StepProgress from '../src/components/StepProgress.vue'
 import { setLang } from '../src/i18n'
-import { resetKeys, upsert } from '../src/keys'
+import { remove, resetKeys, upsert } from '../src/keys'
 import type { Business, CertSummary, RenewState } from '../src/ipc'
 import { key, pin, pinInfo } from './samples'
 import { flush, testRouter } from './helpers'
@@ -184,6 +184,43 @@ describe('证书续期', () => {
     expect(args).toMatchObject({ serial: 'A1', pin: 'Old#Pin2026', confirmFinalTry: false })
     expect(args.progress).toBeDefined()
     expect(w.find('[data-testid=renew-done]').text()).toContain('2028')
+  })
+
+  it('a key pulled out mid-install keeps the error shown, and plugged back in offers to resume', async () => {
+    upsert(key('A1'))
+    let step = 'paid'
+    const calls = shell({
+      renew_status: () =>
+        renewState({
+          pending: { business_id: 'B1', old_id: '01', step: step === 'paid' ? 'applied' : 'issued' },
+          business: business('renewal', step === 'paid' ? 'paid' : 'certificate_issued', 20000),
+        }),
+      renew_install: () => {
+        step = 'issued'
+        throw { code: 'key_removed', message: 'USB Key 已拔出' }
+      },
+    })
+    const { w } = await page(RenewView, '/renew')
+    expect(w.find('[data-testid=renew-resume]').exists()).toBe(false)
+    await w.find('[data-testid=pin]').setValue('Old#Pin2026')
+    await w.find('[data-testid=renew-install]').trigger('submit')
+    await flush()
+    await flush()
+    expect(w.find('[data-testid=error]').attributes('data-code')).toBe('key_removed')
+    expect(w.find('[data-testid=renew-resume]').exists()).toBe(true)
+    expect((w.find('[data-testid=pin]').element as HTMLInputElement).value).toBe('')
+
+    // Pulled out: the page stays with this key (another one is plugged in) and says so.
+    upsert(key('B2'))
+    remove('A1')
+    await flush()
+    expect(w.find('[data-testid=key-missing]').text()).toContain('A1')
+    expect(calls.filter((c) => c.cmd === 'renew_status').every((c) => c.args.serial === 'A1')).toBe(true)
+    upsert(key('A1'))
+    await flush()
+    await flush()
+    expect(w.find('[data-testid=error]').exists()).toBe(false)
+    expect(w.find('[data-testid=renew-install-button]').text()).toBe('继续安装')
   })
 
   it('holds the final try back until confirmed, and offers 忘记密码', async () => {
