@@ -3,7 +3,9 @@
 // then runs this file with plain Node: the WebDriver protocol is a few HTTP calls, so no
 // browser-automation library is needed.
 //
-// What it proves: the app starts and lists every key; a key pulled out vanishes and comes
+// What it proves: the app starts and lists every key, and sends the expiry reminder of the
+// key inside 30 days as a desktop notification (read back from dunst, the notification
+// server on the run's private session bus); a key pulled out vanishes and comes
 // back without a click; the certificate details show; 修改密码 refuses a weak PIN before the
 // key sees it, reports tries left after a wrong PIN, changes a PIN; wrong PINs run a key
 // down to its final try (explicit confirmation) and the lock sends the operator to 忘记密码.
@@ -210,6 +212,14 @@ async function chooseFile(css, name, type, bytes) {
   )
 }
 
+// The desktop notifications shown so far, as dunst keeps them: closing them moves them
+// into its history, which dunstctl prints as JSON.
+function notifications() {
+  execFileSync('dunstctl', ['close-all'], { stdio: 'pipe' })
+  const history = JSON.parse(execFileSync('dunstctl', ['history'], { stdio: 'pipe' }).toString())
+  return (history.data?.[0] ?? []).map((n) => ({ summary: n.summary?.data ?? '', body: n.body?.data ?? '' }))
+}
+
 const shots = []
 async function shot(name, forDocs = true) {
   await new Promise((r) => setTimeout(r, 300))
@@ -319,6 +329,17 @@ async function main() {
       const nearExpiry = await text(`[data-serial="${serial('near-expiry')}"] [data-testid=key-next]`)
       if (!nearExpiry.includes('续期')) throw new Error(`near-expiry key says: ${nearExpiry}`)
       await shot('home')
+      // The reminder for the key inside 30 days of expiry, as a desktop notification.
+      const org = manifest.tokens.find((t) => t.state === 'near-expiry').organization
+      const seen = []
+      const reminder = await waitFor('the expiry reminder notification', () => {
+        seen.push(...notifications())
+        return seen.find((n) => n.summary === '证书即将到期' && n.body.includes(org))
+      })
+      console.log(`  notification: ${reminder.summary} · ${reminder.body}`)
+      if (seen.some((n) => n.body.includes(manifest.tokens.find((t) => t.state === 'issued-ec').organization))) {
+        throw new Error('a reminder was shown for a certificate nowhere near expiry')
+      }
     })
 
     await step('a key pulled out vanishes, plugged back in appears', async () => {

@@ -69,6 +69,14 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "WebKitWebDriver, which tauri-driver drives the desktop app through",
     ),
     (
+        "dbus-daemon",
+        "a private session bus for the desktop app's end-to-end tests",
+    ),
+    (
+        "dunst",
+        "a notification server the end-to-end tests read the expiry reminders back from",
+    ),
+    (
         "fonts-noto-cjk",
         "Chinese text in the desktop app and its screenshots",
     ),

@@ -219,6 +219,17 @@ fn free_display() -> String {
     format!(":{n}")
 }
 
+fn wait_for_file(path: &Path, within: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if path.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{} did not appear after {within:?}", path.display())
+}
+
 fn wait_for_port(port: u16, within: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < within {
@@ -278,12 +289,41 @@ pub fn e2e(args: &[String]) -> Result<()> {
     )?;
     std::thread::sleep(Duration::from_millis(500));
 
+    // A private session bus with a notification server on it (dunst), so the expiry
+    // reminders the app sends as desktop notifications can be read back by the test.
+    let bus = dir.join("session-bus");
+    let _ = std::fs::remove_file(&bus);
+    let bus_address = format!("unix:path={}", bus.display());
+    let _dbus = Guard::spawn(
+        Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile"])
+            .arg(format!("--address={bus_address}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "the session bus (Debian package dbus-daemon)",
+    )?;
+    wait_for_file(&bus, Duration::from_secs(10))?;
+    if Command::new("dunst").arg("-v").output().is_err() {
+        bail!("dunst is missing: install the Debian package dunst (cargo xtask setup does)");
+    }
+    let _dunst = Guard::spawn(
+        Command::new("dunst")
+            .env("DISPLAY", &display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("dunst.log"))?),
+        "dunst (Debian package dunst)",
+    )?;
+
     let (port, native_port) = (free_port()?, free_port()?);
     let mut drv = Command::new(driver);
     drv.args(["--port", &port.to_string()])
         .args(["--native-port", &native_port.to_string()])
         .env("DISPLAY", &display)
         .env_remove("WAYLAND_DISPLAY")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
+        // No accessibility bus is running: do not wait for one.
+        .env("NO_AT_BRIDGE", "1")
         .env("KEYWARD_DESKTOP_DIR", &app_dir)
         .env("KEYWARD_LANG", "zh-CN")
         .env("KEYWARD_CA_URL", &ca_url)
@@ -317,7 +357,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("KEYWARD_E2E_CA_PORT", ca_port.to_string())
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
-        .env("KEYWARD_CA_DATA_DIR", &ca_dir);
+        .env("KEYWARD_CA_DATA_DIR", &ca_dir)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus_address);
     key_env(&mut test, &keys);
     if docs {
         test.env("KEYWARD_E2E_DOCS", root().join("docs").join("screenshots"));
