@@ -15,7 +15,7 @@ use keyward_pki::{CertSummary, Lang, Pin};
 use keyward_token::{FinalTry, TokenRef};
 use serde::Serialize;
 use tauri::State;
-use tauri::ipc::Channel;
+use tauri::ipc::{Channel, InvokeBody, Request};
 
 use crate::error::{CommandError, codes};
 use crate::{Desktop, keys};
@@ -245,6 +245,38 @@ pub(crate) async fn unlock_apply(
         .await
 }
 
+/// The header carrying a file command's other arguments: JSON, percent-encoded (a header
+/// value is ASCII, a seal's name is Chinese). The file itself is the raw request body, so a
+/// 5 MB scan crosses the IPC as 5 MB of bytes, not as a JSON array of numbers four times
+/// that size.
+pub const ARGS_HEADER: &str = "keyward-args";
+
+/// A file command's arguments from [`ARGS_HEADER`] and its bytes from the raw body.
+fn file_request<A: serde::de::DeserializeOwned>(
+    request: &Request<'_>,
+    lang: Lang,
+) -> Result<(A, Vec<u8>), CommandError> {
+    let malformed = || {
+        bad_argument(
+            lang,
+            "文件没有按原样传给客户端，请重新选择文件。",
+            "檔案沒有按原樣傳給用戶端，請重新選擇檔案。",
+            "The file did not reach the client as bytes; choose it again.",
+        )
+    };
+    let InvokeBody::Raw(bytes) = request.body() else {
+        return Err(malformed());
+    };
+    let args = request
+        .headers()
+        .get(ARGS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| percent_encoding::percent_decode_str(v).decode_utf8().ok())
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .ok_or_else(malformed)?;
+    Ok((args, bytes.clone()))
+}
+
 /// Checks an uploaded file: not empty, at most 5 MB.
 fn check_upload(bytes: &[u8], lang: Lang) -> Result<(), CommandError> {
     if bytes.is_empty() || bytes.len() > MAX_UPLOAD {
@@ -271,15 +303,22 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// 忘记密码: one document for the reviewer (JPEG, PNG or PDF, at most 5 MB).
+/// What `unlock_attach` takes beside the file.
+#[derive(Debug, serde::Deserialize)]
+struct AttachArgs {
+    serial: String,
+    kind: String,
+}
+
+/// 忘记密码: one document for the reviewer (JPEG, PNG or PDF, at most 5 MB): the file as
+/// the raw body, `{serial, kind}` in [`ARGS_HEADER`].
 #[tauri::command]
 pub(crate) async fn unlock_attach(
     desktop: State<'_, Desktop>,
-    serial: String,
-    kind: String,
-    bytes: Vec<u8>,
+    request: Request<'_>,
 ) -> Result<keyward_ca_api::Attachment, CommandError> {
     let lang = desktop.lang();
+    let (AttachArgs { serial, kind }, bytes) = file_request(&request, lang)?;
     let kind = AttachmentKind::parse(&kind).ok_or_else(|| {
         bad_argument(
             lang,
@@ -468,21 +507,36 @@ pub(crate) async fn renew_install(
         .await
 }
 
-/// 申请印章 / 变更印章: the seal's name and kind and the stamped scan (PNG or JPEG).
-#[allow(clippy::too_many_arguments)]
-#[tauri::command]
-pub(crate) async fn seal_apply(
-    desktop: State<'_, Desktop>,
+/// What `seal_apply` takes beside the scan.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SealApplyArgs {
     serial: String,
     name: String,
     kind: String,
     change: bool,
-    scan: Vec<u8>,
     pin: String,
     confirm_final_try: bool,
+}
+
+/// 申请印章 / 变更印章: the stamped scan (PNG or JPEG) as the raw body, the seal's name and
+/// kind, the PIN and the final-try confirmation in [`ARGS_HEADER`].
+#[tauri::command]
+pub(crate) async fn seal_apply(
+    desktop: State<'_, Desktop>,
+    request: Request<'_>,
 ) -> Result<Business, CommandError> {
-    let pin = Pin::new(pin);
     let lang = desktop.lang();
+    let (args, scan) = file_request::<SealApplyArgs>(&request, lang)?;
+    let SealApplyArgs {
+        serial,
+        name,
+        kind,
+        change,
+        pin,
+        confirm_final_try,
+    } = args;
+    let pin = Pin::new(pin);
     let kind = SealKind::parse(&kind).ok_or_else(|| {
         bad_argument(
             lang,

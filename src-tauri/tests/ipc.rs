@@ -59,6 +59,39 @@ fn call(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value,
     .map(|b| b.deserialize::<Value>().unwrap())
 }
 
+/// A file command as the window sends it: the bytes as the raw body, the other arguments
+/// as percent-encoded JSON in the `keyward-args` header.
+fn call_file(
+    w: &WebviewWindow<MockRuntime>,
+    cmd: &str,
+    args: Value,
+    bytes: &[u8],
+) -> Result<Value, Value> {
+    let encoded: String = percent_encoding::utf8_percent_encode(
+        &args.to_string(),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    let mut headers = tauri::http::HeaderMap::new();
+    headers.insert(
+        keyward_desktop::flows::ARGS_HEADER,
+        encoded.parse().unwrap(),
+    );
+    get_ipc_response(
+        w,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Raw(bytes.to_vec()),
+            headers,
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+}
+
 #[test]
 fn the_window_lists_keys_and_gets_a_code_and_tries_left_for_a_wrong_pin() {
     let (set, _module, manifest) = FixtureSet::build(&[KeyState::IssuedEc], &sim_module()).unwrap();
@@ -203,13 +236,14 @@ fn workflow_commands_check_their_arguments_and_say_what_is_missing() {
     assert!(!years.to_string().contains(USER_PIN));
 
     let seal = |kind: &str, scan: Vec<u8>| {
-        call(
+        call_file(
             &w,
             "seal_apply",
             json!({
                 "serial": serial, "name": "某某公司", "kind": kind, "change": false,
-                "scan": scan, "pin": USER_PIN, "confirmFinalTry": false,
+                "pin": USER_PIN, "confirmFinalTry": false,
             }),
+            &scan,
         )
         .unwrap_err()
     };
@@ -227,13 +261,48 @@ fn workflow_commands_check_their_arguments_and_say_what_is_missing() {
         "ca_not_set"
     );
 
-    let attach = call(
+    let attach = call_file(
         &w,
         "unlock_attach",
-        json!({ "serial": serial, "kind": "selfie", "bytes": [0xFF, 0xD8, 0xFF] }),
+        json!({ "serial": serial, "kind": "selfie" }),
+        &[0xFF, 0xD8, 0xFF],
     )
     .unwrap_err();
     assert_eq!(attach["code"], "bad_argument");
+    // A 5 MB JPEG crosses as bytes and is checked (then stopped: no CA is set); one byte
+    // more is refused; a file sent as a JSON array, or without its arguments, is refused.
+    let mut jpeg = vec![0u8; keyward_desktop::flows::MAX_UPLOAD];
+    jpeg[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+    let args = json!({ "serial": serial, "kind": "id_card" });
+    assert_eq!(
+        call_file(&w, "unlock_attach", args.clone(), &jpeg).unwrap_err()["code"],
+        "ca_not_set"
+    );
+    jpeg.push(0);
+    let big = call_file(&w, "unlock_attach", args.clone(), &jpeg).unwrap_err();
+    assert!(big["message"].as_str().unwrap().contains("5 MB"), "{big}");
+    let as_json = call(
+        &w,
+        "unlock_attach",
+        json!({ "serial": serial, "kind": "id_card", "bytes": [0xFF, 0xD8, 0xFF] }),
+    )
+    .unwrap_err();
+    assert_eq!(as_json["code"], "bad_argument");
+    let no_args = get_ipc_response(
+        &w,
+        InvokeRequest {
+            cmd: "unlock_attach".into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Raw(vec![0xFF, 0xD8, 0xFF]),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+    .unwrap_err();
+    assert_eq!(no_args["code"], "bad_argument");
     let who = call(
         &w,
         "unlock_apply",

@@ -309,6 +309,19 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
   }
 }
 
+/** The header carrying a file command's other arguments (percent-encoded JSON). */
+export const ARGS_HEADER = 'keyward-args'
+
+/** A file command: the bytes go as the raw body (not a JSON array of numbers four times
+ *  their size), the other arguments in {@link ARGS_HEADER}. */
+async function callFile<T>(command: string, bytes: Uint8Array, args: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, bytes, { headers: { [ARGS_HEADER]: encodeURIComponent(JSON.stringify(args)) } })
+  } catch (raw) {
+    throw toCommandError(raw)
+  }
+}
+
 export const tokenList = () => call<KeyView[]>('token_list')
 export const certShow = (serial: string) => call<CertDetails>('cert_show', { serial })
 export const pinStatus = (serial: string) => call<PinInfo>('pin_status', { serial })
@@ -347,8 +360,8 @@ export const activate = (
 
 export const unlockApply = (args: { serial: string; name: string; idNumber: string; phone: string }) =>
   call<Business>('unlock_apply', args)
-export const unlockAttach = (args: { serial: string; kind: string; bytes: number[] }) =>
-  call<unknown>('unlock_attach', args)
+export const unlockAttach = ({ bytes, ...args }: { serial: string; kind: string; bytes: Uint8Array }) =>
+  callFile<unknown>('unlock_attach', bytes, args)
 export const unlockSubmit = (serial: string) => call<Business>('unlock_submit', { serial })
 export const unlockStatus = (serial: string, sendCode = false) =>
   call<Business>('unlock_status', { serial, sendCode })
@@ -374,15 +387,18 @@ export const renewInstall = (
   onProgress?: (p: Progress) => void,
 ) => call<CertSummary>('renew_install', { ...args, progress: steps(onProgress) })
 
-export const sealApply = (args: {
+export const sealApply = ({
+  scan,
+  ...args
+}: {
   serial: string
   name: string
   kind: 'official' | 'contract'
   change: boolean
-  scan: number[]
+  scan: Uint8Array
   pin: string
   confirmFinalTry: boolean
-}) => call<Business>('seal_apply', args)
+}) => callFile<Business>('seal_apply', scan, args)
 export const sealStatus = (serial: string) => call<Business | null>('seal_status', { serial })
 export const sealInstall = (
   args: { serial: string; pin: string; confirmFinalTry: boolean },

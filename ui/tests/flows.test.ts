@@ -11,7 +11,7 @@ import UnlockView from '../src/views/UnlockView.vue'
 import StepProgress from '../src/components/StepProgress.vue'
 import { setLang } from '../src/i18n'
 import { remove, resetKeys, upsert } from '../src/keys'
-import type { Business, CertSummary, RenewState } from '../src/ipc'
+import { ARGS_HEADER, type Business, type CertSummary, type RenewState } from '../src/ipc'
 import { key, pin, pinInfo } from './samples'
 import { flush, testRouter } from './helpers'
 
@@ -52,8 +52,19 @@ function shell(answers: Record<string, (args: Record<string, unknown>) => unknow
     if (!answer) throw { code: 'internal', message: `unexpected ${cmd}` }
     return answer(args)
   })
+  // Tauri's mock drops the call's options: a file command's arguments travel in a header,
+  // so they are decoded here, with the raw body beside them as `body`.
+  const internals = (window as unknown as { __TAURI_INTERNALS__: { invoke: Invoke } }).__TAURI_INTERNALS__
+  const mocked = internals.invoke
+  internals.invoke = (cmd, args, options) => {
+    const header = options?.headers?.[ARGS_HEADER]
+    if (!header) return mocked(cmd, args, options)
+    return mocked(cmd, { ...JSON.parse(decodeURIComponent(header)), body: args }, options)
+  }
   return calls
 }
+
+type Invoke = (cmd: string, args: unknown, options?: { headers?: Record<string, string> }) => Promise<unknown>
 
 async function page(component: unknown, path: string) {
   const router = await testRouter(path)
@@ -274,7 +285,10 @@ describe('电子印章', () => {
     await flush()
     const args = calls.find((c) => c.cmd === 'seal_apply')!.args
     expect(args).toMatchObject({ serial: 'A1', kind: 'contract', change: false, pin: 'Old#Pin2026' })
-    expect(args.scan).toEqual(Array.from(PNG))
+    // The scan goes as raw bytes, never as a JSON array; the PIN and the rest in the header.
+    expect(args.body).toBeInstanceOf(Uint8Array)
+    expect(Array.from(args.body as Uint8Array)).toEqual(Array.from(PNG))
+    expect(args.scan).toBeUndefined()
     expect(w.find('[data-testid=seal-review]').exists()).toBe(true)
   })
 
@@ -333,7 +347,9 @@ describe('忘记密码', () => {
     await choose(w, 'attach-file', new File([PNG], 'id.png', { type: 'image/png' }))
     await w.find('[data-testid=attach-upload]').trigger('click')
     await flush()
-    expect(calls.find((c) => c.cmd === 'unlock_attach')!.args).toMatchObject({ kind: 'id_card' })
+    const attached = calls.find((c) => c.cmd === 'unlock_attach')!.args
+    expect(attached).toMatchObject({ serial: 'A1', kind: 'id_card' })
+    expect(Array.from(attached.body as Uint8Array)).toEqual(Array.from(PNG))
     await w.find('[data-testid=unlock-submit]').trigger('click')
     await flush()
     expect(w.find('[data-testid=unlock-review]').exists()).toBe(true)
