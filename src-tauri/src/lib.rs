@@ -116,7 +116,7 @@ async fn token_list(desktop: State<'_, Desktop>) -> Result<Vec<KeyView>, Command
     Ok(list
         .into_iter()
         .map(|v| {
-            desktop.standings.ask(&v.token.serial);
+            desktop.standings.plugged(&v.token.serial);
             desktop.standings.enrich(v)
         })
         .collect())
@@ -277,7 +277,7 @@ fn start_watching(app: tauri::AppHandle) {
             let standings = &handle.state::<Desktop>().standings;
             let sent = match e {
                 TokenEvent::Inserted { token } => {
-                    standings.ask(&token.serial);
+                    standings.plugged(&token.serial);
                     let view = standings.enrich(Keys::view_of(&m, token));
                     tray.upsert(&handle, &view, lang);
                     handle.emit(EVENT_INSERTED, view)

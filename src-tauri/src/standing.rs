@@ -53,12 +53,19 @@ impl Standings {
         view
     }
 
-    /// Queues a question about a plugged-in key (no-op before [`Standings::start`]).
-    pub fn ask(&self, serial: &str) {
+    /// A key is plugged in (inserted, or listed): polled from now on, and asked about at once.
+    pub fn plugged(&self, serial: &str) {
         self.present
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(serial.to_owned());
+        self.ask(serial);
+    }
+
+    /// Queues one question about a key, e.g. after a workflow used it (no-op before
+    /// [`Standings::start`]). Only [`Standings::plugged`] makes a key one that is polled, so
+    /// a workflow that failed because its key was pulled out does not bring the key back.
+    pub fn ask(&self, serial: &str) {
         if let Some(tx) = self
             .queue
             .lock()
@@ -192,8 +199,22 @@ mod tests {
         assert_eq!(s.get("K"), Some(a));
         assert!(s.store("K", None), "the CA forgot the key");
         assert_eq!(s.get("K"), None);
-        // Before the worker runs, asking only remembers the key.
-        s.ask("K");
+        // Only a plugged-in key is polled; asking about one (after a workflow) is not
+        // plugging it in, and a pulled-out key is polled no more.
+        let polled = |s: &Standings| {
+            s.present
+                .lock()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        s.ask("J");
+        assert!(polled(&s).is_empty());
+        s.plugged("K");
+        assert_eq!(polled(&s), ["K"]);
         s.gone("K");
+        assert!(polled(&s).is_empty());
+        assert!(s.get("K").is_none());
     }
 }
