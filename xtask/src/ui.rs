@@ -219,26 +219,16 @@ fn free_display() -> String {
     format!(":{n}")
 }
 
-fn wait_for_file(path: &Path, within: Duration) -> Result<()> {
+/// Polls `ready` until it holds, or fails saying what never became ready.
+fn wait_until(what: &str, within: Duration, ready: impl Fn() -> bool) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < within {
-        if path.exists() {
+        if ready() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("{} did not appear after {within:?}", path.display())
-}
-
-fn wait_for_port(port: u16, within: Duration) -> Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("nothing listens on port {port} after {within:?}")
+    bail!("{what} after {within:?}")
 }
 
 /// `cargo xtask e2e`: the built app under Xvfb, driven by tauri-driver and WebKitWebDriver
@@ -302,7 +292,11 @@ pub fn e2e(args: &[String]) -> Result<()> {
             .stderr(Stdio::null()),
         "the session bus (Debian package dbus-daemon)",
     )?;
-    wait_for_file(&bus, Duration::from_secs(10))?;
+    wait_until(
+        &format!("no session bus at {}", bus.display()),
+        Duration::from_secs(10),
+        || bus.exists(),
+    )?;
     if Command::new("dunst").arg("-v").output().is_err() {
         bail!("dunst is missing: install the Debian package dunst (cargo xtask setup does)");
     }
@@ -335,7 +329,11 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .stderr(std::fs::File::create(dir.join("tauri-driver.log"))?);
     key_env(&mut drv, &keys);
     let _driver = Guard::spawn(&mut drv, "tauri-driver")?;
-    wait_for_port(port, Duration::from_secs(20))?;
+    wait_until(
+        &format!("nothing listens on port {port}"),
+        Duration::from_secs(20),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    )?;
 
     let docs = args.iter().any(|a| a == "--docs");
     let mut test = Command::new("node");
