@@ -217,7 +217,14 @@ impl TokenSession {
         };
         let auth = AuthPin::new(pin.expose().into());
         let r = match self.session.login(user_type, Some(&auth)) {
-            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            // Login state belongs to the whole application: another session of this process
+            // logged in, and the key took no PIN from this call at all. Being logged in is
+            // not proof of this PIN, so log out and present it.
+            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                tracing::debug!(serial = %self.token.serial, ?role, "already logged in; logging out to check the PIN");
+                self.logout()?;
+                self.session.login(user_type, Some(&auth))
+            }
             other => other,
         };
         self.pin_outcome(role, r)?;
@@ -282,13 +289,20 @@ impl TokenSession {
         Ok(())
     }
 
-    /// Changes the PIN of whoever is logged in — the SO PIN in an SO session.
-    pub fn change_so_pin(&self, old: &Pin, new: &Pin) -> Result<()> {
+    /// Changes the SO PIN in an SO session (C_SetPIN), through the guard: a locked SO PIN
+    /// is refused without a call, the final try needs `FinalTry::Confirmed`, and it is
+    /// serialised with every other login to the key.
+    pub fn change_so_pin(&self, old: &Pin, new: &Pin, confirm: FinalTry) -> Result<()> {
+        let lock = self.module.login_lock(&self.token.serial);
+        let _serial = lock_mutex(&lock);
+        self.guard(PinRole::So, confirm)?;
         let (o, n) = (
             AuthPin::new(old.expose().into()),
             AuthPin::new(new.expose().into()),
         );
-        self.pin_outcome(PinRole::So, self.session.set_pin(&o, &n))
+        self.pin_outcome(PinRole::So, self.session.set_pin(&o, &n))?;
+        tracing::info!(serial = %self.token.serial, "SO PIN changed");
+        Ok(())
     }
 
     /// Random bytes from the key's own generator (C_GenerateRandom).

@@ -186,3 +186,87 @@ fn injected_faults_surface_with_function_and_code_and_leave_the_key_usable() {
     assert_eq!(keys[0].id, KEY_ID);
     assert!(!s.sign(KEY_ID, b"usable").unwrap().is_empty());
 }
+
+/// The hole: PKCS#11 login state belongs to the application, so with another session of
+/// this process logged in, C_Login answers CKR_USER_ALREADY_LOGGED_IN without looking at
+/// the PIN, and the guard counted that as a checked PIN. A wrong PIN must be wrong.
+#[test]
+fn a_login_while_already_logged_in_still_checks_the_pin() {
+    let (set, module, manifest) =
+        FixtureSet::build(&[KeyState::IssuedEc], &common::sim_module()).unwrap();
+    let token = module.find(None).unwrap();
+    let first = module.session(&token).unwrap();
+    first.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    let second = module.session(&token).unwrap();
+    let e = second
+        .login(&pin("Wrong#00000"), FinalTry::Refuse)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TokenError::PinIncorrect {
+                role: PinRole::User,
+                ..
+            }
+        ),
+        "a wrong PIN was taken because another session was logged in: {e}"
+    );
+    // The key counted it: the guard presented the PIN, it did not wave it through.
+    assert_eq!(
+        control::tries(set.sim_state(), &manifest.tokens[0].serial)
+            .unwrap()
+            .user_left,
+        9
+    );
+    // The right PIN, with another session logged in, works and signs.
+    first.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    second.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+    assert!(!second.sign(KEY_ID, b"mine").unwrap().is_empty());
+}
+
+/// The hole: changing the SO PIN called C_SetPIN outside the guard (a locked or final-try
+/// SO PIN was presented anyway) and outside the per-key lock.
+#[test]
+fn the_so_pin_change_goes_through_the_guard() {
+    let (set, module, manifest) =
+        FixtureSet::build(&[KeyState::IssuedEc], &common::sim_module()).unwrap();
+    let serial = &manifest.tokens[0].serial;
+    let token = module.find(None).unwrap();
+    let s = module.session(&token).unwrap();
+    s.login_so(&pin(SO_PIN), FinalTry::Refuse).unwrap();
+    // Bring the SO counter to its final try with wrong SO PINs, from the SO session itself
+    // (C_SetPIN with a wrong old PIN counts as a wrong SO PIN).
+    let mut left = control::tries(set.sim_state(), serial).unwrap().so_left;
+    while left > 1 {
+        let e = s
+            .change_so_pin(&pin("Wrong#SO0000"), &pin("Next#SO2026"), FinalTry::Refuse)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TokenError::PinIncorrect {
+                    role: PinRole::So,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        left = control::tries(set.sim_state(), serial).unwrap().so_left;
+    }
+    assert_eq!(left, 1);
+    // At the final try the guard refuses without a call: nothing is spent.
+    let e = s
+        .change_so_pin(&pin("Wrong#SO0000"), &pin("Next#SO2026"), FinalTry::Refuse)
+        .unwrap_err();
+    assert!(
+        matches!(e, TokenError::FinalTryUnconfirmed { role: PinRole::So }),
+        "{e}"
+    );
+    assert_eq!(control::tries(set.sim_state(), serial).unwrap().so_left, 1);
+    // Confirmed, with the right SO PIN, the change goes through and the counter resets.
+    s.change_so_pin(&pin(SO_PIN), &pin("Next#SO2026"), FinalTry::Confirmed)
+        .unwrap();
+    s.logout().unwrap();
+    s.login_so(&pin("Next#SO2026"), FinalTry::Refuse).unwrap();
+    assert_eq!(control::tries(set.sim_state(), serial).unwrap().so_left, 10);
+}
