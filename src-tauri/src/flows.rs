@@ -41,11 +41,13 @@ impl Desktop {
         }
     }
 
-    /// A CA client for the current settings, when a CA is set and its root reads.
-    pub(crate) fn standing_client(&self) -> Option<CaClient> {
+    /// A CA client for the current settings, when a CA is set and its root reads, and the
+    /// journal of this computer's workflows.
+    pub(crate) fn standing_client(&self) -> Option<(CaClient, Journal)> {
         let ca = self.ca_settings();
         ca.url.as_ref()?;
-        ca_client(&ca, self.lang()).ok()
+        let client = ca_client(&ca, self.lang()).ok()?;
+        Some((client, Journal::new(&ca.journal)))
     }
 
     /// Runs workflow work for the key `serial` on a blocking worker thread. Afterwards the
@@ -400,8 +402,8 @@ pub(crate) async fn unlock_finish(
 pub struct RenewState {
     /// The certificate now on the key, with its renewal status.
     pub certificate: CertSummary,
-    /// The renewal journaled on this computer, if any.
-    pub pending: Option<keyward_flows::renew::RenewJournal>,
+    /// The renewal journaled on this computer, if any (its step; its secret stays here).
+    pub pending: Option<keyward_flows::renew::RenewPending>,
     /// The CA's business for it, if any.
     pub business: Option<Business>,
     /// The fee per year, in fen.
@@ -417,10 +419,9 @@ pub(crate) async fn renew_status(
     desktop
         .flow(serial, |env, t| {
             let certificate = keyward_flows::renew::eligibility(env, t)?;
-            let pending = keyward_flows::renew::pending(env, &t.serial)?;
-            let business = match &pending {
-                Some(j) => Some(env.ca.business(&j.business_id).map_err(FlowError::Ca)?),
-                None => None,
+            let (pending, business) = match keyward_flows::renew::under_way(env, &t.serial)? {
+                Some((p, b)) => (Some(p), b),
+                None => (None, None),
             };
             Ok(RenewState {
                 certificate,
@@ -645,15 +646,19 @@ pub(crate) async fn seal_show(
         .await
 }
 
-/// 办理进度查询: every business of the key, newest first, with its timeline.
+/// 办理进度查询: every business of the key, newest first, with its timeline. The CA shows
+/// them to the key alone, so the PIN comes through the login guard.
 #[tauri::command]
 pub(crate) async fn progress_list(
     desktop: State<'_, Desktop>,
     serial: String,
+    pin: String,
+    confirm_final_try: bool,
 ) -> Result<keyward_flows::progress::KeyProgress, CommandError> {
+    let pin = Pin::new(pin);
     desktop
-        .flow(serial, |env, t| {
-            keyward_flows::progress::progress(env, &t.serial)
+        .flow(serial, move |env, t| {
+            keyward_flows::progress::progress(env, t, &pin, confirm(confirm_final_try))
         })
         .await
 }

@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use keyward_ca_client::CaClient;
+use keyward_flows::Journal;
 use keyward_flows::standing::Standing;
 
 use crate::keys::{KeyView, next_step};
@@ -114,10 +115,11 @@ impl Standings {
     }
 
     /// Starts the worker. `client` gives the CA client for the current settings (none when
-    /// no CA is set); `changed` is called with a serial whose answer changed.
+    /// no CA is set) and the journal of this computer's workflows; `changed` is called with
+    /// a serial whose answer changed.
     pub fn start<C, F>(self: &std::sync::Arc<Self>, client: C, changed: F) -> std::io::Result<()>
     where
-        C: Fn() -> Option<CaClient> + Send + 'static,
+        C: Fn() -> Option<(CaClient, Journal)> + Send + 'static,
         F: Fn(&str) + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -134,7 +136,7 @@ impl Standings {
     fn work(
         &self,
         rx: &Receiver<String>,
-        client: &dyn Fn() -> Option<CaClient>,
+        client: &dyn Fn() -> Option<(CaClient, Journal)>,
         changed: &dyn Fn(&str),
     ) {
         loop {
@@ -158,11 +160,13 @@ impl Standings {
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            let Some(ca) = client() else { continue };
+            let Some((ca, journal)) = client() else {
+                continue;
+            };
             for serial in batch {
-                match keyward_flows::standing::standing(&ca, &serial) {
+                match keyward_flows::standing::standing(&ca, &journal, &serial) {
                     Ok(answer) => {
-                        if self.store(&serial, answer) {
+                        if self.store(&serial, Some(answer)) {
                             tracing::info!(%serial, standing = ?self.get(&serial), "the CA's view of a key changed");
                             changed(&serial);
                         }
@@ -190,7 +194,7 @@ mod tests {
             state: KeyState::Active,
             waiting: vec![Waiting {
                 kind: WaitingKind::InstallSeal,
-                business_id: "b1".into(),
+                business_id: Some("b1".into()),
             }],
         };
         assert!(!s.store("K", None), "nothing known, nothing known");

@@ -102,7 +102,7 @@ fn what_the_ca_says_decides_activation_and_the_install_waiting() {
                 .iter()
                 .map(|&kind| Waiting {
                     kind,
-                    business_id: format!("{kind:?}"),
+                    business_id: Some(format!("{kind:?}")),
                 })
                 .collect(),
         };

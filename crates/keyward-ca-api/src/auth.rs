@@ -18,14 +18,18 @@ use sha2::{Digest, Sha256};
 pub const NONCE_HEADER: &str = "x-keyward-nonce";
 /// Header carrying the key's signature, lower-case hex.
 pub const SIGNATURE_HEADER: &str = "x-keyward-signature";
+/// Header carrying a business's own secret ([`crate::CreatedBusiness`]), for acting on a
+/// business without the key's signature.
+pub const BUSINESS_SECRET_HEADER: &str = "x-keyward-business-secret";
 /// Header carrying the sandbox payment provider's HMAC over a notification body.
 pub const PAYMENT_SIGNATURE_HEADER: &str = "x-keyward-payment-signature";
 
 /// Domain separation: no other Keyward signature starts with these bytes.
 pub const SIGNING_DOMAIN: &[u8] = b"Keyward CA request signature v1\0";
 
-/// The purpose of a request: upper-case method, one space, the path without query string,
-/// e.g. `POST /v1/keys/NETCA0001/renewals`.
+/// The purpose of a request: upper-case method, one space, the path with its query string
+/// as sent, e.g. `POST /v1/keys/NETCA0001/renewals` or
+/// `POST /v1/businesses/bz1/attachments?kind=seal_scan`.
 pub fn request_purpose(method: &str, path: &str) -> String {
     format!("{} {}", method.to_ascii_uppercase(), path)
 }

@@ -23,8 +23,14 @@ pub enum ErrorCode {
     NotFound,
     /// The endpoint exists but not with this HTTP method.
     MethodNotAllowed,
-    /// An admin endpoint was called without the admin credential.
+    /// The request lacks the credential its endpoint needs (staff token, business secret,
+    /// key signature), or it does not open what the request names. An unknown business and
+    /// one the caller may not see answer alike.
     Unauthorized,
+    /// The staff account is valid but its role may not do this.
+    Forbidden,
+    /// Too many requests from this address, or for this key, in a short time.
+    RateLimited,
     /// The unified social credit code is malformed or its check character is wrong.
     InvalidUscc,
     /// The organisation's or handler's details fail validation (empty name, bad phone, ...).
@@ -91,6 +97,8 @@ pub enum ErrorCode {
     NameChangeNotSeal,
     /// A reviewer has already decided this business.
     AlreadyDecided,
+    /// Another requester's unlock of this key is open; the refusal names it (masked).
+    UnlockUnderWay,
     /// Something failed inside the service; nothing the client sent was wrong.
     Internal,
     /// A code this client version does not know.
@@ -109,6 +117,8 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::InvalidUscc => "invalid_uscc",
             ErrorCode::InvalidParty => "invalid_party",
             ErrorCode::OrganisationNotFound => "organisation_not_found",
@@ -142,6 +152,7 @@ impl ErrorCode {
             ErrorCode::RefundNotAllowed => "refund_not_allowed",
             ErrorCode::NameChangeNotSeal => "name_change_not_seal",
             ErrorCode::AlreadyDecided => "already_decided",
+            ErrorCode::UnlockUnderWay => "unlock_under_way",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -156,6 +167,8 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::RateLimited,
         ErrorCode::InvalidUscc,
         ErrorCode::InvalidParty,
         ErrorCode::OrganisationNotFound,
@@ -189,6 +202,7 @@ impl ErrorCode {
         ErrorCode::RefundNotAllowed,
         ErrorCode::NameChangeNotSeal,
         ErrorCode::AlreadyDecided,
+        ErrorCode::UnlockUnderWay,
         ErrorCode::Internal,
     ];
 }
@@ -204,6 +218,20 @@ impl std::fmt::Display for ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// With `unlock_under_way`: the open business in the way, masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_business: Option<crate::types::OpenBusinessNotice>,
+}
+
+impl ApiError {
+    /// An error answer with no notice.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            open_business: None,
+        }
+    }
 }
 
 #[cfg(test)]

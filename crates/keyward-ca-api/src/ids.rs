@@ -44,9 +44,30 @@ pub fn mask_mobile(phone: &str) -> String {
     }
 }
 
+/// A person's name with all but its first character masked: `张三` → `张*`.
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.trim().chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first)
+            .chain(chars.map(|_| '*'))
+            .collect::<String>()
+            .chars()
+            .take(8)
+            .collect(),
+        None => "*".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_masked_but_their_first_character() {
+        assert_eq!(mask_name("张三"), "张*");
+        assert_eq!(mask_name("欧阳娜娜"), "欧***");
+        assert_eq!(mask_name(""), "*");
+    }
 
     #[test]
     fn known_codes_validate_and_bad_ones_say_why() {

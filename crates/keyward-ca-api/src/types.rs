@@ -245,6 +245,14 @@ pub struct SmsOutbox {
 pub struct CodeSent {
     /// The handler's phone, masked: `138****8000`.
     pub phone_masked: String,
+    /// Printed in the SMS beside the code (`编号 38`), so the operator types the code of
+    /// this request and not of another one.
+    pub reference: String,
+    /// Presented with the code when it is redeemed. Only the caller that asked for the code
+    /// holds it, so nobody else can guess against (and void) this code. `None` for a code
+    /// bound to a business, whose secret plays that part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Secret>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// No new code can be asked for before this instant.
@@ -252,11 +260,14 @@ pub struct CodeSent {
     pub resend_after: OffsetDateTime,
 }
 
-/// `POST /v1/keys/{serial}/activation/redeem`.
+/// `POST /v1/keys/{serial}/activation/redeem` and the unlock authorisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemCodeRequest {
     pub code: Secret,
+    /// The ticket [`CodeSent`] returned with the activation code (activation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Secret>,
 }
 
 /// The transport PIN, released for the right code and key.
@@ -441,6 +452,8 @@ pub struct SandboxOutcome {
 #[serde(deny_unknown_fields)]
 pub struct PaymentNotification {
     pub payment_id: String,
+    /// The order (business) the payment is for; must match the payment's.
+    pub business_id: String,
     pub status: PaymentStatus,
     pub amount_fen: i64,
 }
@@ -503,12 +516,11 @@ pub struct UnlockAuthorisation {
     pub new_so_pin: Secret,
 }
 
-/// `POST /admin/v1/reviews/{id}/approve|reject`.
+/// `POST /admin/v1/reviews/{id}/approve|reject` and the station's completion. Who decided
+/// is the staff account that made the request, never a name in the body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewDecision {
-    /// Who decided (name or staff id).
-    pub reviewer: String,
     /// Why; shown to the applicant when rejecting.
     pub note: String,
 }
@@ -596,11 +608,12 @@ pub struct AddCertificateForm {
     pub invoice: InvoiceDetails,
 }
 
-/// 变更: new name or legal address of the same legal entity. Free; validity kept.
+/// 变更 (`POST /v1/keys/{serial}/changes`, signed by the key): new name or legal address
+/// of the same legal entity, and the handler who applies. Free; validity kept. Nothing of
+/// it applies until a reviewer approves and the station completes the business.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeForm {
-    pub key_serial: String,
     pub handler: Handler,
     pub new_name: Option<String>,
     pub new_legal_address: Option<String>,
@@ -616,25 +629,99 @@ pub struct ReissueForm {
     pub invoice: InvoiceDetails,
 }
 
-/// 退款: for a business not yet accepted, or a key not activated within 14 days of delivery.
+/// 退款 (`POST /v1/businesses/{id}/refund`, by whoever may act on that business): for a
+/// business not yet accepted, or a key not activated within 14 days of delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefundForm {
-    /// The business to refund.
-    pub business_id: String,
     pub handler: Handler,
     pub reason: String,
 }
 
-/// `POST /v1/businesses`: an order for one of the paperwork businesses, by its `kind`.
+/// `POST /v1/businesses`: an order for a business whose key cannot sign (no key yet, or a
+/// lost or broken one), by its `kind`. The answer carries the business's secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BusinessForm {
     NewApplication(NewApplicationForm),
     AddCertificate(AddCertificateForm),
-    Change(ChangeForm),
     Reissue(ReissueForm),
-    Refund(RefundForm),
+}
+
+/// A business just created, with its secret. The secret is shown this once (the CA keeps
+/// only its hash); with it, or with the key's signature, the business can be read and acted
+/// on: [`crate::auth::BUSINESS_SECRET_HEADER`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedBusiness {
+    pub business: Business,
+    pub secret: Secret,
+}
+
+/// `POST /v1/keys/{serial}/renewals/{id}/installed`: the finished renewal, and when the key
+/// held a seal, the seal business the CA opened to remake it for the new certificate (one
+/// certificate, one seal), with its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalInstalled {
+    pub business: Business,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<CreatedBusiness>,
+}
+
+/// `POST /admin/v1/keys`: the registered key and its issue business, whose secret the
+/// station hands to the organisation with the key (a refund of a key never activated needs
+/// it: such a key cannot sign).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredKey {
+    pub status: KeyStatus,
+    pub issue: CreatedBusiness,
+}
+
+wire_enum! {
+    /// What the CA holds for a key until the operator installs it in the client.
+    WaitingInstall {
+        /// A renewal is paid or its certificate issued: 安装证书.
+        Certificate = "certificate",
+        /// The CA made the electronic seal: 安装印章.
+        Seal = "seal",
+    }
+}
+
+/// `GET /v1/keys/{serial}/standing`: the one public read about a key, what a client shows
+/// before any PIN is typed. The same shape for every serial; an unknown serial reads as a
+/// key with nothing waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStanding {
+    /// Issued and not yet activated (激活证书 next).
+    pub awaiting_activation: bool,
+    /// What waits to be installed, each kind once.
+    pub waiting: Vec<WaitingInstall>,
+}
+
+/// An open business that keeps a new one of its kind from starting, as a refusal names it:
+/// who asked (masked) and when, and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenBusinessNotice {
+    pub kind: BusinessKind,
+    /// The requester's name, masked: `张*`.
+    pub requester_masked: String,
+    /// The requester's phone, masked: `138****8000`.
+    pub phone_masked: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+}
+
+wire_enum! {
+    /// What a staff account may do. `admin` may do everything and manages accounts.
+    StaffRole {
+        /// Decides businesses under review; reads their attachments.
+        Reviewer = "reviewer",
+        /// The issuing station: certifies, registers keys, completes accepted businesses.
+        Station = "station",
+        /// Reads the audit log and organisations' businesses.
+        Auditor = "auditor",
+        /// Everything.
+        Admin = "admin",
+    }
 }
 
 wire_enum! {
@@ -696,7 +783,9 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(***)");
         let r = RedeemCodeRequest {
             code: Secret::new("654321"),
+            ticket: Some(Secret::new("t1c2e3")),
         };
+        assert!(!format!("{r:?}").contains("t1c2e3"));
         assert!(!format!("{r:?}").contains("654321"));
     }
 
@@ -715,16 +804,23 @@ mod tests {
     #[test]
     fn business_forms_are_tagged_and_strict() {
         let form: BusinessForm = serde_json::from_str(
-            r#"{"kind":"refund","business_id":"bz1","handler":{"name":"a","id_number":"b","phone":"c"},"reason":"r"}"#,
+            r#"{"kind":"reissue","key_serial":"K1","handler":{"name":"a","id_number":"b","phone":"c"},"reason":"lost","invoice":{"title":"t","tax_id":"x","email":"a@b"}}"#,
         )
         .unwrap();
-        assert!(matches!(form, BusinessForm::Refund(_)));
+        assert!(matches!(form, BusinessForm::Reissue(_)));
         assert!(
             serde_json::from_str::<BusinessForm>(
-                r#"{"kind":"refund","business_id":"bz1","handler":{"name":"a","id_number":"b","phone":"c"},"reason":"r","x":1}"#
+                r#"{"kind":"reissue","key_serial":"K1","handler":{"name":"a","id_number":"b","phone":"c"},"reason":"lost","invoice":{"title":"t","tax_id":"x","email":"a@b"},"x":1}"#
             )
             .is_err()
         );
+        // A change is signed by its key and a refund names its business in the path: neither
+        // is an order anyone can place here.
+        for kind in ["change", "refund"] {
+            assert!(
+                serde_json::from_str::<BusinessForm>(&format!(r#"{{"kind":"{kind}"}}"#)).is_err()
+            );
+        }
         assert!(serde_json::from_str::<BusinessForm>(r#"{"kind":"bribe"}"#).is_err());
     }
 

@@ -1,23 +1,27 @@
 //! The client side of the Keyward CA online service.
 //!
 //! [`CaClient`] speaks the service's HTTP API with the wire types of `keyward-ca-api`:
-//! TLS with the CA's own root pinned (no other root is trusted), timeouts, retries only for
-//! calls that change nothing, and one error type that says what went wrong in terms the
-//! workflows can act on. Requests about a key are signed by the key through a
-//! [`RequestSigner`]; the signing input is the one `keyward-ca-api` defines.
+//! TLS with exactly one pinned root (the CA's own; no other root is trusted), plain HTTP
+//! only to loopback, timeouts, retries only for calls that change nothing, and one error
+//! type that says what went wrong in terms the workflows can act on. Requests about a key
+//! are signed by the key through a [`RequestSigner`]; the signing input is the one
+//! `keyward-ca-api` defines. A business is reached with its own secret or its key's
+//! signature ([`BusinessAuth`]).
 //!
-//! [`credentials`] keeps the service credential (the admin token the issuing station, the
+//! [`credentials`] keeps the service credential (the staff token the issuing station, the
 //! reviewer tools and the demo use) in the OS keyring. A PIN is never stored there.
 
 pub mod credentials;
 
 use std::time::Duration;
 
-use keyward_ca_api::auth::{NONCE_HEADER, SIGNATURE_HEADER};
+use keyward_ca_api::auth::{BUSINESS_SECRET_HEADER, NONCE_HEADER, SIGNATURE_HEADER};
 use keyward_ca_api::{
-    ApiError, Business, BusinessList, CaChain, CertifyRequest, CodeSent, CsrSubmission, ErrorCode,
-    Health, IssuedCertificate, KeyStatus, NonceGrant, NonceRequest, PaymentRequest, PaymentStatus,
-    RedeemCodeRequest, RegisterKeyRequest, RenewalApplication, ReviewDecision, ReviewQueue,
+    ApiError, AuditLog, Business, BusinessForm, BusinessList, CaChain, CertificateHistory,
+    CertifyRequest, ChangeForm, CodeSent, CreatedBusiness, CsrSubmission, ErrorCode, Health,
+    Invoice, InvoiceDetails, IssuedCertificate, KeyStanding, KeyStatus, NonceGrant, NonceRequest,
+    OpenBusinessNotice, PaymentRequest, PaymentStatus, RedeemCodeRequest, RefundForm,
+    RegisterKeyRequest, RegisteredKey, RenewalApplication, ReviewDecision, ReviewQueue,
     SandboxOutcome, Secret, SmsOutbox, TransportPinRelease, UnlockApplication, UnlockAuthorisation,
     body_sha256, request_purpose, signing_input,
 };
@@ -25,6 +29,10 @@ use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Digest;
+
+/// Largest pinned-root file read, in bytes: one certificate is a few kilobytes.
+pub const ROOT_FILE_MAX_BYTES: usize = 64 * 1024;
 
 /// Everything that can go wrong talking to the CA.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +60,8 @@ pub enum ClientError {
         code: ErrorCode,
         /// Its hint, for logs.
         message: String,
+        /// With `unlock_under_way`: the open business in the way, masked.
+        open_business: Option<OpenBusinessNotice>,
     },
     /// The service failed (5xx) or answered an error without its error body.
     #[error("the CA service failed with HTTP {status}")]
@@ -94,9 +104,10 @@ impl ClientError {
 /// Where the service is and how to trust it.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Base URL, e.g. `https://127.0.0.1:8443`.
+    /// Base URL, e.g. `https://ca.example:8443`; `http://` only for a loopback address.
     pub base_url: String,
-    /// The CA's root certificate (PEM), the only one trusted for TLS. Required for https.
+    /// The CA's root certificate (PEM, exactly one certificate), the only one trusted for
+    /// TLS and the anchor renewed certificates are checked against. Required for https.
     pub root_pem: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -117,6 +128,65 @@ impl ClientConfig {
     }
 }
 
+/// The one pinned root: its DER and SHA-256 fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedRoot {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// SHA-256 of the DER, upper-case hex pairs joined by colons (as openssl prints it).
+    pub fingerprint: String,
+}
+
+impl PinnedRoot {
+    /// Reads a pinned root: a PEM text of at most [`ROOT_FILE_MAX_BYTES`] holding exactly
+    /// one certificate, which must parse. A bundle of several is refused: trusting all of
+    /// them while showing one would be a lie.
+    pub fn from_pem(pem: &str) -> Result<Self, ClientError> {
+        if pem.len() > ROOT_FILE_MAX_BYTES {
+            return Err(ClientError::Config(format!(
+                "the pinned root file is larger than {} KiB; it should hold one certificate",
+                ROOT_FILE_MAX_BYTES / 1024
+            )));
+        }
+        let count = pem.matches("-----BEGIN CERTIFICATE-----").count();
+        if count != 1 {
+            return Err(ClientError::Config(format!(
+                "the pinned root must be exactly one certificate, this file holds {count}"
+            )));
+        }
+        let der = keyward_pki::pem::decode(pem, "CERTIFICATE")
+            .map_err(|e| ClientError::Config(format!("pinned root: {e}")))?;
+        x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| ClientError::Config(format!("pinned root: {e}")))?;
+        Ok(PinnedRoot {
+            fingerprint: fingerprint(&der),
+            der,
+        })
+    }
+}
+
+/// SHA-256 fingerprint of a DER certificate, `AB:CD:…`.
+pub fn fingerprint(der: &[u8]) -> String {
+    sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Whether `base` (an `http://` URL) names a loopback host.
+fn loopback_http(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// Something that signs requests about one key: the key itself, through the token.
 pub trait RequestSigner {
     /// The key's serial number, as the CA registered it.
@@ -126,12 +196,31 @@ pub trait RequestSigner {
     fn sign(&self, input: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
 }
 
+/// How a request reaches a business: its secret, or its key's signature.
+#[derive(Clone, Copy)]
+pub enum BusinessAuth<'a> {
+    /// The secret the business was created with (journaled by the client that made it).
+    Secret(&'a Secret),
+    /// A fresh signature by the business's key.
+    Key(&'a dyn RequestSigner),
+}
+
+impl std::fmt::Debug for BusinessAuth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusinessAuth::Secret(_) => f.write_str("BusinessAuth::Secret(***)"),
+            BusinessAuth::Key(s) => write!(f, "BusinessAuth::Key({})", s.key_serial()),
+        }
+    }
+}
+
 /// A client of the CA online service.
 #[derive(Debug, Clone)]
 pub struct CaClient {
     base: String,
     http: Client,
     admin: Option<Secret>,
+    root: Option<PinnedRoot>,
 }
 
 const RETRIES: usize = 2;
@@ -149,32 +238,40 @@ fn path_segment(s: &str) -> String {
 }
 
 impl CaClient {
-    /// Builds a client. An https URL needs the pinned root; plain http is for loopback tests.
+    /// Builds a client. An https URL needs the pinned root (exactly one certificate); plain
+    /// http is refused unless the host is loopback.
     pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
         let base = config.base_url.trim_end_matches('/').to_owned();
         let mut builder = Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+            // A redirect could lead a request, and its headers, elsewhere.
+            .redirect(reqwest::redirect::Policy::none());
         if config.fresh_connections {
             builder = builder.pool_max_idle_per_host(0);
         }
+        let root = match config.root_pem.as_deref() {
+            Some(pem) => Some(PinnedRoot::from_pem(pem)?),
+            None => None,
+        };
         if base.starts_with("https://") {
-            let pem = config.root_pem.as_deref().ok_or_else(|| {
+            let root = root.as_ref().ok_or_else(|| {
                 ClientError::Config("an https service needs its root certificate pinned".into())
             })?;
-            let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            let cert = reqwest::Certificate::from_der(&root.der)
                 .map_err(|e| ClientError::Config(format!("pinned root: {e}")))?;
-            if roots.is_empty() {
-                return Err(ClientError::Config(
-                    "the pinned root holds no certificate".into(),
-                ));
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .https_only(true)
+                .add_root_certificate(cert);
+        } else if base.starts_with("http://") {
+            if !loopback_http(&base) {
+                return Err(ClientError::Config(format!(
+                    "plain http only to this computer (loopback), not to {base}; use https"
+                )));
             }
-            builder = builder.tls_built_in_root_certs(false).https_only(true);
-            for root in roots {
-                builder = builder.add_root_certificate(root);
-            }
-        } else if !base.starts_with("http://") {
+        } else {
             return Err(ClientError::Config(format!("not an http(s) URL: {base}")));
         }
         let http = builder
@@ -184,7 +281,13 @@ impl CaClient {
             base,
             http,
             admin: None,
+            root,
         })
+    }
+
+    /// The pinned root, if any (an https client always has one).
+    pub fn pinned_root(&self) -> Option<&PinnedRoot> {
+        self.root.as_ref()
     }
 
     /// Uses this admin credential for the admin endpoints.
@@ -242,6 +345,7 @@ impl CaClient {
                 status: status.as_u16(),
                 code: err.code,
                 message: err.message,
+                open_business: err.open_business,
             }),
             _ if status.is_server_error() => Err(ClientError::Server {
                 status: status.as_u16(),
@@ -322,7 +426,38 @@ impl CaClient {
     }
 
     /// A request about a key, signed by the key over a fresh nonce. Never retried: a nonce
-    /// is single-use, and the caller decides whether to sign again.
+    /// is single-use, and the caller decides whether to sign again. `body` None sends no
+    /// body (a signed GET).
+    fn signed_request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+        signer: &dyn RequestSigner,
+    ) -> Result<T, ClientError> {
+        let bytes = body.clone().unwrap_or_default();
+        let nonce = self.nonce(signer.key_serial())?;
+        let input = signing_input(
+            &request_purpose(method.as_str(), path),
+            &nonce.nonce,
+            &body_sha256(&bytes),
+        );
+        let signature = signer.sign(&input).map_err(ClientError::Signer)?;
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header(NONCE_HEADER, &nonce.nonce)
+            .header(SIGNATURE_HEADER, hex::encode(signature));
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(b);
+        }
+        let resp = req.send().map_err(|e| self.transport(e))?;
+        self.read(resp)
+    }
+
     fn signed<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -330,20 +465,60 @@ impl CaClient {
         signer: &dyn RequestSigner,
     ) -> Result<T, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        let nonce = self.nonce(signer.key_serial())?;
-        let input = signing_input(
-            &request_purpose("POST", path),
-            &nonce.nonce,
-            &body_sha256(&bytes),
-        );
-        let signature = signer.sign(&input).map_err(ClientError::Signer)?;
-        let resp = self
-            .json(Method::POST, path, bytes)
-            .header(NONCE_HEADER, &nonce.nonce)
-            .header(SIGNATURE_HEADER, hex::encode(signature))
-            .send()
-            .map_err(|e| self.transport(e))?;
-        self.read(resp)
+        self.signed_request(Method::POST, path, Some(bytes), "application/json", signer)
+    }
+
+    fn signed_get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        signer: &dyn RequestSigner,
+    ) -> Result<T, ClientError> {
+        self.signed_request(Method::GET, path, None, "", signer)
+    }
+
+    /// A request on a business: with its secret (idempotent reads retried), or signed by its
+    /// key.
+    fn on_business<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+        auth: BusinessAuth<'_>,
+    ) -> Result<T, ClientError> {
+        match auth {
+            BusinessAuth::Secret(secret) => {
+                let idempotent = method == Method::GET;
+                self.send(idempotent, || {
+                    let mut req = self
+                        .http
+                        .request(method.clone(), self.url(path))
+                        .header(BUSINESS_SECRET_HEADER, secret.expose());
+                    if let Some((bytes, ct)) = &body {
+                        req = req
+                            .header(reqwest::header::CONTENT_TYPE, *ct)
+                            .body(bytes.clone());
+                    }
+                    req
+                })
+            }
+            BusinessAuth::Key(signer) => {
+                let (bytes, ct) = match body {
+                    Some((b, ct)) => (Some(b), ct),
+                    None => (None, ""),
+                };
+                self.signed_request(method, path, bytes, ct, signer)
+            }
+        }
+    }
+
+    fn business_post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        auth: BusinessAuth<'_>,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.on_business(Method::POST, path, Some((bytes, "application/json")), auth)
     }
 
     /// `GET /healthz`.
@@ -366,30 +541,54 @@ impl CaClient {
         )
     }
 
-    /// Where a key stands at the CA.
-    pub fn key_status(&self, serial: &str) -> Result<KeyStatus, ClientError> {
-        self.get(&format!("/v1/keys/{}", path_segment(serial)))
+    /// The one public read about a key: awaiting activation, and what waits to be
+    /// installed. An unknown key reads as one with nothing waiting.
+    pub fn standing(&self, serial: &str) -> Result<KeyStanding, ClientError> {
+        self.get(&format!("/v1/keys/{}/standing", path_segment(serial)))
     }
 
-    /// Every business of a key (办理进度查询).
-    pub fn businesses(&self, serial: &str) -> Result<BusinessList, ClientError> {
-        self.get(&format!("/v1/keys/{}/businesses", path_segment(serial)))
+    /// Where a key stands at the CA, signed by the key.
+    pub fn key_status(&self, signer: &dyn RequestSigner) -> Result<KeyStatus, ClientError> {
+        self.signed_get(
+            &format!("/v1/keys/{}", path_segment(signer.key_serial())),
+            signer,
+        )
     }
 
-    /// Every business of an organisation.
-    pub fn organisation_businesses(&self, uscc: &str) -> Result<BusinessList, ClientError> {
-        self.get(&format!(
-            "/v1/organisations/{}/businesses",
-            path_segment(uscc)
-        ))
+    /// Every business of a key (办理进度查询), signed by the key.
+    pub fn businesses(&self, signer: &dyn RequestSigner) -> Result<BusinessList, ClientError> {
+        self.signed_get(
+            &format!("/v1/keys/{}/businesses", path_segment(signer.key_serial())),
+            signer,
+        )
+    }
+
+    /// A key's certificates, signed by the key.
+    pub fn certificates(
+        &self,
+        signer: &dyn RequestSigner,
+    ) -> Result<CertificateHistory, ClientError> {
+        self.signed_get(
+            &format!(
+                "/v1/keys/{}/certificates",
+                path_segment(signer.key_serial())
+            ),
+            signer,
+        )
     }
 
     /// One business with its timeline.
-    pub fn business(&self, id: &str) -> Result<Business, ClientError> {
-        self.get(&format!("/v1/businesses/{}", path_segment(id)))
+    pub fn business(&self, id: &str, auth: BusinessAuth<'_>) -> Result<Business, ClientError> {
+        self.on_business(
+            Method::GET,
+            &format!("/v1/businesses/{}", path_segment(id)),
+            None,
+            auth,
+        )
     }
 
-    /// Sends (again) the activation code to the key's handler.
+    /// Asks for an activation code to the handler of record; keep the answer's ticket for
+    /// [`CaClient::redeem_activation_code`].
     pub fn send_activation_code(&self, serial: &str) -> Result<CodeSent, ClientError> {
         self.post(
             &format!("/v1/keys/{}/activation/code", path_segment(serial)),
@@ -397,16 +596,18 @@ impl CaClient {
         )
     }
 
-    /// Redeems the activation code for the transport PIN.
+    /// Redeems the activation code, with the ticket it was sent under, for the transport PIN.
     pub fn redeem_activation_code(
         &self,
         serial: &str,
         code: &str,
+        ticket: &Secret,
     ) -> Result<TransportPinRelease, ClientError> {
         self.post(
             &format!("/v1/keys/{}/activation/redeem", path_segment(serial)),
             &RedeemCodeRequest {
                 code: Secret::new(code),
+                ticket: Some(ticket.clone()),
             },
         )
     }
@@ -425,20 +626,25 @@ impl CaClient {
         &self,
         application: &RenewalApplication,
         signer: &dyn RequestSigner,
-    ) -> Result<Business, ClientError> {
+    ) -> Result<CreatedBusiness, ClientError> {
         let path = format!("/v1/keys/{}/renewals", path_segment(signer.key_serial()));
         self.signed(&path, application, signer)
     }
 
     /// The payment request of a business (created on first call, the same one after).
-    pub fn payment(&self, business_id: &str) -> Result<PaymentRequest, ClientError> {
-        self.post(
+    pub fn payment(
+        &self,
+        business_id: &str,
+        auth: BusinessAuth<'_>,
+    ) -> Result<PaymentRequest, ClientError> {
+        self.business_post(
             &format!("/v1/businesses/{}/payment", path_segment(business_id)),
             &serde_json::json!({}),
+            auth,
         )
     }
 
-    /// The sandbox payer pays (or fails) a payment.
+    /// The sandbox payer pays (or fails) a payment (a sandbox CA only).
     pub fn sandbox_pay(
         &self,
         payment_id: &str,
@@ -471,12 +677,13 @@ impl CaClient {
         )
     }
 
-    /// Confirms the renewed certificate is installed, signed by the new key.
+    /// Confirms the renewed certificate is installed, signed by the new key. The answer
+    /// carries the seal business opened to remake the key's seal, with its secret.
     pub fn confirm_renewal_installed(
         &self,
         business_id: &str,
         signer: &dyn RequestSigner,
-    ) -> Result<Business, ClientError> {
+    ) -> Result<keyward_ca_api::RenewalInstalled, ClientError> {
         let path = format!(
             "/v1/keys/{}/renewals/{}/installed",
             path_segment(signer.key_serial()),
@@ -485,19 +692,35 @@ impl CaClient {
         self.signed(&path, &serde_json::json!({}), signer)
     }
 
+    /// Applies to change the organisation's name or address, signed by the key.
+    pub fn apply_change(
+        &self,
+        form: &ChangeForm,
+        signer: &dyn RequestSigner,
+    ) -> Result<CreatedBusiness, ClientError> {
+        let path = format!("/v1/keys/{}/changes", path_segment(signer.key_serial()));
+        self.signed(&path, form, signer)
+    }
+
     /// Applies for (or changes) the key's electronic seal, signed by the key.
     pub fn apply_seal(
         &self,
         application: &keyward_ca_api::SealApplication,
         signer: &dyn RequestSigner,
-    ) -> Result<Business, ClientError> {
+    ) -> Result<CreatedBusiness, ClientError> {
         let path = format!("/v1/keys/{}/seals", path_segment(signer.key_serial()));
         self.signed(&path, application, signer)
     }
 
-    /// The key's latest electronic seal, as the CA made it.
-    pub fn seal(&self, serial: &str) -> Result<keyward_ca_api::SealDocument, ClientError> {
-        self.get(&format!("/v1/keys/{}/seal", path_segment(serial)))
+    /// The key's latest electronic seal, as the CA made it; signed by the key.
+    pub fn seal(
+        &self,
+        signer: &dyn RequestSigner,
+    ) -> Result<keyward_ca_api::SealDocument, ClientError> {
+        self.signed_get(
+            &format!("/v1/keys/{}/seal", path_segment(signer.key_serial())),
+            signer,
+        )
     }
 
     /// Confirms the seal of a seal business is installed on the key, signed by the key.
@@ -514,12 +737,13 @@ impl CaClient {
         self.signed(&path, &serde_json::json!({}), signer)
     }
 
-    /// Applies to unlock a key (忘记密码): no key signature (the PIN is forgotten).
+    /// Applies to unlock a key (忘记密码): no key signature (the PIN is forgotten). Keep the
+    /// answer's secret: it is the only way back to this unlock.
     pub fn apply_unlock(
         &self,
         serial: &str,
         application: &UnlockApplication,
-    ) -> Result<Business, ClientError> {
+    ) -> Result<CreatedBusiness, ClientError> {
         self.post(
             &format!("/v1/keys/{}/unlocks", path_segment(serial)),
             application,
@@ -531,14 +755,16 @@ impl CaClient {
         &self,
         serial: &str,
         business_id: &str,
+        secret: &Secret,
     ) -> Result<CodeSent, ClientError> {
-        self.post(
+        self.business_post(
             &format!(
                 "/v1/keys/{}/unlocks/{}/code",
                 path_segment(serial),
                 path_segment(business_id)
             ),
             &serde_json::json!({}),
+            BusinessAuth::Secret(secret),
         )
     }
 
@@ -547,9 +773,10 @@ impl CaClient {
         &self,
         serial: &str,
         business_id: &str,
+        secret: &Secret,
         code: &str,
     ) -> Result<UnlockAuthorisation, ClientError> {
-        self.post(
+        self.business_post(
             &format!(
                 "/v1/keys/{}/unlocks/{}/authorisation",
                 path_segment(serial),
@@ -557,7 +784,9 @@ impl CaClient {
             ),
             &RedeemCodeRequest {
                 code: Secret::new(code),
+                ticket: None,
             },
+            BusinessAuth::Secret(secret),
         )
     }
 
@@ -579,6 +808,7 @@ impl CaClient {
     pub fn upload_attachment(
         &self,
         business_id: &str,
+        auth: BusinessAuth<'_>,
         kind: keyward_ca_api::AttachmentKind,
         content_type: &str,
         bytes: Vec<u8>,
@@ -588,43 +818,96 @@ impl CaClient {
             path_segment(business_id),
             kind.as_str()
         );
-        self.send(false, || {
-            self.http
-                .post(self.url(&path))
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(bytes.clone())
-        })
+        self.on_business(Method::POST, &path, Some((bytes, content_type)), auth)
     }
 
     /// Hands a business with its attachments to the CA's reviewers.
-    pub fn submit_for_review(&self, business_id: &str) -> Result<Business, ClientError> {
-        self.post(
+    pub fn submit_for_review(
+        &self,
+        business_id: &str,
+        auth: BusinessAuth<'_>,
+    ) -> Result<Business, ClientError> {
+        self.business_post(
             &format!("/v1/businesses/{}/submit", path_segment(business_id)),
             &serde_json::json!({}),
+            auth,
         )
     }
 
-    /// Admin: issue an organisation certificate over a CSR.
+    /// Orders a business whose key cannot sign (new application, add a certificate,
+    /// re-issue); keep the answer's secret.
+    pub fn order(&self, form: &BusinessForm) -> Result<CreatedBusiness, ClientError> {
+        self.post("/v1/businesses", form)
+    }
+
+    /// A fresh secret for a business of the signing key (the old one stops working): for
+    /// taking up a business whose creation answer was lost.
+    pub fn renew_business_secret(
+        &self,
+        business_id: &str,
+        signer: &dyn RequestSigner,
+    ) -> Result<CreatedBusiness, ClientError> {
+        self.signed(
+            &format!("/v1/businesses/{}/secret", path_segment(business_id)),
+            &serde_json::json!({}),
+            signer,
+        )
+    }
+
+    /// Asks for the refund of a business.
+    pub fn refund(
+        &self,
+        business_id: &str,
+        auth: BusinessAuth<'_>,
+        form: &RefundForm,
+    ) -> Result<CreatedBusiness, ClientError> {
+        self.business_post(
+            &format!("/v1/businesses/{}/refund", path_segment(business_id)),
+            form,
+            auth,
+        )
+    }
+
+    /// Asks for the electronic invoice of a finished, paid business.
+    pub fn invoice(
+        &self,
+        business_id: &str,
+        auth: BusinessAuth<'_>,
+        details: &InvoiceDetails,
+    ) -> Result<Invoice, ClientError> {
+        self.business_post(
+            &format!("/v1/businesses/{}/invoice", path_segment(business_id)),
+            details,
+            auth,
+        )
+    }
+
+    /// Staff (station): issue an organisation certificate over a CSR.
     pub fn certify(&self, request: &CertifyRequest) -> Result<IssuedCertificate, ClientError> {
         self.admin_post("/admin/v1/certify", request)
     }
 
-    /// Admin: register a key the issuing station provisioned.
-    pub fn register_key(&self, request: &RegisterKeyRequest) -> Result<KeyStatus, ClientError> {
+    /// Staff (station): register a key the issuing station provisioned.
+    pub fn register_key(&self, request: &RegisterKeyRequest) -> Result<RegisteredKey, ClientError> {
         self.admin_post("/admin/v1/keys", request)
     }
 
-    /// Admin: the SMS outbox.
+    /// Staff: the SMS outbox (a sandbox CA only).
     pub fn sms_outbox(&self) -> Result<SmsOutbox, ClientError> {
         self.admin_get("/admin/v1/sms")
     }
 
-    /// Admin: businesses waiting for a reviewer.
+    /// Staff (auditor): the audit log.
+    pub fn audit_log(&self) -> Result<AuditLog, ClientError> {
+        self.admin_get("/admin/v1/audit")
+    }
+
+    /// Staff (reviewer): businesses waiting for a reviewer.
     pub fn review_queue(&self) -> Result<ReviewQueue, ClientError> {
         self.admin_get("/admin/v1/reviews")
     }
 
-    /// Admin: approve a business under review.
+    /// Staff (reviewer): approve a business under review.
     pub fn approve(
         &self,
         business_id: &str,
@@ -632,6 +915,33 @@ impl CaClient {
     ) -> Result<Business, ClientError> {
         self.admin_post(
             &format!("/admin/v1/reviews/{}/approve", path_segment(business_id)),
+            decision,
+        )
+    }
+
+    /// Staff (reviewer): reject a business under review.
+    pub fn reject(
+        &self,
+        business_id: &str,
+        decision: &ReviewDecision,
+    ) -> Result<Business, ClientError> {
+        self.admin_post(
+            &format!("/admin/v1/reviews/{}/reject", path_segment(business_id)),
+            decision,
+        )
+    }
+
+    /// Staff (station): mark an accepted business done.
+    pub fn complete(
+        &self,
+        business_id: &str,
+        decision: &ReviewDecision,
+    ) -> Result<Business, ClientError> {
+        self.admin_post(
+            &format!(
+                "/admin/v1/businesses/{}/complete",
+                path_segment(business_id)
+            ),
             decision,
         )
     }
@@ -663,5 +973,48 @@ mod tests {
             Err(ClientError::Config(_))
         ));
         assert!(CaClient::new(&ClientConfig::new("http://127.0.0.1:1", None)).is_ok());
+        assert!(CaClient::new(&ClientConfig::new("http://[::1]:1", None)).is_ok());
+        assert!(CaClient::new(&ClientConfig::new("http://localhost:1", None)).is_ok());
+    }
+
+    #[test]
+    fn plain_http_is_refused_beyond_loopback() {
+        for url in [
+            "http://ca.example",
+            "http://10.0.0.1:8750",
+            "http://127.0.0.1.ca.example",
+            "http://localhost.ca.example",
+            "http://[::ffff:10.0.0.1]",
+        ] {
+            match CaClient::new(&ClientConfig::new(url, None)) {
+                Err(ClientError::Config(m)) => assert!(m.contains("loopback"), "{url}: {m}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    fn self_signed(cn: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![cn.to_owned()]).unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn exactly_one_pinned_root_and_never_a_large_file() {
+        let one = self_signed("root one");
+        let root = PinnedRoot::from_pem(&one).unwrap();
+        assert_eq!(root.fingerprint.len(), 32 * 3 - 1);
+        let two = format!("{one}{}", self_signed("root two"));
+        match CaClient::new(&ClientConfig::new("https://ca.example", Some(two))) {
+            Err(ClientError::Config(m)) => assert!(m.contains("exactly one"), "{m}"),
+            other => panic!("a bundle of two roots was taken: {other:?}"),
+        }
+        let padded = format!("{one}{}", " ".repeat(ROOT_FILE_MAX_BYTES));
+        match CaClient::new(&ClientConfig::new("https://ca.example", Some(padded))) {
+            Err(ClientError::Config(m)) => assert!(m.contains("larger"), "{m}"),
+            other => panic!("a large root file was taken: {other:?}"),
+        }
+        let client = CaClient::new(&ClientConfig::new("https://ca.example", Some(one))).unwrap();
+        assert_eq!(client.pinned_root(), Some(&root));
     }
 }

@@ -1,6 +1,6 @@
 //! Shared state and the router.
 
-use crate::config::Clock;
+use crate::config::{Clock, RateLimit};
 use crate::crypto::Escrow;
 use crate::db::Db;
 use crate::error::CaError;
@@ -8,10 +8,11 @@ use crate::pki::CaMaterial;
 use crate::routes;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
+use axum::http::{Method, Request};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use keyward_ca_api::ErrorCode;
+use keyward_ca_api::endpoints::{ENDPOINTS, Sandbox};
 use std::path::PathBuf;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -23,62 +24,70 @@ pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Inner>);
 
+/// What a state is made of.
+#[derive(Debug)]
+pub struct StateParts {
+    pub db: Db,
+    pub ca: CaMaterial,
+    pub escrow: Escrow,
+    pub clock: Clock,
+    /// The keys payment notifications are accepted under: the real provider's (if
+    /// configured) and, in sandbox mode, the sandbox provider's.
+    pub payment_keys: Vec<Zeroizing<[u8; 32]>>,
+    /// The sandbox provider's own key, with `--sandbox-payments`.
+    pub sandbox_payment_key: Option<Zeroizing<[u8; 32]>>,
+    pub sandbox_sms: bool,
+    pub rate_limit: RateLimit,
+    pub data_dir: PathBuf,
+}
+
 #[derive(Debug)]
 struct Inner {
-    db: Db,
-    ca: CaMaterial,
-    escrow: Escrow,
-    clock: Clock,
-    admin_token: Zeroizing<String>,
-    payment_key: Zeroizing<[u8; 32]>,
-    data_dir: PathBuf,
+    parts: StateParts,
 }
 
 impl AppState {
-    pub fn new(
-        db: Db,
-        ca: CaMaterial,
-        escrow: Escrow,
-        clock: Clock,
-        admin_token: Zeroizing<String>,
-        payment_key: Zeroizing<[u8; 32]>,
-        data_dir: PathBuf,
-    ) -> Self {
-        AppState(Arc::new(Inner {
-            db,
-            ca,
-            escrow,
-            clock,
-            admin_token,
-            payment_key,
-            data_dir,
-        }))
+    pub fn new(parts: StateParts) -> Self {
+        AppState(Arc::new(Inner { parts }))
     }
     /// Where attachments and keys live.
     pub fn data_dir(&self) -> &std::path::Path {
-        &self.0.data_dir
+        &self.0.parts.data_dir
     }
     pub fn db(&self) -> &Db {
-        &self.0.db
+        &self.0.parts.db
     }
     pub fn ca(&self) -> &CaMaterial {
-        &self.0.ca
+        &self.0.parts.ca
     }
     pub fn escrow(&self) -> &Escrow {
-        &self.0.escrow
+        &self.0.parts.escrow
     }
     pub fn clock(&self) -> &Clock {
-        &self.0.clock
+        &self.0.parts.clock
     }
     /// Unix seconds now.
     pub fn now(&self) -> i64 {
-        self.0.clock.unix()
+        self.0.parts.clock.unix()
     }
-    pub fn admin_token(&self) -> &str {
-        &self.0.admin_token
+    /// Whether a notification body carries a valid tag of one of the accepted providers.
+    pub fn payment_signature_valid(&self, body: &[u8], tag: &str) -> bool {
+        self.0
+            .parts
+            .payment_keys
+            .iter()
+            .any(|k| crate::crypto::hmac_verify(&k[..], body, tag))
     }
-    pub fn payment_key(&self) -> &[u8; 32] {
-        &self.0.payment_key
+    /// The sandbox provider's key (sandbox mode only).
+    pub fn sandbox_payment_key(&self) -> Option<&[u8; 32]> {
+        self.0.parts.sandbox_payment_key.as_deref()
+    }
+    /// Whether a sandbox mode is on.
+    pub fn sandbox(&self, mode: Sandbox) -> bool {
+        match mode {
+            Sandbox::Payments => self.0.parts.sandbox_payment_key.is_some(),
+            Sandbox::Sms => self.0.parts.sandbox_sms,
+        }
     }
 }
 
@@ -93,108 +102,176 @@ async fn method_not_allowed() -> impl IntoResponse {
     )
 }
 
-/// The service's router over a state.
-pub fn router(state: AppState) -> Router {
+type Handler = MethodRouter<AppState>;
+
+fn route(method: Method, h: impl FnOnce(MethodFilter) -> Handler) -> Handler {
+    // Every method in the table is GET or POST; anything else cannot be routed.
+    let filter = MethodFilter::try_from(method).unwrap_or(MethodFilter::TRACE);
+    h(filter)
+}
+
+/// Every route the service has, as (method, path, handler). The router is built from this
+/// list alone, and [`ENDPOINTS`] must name exactly these routes (checked by a test), so a
+/// handler cannot be routed without the rule the table gives it.
+pub fn routes() -> Vec<(Method, &'static str, Handler)> {
     use routes::{
         activation, admin, attachments, meta, orders, payment, renewal, review, seal, unlock,
     };
-    let upload_limit = DefaultBodyLimit::max(keyward_ca_api::ATTACHMENT_MAX_BYTES);
-    Router::new()
-        .route("/healthz", get(meta::healthz))
-        .route("/openapi.json", get(meta::openapi))
-        .route("/v1/ca/chain", get(meta::chain))
-        .route("/admin/v1/certify", post(admin::certify))
-        .route("/admin/v1/keys", post(admin::register_key))
-        .route("/admin/v1/sms", get(admin::sms_outbox))
-        .route("/admin/v1/audit", get(admin::audit_log))
-        .route("/v1/nonces", post(activation::nonce))
-        .route("/v1/keys/{serial}", get(activation::key_status))
-        .route(
+    let get = Method::GET;
+    let post = Method::POST;
+    macro_rules! r {
+        ($m:expr, $p:literal, $h:expr) => {
+            ($m.clone(), $p, route($m.clone(), |f| on(f, $h)))
+        };
+    }
+    vec![
+        r!(get, "/healthz", meta::healthz),
+        r!(get, "/openapi.json", meta::openapi),
+        r!(get, "/v1/ca/chain", meta::chain),
+        r!(post, "/v1/nonces", activation::nonce),
+        r!(get, "/v1/keys/{serial}/standing", activation::standing),
+        r!(get, "/v1/keys/{serial}", activation::key_status),
+        r!(get, "/v1/keys/{serial}/businesses", renewal::progress),
+        r!(
+            get,
             "/v1/keys/{serial}/certificates",
-            get(activation::certificates),
-        )
-        .route("/v1/keys/{serial}/businesses", get(renewal::progress))
-        .route(
+            activation::certificates
+        ),
+        r!(
+            post,
             "/v1/keys/{serial}/activation/code",
-            post(activation::send_code),
-        )
-        .route(
+            activation::send_code
+        ),
+        r!(
+            post,
             "/v1/keys/{serial}/activation/redeem",
-            post(activation::redeem),
-        )
-        .route(
+            activation::redeem
+        ),
+        r!(
+            post,
             "/v1/keys/{serial}/activation/confirm",
-            post(activation::confirm),
-        )
-        .route("/v1/keys/{serial}/renewals", post(renewal::apply))
-        .route(
+            activation::confirm
+        ),
+        r!(post, "/v1/keys/{serial}/renewals", renewal::apply),
+        r!(
+            post,
             "/v1/keys/{serial}/renewals/{id}/certificate",
-            post(renewal::certificate),
-        )
-        .route(
+            renewal::certificate
+        ),
+        r!(
+            post,
             "/v1/keys/{serial}/renewals/{id}/installed",
-            post(renewal::installed),
-        )
-        .route("/v1/businesses/{id}", get(renewal::business))
-        .route("/v1/businesses/{id}/payment", post(payment::create))
-        .route("/v1/payments/notify", post(payment::notify))
-        .route("/sandbox/payments/{id}", get(payment::sandbox_page))
-        .route(
-            "/sandbox/payments/{id}/complete",
-            post(payment::sandbox_complete),
-        )
-        .route("/v1/keys/{serial}/unlocks", post(unlock::apply))
-        .route(
-            "/v1/keys/{serial}/unlocks/{id}/code",
-            post(unlock::send_code),
-        )
-        .route(
-            "/v1/keys/{serial}/unlocks/{id}/authorisation",
-            post(unlock::authorisation),
-        )
-        .route(
-            "/v1/keys/{serial}/unlocks/{id}/confirm",
-            post(unlock::confirm),
-        )
-        .route(
-            "/v1/businesses/{id}/attachments",
-            post(attachments::upload).layer(upload_limit),
-        )
-        .route("/v1/businesses/{id}/submit", post(attachments::submit))
-        .route("/v1/businesses/{id}/form", get(attachments::form))
-        .route("/admin/v1/reviews", get(review::queue))
-        .route("/admin/v1/reviews/{id}/approve", post(review::approve))
-        .route(
-            "/admin/v1/reviews/{id}/reject",
-            post(review::reject_business),
-        )
-        .route("/admin/v1/attachments/{sha256}", get(attachments::download))
-        .route(
-            "/v1/organisations/{uscc}/businesses",
-            get(orders::organisation_progress),
-        )
-        .route("/v1/businesses", post(orders::create))
-        .route("/v1/keys/{serial}/seals", post(orders::seal))
-        .route("/v1/keys/{serial}/seal", get(seal::current))
-        .route(
+            renewal::installed
+        ),
+        r!(post, "/v1/keys/{serial}/changes", orders::change),
+        r!(post, "/v1/keys/{serial}/seals", orders::seal),
+        r!(get, "/v1/keys/{serial}/seal", seal::current),
+        r!(
+            post,
             "/v1/keys/{serial}/seals/{id}/installed",
-            post(seal::installed),
-        )
-        .route("/v1/businesses/{id}/invoice", post(orders::invoice))
-        .route("/admin/v1/businesses/{id}/complete", post(orders::complete))
+            seal::installed
+        ),
+        r!(post, "/v1/keys/{serial}/unlocks", unlock::apply),
+        r!(
+            post,
+            "/v1/keys/{serial}/unlocks/{id}/code",
+            unlock::send_code
+        ),
+        r!(
+            post,
+            "/v1/keys/{serial}/unlocks/{id}/authorisation",
+            unlock::authorisation
+        ),
+        r!(
+            post,
+            "/v1/keys/{serial}/unlocks/{id}/confirm",
+            unlock::confirm
+        ),
+        r!(post, "/v1/businesses", orders::create),
+        r!(get, "/v1/businesses/{id}", renewal::business),
+        r!(post, "/v1/businesses/{id}/payment", payment::create),
+        (
+            post.clone(),
+            "/v1/businesses/{id}/attachments",
+            route(post.clone(), |f| on(f, attachments::upload))
+                .layer(DefaultBodyLimit::max(keyward_ca_api::ATTACHMENT_MAX_BYTES)),
+        ),
+        r!(post, "/v1/businesses/{id}/submit", attachments::submit),
+        r!(get, "/v1/businesses/{id}/form", attachments::form),
+        r!(post, "/v1/businesses/{id}/invoice", orders::invoice),
+        r!(post, "/v1/businesses/{id}/refund", orders::refund),
+        r!(post, "/v1/businesses/{id}/secret", orders::new_secret),
+        r!(post, "/v1/payments/notify", payment::notify),
+        r!(get, "/sandbox/payments/{id}", payment::sandbox_page),
+        r!(
+            post,
+            "/sandbox/payments/{id}/complete",
+            payment::sandbox_complete
+        ),
+        r!(post, "/admin/v1/certify", admin::certify),
+        r!(post, "/admin/v1/keys", admin::register_key),
+        r!(get, "/admin/v1/sms", admin::sms_outbox),
+        r!(get, "/admin/v1/audit", admin::audit_log),
+        r!(get, "/admin/v1/reviews", review::queue),
+        r!(post, "/admin/v1/reviews/{id}/approve", review::approve),
+        r!(
+            post,
+            "/admin/v1/reviews/{id}/reject",
+            review::reject_business
+        ),
+        r!(get, "/admin/v1/attachments/{sha256}", attachments::download),
+        r!(
+            get,
+            "/admin/v1/organisations/{uscc}/businesses",
+            orders::organisation_progress
+        ),
+        r!(post, "/admin/v1/businesses/{id}/complete", orders::complete),
+    ]
+}
+
+/// Whether a route exists in this instance: sandbox routes only in their sandbox mode.
+fn routed(state: &AppState, method: &Method, path: &str) -> bool {
+    match ENDPOINTS
+        .iter()
+        .find(|e| e.method == method.as_str() && e.path == path)
+    {
+        Some(e) => e.sandbox.is_none_or(|mode| state.sandbox(mode)),
+        // Not in the table: routed, so the access check refuses it loudly.
+        None => true,
+    }
+}
+
+/// The service's router over a state.
+pub fn router(state: AppState) -> Result<Router, CaError> {
+    let mut app = Router::new();
+    for (method, path, handler) in routes() {
+        if routed(&state, &method, path) {
+            app = app.route(path, handler);
+        }
+    }
+    let (per_address, overall) = crate::limits::rate_layers(state.0.parts.rate_limit)?;
+    Ok(app
+        // Runs after routing, before every handler: the route's rule from the table.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::enforce,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             CaError::rejected(ErrorCode::Internal, "internal error").into_response()
         }))
+        .layer(overall)
+        .layer(per_address)
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                // Paths carry key serials and ids, never secrets; bodies are not logged.
+                // Paths carry key serials and ids, never secrets; bodies and headers are
+                // not logged.
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
             }),
         )
-        .with_state(state)
+        .with_state(state))
 }
 
 #[cfg(test)]
@@ -202,29 +279,20 @@ mod tests {
     use keyward_ca_api::endpoints::ENDPOINTS;
     use std::collections::BTreeSet;
 
-    /// The other half of "the OpenAPI document is kept true": every route in the router
-    /// (read from this file's source) is in the endpoint table, and the reverse.
+    /// The other half of "the OpenAPI document is kept true": every route the router is
+    /// built from is in the endpoint table with its rule, and the reverse, whatever its
+    /// method.
     #[test]
     fn routes_and_endpoint_table_agree() {
-        let source = include_str!("app.rs");
-        let mut routed = BTreeSet::new();
-        for chunk in source.split(".route(").skip(1) {
-            let Some(chunk) = chunk.trim_start().strip_prefix('"') else {
-                continue;
-            };
-            let Some((path, rest)) = chunk.split_once('"') else {
-                continue;
-            };
-            let rest = rest.trim_start_matches(',').trim_start();
-            let method = rest.split('(').next().unwrap_or("").to_ascii_uppercase();
-            routed.insert((method, path.to_owned()));
-        }
-        // The test's own text mentions the pattern once; drop what is not a real route.
-        routed.retain(|(m, _)| m == "GET" || m == "POST");
+        let routed: BTreeSet<(String, String)> = super::routes()
+            .into_iter()
+            .map(|(m, p, _)| (m.as_str().to_owned(), p.to_owned()))
+            .collect();
         let documented: BTreeSet<(String, String)> = ENDPOINTS
             .iter()
             .map(|e| (e.method.to_owned(), e.path.to_owned()))
             .collect();
         assert_eq!(routed, documented);
+        assert_eq!(routed.len(), super::routes().len(), "a route listed twice");
     }
 }

@@ -6,11 +6,46 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use time::OffsetDateTime;
 
+/// Request rate limits, enforced before anything else looks at a request: per client
+/// address and for the whole instance. A request over either answers `rate_limited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a second one address may sustain.
+    pub per_address_per_second: u32,
+    /// Requests one address may send at once before the rate applies.
+    pub per_address_burst: u32,
+    /// Requests a second the instance takes from everybody together.
+    pub overall_per_second: u32,
+    /// Requests the instance takes at once before the overall rate applies.
+    pub overall_burst: u32,
+}
+
+impl RateLimit {
+    /// For a service facing the network: an operator's client sends a handful of requests
+    /// per step, a station a few a second; 20/s with bursts of 60 per address leaves them
+    /// room and makes guessing slow. The overall figure keeps one instance out of overload.
+    pub const DEFAULT: RateLimit = RateLimit {
+        per_address_per_second: 20,
+        per_address_burst: 60,
+        overall_per_second: 2_000,
+        overall_burst: 4_000,
+    };
+    /// For tests and benchmarks, where every client (the fault matrices, the throughput
+    /// benchmark, schema fuzzing) comes from one loopback address: high enough that only a
+    /// test of the limit itself meets it.
+    pub const LOOPBACK_TESTS: RateLimit = RateLimit {
+        per_address_per_second: 100_000,
+        per_address_burst: 100_000,
+        overall_per_second: 100_000,
+        overall_burst: 100_000,
+    };
+}
+
 /// How a [`crate::Server`] is started.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Holds the SQLite database (by default), the CA hierarchy, the escrow key and the
-    /// admin token. Created if missing.
+    /// bootstrap admin token. Created if missing.
     pub data_dir: PathBuf,
     /// Where to listen; port 0 picks a free port (read it from the handle).
     pub listen: SocketAddr,
@@ -23,10 +58,21 @@ pub struct Config {
     /// Extra names (DNS or IP) for the service's TLS certificate, besides `localhost`,
     /// 127.0.0.1, ::1 and the listen address.
     pub tls_names: Vec<String>,
+    /// Route the sandbox payment provider (its payer and its own notification key). Without
+    /// it there is no way to pay but a real provider's signed notification.
+    pub sandbox_payments: bool,
+    /// Route the SMS outbox, the stand-in for the handlers' phones.
+    pub sandbox_sms: bool,
+    /// The HMAC key file of the real payment provider's notifications (hex, 32 bytes). Not
+    /// needed with `sandbox_payments`, whose provider has a key of its own.
+    pub payment_key_file: Option<PathBuf>,
+    /// Request rate limits.
+    pub rate_limit: RateLimit,
 }
 
 impl Config {
-    /// Defaults for a data directory: TLS on loopback port 0, SQLite, the system clock.
+    /// Defaults for a data directory: TLS on loopback port 0, SQLite, the system clock, no
+    /// sandbox, the default rate limits.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             data_dir: data_dir.into(),
@@ -35,6 +81,21 @@ impl Config {
             clock: Clock::system(),
             plain_http: false,
             tls_names: Vec::new(),
+            sandbox_payments: false,
+            sandbox_sms: false,
+            payment_key_file: None,
+            rate_limit: RateLimit::DEFAULT,
+        }
+    }
+
+    /// What tests and the demo run: [`Config::new`] with the sandbox payment provider and
+    /// SMS outbox, and the loopback rate limits.
+    pub fn sandbox(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            sandbox_payments: true,
+            sandbox_sms: true,
+            rate_limit: RateLimit::LOOPBACK_TESTS,
+            ..Config::new(data_dir)
         }
     }
 }

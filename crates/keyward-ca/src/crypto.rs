@@ -62,6 +62,17 @@ pub fn load_or_create_secret(path: &Path) -> CaResult<Zeroizing<[u8; 32]>> {
     Ok(key)
 }
 
+/// Reads a 32-byte secret kept as hex in `path`; it must exist.
+pub fn read_secret(path: &Path) -> CaResult<Zeroizing<[u8; 32]>> {
+    if !path.exists() {
+        return Err(CaError::Config(format!(
+            "{} does not exist",
+            path.display()
+        )));
+    }
+    load_or_create_secret(path)
+}
+
 /// Writes a file only its owner can read (mode 0600 on Unix), atomically.
 pub fn write_private(path: &Path, bytes: &[u8]) -> CaResult<()> {
     use std::io::Write;
@@ -80,46 +91,94 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> CaResult<()> {
     Ok(())
 }
 
-/// Encrypts escrowed PINs with AES-256-GCM under a key kept in the data dir.
+/// Encrypts escrowed PINs with AES-256-GCM. A ciphertext names the key that made it
+/// (`<key id>:<hex>`), so the escrow key can be rotated: an escrow opens what any of its keys
+/// made and seals under the first. Records written before key ids existed (bare hex) are
+/// read with the first key.
 pub struct Escrow {
-    key: LessSafeKey,
+    keys: Vec<(String, LessSafeKey)>,
 }
 
 impl std::fmt::Debug for Escrow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Escrow(***)")
+        f.debug_struct("Escrow")
+            .field(
+                "key_ids",
+                &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
+/// The id of an escrow key: 16 hex digits of a hash of it, safe to store and log.
+pub fn escrow_key_id(key: &[u8; 32]) -> String {
+    let mut msg = b"keyward escrow key id\0".to_vec();
+    msg.extend_from_slice(key);
+    sha256_hex(&msg)[..16].to_owned()
+}
+
 impl Escrow {
+    /// An escrow over one key.
     pub fn new(key: &[u8; 32]) -> CaResult<Self> {
-        let key = UnboundKey::new(&AES_256_GCM, key)
-            .map_err(|_| CaError::Crypto("escrow key rejected"))?;
-        Ok(Escrow {
-            key: LessSafeKey::new(key),
-        })
+        Self::with_keys(&[key])
     }
 
-    /// Seals `secret`, bound to `context` (e.g. `so_pin:<key serial>`): hex(nonce || ct || tag).
+    /// An escrow that seals under `keys[0]` and opens under any of `keys`.
+    pub fn with_keys(keys: &[&[u8; 32]]) -> CaResult<Self> {
+        if keys.is_empty() {
+            return Err(CaError::Config("an escrow needs a key".into()));
+        }
+        let keys = keys
+            .iter()
+            .map(|k| {
+                let unbound = UnboundKey::new(&AES_256_GCM, &k[..])
+                    .map_err(|_| CaError::Crypto("escrow key rejected"))?;
+                Ok((escrow_key_id(k), LessSafeKey::new(unbound)))
+            })
+            .collect::<CaResult<Vec<_>>>()?;
+        Ok(Escrow { keys })
+    }
+
+    /// The id of the key new records are sealed under.
+    pub fn current_key_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
+    /// Seals `secret`, bound to `context` (e.g. `so_pin:<key serial>`):
+    /// `<key id>:hex(nonce || ct || tag)`.
     pub fn seal(&self, context: &str, secret: &str) -> CaResult<String> {
+        let (id, key) = &self.keys[0];
         let mut nonce = [0u8; 12];
         random(&mut nonce)?;
         let mut buf = Zeroizing::new(secret.as_bytes().to_vec());
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                &mut *buf,
-            )
-            .map_err(|_| CaError::Crypto("escrow seal failed"))?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context.as_bytes()),
+            &mut *buf,
+        )
+        .map_err(|_| CaError::Crypto("escrow seal failed"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
-        Ok(hex::encode(out))
+        Ok(format!("{id}:{}", hex::encode(out)))
     }
 
-    /// Opens what [`Escrow::seal`] made for the same context.
+    /// Opens what [`Escrow::seal`] made for the same context, under whichever key it names.
     pub fn open(&self, context: &str, sealed: &str) -> CaResult<Zeroizing<String>> {
-        let bytes = hex::decode(sealed).map_err(|_| CaError::Corrupt("escrow record".into()))?;
+        let (key, body) = match sealed.split_once(':') {
+            Some((id, body)) => {
+                let key = self
+                    .keys
+                    .iter()
+                    .find(|(k, _)| k == id)
+                    .map(|(_, k)| k)
+                    .ok_or_else(|| {
+                        CaError::Config(format!("escrow record under unknown key {id}"))
+                    })?;
+                (key, body)
+            }
+            None => (&self.keys[0].1, sealed),
+        };
+        let bytes = hex::decode(body).map_err(|_| CaError::Corrupt("escrow record".into()))?;
         if bytes.len() < 12 + 16 {
             return Err(CaError::Corrupt("escrow record too short".into()));
         }
@@ -127,8 +186,7 @@ impl Escrow {
         let nonce = Nonce::try_assume_unique_for_key(nonce)
             .map_err(|_| CaError::Corrupt("escrow nonce".into()))?;
         let mut buf = Zeroizing::new(ct.to_vec());
-        let plain = self
-            .key
+        let plain = key
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
             .map_err(|_| CaError::Crypto("escrow record does not open"))?;
         let text = std::str::from_utf8(plain)
@@ -219,6 +277,32 @@ mod tests {
         assert!(!sealed.contains("12345678"));
         assert_eq!(e.open("so_pin:K1", &sealed).unwrap().as_str(), "12345678");
         assert!(e.open("so_pin:K2", &sealed).is_err());
+    }
+
+    #[test]
+    fn escrow_records_name_their_key_so_it_can_rotate() {
+        let old = Escrow::new(&[7u8; 32]).unwrap();
+        let sealed = old.seal("so_pin:K1", "12345678").unwrap();
+        let (id, _) = sealed.split_once(':').unwrap();
+        assert_eq!(id, escrow_key_id(&[7u8; 32]));
+        assert_eq!(id, old.current_key_id());
+        // A rotated escrow seals under the new key and still opens the old records.
+        let rotated = Escrow::with_keys(&[&[9u8; 32], &[7u8; 32]]).unwrap();
+        assert_eq!(
+            rotated.open("so_pin:K1", &sealed).unwrap().as_str(),
+            "12345678"
+        );
+        let fresh = rotated.seal("so_pin:K1", "87654321").unwrap();
+        assert!(fresh.starts_with(&format!("{}:", escrow_key_id(&[9u8; 32]))));
+        // An escrow without the key a record names says so, rather than failing to decrypt.
+        let e = Escrow::new(&[9u8; 32]).unwrap();
+        assert!(matches!(
+            e.open("so_pin:K1", &sealed),
+            Err(CaError::Config(_))
+        ));
+        // A record from before key ids is read with the first key.
+        let legacy = sealed.split_once(':').unwrap().1;
+        assert_eq!(old.open("so_pin:K1", legacy).unwrap().as_str(), "12345678");
     }
 
     #[test]

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "one open business per key and kind", include_str!("../migrations/0004_one_open_business.sql")),
     (5, "one pending payment per business", include_str!("../migrations/0005_one_pending_payment.sql")),
     (6, "electronic seals", include_str!("../migrations/0006_seals.sql")),
+    (7, "staff accounts, business secrets, code tickets, per-address caps", include_str!("../migrations/0007_trust.sql")),
 ];
 
 pub type Db = AnyPool;

@@ -26,6 +26,9 @@ pub enum CaError {
     Crypto(&'static str),
     #[error("configuration: {0}")]
     Config(String),
+    /// Another requester's business of the same kind is open (`unlock_under_way`).
+    #[error("another unlock of this key is under way")]
+    UnderWay(keyward_ca_api::OpenBusinessNotice),
 }
 
 impl CaError {
@@ -47,6 +50,7 @@ impl CaError {
     pub fn code(&self) -> ErrorCode {
         match self {
             CaError::Rejected { code, .. } => *code,
+            CaError::UnderWay(_) => ErrorCode::UnlockUnderWay,
             CaError::Database(_)
             | CaError::Certificate(_)
             | CaError::Io { .. }
@@ -84,6 +88,8 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::BusinessNotFound
         | C::PaymentNotFound => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::Forbidden => StatusCode::FORBIDDEN,
+        C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         C::Unauthorized
         | C::NonceInvalid
         | C::NonceReplayed
@@ -97,7 +103,8 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::CertificateExpired
         | C::AttachmentRequired
         | C::RefundNotAllowed
-        | C::AlreadyDecided => StatusCode::CONFLICT,
+        | C::AlreadyDecided
+        | C::UnlockUnderWay => StatusCode::CONFLICT,
         C::CodeAttemptsExhausted | C::CodeCooldown | C::CodeDailyLimit => {
             StatusCode::TOO_MANY_REQUESTS
         }
@@ -108,17 +115,28 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
 impl IntoResponse for CaError {
     fn into_response(self) -> Response {
         let code = self.code();
+        let mut notice = None;
         let message = match &self {
             CaError::Rejected { message, .. } => {
                 tracing::info!(code = %code, %message, "request refused");
                 message.clone()
+            }
+            CaError::UnderWay(n) => {
+                tracing::info!(code = %code, "request refused: another business under way");
+                notice = Some(n.clone());
+                format!(
+                    "an unlock by {} ({}) is under way since {}",
+                    n.requester_masked, n.phone_masked, n.opened_at
+                )
             }
             other => {
                 tracing::error!(error = %other, "internal error");
                 "internal error; the request may be retried".to_owned()
             }
         };
-        (status_for(code), axum::Json(ApiError { code, message })).into_response()
+        let mut body = ApiError::new(code, message);
+        body.open_business = notice;
+        (status_for(code), axum::Json(body)).into_response()
     }
 }
 

@@ -7,18 +7,21 @@
 //! The wire types live in `keyward-ca-api`.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod openapi;
 pub mod pki;
 pub mod routes;
 pub mod server;
+pub mod staff;
 pub mod store;
 pub mod tls;
 
-pub use config::{Clock, Config};
+pub use config::{Clock, Config, RateLimit};
 pub use error::{CaError, CaResult};
 pub use server::{App, Server, ServerHandle};

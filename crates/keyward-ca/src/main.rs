@@ -3,7 +3,8 @@
 mod station_cli;
 
 use clap::{Parser, Subcommand};
-use keyward_ca::{Config, Server};
+use keyward_ca::{Config, RateLimit, Server};
+use keyward_ca_api::StaffRole;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -22,7 +23,7 @@ struct Cli {
 enum Command {
     /// Serve the CA online service until interrupted.
     Serve {
-        /// Database, CA hierarchy, escrow key and admin token live here.
+        /// Database, CA hierarchy, escrow key and the bootstrap admin token live here.
         #[arg(long, env = "KEYWARD_CA_DATA_DIR", default_value = "keyward-ca-data")]
         data_dir: PathBuf,
         /// Address to listen on.
@@ -31,9 +32,32 @@ enum Command {
         /// `sqlite://…` or `postgres://…`; default: SQLite in the data dir.
         #[arg(long, env = "KEYWARD_CA_DATABASE_URL")]
         database_url: Option<String>,
-        /// Serve plain HTTP instead of TLS under the CA's own root (local demos only).
+        /// Serve plain HTTP instead of TLS under the CA's own root (loopback only: refused
+        /// on any other address).
         #[arg(long)]
         plain_http: bool,
+        /// Route the sandbox payment provider (its payer page and its own notification
+        /// key): for demos and tests, never for a CA that takes real money.
+        #[arg(long)]
+        sandbox_payments: bool,
+        /// Route the SMS outbox, the stand-in for the handlers' phones: for demos and tests.
+        #[arg(long)]
+        sandbox_sms: bool,
+        /// The real payment provider's notification key (hex, 32 bytes).
+        #[arg(long, env = "KEYWARD_CA_PAYMENT_KEY_FILE")]
+        payment_key_file: Option<PathBuf>,
+        /// Requests a second one client address may sustain (default 20).
+        #[arg(long, default_value_t = RateLimit::DEFAULT.per_address_per_second)]
+        rate_per_address: u32,
+        /// Requests one client address may send at once (default 60).
+        #[arg(long, default_value_t = RateLimit::DEFAULT.per_address_burst)]
+        burst_per_address: u32,
+        /// Requests a second the instance takes from all clients together (default 2000).
+        #[arg(long, default_value_t = RateLimit::DEFAULT.overall_per_second)]
+        rate_overall: u32,
+        /// Requests the instance takes at once from all clients together (default 4000).
+        #[arg(long, default_value_t = RateLimit::DEFAULT.overall_burst)]
+        burst_overall: u32,
         /// More DNS names or IP addresses for the service's TLS certificate.
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
@@ -54,12 +78,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Keep the admin token of a service in the OS keyring, so the tools need no file.
+    /// Keep a staff token of a service in the OS keyring, so the tools need no file.
     Login {
         #[command(flatten)]
         target: station_cli::AdminTarget,
     },
-    /// Review businesses waiting for a decision (unlock by another requester, seals, ...).
+    /// Staff accounts: each staff action is taken under a named account with a role.
+    Staff {
+        /// The data directory of the service (its database).
+        #[arg(long, env = "KEYWARD_CA_DATA_DIR", default_value = "keyward-ca-data")]
+        data_dir: PathBuf,
+        /// `sqlite://…` or `postgres://…`; default: SQLite in the data dir.
+        #[arg(long, env = "KEYWARD_CA_DATABASE_URL")]
+        database_url: Option<String>,
+        #[command(subcommand)]
+        action: StaffAction,
+    },
+    /// Review businesses waiting for a decision (unlock by another requester, seals, ...),
+    /// as the staff account whose token is used.
     Review {
         /// The service's address.
         #[arg(long, env = "KEYWARD_CA_URL", default_value = "https://localhost:8750")]
@@ -67,7 +103,7 @@ enum Command {
         /// The CA root to trust for https; default `<data dir>/ca/root.crt`.
         #[arg(long)]
         root: Option<PathBuf>,
-        /// File holding the admin token; default `<data dir>/admin.token`.
+        /// File holding the reviewer's staff token; default `<data dir>/admin.token`.
         #[arg(long)]
         token_file: Option<PathBuf>,
         #[arg(long, env = "KEYWARD_CA_DATA_DIR", default_value = "keyward-ca-data")]
@@ -75,6 +111,29 @@ enum Command {
         #[command(subcommand)]
         action: ReviewAction,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum StaffAction {
+    /// Make an account; its token is printed once (only its hash is kept).
+    Add {
+        name: String,
+        /// reviewer, station, auditor or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: StaffRole,
+        /// Days the token is valid.
+        #[arg(long, default_value_t = keyward_ca::staff::DEFAULT_DAYS)]
+        days: i64,
+    },
+    /// List the accounts.
+    List,
+    /// Revoke an account: its token stops working at once.
+    Revoke { name: String },
+}
+
+fn parse_role(s: &str) -> Result<StaffRole, String> {
+    StaffRole::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a role: reviewer, station, auditor or admin"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,16 +147,12 @@ enum ReviewAction {
     /// Approve a business.
     Approve {
         id: String,
-        #[arg(long)]
-        reviewer: String,
         #[arg(long, default_value = "")]
         note: String,
     },
     /// Reject a business, saying why.
     Reject {
         id: String,
-        #[arg(long)]
-        reviewer: String,
         #[arg(long)]
         note: String,
     },
@@ -122,15 +177,35 @@ fn main() -> anyhow::Result<()> {
                 plain_http,
                 tls_names,
                 clock_offset_days,
+                sandbox_payments,
+                sandbox_sms,
+                payment_key_file,
+                rate_per_address,
+                burst_per_address,
+                rate_overall,
+                burst_overall,
             } => {
-                if plain_http && !listen.ip().is_loopback() {
-                    tracing::warn!(%listen, "plain HTTP on a non-loopback address");
-                }
                 let mut config = Config::new(data_dir);
                 config.listen = listen;
                 config.database_url = database_url;
                 config.plain_http = plain_http;
                 config.tls_names = tls_names;
+                config.sandbox_payments = sandbox_payments;
+                config.sandbox_sms = sandbox_sms;
+                config.payment_key_file = payment_key_file;
+                config.rate_limit = RateLimit {
+                    per_address_per_second: rate_per_address,
+                    per_address_burst: burst_per_address,
+                    overall_per_second: rate_overall,
+                    overall_burst: burst_overall,
+                };
+                if sandbox_payments || sandbox_sms {
+                    tracing::warn!(
+                        sandbox_payments,
+                        sandbox_sms,
+                        "sandbox mode: not for a CA that serves real operators"
+                    );
+                }
                 if clock_offset_days != 0 {
                     tracing::warn!(clock_offset_days, "the service's clock is offset (demo)");
                     config
@@ -140,7 +215,7 @@ fn main() -> anyhow::Result<()> {
                 let handle = Server::start(config).await?;
                 println!("keyward-ca listening on {}", handle.base_url());
                 println!(
-                    "admin token: {}",
+                    "bootstrap admin token: {}",
                     handle.data_dir().join("admin.token").display()
                 );
                 if !plain_http {
@@ -187,6 +262,11 @@ fn main() -> anyhow::Result<()> {
             Command::Login { target } => {
                 tokio::task::spawn_blocking(move || station_cli::login(&target)).await?
             }
+            Command::Staff {
+                data_dir,
+                database_url,
+                action,
+            } => staff(&data_dir, database_url.as_deref(), action).await,
         }
     })
 }
@@ -201,19 +281,13 @@ async fn review(
     let base = url.trim_end_matches('/');
     let (path, body) = match &action {
         ReviewAction::List { .. } => ("/admin/v1/reviews".to_owned(), None),
-        ReviewAction::Approve { id, reviewer, note } => (
+        ReviewAction::Approve { id, note } => (
             format!("/admin/v1/reviews/{id}/approve"),
-            Some(ReviewDecision {
-                reviewer: reviewer.clone(),
-                note: note.clone(),
-            }),
+            Some(ReviewDecision { note: note.clone() }),
         ),
-        ReviewAction::Reject { id, reviewer, note } => (
+        ReviewAction::Reject { id, note } => (
             format!("/admin/v1/reviews/{id}/reject"),
-            Some(ReviewDecision {
-                reviewer: reviewer.clone(),
-                note: note.clone(),
-            }),
+            Some(ReviewDecision { note: note.clone() }),
         ),
     };
     let request = match &body {
@@ -266,6 +340,51 @@ async fn review(
         }
     }
     Ok(())
+}
+
+/// `keyward-ca staff …`, straight on the service's database.
+async fn staff(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    action: StaffAction,
+) -> anyhow::Result<()> {
+    let db = keyward_ca::db::connect(database_url, data_dir).await?;
+    let mut conn = db.acquire().await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match action {
+        StaffAction::Add { name, role, days } => {
+            let token = keyward_ca::staff::add(&mut conn, &name, role, Some(days), now).await?;
+            eprintln!(
+                "staff account {name} ({}) made, valid {days} days; its token, shown only now:",
+                role.as_str()
+            );
+            println!("{}", token.as_str());
+        }
+        StaffAction::List => {
+            for s in keyward_ca::staff::list(&mut conn).await? {
+                let state = match (s.revoked_at, s.expires_at) {
+                    (Some(_), _) => "revoked".to_owned(),
+                    (None, Some(at)) if at <= now => "expired".to_owned(),
+                    (None, Some(at)) => format!("valid until {}", unix_date(at)),
+                    (None, None) => "valid (no expiry)".to_owned(),
+                };
+                println!("{}\t{}\t{state}", s.name, s.role.as_str());
+            }
+        }
+        StaffAction::Revoke { name } => {
+            keyward_ca::staff::revoke(&mut conn, &name, now).await?;
+            println!("staff account {name} revoked");
+        }
+    }
+    drop(conn);
+    db.close().await;
+    Ok(())
+}
+
+fn unix_date(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| at.to_string())
 }
 
 async fn shutdown_signal() {

@@ -3,7 +3,7 @@
 //! from the Rust definitions. Tests check every endpoint is routed and every example
 //! deserialises into its type.
 
-use keyward_ca_api::endpoints::{Access, ENDPOINTS};
+use keyward_ca_api::endpoints::{Access, ENDPOINTS, Endpoint};
 use keyward_ca_api::*;
 use serde_json::{Map, Value, json};
 use time::macros::datetime;
@@ -64,10 +64,10 @@ pub fn examples() -> Vec<(&'static str, Value)> {
     vec![
         (
             "ApiError",
-            v(&ApiError {
-                code: ErrorCode::CodeInvalid,
-                message: "wrong activation code".into(),
-            }),
+            v(&ApiError::new(
+                ErrorCode::CodeInvalid,
+                "wrong activation code",
+            )),
         ),
         (
             "Health",
@@ -172,6 +172,8 @@ pub fn examples() -> Vec<(&'static str, Value)> {
             "CodeSent",
             v(&CodeSent {
                 phone_masked: "138****8000".into(),
+                reference: "38".into(),
+                ticket: Some(Secret::new("5d1c…")),
                 expires_at: at,
                 resend_after: at,
             }),
@@ -180,6 +182,7 @@ pub fn examples() -> Vec<(&'static str, Value)> {
             "RedeemCodeRequest",
             v(&RedeemCodeRequest {
                 code: Secret::new("123456"),
+                ticket: Some(Secret::new("5d1c…")),
             }),
         ),
         (
@@ -217,6 +220,7 @@ pub fn examples() -> Vec<(&'static str, Value)> {
             "PaymentNotification",
             v(&PaymentNotification {
                 payment_id: "pay…".into(),
+                business_id: "bz…".into(),
                 status: PaymentStatus::Paid,
                 amount_fen: 40000,
             }),
@@ -253,7 +257,6 @@ pub fn examples() -> Vec<(&'static str, Value)> {
         (
             "ReviewDecision",
             v(&ReviewDecision {
-                reviewer: "王审核".into(),
                 note: "材料齐全".into(),
             }),
         ),
@@ -336,6 +339,76 @@ pub fn examples() -> Vec<(&'static str, Value)> {
                 csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n…".into(),
             }),
         ),
+        (
+            "KeyStanding",
+            v(&KeyStanding {
+                awaiting_activation: false,
+                waiting: vec![WaitingInstall::Certificate],
+            }),
+        ),
+        (
+            "CreatedBusiness",
+            v(&CreatedBusiness {
+                business: business.clone(),
+                secret: Secret::new("a3f0…"),
+            }),
+        ),
+        (
+            "RegisteredKey",
+            v(&RegisteredKey {
+                status: KeyStatus {
+                    key_serial: "NETCA0001".into(),
+                    state: KeyState::AwaitingActivation,
+                    organisation_name: org.name.clone(),
+                    uscc: org.uscc.clone(),
+                    certificate: CertificateInfo {
+                        serial: "3a1f…".into(),
+                        pem: "-----BEGIN CERTIFICATE-----\n…".into(),
+                        not_before: at,
+                        not_after: at,
+                    },
+                    delivered_at: at,
+                    activated_at: None,
+                },
+                issue: CreatedBusiness {
+                    business: business.clone(),
+                    secret: Secret::new("a3f0…"),
+                },
+            }),
+        ),
+        (
+            "RenewalInstalled",
+            v(&RenewalInstalled {
+                business: business.clone(),
+                seal: Some(CreatedBusiness {
+                    business: business.clone(),
+                    secret: Secret::new("a3f0…"),
+                }),
+            }),
+        ),
+        (
+            "ChangeForm",
+            v(&ChangeForm {
+                handler: Handler {
+                    name: "张三".into(),
+                    id_number: "11010519491231002X".into(),
+                    phone: "13800138000".into(),
+                },
+                new_name: Some("广州示例新科技有限公司".into()),
+                new_legal_address: None,
+            }),
+        ),
+        (
+            "RefundForm",
+            v(&RefundForm {
+                handler: Handler {
+                    name: "张三".into(),
+                    id_number: "11010519491231002X".into(),
+                    phone: "13800138000".into(),
+                },
+                reason: "未使用，申请退款".into(),
+            }),
+        ),
     ]
 }
 
@@ -358,10 +431,29 @@ fn schema_of(value: &Value) -> Value {
     }
 }
 
-/// The document served at `/openapi.json`.
+/// The security requirement an access rule stands for (alternatives are separate entries).
+fn security(access: Access) -> Value {
+    let key = json!({"keyNonce": [], "keySignature": []});
+    match access {
+        // Anyone; a handler's SMS code travels in the body, not as a credential.
+        Access::Public | Access::Handler => json!([]),
+        Access::Key | Access::RenewedKey | Access::BusinessKey => json!([key]),
+        Access::BusinessOwner => json!([{"businessSecret": []}, key]),
+        Access::BusinessSecret => json!([{"businessSecret": []}]),
+        Access::Staff(_) => json!([{"staffToken": []}]),
+        Access::PaymentProvider => json!([{"paymentSignature": []}]),
+    }
+}
+
+/// The document served at `/openapi.json`, for every endpoint.
 pub fn document() -> Value {
+    document_for(|_| true)
+}
+
+/// The document of the endpoints `routed` says this instance serves.
+pub fn document_for(routed: impl Fn(&Endpoint) -> bool) -> Value {
     let mut paths = Map::new();
-    for ep in ENDPOINTS {
+    for ep in ENDPOINTS.iter().filter(|e| routed(e)) {
         let success = if ep.response == "html" {
             json!({"description": "a page", "content": {"text/html": {"schema": {"type": "string"}}}})
         } else if ep.response == "bytes" {
@@ -384,12 +476,18 @@ pub fn document() -> Value {
         if let Some(req) = ep.request {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}});
         }
-        match ep.access {
-            Access::Public => {}
-            Access::Admin => op["security"] = json!([{"admin": []}]),
-            Access::KeySignature => op["security"] = json!([{"keyNonce": [], "keySignature": []}]),
-            Access::PaymentProvider => op["security"] = json!([{"paymentSignature": []}]),
+        // Who may call it: the rule's name, the roles for staff, and the scheme(s).
+        op["x-keyward-access"] = json!(ep.access.name());
+        if let Access::Staff(roles) = ep.access {
+            op["x-keyward-roles"] = json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
         }
+        if let Some(mode) = ep.sandbox {
+            op["x-keyward-sandbox"] = json!(match mode {
+                keyward_ca_api::endpoints::Sandbox::Payments => "payments",
+                keyward_ca_api::endpoints::Sandbox::Sms => "sms",
+            });
+        }
+        op["security"] = security(ep.access);
         let params: Vec<Value> = ep
             .path
             .split('/')
@@ -419,16 +517,17 @@ pub fn document() -> Value {
         "info": {
             "title": "Keyward CA online service",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Registry, activation, key-signature authentication, renewal and payment for organisation certificates on USB keys. Every error answers {code, message}.",
+            "description": "Registry, activation, key-signature authentication, renewal and payment for organisation certificates on USB keys. Every operation names who may call it (x-keyward-access: public, key, renewed_key, handler, business_owner, business_secret, business_key, staff with x-keyward-roles, payment_provider). Every error answers {code, message}.",
         },
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "admin": {"type": "http", "scheme": "bearer", "description": "admin token from <data dir>/admin.token"},
-                "keyNonce": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::NONCE_HEADER},
+                "staffToken": {"type": "http", "scheme": "bearer", "description": "a named staff account's token (keyward-ca staff add NAME --role ROLE)"},
+                "keyNonce": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::NONCE_HEADER, "description": "a single-use nonce from POST /v1/nonces for the key"},
                 "keySignature": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::SIGNATURE_HEADER, "description": "hex signature by the key over keyward_ca_api::signing_input"},
-                "paymentSignature": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::PAYMENT_SIGNATURE_HEADER},
+                "businessSecret": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::BUSINESS_SECRET_HEADER, "description": "the secret the business was created with"},
+                "paymentSignature": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::PAYMENT_SIGNATURE_HEADER, "description": "the payment provider's HMAC-SHA256 over the body"},
             },
         },
     })

@@ -258,6 +258,8 @@ pub struct ParsedCert {
     pub serial: String,
     pub spki_sha256: String,
     pub key: VerifyKey,
+    /// The subject's O.
+    pub organization: Option<String>,
     pub organization_identifier: Option<String>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
@@ -271,10 +273,17 @@ impl ParsedCert {
             .find(|a| a.attr_type().to_id_string() == "2.5.4.97")
             .and_then(|a| a.as_str().ok())
             .map(str::to_owned);
+        let organization = cert
+            .subject()
+            .iter_organization()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned);
         Ok(ParsedCert {
             serial: hex::encode(cert.raw_serial()),
             spki_sha256: crypto::sha256_hex(cert.public_key().raw),
             key: VerifyKey::from_spki(cert.public_key())?,
+            organization,
             organization_identifier: org_id,
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),

@@ -1,6 +1,6 @@
 //! Starting and stopping the service: in-process for other crates' tests, or from the binary.
 
-use crate::app::{AppState, router};
+use crate::app::{AppState, StateParts, router};
 use crate::config::{Clock, Config};
 use crate::crypto::{self, Escrow};
 use crate::error::{CaError, CaResult};
@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 pub struct App {
     pub router: Router,
     pub state: AppState,
+    admin_token: Zeroizing<String>,
 }
 
 impl App {
@@ -27,28 +28,45 @@ impl App {
         let ca = CaMaterial::load_or_create(&config.data_dir, &config.clock)?;
         let escrow_key = crypto::load_or_create_secret(&config.data_dir.join("escrow.key"))?;
         let escrow = Escrow::new(&escrow_key)?;
-        let payment_key =
-            crypto::load_or_create_secret(&config.data_dir.join("payment-sandbox.key"))?;
+        let mut payment_keys = Vec::new();
+        if let Some(file) = &config.payment_key_file {
+            payment_keys.push(crypto::read_secret(file)?);
+        }
+        // The sandbox provider has a key of its own, used only in sandbox mode.
+        let sandbox_payment_key = if config.sandbox_payments {
+            let key = crypto::load_or_create_secret(&config.data_dir.join("payment-sandbox.key"))?;
+            payment_keys.push(key.clone());
+            Some(key)
+        } else {
+            None
+        };
         let admin_key = crypto::load_or_create_secret(&config.data_dir.join("admin.token"))?;
         let admin_token = Zeroizing::new(hex::encode(&admin_key[..]));
-        let state = AppState::new(
+        {
+            let mut conn = db.acquire().await?;
+            crate::staff::bootstrap(&mut conn, &admin_token, config.clock.unix()).await?;
+        }
+        let state = AppState::new(StateParts {
             db,
             ca,
             escrow,
-            config.clock.clone(),
-            admin_token,
-            payment_key,
-            config.data_dir.clone(),
-        );
+            clock: config.clock.clone(),
+            payment_keys,
+            sandbox_payment_key,
+            sandbox_sms: config.sandbox_sms,
+            rate_limit: config.rate_limit,
+            data_dir: config.data_dir.clone(),
+        });
         Ok(App {
-            router: router(state.clone()),
+            router: router(state.clone())?,
             state,
+            admin_token,
         })
     }
 
-    /// The admin bearer token (also in `<data dir>/admin.token`).
+    /// The bootstrap admin account's bearer token (also in `<data dir>/admin.token`).
     pub fn admin_token(&self) -> &str {
-        self.state.admin_token()
+        &self.admin_token
     }
 }
 
@@ -70,6 +88,12 @@ pub struct Server;
 impl Server {
     /// Builds the service and serves plain HTTP on `config.listen` until the handle is shut down.
     pub async fn start(config: Config) -> CaResult<ServerHandle> {
+        if config.plain_http && !config.listen.ip().is_loopback() {
+            return Err(CaError::Config(format!(
+                "plain HTTP only on a loopback address, not on {}: serve TLS instead",
+                config.listen
+            )));
+        }
         let app = App::build(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -85,9 +109,12 @@ impl Server {
         };
         let task = if config.plain_http {
             tokio::spawn(async move {
-                let result = axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await;
+                let result = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<crate::limits::Peer>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await;
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "server stopped with an error");
                 }
@@ -111,9 +138,12 @@ impl Server {
                 crate::tls::TlsListener::new(listener, crate::tls::server_config(chain, key)?)
                     .map_err(|e| CaError::Config(format!("TLS listener: {e}")))?;
             tokio::spawn(async move {
-                let result = axum::serve(tls, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await;
+                let result = axum::serve(
+                    tls,
+                    router.into_make_service_with_connect_info::<crate::limits::Peer>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await;
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "server stopped with an error");
                 }

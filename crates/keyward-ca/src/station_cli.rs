@@ -185,12 +185,13 @@ pub fn issue_key(a: IssueArgs) -> anyhow::Result<()> {
         spec,
     };
     let mut on = |p: keyward_flows::Progress| eprintln!("[{}/{}] {:?}", p.index, p.total, p.step);
-    let status = issue(&client, &module, &token, &factory, &order, Some(&mut on)).map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            keyward_flows::user_error(&e, keyward_pki::Lang::En).message
-        )
-    })?;
-    println!("{}", serde_json::to_string_pretty(&status)?);
+    let registered =
+        issue(&client, &module, &token, &factory, &order, Some(&mut on)).map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                keyward_flows::user_error(&e, keyward_pki::Lang::En).message
+            )
+        })?;
+    println!("{}", serde_json::to_string_pretty(&registered)?);
     Ok(())
 }

@@ -189,6 +189,43 @@ pub struct BusinessRow {
     pub business: Business,
     pub details: serde_json::Value,
     pub handler_id: Option<String>,
+    /// SHA-256 of the business's secret, for a business created with one.
+    pub secret_hash: Option<String>,
+}
+
+impl BusinessRow {
+    /// Whether `secret` is this business's secret.
+    pub fn secret_matches(&self, secret: &str) -> bool {
+        // Both sides are hashes of high-entropy values; comparing them says nothing of the
+        // secret.
+        self.secret_hash
+            .as_deref()
+            .is_some_and(|h| h == crate::crypto::sha256_hex(secret.as_bytes()))
+    }
+}
+
+/// Gives a business its secret: returned this once, only its hash is kept.
+pub async fn issue_secret(
+    conn: &mut AnyConnection,
+    business_id: &str,
+) -> CaResult<keyward_ca_api::Secret> {
+    let secret = crate::crypto::random_hex(32)?;
+    sqlx::query("UPDATE businesses SET secret_hash = $1 WHERE id = $2")
+        .bind(crate::crypto::sha256_hex(secret.as_bytes()))
+        .bind(business_id)
+        .execute(conn)
+        .await?;
+    Ok(keyward_ca_api::Secret::new(secret))
+}
+
+/// A business just created, with its fresh secret.
+pub async fn created(
+    conn: &mut AnyConnection,
+    business_id: &str,
+) -> CaResult<keyward_ca_api::CreatedBusiness> {
+    let secret = issue_secret(&mut *conn, business_id).await?;
+    let business = load_business(conn, business_id).await?.business;
+    Ok(keyward_ca_api::CreatedBusiness { business, secret })
 }
 
 fn business_from_row(row: &AnyRow) -> CaResult<(Business, serde_json::Value, Option<String>)> {
@@ -250,6 +287,7 @@ pub async fn load_business(conn: &mut AnyConnection, id: &str) -> CaResult<Busin
         business,
         details,
         handler_id,
+        secret_hash: opt_text(&row, "secret_hash")?,
     })
 }
 
@@ -402,6 +440,23 @@ pub async fn key_status(conn: &mut AnyConnection, key_serial: &str) -> CaResult<
     })
 }
 
+/// Makes `handler_id` the key's handler of record: only for a business a reviewer approved
+/// (or the station completed).
+pub async fn set_handler_of_record(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+    handler_id: &str,
+    now: i64,
+) -> CaResult<()> {
+    sqlx::query("UPDATE keys SET handler_id = $1, updated_at = $2 WHERE key_serial = $3")
+        .bind(handler_id)
+        .bind(now)
+        .bind(key_serial)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The handler's phone number.
 pub async fn handler_phone(conn: &mut AnyConnection, handler_id: &str) -> CaResult<String> {
     let row = sqlx::query("SELECT phone FROM handlers WHERE id = $1")
@@ -420,25 +475,53 @@ fn code_hash(key_serial: &str, purpose: &str, code: &str) -> String {
     crate::crypto::sha256_hex(&msg)
 }
 
-/// Sends a fresh verification code for `purpose` to the key's handler, voiding older ones.
-/// Honours the resend cool-down and the daily cap. The code appears only in the outbox.
+/// What a verification code is sent for and how it is bound.
+#[derive(Debug)]
+pub struct CodeRequest<'a> {
+    pub key_serial: &'a str,
+    pub purpose: &'a str,
+    /// The phone of record the code goes to.
+    pub phone: &'a str,
+    /// A business-bound code (unlock): only that business's secret holder redeems it, so
+    /// it needs no ticket; a new one voids the older codes of the business.
+    pub business_id: Option<&'a str>,
+    /// Who asked, for the per-address caps and cool-down (a public request), or `None`
+    /// when the CA sends on its own (an approval).
+    pub address: Option<&'a crate::limits::ClientAddr>,
+}
+
+/// Sends a fresh verification code. A code not bound to a business comes with a ticket
+/// that must be presented with it, so nobody but the asker can guess against it, and
+/// it leaves other live codes alone: a stranger asking for codes cannot void the
+/// handler's. Honours the cool-down (per business, or per key and address), the daily cap
+/// per key and purpose, and for public requests the caps per address. The code appears
+/// only in the SMS (the outbox).
 pub async fn send_code(
     conn: &mut AnyConnection,
-    key_serial: &str,
-    purpose: &str,
-    phone: &str,
-    text_for: impl Fn(&str) -> String,
+    req: &CodeRequest<'_>,
+    text_for: impl Fn(&str, &str) -> String,
     now: i64,
 ) -> CaResult<CodeSent> {
-    let last = sqlx::query(
-        "SELECT MAX(created_at) AS last, COUNT(*) AS n FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND created_at > $3",
+    let key_serial = req.key_serial;
+    let purpose = req.purpose;
+    let address = req.address.map(crate::limits::ClientAddr::text);
+    let day = sqlx::query(
+        "SELECT COUNT(*) AS n FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND created_at > $3",
     )
     .bind(key_serial)
     .bind(purpose)
     .bind(now - 86_400)
     .fetch_one(&mut *conn)
     .await?;
-    let count = int(&last, "n")?;
+    let last = sqlx::query(
+        "SELECT MAX(created_at) AS last FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND (($3 <> '' AND business_id = $3) OR ($3 = '' AND business_id IS NULL AND address = $4))",
+    )
+    .bind(key_serial)
+    .bind(purpose)
+    .bind(req.business_id.unwrap_or_default())
+    .bind(address.clone().unwrap_or_default())
+    .fetch_one(&mut *conn)
+    .await?;
     if let Some(last) = opt_int(&last, "last")?
         && now < last + CODE_RESEND_COOLDOWN_SECONDS
     {
@@ -450,22 +533,40 @@ pub async fn send_code(
             ),
         );
     }
-    if count >= CODE_DAILY_CAP {
+    if int(&day, "n")? >= CODE_DAILY_CAP {
         return reject(
             ErrorCode::CodeDailyLimit,
             "today's codes for this key are used up; try tomorrow",
         );
     }
-    sqlx::query(
-        "UPDATE sms_codes SET void = 1 WHERE key_serial = $1 AND purpose = $2 AND void = 0",
-    )
-    .bind(key_serial)
-    .bind(purpose)
-    .execute(&mut *conn)
-    .await?;
+    if let Some(addr) = req.address {
+        let action = format!("code:{purpose}");
+        if crate::limits::count_today(&mut *conn, addr, &action, Some(key_serial), now).await?
+            >= crate::limits::CODES_PER_ADDRESS_AND_KEY_DAILY
+            || crate::limits::count_today(&mut *conn, addr, &action, None, now).await?
+                >= crate::limits::CODES_PER_ADDRESS_DAILY
+        {
+            return reject(
+                ErrorCode::CodeDailyLimit,
+                "today's codes asked from this address are used up; try tomorrow",
+            );
+        }
+        crate::limits::record(&mut *conn, addr, &action, Some(key_serial), now).await?;
+    }
+    if let Some(business) = req.business_id {
+        sqlx::query("UPDATE sms_codes SET void = 1 WHERE business_id = $1 AND void = 0")
+            .bind(business)
+            .execute(&mut *conn)
+            .await?;
+    }
     let code = crate::crypto::random_digits(6)?;
+    let reference = crate::crypto::random_digits(2)?;
+    let ticket = match req.business_id {
+        Some(_) => None,
+        None => Some(keyward_ca_api::Secret::new(crate::crypto::random_hex(24)?)),
+    };
     sqlx::query(
-        "INSERT INTO sms_codes (id, key_serial, purpose, code_hash, expires_at, attempts, used_at, void, created_at) VALUES ($1, $2, $3, $4, $5, 0, NULL, 0, $6)",
+        "INSERT INTO sms_codes (id, key_serial, purpose, code_hash, expires_at, attempts, used_at, void, created_at, business_id, ticket_hash, reference, address) VALUES ($1, $2, $3, $4, $5, 0, NULL, 0, $6, $7, $8, $9, $10)",
     )
     .bind(db::new_id("sc")?)
     .bind(key_serial)
@@ -473,40 +574,90 @@ pub async fn send_code(
     .bind(code_hash(key_serial, purpose, &code))
     .bind(now + CODE_TTL_SECONDS)
     .bind(now)
+    .bind(req.business_id.map(str::to_owned))
+    .bind(
+        ticket
+            .as_ref()
+            .map(|t| crate::crypto::sha256_hex(t.expose().as_bytes())),
+    )
+    .bind(reference.as_str())
+    .bind(address)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO sms_outbox (id, phone, key_serial, purpose, text, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(db::new_id("sm")?)
-        .bind(phone)
-        .bind(key_serial)
-        .bind(purpose)
-        .bind(text_for(&code))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    send_sms(
+        conn,
+        req.phone,
+        Some(key_serial),
+        purpose,
+        &text_for(&code, &reference),
+        now,
+    )
+    .await?;
     Ok(CodeSent {
-        phone_masked: mask_mobile(phone),
+        phone_masked: mask_mobile(req.phone),
+        reference: reference.to_string(),
+        ticket,
         expires_at: instant(now + CODE_TTL_SECONDS)?,
         resend_after: instant(now + CODE_RESEND_COOLDOWN_SECONDS)?,
     })
 }
 
+/// Puts a text message in the outbox (the SMS gateway's queue).
+pub async fn send_sms(
+    conn: &mut AnyConnection,
+    phone: &str,
+    key_serial: Option<&str>,
+    purpose: &str,
+    text: &str,
+    now: i64,
+) -> CaResult<()> {
+    sqlx::query("INSERT INTO sms_outbox (id, phone, key_serial, purpose, text, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(db::new_id("sm")?)
+        .bind(phone)
+        .bind(key_serial.map(str::to_owned))
+        .bind(purpose)
+        .bind(text)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Which code a redemption is for: the one bound to a business, or the one sent under a
+/// ticket.
+#[derive(Debug, Clone, Copy)]
+pub enum CodeBinding<'a> {
+    Business(&'a str),
+    Ticket(&'a str),
+}
+
 /// Checks a code. `Ok(Ok(()))` marks it used; `Ok(Err(code))` is a refusal whose counter
-/// update the caller must still commit.
+/// update the caller must still commit. Wrong guesses count against the one code they were
+/// made for, which only its business's secret holder or its ticket's holder can reach.
 pub async fn redeem_code(
     conn: &mut AnyConnection,
     key_serial: &str,
     purpose: &str,
+    binding: CodeBinding<'_>,
     code: &str,
     now: i64,
 ) -> CaResult<Result<(), ErrorCode>> {
-    let row = sqlx::query(
-        "SELECT id, code_hash, expires_at, attempts FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND void = 0 AND used_at IS NULL ORDER BY id DESC",
-    )
-    .bind(key_serial)
-    .bind(purpose)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let (sql, bound) = match binding {
+        CodeBinding::Business(id) => (
+            "SELECT id, code_hash, expires_at, attempts FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND business_id = $3 AND void = 0 AND used_at IS NULL ORDER BY id DESC",
+            id.to_owned(),
+        ),
+        CodeBinding::Ticket(t) => (
+            "SELECT id, code_hash, expires_at, attempts FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND ticket_hash = $3 AND void = 0 AND used_at IS NULL ORDER BY id DESC",
+            crate::crypto::sha256_hex(t.as_bytes()),
+        ),
+    };
+    let row = sqlx::query(sql)
+        .bind(key_serial)
+        .bind(purpose)
+        .bind(bound)
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(row) = row else {
         return Ok(Err(ErrorCode::CodeExpired));
     };
@@ -582,8 +733,16 @@ pub async fn new_nonce(
         .await?;
     sqlx::query("DELETE FROM nonces WHERE expires_at < $1")
         .bind(now - 86_400)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    // A key has a few unused nonces outstanding at most; asking for more drops the oldest.
+    sqlx::query(
+        "DELETE FROM nonces WHERE key_serial = $1 AND used_at IS NULL AND nonce NOT IN (SELECT nonce FROM nonces WHERE key_serial = $1 AND used_at IS NULL ORDER BY created_at DESC, nonce DESC LIMIT $2)",
+    )
+    .bind(key_serial)
+    .bind(crate::limits::NONCES_PER_KEY)
+    .execute(conn)
+    .await?;
     Ok((nonce, expires))
 }
 

@@ -28,6 +28,15 @@ pub(crate) struct PinInput {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ProgressArgs {
+    #[command(flatten)]
+    token: TokenArg,
+    /// Lines on --pin-fd: the PIN.
+    #[command(flatten)]
+    pins: PinInput,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ActivateArgs {
     #[command(flatten)]
     token: TokenArg,
@@ -44,7 +53,7 @@ pub(crate) struct ActivateArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UnlockCommand {
-    /// Apply, saying who you are (automatic approval for the latest business's handler).
+    /// Apply, saying who you are (approved at once for the key's handler of record).
     Apply {
         #[command(flatten)]
         token: TokenArg,
@@ -757,11 +766,12 @@ impl Ctx {
         }
     }
 
-    pub(crate) fn progress(&self, selector: Option<&str>) -> CliResult<()> {
-        let (env, t) = self.key_env(&TokenArg {
-            token: selector.map(str::to_owned),
-        })?;
-        let p = keyward_flows::progress::progress(&env, &t.serial).map_err(self.flow_err())?;
+    pub(crate) fn progress(&self, a: ProgressArgs) -> CliResult<()> {
+        let (env, t) = self.key_env(&a.token)?;
+        let confirm = self.confirmation(&env, &t, &a.pins)?;
+        let pin = self.read_pins(&a.pins, &["old_pin"])?.remove(0);
+        let p =
+            keyward_flows::progress::progress(&env, &t, &pin, confirm).map_err(self.flow_err())?;
         if self.json {
             return print_json(&p);
         }

@@ -81,8 +81,9 @@ enum Command {
         #[command(subcommand)]
         command: flows::SealCommand,
     },
-    /// 办理进度查询: every business of a key with its timeline.
-    Progress(TokenArg),
+    /// 办理进度查询: every business of a key with its timeline (the CA shows them to the key
+    /// alone: asks for the PIN; one line on --pin-fd).
+    Progress(flows::ProgressArgs),
     /// Carry on with an interrupted workflow.
     Resume(flows::ResumeArgs),
     /// Report keys plugged in, pulled out and changed, until stopped.
@@ -229,7 +230,7 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
         Command::Unlock { command } => ctx.unlock(command),
         Command::Renew { command } => ctx.renew(command),
         Command::Seal { command } => ctx.seal(command),
-        Command::Progress(t) => ctx.progress(t.token.as_deref()),
+        Command::Progress(a) => ctx.progress(a),
         Command::Resume(a) => ctx.resume(a),
         Command::Watch(a) => ctx.watch(a),
     }

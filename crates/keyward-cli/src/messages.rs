@@ -54,11 +54,14 @@ pub fn flow_exit_code(e: &FlowError) -> i32 {
         | FlowError::Rejected { .. }
         | FlowError::NotPaid
         | FlowError::NoSeal
+        | FlowError::UnlockByOther(_)
+        | FlowError::CodeNotRequested
         | FlowError::NothingInProgress(_) => exit::NOT_NOW,
         FlowError::Pki(_)
         | FlowError::Journal(_)
         | FlowError::NoCertificate
         | FlowError::CertificateMismatch
+        | FlowError::CertificateUntrusted(_)
         | FlowError::SealScanNotImage
         | FlowError::SealInvalid(_)
         | FlowError::SealOtherCertificate

@@ -49,10 +49,7 @@ fn seal_apply_review_resume_install_and_show_from_the_command_line() {
     w.admin
         .approve(
             b["id"].as_str().unwrap(),
-            &ReviewDecision {
-                reviewer: "王审核".into(),
-                note: "ok".into(),
-            },
+            &ReviewDecision { note: "ok".into() },
         )
         .unwrap();
 

@@ -106,12 +106,27 @@ pub enum FlowError {
     /// The key holds no electronic seal.
     #[error("the key holds no electronic seal")]
     NoSeal,
+    /// Another requester's unlock of this key is open at the CA; it is never taken over.
+    #[error("another unlock of this key is under way")]
+    UnlockByOther(keyward_ca_api::OpenBusinessNotice),
+    /// An activation code is redeemed with the ticket it was sent under: ask for one first.
+    #[error("ask for the activation code first")]
+    CodeNotRequested,
+    /// The certificate the CA issued does not carry what the current one carries, or does
+    /// not chain to the pinned root: it is not installed.
+    #[error("the issued certificate is not trusted: {0}")]
+    CertificateUntrusted(String),
 }
 
 impl From<ClientError> for FlowError {
-    /// A signed request that failed because the key failed is the key's error.
+    /// A signed request that failed because the key failed is the key's error; another
+    /// requester's open unlock is named as such.
     fn from(e: ClientError) -> Self {
         match e {
+            ClientError::Api {
+                open_business: Some(notice),
+                ..
+            } => FlowError::UnlockByOther(notice),
             ClientError::Signer(inner) => match inner.downcast::<TokenError>() {
                 Ok(token) => FlowError::Token(*token),
                 Err(other) => FlowError::Ca(ClientError::Signer(other)),
@@ -211,6 +226,17 @@ impl Env {
     /// Now.
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
+    }
+
+    /// The CA root the client pins (DER): what issued certificates and seals are checked
+    /// against. A CA reached without one cannot vouch for anything it issues.
+    pub fn pinned_root(&self) -> Result<&[u8], FlowError> {
+        self.ca
+            .pinned_root()
+            .map(|r| r.der.as_slice())
+            .ok_or_else(|| {
+                FlowError::CertificateUntrusted("no CA root is pinned to check it against".into())
+            })
     }
 }
 

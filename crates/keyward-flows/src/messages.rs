@@ -140,9 +140,35 @@ fn pki_error(e: &PkiError, lang: Lang) -> UserError {
     )
 }
 
+/// An instant as the operator reads it: in the computer's own time zone, to the minute.
+pub fn local_time(at: time::OffsetDateTime) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(at.unix_timestamp(), 0) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.format("%Y-%m-%d %H:%M").to_string()
+        }
+        chrono::LocalResult::None => at.to_string(),
+    }
+}
+
 fn api_message(code: ErrorCode, lang: Lang) -> String {
     let t = |a: &str, b: &str, c: &str| lang.pick(a, b, c).to_owned();
     match code {
+        ErrorCode::RateLimited => t(
+            "操作过于频繁，请稍后再试。",
+            "操作過於頻繁，請稍後再試。",
+            "too many attempts in a short time; try again a little later.",
+        ),
+        ErrorCode::UnlockUnderWay => t(
+            "该证书已有他人提交的解锁申请正在办理，请等待其结束或联系 CA 客服。",
+            "該憑證已有他人提交的解鎖申請正在辦理，請等待其結束或聯絡 CA 客服。",
+            "someone else's unlock of this key is under way; wait for it to end, or contact the CA.",
+        ),
+        ErrorCode::Forbidden => t(
+            "该账号无权进行此操作。",
+            "該帳號無權進行此操作。",
+            "this account may not do that.",
+        ),
         ErrorCode::CodeInvalid => t(
             "验证码错误，请核对短信后重新输入。",
             "驗證碼錯誤，請核對簡訊後重新輸入。",
@@ -332,9 +358,9 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
         FlowError::AlreadyActive => ue(
             "already_active",
             t(
-                "证书已激活，无需再次激活。",
-                "憑證已啟用，無需再次啟用。",
-                "the certificate is already activated.",
+                "此证书无需激活：它已激活，或不是这家 CA 签发的证书。",
+                "此憑證無需啟用：它已啟用，或不是這家 CA 簽發的憑證。",
+                "this certificate needs no activation: it is active already, or not one this CA issued.",
             ),
         ),
         FlowError::RenewalNotOpen { opens_in_days } => ue(
@@ -433,6 +459,51 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
                 "there is no electronic seal on the key. Apply for one, then install it once the CA approves.",
             ),
         ),
+        FlowError::UnlockByOther(n) => ue(
+            "unlock_by_other",
+            match lang {
+                Lang::ZhCn => format!(
+                    "该证书已有一笔解锁申请正在办理（申请人 {}，手机 {}，{} 提交），本机不会接手他人的申请。请等待其审核结束，或联系 CA 客服。",
+                    n.requester_masked,
+                    n.phone_masked,
+                    local_time(n.opened_at)
+                ),
+                Lang::ZhTw => format!(
+                    "該憑證已有一筆解鎖申請正在辦理（申請人 {}，手機 {}，{} 提交），本機不會接手他人的申請。請等待其審核結束，或聯絡 CA 客服。",
+                    n.requester_masked,
+                    n.phone_masked,
+                    local_time(n.opened_at)
+                ),
+                Lang::En => format!(
+                    "an unlock of this key is already under way (requested by {}, phone {}, on {}); Keyward never takes over someone else's. Wait for its review to end, or contact the CA.",
+                    n.requester_masked,
+                    n.phone_masked,
+                    local_time(n.opened_at)
+                ),
+            },
+        ),
+        FlowError::CodeNotRequested => ue(
+            "code_not_requested",
+            t(
+                "请先点击“获取验证码”，再输入收到的短信验证码。",
+                "請先點擊「取得驗證碼」，再輸入收到的簡訊驗證碼。",
+                "ask for the code first (“get code”), then type the code the SMS brings.",
+            ),
+        ),
+        FlowError::CertificateUntrusted(why) => ue(
+            "certificate_untrusted",
+            match lang {
+                Lang::ZhCn => format!(
+                    "CA 签发的新证书未通过校验，未写入证书介质，原证书仍可使用。请联系 CA 客服。（{why}）"
+                ),
+                Lang::ZhTw => format!(
+                    "CA 簽發的新憑證未通過校驗，未寫入憑證介質，原憑證仍可使用。請聯絡 CA 客服。（{why}）"
+                ),
+                Lang::En => format!(
+                    "the new certificate failed its checks; nothing was written and the old certificate still works. Contact the CA. ({why})"
+                ),
+            },
+        ),
         FlowError::NothingInProgress(what) => ue(
             "nothing_in_progress",
             format!(
@@ -469,6 +540,7 @@ mod tests {
                 status: 400,
                 code: ErrorCode::CodeInvalid,
                 message: String::new(),
+                open_business: None,
             }),
         ];
         let codes: Vec<String> = samples

@@ -16,8 +16,10 @@
 //! Steps that change the CA or the key are journaled first ([`FlowKind::Seal`]).
 
 use keyward_ca_api::{
-    AttachmentKind, Business, BusinessKind, BusinessState, SealApplication, SealKind,
+    AttachmentKind, Business, BusinessKind, BusinessState, CreatedBusiness, SealApplication,
+    SealKind, Secret,
 };
+use keyward_ca_client::BusinessAuth;
 use keyward_pki::Pin;
 use keyward_pki::seal::{SEAL_TYPE_CONTRACT, SEAL_TYPE_OFFICIAL, Seal, SealSummary};
 use keyward_token::{FinalTry, TokenRef, TokenSession};
@@ -60,6 +62,9 @@ pub enum SealStep {
 pub struct SealJournal {
     /// The CA's business id.
     pub business_id: String,
+    /// The seal business's secret, for following it without the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
     /// The step.
     #[serde(flatten)]
     pub step: SealStep,
@@ -129,6 +134,30 @@ fn scan_type(bytes: &[u8], declared: &str) -> Result<&'static str, FlowError> {
     Ok(sniffed)
 }
 
+fn read(env: &Env, j: &SealJournal) -> Result<Option<Business>, FlowError> {
+    match &j.secret {
+        Some(secret) => Ok(Some(
+            env.ca
+                .business(&j.business_id, BusinessAuth::Secret(secret))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Journals a seal business the CA opened for this computer (the remade seal after a
+/// renewal), so the seal page follows it without the PIN.
+pub(crate) fn take_up(env: &Env, serial: &str, created: CreatedBusiness) -> Result<(), FlowError> {
+    env.journal.save(
+        FlowKind::Seal,
+        serial,
+        &SealJournal {
+            business_id: created.business.id,
+            secret: Some(created.secret),
+            step: SealStep::Submitted,
+        },
+    )
+}
+
 /// 申请印章 (`change == false`) or 变更印章 (`change == true`): applies, signed by the key,
 /// uploads the stamped scan and hands the business to review. Resumes an application whose
 /// scan or submission was interrupted.
@@ -146,42 +175,73 @@ pub fn apply(
 ) -> Result<Business, FlowError> {
     let serial = token.serial.as_str();
     let content_type = scan_type(scan, content_type)?;
-    let mut j = match pending(env, serial)? {
-        Some(j) if !finished(env.ca.business(&j.business_id)?.state) => j,
-        _ => {
-            // An application whose answer was lost is already at the CA: take it up.
-            let open = env.ca.businesses(serial)?.businesses.into_iter().find(|b| {
-                b.kind == BusinessKind::Seal && b.state == BusinessState::AwaitingDocuments
-            });
-            let business = match open {
-                Some(b) => b,
-                None => {
-                    let session = env.module.session(token)?;
-                    let id = identity(&session, env.now())?;
-                    session.login(pin, confirm)?;
-                    let b = env.ca.apply_seal(
-                        &SealApplication {
-                            seal_name: name.trim().to_owned(),
-                            seal_kind: kind,
-                            change,
-                        },
-                        &KeySigner::new(&session, &id.key_id),
-                    );
+    let open_here = match pending(env, serial)? {
+        Some(j) => match read(env, &j)? {
+            Some(b) if !finished(b.state) => Some(j),
+            _ => None,
+        },
+        None => None,
+    };
+    let mut j = match open_here {
+        Some(j) => j,
+        None => {
+            let session = env.module.session(token)?;
+            let id = identity(&session, env.now())?;
+            session.login(pin, confirm)?;
+            let signer = KeySigner::new(&session, &id.key_id);
+            let created = match env.ca.apply_seal(
+                &SealApplication {
+                    seal_name: name.trim().to_owned(),
+                    seal_kind: kind,
+                    change,
+                },
+                &signer,
+            ) {
+                Ok(c) => c,
+                // An application whose answer was lost is already at the CA: this key's
+                // own, taken up with a fresh secret.
+                Err(e) if e.api_code() == Some(keyward_ca_api::ErrorCode::WrongState) => {
+                    let open = env
+                        .ca
+                        .businesses(&signer)?
+                        .businesses
+                        .into_iter()
+                        .find(|b| {
+                            b.kind == BusinessKind::Seal
+                                && b.state == BusinessState::AwaitingDocuments
+                        });
+                    match open {
+                        Some(b) => env.ca.renew_business_secret(&b.id, &signer)?,
+                        None => {
+                            let _ = session.logout();
+                            return Err(e.into());
+                        }
+                    }
+                }
+                Err(e) => {
                     let _ = session.logout();
-                    b?
+                    return Err(e.into());
                 }
             };
+            let _ = session.logout();
             let j = SealJournal {
-                business_id: business.id,
+                business_id: created.business.id,
+                secret: Some(created.secret),
                 step: SealStep::Applied,
             };
             env.journal.save(FlowKind::Seal, serial, &j)?;
             j
         }
     };
+    let secret = j
+        .secret
+        .clone()
+        .ok_or_else(|| FlowError::Journal("the seal journal holds no secret".into()))?;
+    let auth = BusinessAuth::Secret(&secret);
     if j.step == SealStep::Applied {
         env.ca.upload_attachment(
             &j.business_id,
+            auth,
             AttachmentKind::SealScan,
             content_type,
             scan.to_vec(),
@@ -190,9 +250,9 @@ pub fn apply(
         env.journal.save(FlowKind::Seal, serial, &j)?;
     }
     if j.step == SealStep::Uploaded {
-        let b = env.ca.business(&j.business_id)?;
+        let b = env.ca.business(&j.business_id, auth)?;
         let b = if b.state == BusinessState::AwaitingDocuments {
-            env.ca.submit_for_review(&j.business_id)?
+            env.ca.submit_for_review(&j.business_id, auth)?
         } else {
             b
         };
@@ -200,18 +260,17 @@ pub fn apply(
         env.journal.save(FlowKind::Seal, serial, &j)?;
         return Ok(b);
     }
-    Ok(env.ca.business(&j.business_id)?)
+    Ok(env.ca.business(&j.business_id, auth)?)
 }
 
-/// The key's latest seal business at the CA, if it has any.
+/// The seal business this computer follows for the key (applied here, or remade for it
+/// after a renewal), as the CA sees it now; `None` when there is none. A seal the CA holds
+/// for the key without such a business shows in the key's standing.
 pub fn status(env: &Env, serial: &str) -> Result<Option<Business>, FlowError> {
-    Ok(env
-        .ca
-        .businesses(serial)?
-        .businesses
-        .into_iter()
-        .filter(|b| b.kind == BusinessKind::Seal)
-        .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))))
+    match pending(env, serial)? {
+        Some(j) => read(env, &j),
+        None => Ok(None),
+    }
 }
 
 const TOTAL: u8 = 5;
@@ -225,30 +284,41 @@ pub fn install(
     confirm: FinalTry,
     mut progress: Option<OnProgress<'_>>,
 ) -> Result<SealView, FlowError> {
-    let serial = token.serial.as_str();
     report(&mut progress, Step::ContactingCa, 1, TOTAL);
-    let business = status(env, serial)?.ok_or(FlowError::NothingInProgress(
-        "no seal application for this key",
-    ))?;
-    match business.state {
-        BusinessState::CertificateIssued | BusinessState::Completed => {}
-        BusinessState::Rejected => {
-            return Err(FlowError::Rejected {
-                note: business
-                    .timeline
-                    .last()
-                    .map(|e| e.note.clone())
-                    .unwrap_or_default(),
-            });
+    // The business followed here says first whether there is anything to install.
+    if let Some(business) = status(env, &token.serial)? {
+        match business.state {
+            BusinessState::CertificateIssued | BusinessState::Completed => {}
+            BusinessState::Rejected => {
+                return Err(FlowError::Rejected {
+                    note: business
+                        .timeline
+                        .last()
+                        .map(|e| e.note.clone())
+                        .unwrap_or_default(),
+                });
+            }
+            BusinessState::Cancelled => {
+                return Err(FlowError::NothingInProgress(
+                    "the seal business was cancelled",
+                ));
+            }
+            _ => return Err(FlowError::AwaitingReview),
         }
-        BusinessState::Cancelled => {
-            return Err(FlowError::NothingInProgress(
-                "the seal business was cancelled",
-            ));
-        }
-        _ => return Err(FlowError::AwaitingReview),
     }
-    let doc = env.ca.seal(serial)?;
+    let doc = {
+        let session = env.module.session(token)?;
+        let id = identity(&session, env.now())?;
+        session.login(pin, confirm)?;
+        let doc = env.ca.seal(&KeySigner::new(&session, &id.key_id));
+        let _ = session.logout();
+        doc?
+    };
+    if doc.installed_at.is_some() && pending(env, &token.serial)?.is_none() {
+        return Err(FlowError::NothingInProgress(
+            "the key's seal is installed already",
+        ));
+    }
     let der = keyward_pki::pem::from_base64(&doc.seal_der_base64)
         .map_err(|e| FlowError::SealInvalid(e.to_string()))?;
     install_seal(env, token, pin, confirm, &doc.business_id, &der, progress)
@@ -270,8 +340,8 @@ pub fn install_seal(
     let seal = Seal::from_der(der).map_err(|e| FlowError::SealInvalid(e.to_string()))?;
     seal.verify_signature()
         .map_err(|e| FlowError::SealInvalid(e.to_string()))?;
-    let root = keyward_pki::pem::decode(&env.ca.chain()?.root_pem, "CERTIFICATE")?;
-    seal.maker_issued_by(&root)
+    // The maker is checked against the root this client pins, never one the CA sends.
+    seal.maker_issued_by(env.pinned_root()?)
         .map_err(|e| FlowError::SealInvalid(e.to_string()))?;
     let session = env.module.session(token)?;
     let id = identity(&session, env.now())?;
@@ -280,11 +350,15 @@ pub fn install_seal(
     let sha = hex::encode(Sha256::digest(der));
 
     session.login(pin, confirm)?;
+    let secret = pending(env, serial)?
+        .filter(|j| j.business_id == business_id)
+        .and_then(|j| j.secret);
     env.journal.save(
         FlowKind::Seal,
         serial,
         &SealJournal {
             business_id: business_id.to_owned(),
+            secret: secret.clone(),
             step: SealStep::Writing {
                 seal_sha256: sha.clone(),
             },
@@ -302,18 +376,22 @@ pub fn install_seal(
         serial,
         &SealJournal {
             business_id: business_id.to_owned(),
+            secret,
             step: SealStep::Written { seal_sha256: sha },
         },
     )?;
     report(&mut progress, Step::Confirming, 5, TOTAL);
-    match env
-        .ca
-        .confirm_seal_installed(business_id, &KeySigner::new(&session, &id.key_id))
-    {
+    let signer = KeySigner::new(&session, &id.key_id);
+    match env.ca.confirm_seal_installed(business_id, &signer) {
         Ok(_) => {}
         // Confirmed by a run whose answer was lost: done already.
         Err(e) if e.api_code() == Some(keyward_ca_api::ErrorCode::WrongState) => {
-            if env.ca.business(business_id)?.state != BusinessState::Completed {
+            if env
+                .ca
+                .business(business_id, BusinessAuth::Key(&signer))?
+                .state
+                != BusinessState::Completed
+            {
                 return Err(e.into());
             }
         }

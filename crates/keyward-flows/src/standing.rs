@@ -3,14 +3,17 @@
 //! A key fresh from the issuing station holds a transport PIN the station set with
 //! C_InitPIN; most tokens raise no "to be changed" flag for it, so only the CA knows the key
 //! still waits for 激活证书. Likewise a paid renewal or a seal the CA has made waits on the
-//! CA's side for the operator's 安装证书 / 安装印章. [`standing`] asks the CA both questions
-//! with two reads and no signature, so it can run whenever a key is plugged in.
+//! CA's side for the operator's 安装证书 / 安装印章. The CA answers both in its one public read
+//! about a key, so [`standing`] can run whenever a key is plugged in, with no PIN. What else
+//! waits (an unlock approved, a renewal to pay) comes from the businesses this computer
+//! started, read with their journaled secrets.
 
-use keyward_ca_api::{Business, BusinessKind, BusinessState, ErrorCode, KeyState};
-use keyward_ca_client::CaClient;
+use keyward_ca_api::{Business, BusinessKind, BusinessState, KeyState, WaitingInstall};
+use keyward_ca_client::{BusinessAuth, CaClient};
 use serde::Serialize;
 
 use crate::FlowError;
+use crate::journal::{FlowKind, Journal};
 
 /// Something the CA holds for a key until the operator acts in the client, most urgent
 /// first (the order is the derived `Ord`).
@@ -32,8 +35,8 @@ pub enum WaitingKind {
 pub struct Waiting {
     /// What the operator does next.
     pub kind: WaitingKind,
-    /// The business at the CA.
-    pub business_id: String,
+    /// The business at the CA, when this computer follows it (the public read names none).
+    pub business_id: Option<String>,
 }
 
 /// A key as the CA sees it.
@@ -67,19 +70,51 @@ pub fn waiting_for(b: &Business) -> Option<WaitingKind> {
     }
 }
 
-/// Where the key `serial` stands at the CA; `None` when the CA does not know the key (a key
-/// from another CA, or one never registered).
-pub fn standing(ca: &CaClient, serial: &str) -> Result<Option<Standing>, FlowError> {
-    let status = match ca.key_status(serial) {
-        Ok(s) => s,
-        Err(e) if e.api_code() == Some(ErrorCode::KeyNotFound) => return Ok(None),
-        Err(e) => return Err(FlowError::Ca(e)),
-    };
-    let businesses = ca.businesses(serial).map_err(FlowError::Ca)?.businesses;
-    Ok(Some(Standing {
-        state: status.state,
-        waiting: collect_waiting(&businesses),
-    }))
+/// Where the key `serial` stands at the CA. A key the CA does not know reads as one with
+/// nothing waiting (the CA does not tell the two apart).
+pub fn standing(ca: &CaClient, journal: &Journal, serial: &str) -> Result<Standing, FlowError> {
+    let public = ca.standing(serial).map_err(FlowError::Ca)?;
+    let mut followed: Vec<Business> = Vec::new();
+    if let Some(j) = journal.load::<crate::unlock::UnlockJournal>(FlowKind::Unlock, serial)? {
+        match ca.business(&j.business_id, BusinessAuth::Secret(&j.secret)) {
+            Ok(b) => followed.push(b),
+            Err(e) => {
+                tracing::debug!(serial, error = %e, "the unlock followed here cannot be read")
+            }
+        }
+    }
+    if let Some(j) = journal.load::<crate::renew::RenewJournal>(FlowKind::Renew, serial)?
+        && let Some(secret) = &j.secret
+    {
+        match ca.business(&j.business_id, BusinessAuth::Secret(secret)) {
+            Ok(b) => followed.push(b),
+            Err(e) => {
+                tracing::debug!(serial, error = %e, "the renewal followed here cannot be read")
+            }
+        }
+    }
+    let mut waiting = collect_waiting(&followed);
+    for w in public.waiting {
+        let kind = match w {
+            WaitingInstall::Certificate => WaitingKind::InstallCertificate,
+            WaitingInstall::Seal => WaitingKind::InstallSeal,
+        };
+        if !waiting.iter().any(|x| x.kind == kind) {
+            waiting.push(Waiting {
+                kind,
+                business_id: None,
+            });
+        }
+    }
+    waiting.sort_by_key(|w| w.kind);
+    Ok(Standing {
+        state: if public.awaiting_activation {
+            KeyState::AwaitingActivation
+        } else {
+            KeyState::Active
+        },
+        waiting,
+    })
 }
 
 /// The businesses that wait for the operator, one per kind (the newest), most urgent first.
@@ -93,7 +128,7 @@ pub fn collect_waiting(businesses: &[Business]) -> Vec<Waiting> {
         {
             out.push(Waiting {
                 kind,
-                business_id: b.id.clone(),
+                business_id: Some(b.id.clone()),
             });
         }
     }
@@ -141,11 +176,11 @@ mod tests {
             vec![
                 Waiting {
                     kind: WaitingKind::InstallCertificate,
-                    business_id: "renewal".into()
+                    business_id: Some("renewal".into())
                 },
                 Waiting {
                     kind: WaitingKind::InstallSeal,
-                    business_id: "seal".into()
+                    business_id: Some("seal".into())
                 },
             ]
         );

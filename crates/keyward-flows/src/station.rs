@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use keyward_ca_api::{
-    CertifyRequest, Handler, KeyStatus, Organisation, RegisterKeyRequest, Secret,
+    CertifyRequest, Handler, Organisation, RegisterKeyRequest, RegisteredKey, Secret,
 };
 use keyward_ca_client::CaClient;
 use keyward_pki::csr::build_csr;
@@ -67,7 +67,7 @@ pub fn issue(
     factory_so_pin: &Pin,
     order: &StationOrder,
     mut progress: Option<OnProgress<'_>>,
-) -> Result<KeyStatus, FlowError> {
+) -> Result<RegisteredKey, FlowError> {
     const TOTAL: u8 = 6;
     report(&mut progress, Step::ReadingKey, 1, TOTAL);
     let session = module.session(token)?;
@@ -113,7 +113,7 @@ pub fn issue(
     session.logout()?;
 
     report(&mut progress, Step::Confirming, 6, TOTAL);
-    let status = ca.register_key(&RegisterKeyRequest {
+    let registered = ca.register_key(&RegisterKeyRequest {
         key_serial: token.serial.clone(),
         organisation: order.organisation.clone(),
         handler: order.handler.clone(),
@@ -122,8 +122,8 @@ pub fn issue(
         transport_pin: Secret::new(transport.expose()),
     })?;
     session.login_so(factory_so_pin, FinalTry::Refuse)?;
-    session.change_so_pin(factory_so_pin, &so_pin)?;
+    session.change_so_pin(factory_so_pin, &so_pin, FinalTry::Refuse)?;
     session.logout()?;
     tracing::info!(serial = %token.serial, "key issued, awaiting activation");
-    Ok(status)
+    Ok(registered)
 }

@@ -1,22 +1,26 @@
 //! 忘记密码: getting back into a key whose PIN is forgotten or locked.
 //!
 //! 1. [`apply`]: the requester says who they are. The CA approves at once when they are the
-//!    handler of the key's latest business; otherwise [`attach`] uploads documents and
-//!    [`submit`] hands them to a reviewer, and [`status`] follows the review.
+//!    key's handler of record; otherwise [`attach`] uploads documents and [`submit`] hands
+//!    them to a reviewer, and [`status`] follows the review. The application's answer
+//!    carries the unlock's secret, journaled here: the locked key cannot sign, so the
+//!    secret is how this computer, and only it, follows the unlock. An unlock this computer
+//!    did not start is never taken over: the CA names it (masked) and this one waits.
 //! 2. [`send_code`]: once approved, an SMS code goes to the handler.
 //! 3. [`finish`]: the code and a new PIN (policy first). The CA releases an authorisation
 //!    bound to this key: the current SO PIN and a fresh one, both escrowed. Keyward logs in
 //!    as SO, sets the new user PIN (which clears the lock), rotates the SO PIN to the fresh
 //!    value, logs in with the new PIN to verify it, and tells the CA, signed by the key.
 //!
-//! Journal: the business id from step 1; `Rotating` before the SO PIN changes, `Rotated`
-//! after. The CA keeps the old SO PIN in escrow until the client confirms, so whichever
+//! Journal: the business id and secret from step 1; `Rotating` before the SO PIN changes,
+//! `Rotated` after. The CA keeps the old SO PIN in escrow until the client confirms, so whichever
 //! SO PIN the key holds after an interruption, the CA still has it: resuming at `Rotating`
 //! tries the fresh SO PIN and then the old one.
 
 use keyward_ca_api::{
-    AttachmentKind, Business, BusinessKind, BusinessState, CodeSent, Handler, UnlockApplication,
+    AttachmentKind, Business, BusinessState, CodeSent, Handler, Secret, UnlockApplication,
 };
+use keyward_ca_client::BusinessAuth;
 use keyward_pki::Pin;
 use keyward_token::{FinalTry, PinRole, TokenError, TokenRef};
 use serde::{Deserialize, Serialize};
@@ -42,6 +46,8 @@ pub enum UnlockStep {
 pub struct UnlockJournal {
     /// The CA's business id.
     pub business_id: String,
+    /// The unlock's secret, as the application's answer carried it.
+    pub secret: Secret,
     /// The step.
     pub step: UnlockStep,
 }
@@ -57,40 +63,39 @@ fn is_open(b: &Business) -> bool {
     )
 }
 
-/// Applies to unlock the key with serial `serial`, or picks up the unlock already under way.
+/// Applies to unlock the key with serial `serial`, or picks up the unlock this computer
+/// started. Another requester's open unlock is [`FlowError::UnlockByOther`].
 pub fn apply(env: &Env, serial: &str, requester: &Handler) -> Result<Business, FlowError> {
     if let Some(j) = journal(env, serial)? {
-        let b = env.ca.business(&j.business_id)?;
-        if is_open(&b) {
-            return Ok(b);
+        match env
+            .ca
+            .business(&j.business_id, BusinessAuth::Secret(&j.secret))
+        {
+            Ok(b) if is_open(&b) => return Ok(b),
+            // Finished (or cancelled) at the CA: a new application starts over.
+            Ok(_) => {}
+            // The CA no longer knows this secret: the journal is stale.
+            Err(e) if e.api_code() == Some(keyward_ca_api::ErrorCode::Unauthorized) => {}
+            Err(e) => return Err(e.into()),
         }
-        // Finished at the CA while its answer was lost: nothing left to do here.
         env.journal.clear(FlowKind::Unlock, serial)?;
     }
-    let open = env
-        .ca
-        .businesses(serial)?
-        .businesses
-        .into_iter()
-        .find(|b| b.kind == BusinessKind::Unlock && is_open(b));
-    let business = match open {
-        Some(b) => b,
-        None => env.ca.apply_unlock(
-            serial,
-            &UnlockApplication {
-                requester: requester.clone(),
-            },
-        )?,
-    };
+    let created = env.ca.apply_unlock(
+        serial,
+        &UnlockApplication {
+            requester: requester.clone(),
+        },
+    )?;
     env.journal.save(
         FlowKind::Unlock,
         serial,
         &UnlockJournal {
-            business_id: business.id.clone(),
+            business_id: created.business.id.clone(),
+            secret: created.secret,
             step: UnlockStep::Applied,
         },
     )?;
-    Ok(business)
+    Ok(created.business)
 }
 
 /// Where an unlock stands on this computer, if one is under way.
@@ -98,12 +103,10 @@ pub fn pending(env: &Env, serial: &str) -> Result<Option<UnlockStep>, FlowError>
     Ok(journal(env, serial)?.map(|j| j.step))
 }
 
-fn business_id(env: &Env, serial: &str) -> Result<String, FlowError> {
-    journal(env, serial)?
-        .map(|j| j.business_id)
-        .ok_or(FlowError::NothingInProgress(
-            "no unlock application for this key",
-        ))
+fn started(env: &Env, serial: &str) -> Result<UnlockJournal, FlowError> {
+    journal(env, serial)?.ok_or(FlowError::NothingInProgress(
+        "no unlock application for this key",
+    ))
 }
 
 /// Uploads a document for a manual review.
@@ -114,27 +117,41 @@ pub fn attach(
     content_type: &str,
     bytes: Vec<u8>,
 ) -> Result<keyward_ca_api::Attachment, FlowError> {
-    Ok(env
-        .ca
-        .upload_attachment(&business_id(env, serial)?, kind, content_type, bytes)?)
+    let j = started(env, serial)?;
+    Ok(env.ca.upload_attachment(
+        &j.business_id,
+        BusinessAuth::Secret(&j.secret),
+        kind,
+        content_type,
+        bytes,
+    )?)
 }
 
 /// Hands the documents to the CA's reviewers.
 pub fn submit(env: &Env, serial: &str) -> Result<Business, FlowError> {
-    Ok(env.ca.submit_for_review(&business_id(env, serial)?)?)
+    let j = started(env, serial)?;
+    Ok(env
+        .ca
+        .submit_for_review(&j.business_id, BusinessAuth::Secret(&j.secret))?)
 }
 
 /// The unlock business as the CA sees it now.
 pub fn status(env: &Env, serial: &str) -> Result<Business, FlowError> {
-    Ok(env.ca.business(&business_id(env, serial)?)?)
+    let j = started(env, serial)?;
+    Ok(env
+        .ca
+        .business(&j.business_id, BusinessAuth::Secret(&j.secret))?)
 }
 
 /// Sends the SMS code once the unlock is approved.
 pub fn send_code(env: &Env, serial: &str) -> Result<CodeSent, FlowError> {
-    let b = status(env, serial)?;
+    let j = started(env, serial)?;
+    let b = env
+        .ca
+        .business(&j.business_id, BusinessAuth::Secret(&j.secret))?;
     match b.state {
         BusinessState::Approved | BusinessState::Authorised => {
-            Ok(env.ca.send_unlock_code(serial, &b.id)?)
+            Ok(env.ca.send_unlock_code(serial, &b.id, &j.secret)?)
         }
         BusinessState::Rejected => Err(FlowError::Rejected {
             note: last_note(&b),
@@ -172,7 +189,9 @@ pub fn finish(
     if j.step != UnlockStep::Rotated {
         let code = code.ok_or(FlowError::NothingInProgress("the SMS code is needed"))?;
         report(&mut progress, Step::ContactingCa, 2, TOTAL);
-        let auth = env.ca.unlock_authorisation(serial, &j.business_id, code)?;
+        let auth = env
+            .ca
+            .unlock_authorisation(serial, &j.business_id, &j.secret, code)?;
         let (old_so, new_so) = (
             Pin::new(auth.so_pin.expose().to_owned()),
             Pin::new(auth.new_so_pin.expose().to_owned()),
@@ -207,7 +226,7 @@ pub fn finish(
         env.journal.save(FlowKind::Unlock, serial, &j)?;
         session.init_pin(new_pin, &policy)?;
         if !current.matches(&new_so) {
-            session.change_so_pin(current, &new_so)?;
+            session.change_so_pin(current, &new_so, FinalTry::Refuse)?;
         }
         session.logout()?;
         j.step = UnlockStep::Rotated;
@@ -225,7 +244,9 @@ pub fn finish(
         Ok(b) => b,
         // Confirmed by a run whose answer was lost: done already.
         Err(e) if e.api_code() == Some(keyward_ca_api::ErrorCode::WrongState) => {
-            let b = env.ca.business(&j.business_id)?;
+            let b = env
+                .ca
+                .business(&j.business_id, BusinessAuth::Secret(&j.secret))?;
             if b.state != BusinessState::Completed {
                 return Err(e.into());
             }

@@ -65,8 +65,8 @@ fn key_signs(w: &World, t: &TokenRef, p: &str) {
 fn activation_completes_whichever_ca_request_is_cut() {
     let w = World::behind_proxy(16, KeySpec::EcP256);
     let probe = &w.tokens[0];
+    let code = w.activation_code(probe);
     let before = proxy(&w).connections();
-    let code = w.sms_code(&probe.serial);
     activate(
         &w.env,
         probe,
@@ -86,7 +86,7 @@ fn activation_completes_whichever_ca_request_is_cut() {
     for n in 1..=requests {
         for how in CUTS {
             let t = keys.next().unwrap();
-            let first_code = w.sms_code(&t.serial);
+            let first_code = w.activation_code(t);
             proxy(&w).cut(n, how);
             let what = format!("request {n} {how:?}");
             carry_on(
@@ -110,11 +110,7 @@ fn activation_completes_whichever_ca_request_is_cut() {
                 },
             );
             proxy(&w).clear();
-            assert_eq!(
-                w.env.ca.key_status(&t.serial).unwrap().state,
-                CaKeyState::Active,
-                "{what}"
-            );
+            assert_eq!(w.key_status(t, PIN).state, CaKeyState::Active, "{what}");
             key_signs(&w, t, PIN);
         }
     }
@@ -132,8 +128,9 @@ fn renewal_completes_whichever_ca_request_is_cut() {
         let installing = renew::pending(&w.env, &t.serial)?
             .is_some_and(|j| !matches!(j.step, renew::RenewStep::Applied));
         if !installing {
-            let b = renew::apply(&w.env, t, &pin(PIN), FinalTry::Refuse, 1, common::invoice())?;
-            if w.env.ca.business(&b.id)?.state == BusinessState::AwaitingPayment {
+            renew::apply(&w.env, t, &pin(PIN), FinalTry::Refuse, 1, common::invoice())?;
+            let (_, now) = renew::under_way(&w.env, &t.serial)?.expect("a renewal under way");
+            if now.map(|n| n.state) == Some(BusinessState::AwaitingPayment) {
                 renew::pay_sandbox(&w.env, &t.serial)?;
             }
         }

@@ -96,7 +96,7 @@ fn activation_survives_the_key_pulled_at_every_call() {
     let w = World::new(KEYS, KeySpec::EcP256);
     let probe = &w.tokens[0];
     let calls = count_calls(&w, || {
-        let code = w.sms_code(&probe.serial);
+        let code = w.activation_code(probe);
         activate(
             &w.env,
             probe,
@@ -110,7 +110,7 @@ fn activation_survives_the_key_pulled_at_every_call() {
     });
     assert!(calls > 5 && (calls as usize) < KEYS, "{calls}");
     for (n, t) in (1..=calls).zip(w.tokens.iter().skip(1)) {
-        let code = w.sms_code(&t.serial);
+        let code = w.activation_code(t);
         pull_at(&w, n);
         let first = activate(
             &w.env,
@@ -157,11 +157,7 @@ fn activation_survives_the_key_pulled_at_every_call() {
                 Err(e) => panic!("call {n}: resume failed: {e}"),
             }
         }
-        assert_eq!(
-            w.env.ca.key_status(&t.serial).unwrap().state,
-            CaKeyState::Active,
-            "call {n}"
-        );
+        assert_eq!(w.key_status(t, PIN).state, CaKeyState::Active, "call {n}");
         key_works(&w, t, PIN);
     }
 }

@@ -17,7 +17,7 @@ use keyward_token::{FinalTry, KeySpec, PinState, TokenError};
 
 fn activate_key(w: &World, i: usize) {
     w.activate(&w.tokens[i]);
-    let status = w.env.ca.key_status(&w.tokens[i].serial).unwrap();
+    let status = w.key_status(&w.tokens[i], PIN);
     assert_eq!(status.state, CaKeyState::Active);
     assert!(status.activated_at.is_some());
 }
@@ -26,23 +26,49 @@ fn activate_key(w: &World, i: usize) {
 fn activation_sets_the_operators_pin_and_the_ca_records_it() {
     let w = World::new(1, KeySpec::EcP256);
     let t = &w.tokens[0];
-    assert_eq!(
-        w.env.ca.key_status(&t.serial).unwrap().state,
-        CaKeyState::AwaitingActivation
-    );
+    assert!(w.awaiting_activation(t));
     // The key cannot say it waits for activation (the station's C_InitPIN leaves no flag on
-    // the simulator); the CA can.
-    let before = standing(&w.env.ca, &t.serial).unwrap().unwrap();
+    // the simulator); the CA can, in its one public read.
+    let before = standing(&w.env.ca, &w.env.journal, &t.serial).unwrap();
     assert_eq!(before.state, CaKeyState::AwaitingActivation);
     assert!(before.waiting.is_empty(), "{before:?}");
-    assert!(standing(&w.env.ca, "NO-SUCH-KEY").unwrap().is_none());
+    // An unknown serial reads as a key with nothing waiting: the CA tells nobody which
+    // serials it has.
+    let unknown = standing(&w.env.ca, &w.env.journal, "NO-SUCH-KEY").unwrap();
+    assert_eq!(unknown.state, CaKeyState::Active);
+    assert!(unknown.waiting.is_empty());
+
+    // The station's SMS says the key is on its way and carries no code; a code is asked
+    // for from this computer, whose journal keeps the ticket that redeems it.
+    let issued = w.admin.sms_outbox().unwrap();
+    assert!(
+        issued
+            .messages
+            .iter()
+            .filter(|m| m.key_serial.as_deref() == Some(t.serial.as_str()))
+            .all(|m| !m.text.chars().any(|c| c.is_ascii_digit())),
+        "the station's SMS carries no code"
+    );
+    let no_ticket = activate(
+        &w.env,
+        t,
+        &ActivateInput {
+            code: Some("123456".into()),
+            new_pin: pin(PIN),
+        },
+        None,
+    );
+    assert!(
+        matches!(no_ticket, Err(FlowError::CodeNotRequested)),
+        "{no_ticket:?}"
+    );
 
     // A weak PIN is refused before anything happens; a wrong code spends no PIN try.
     let weak = activate(
         &w.env,
         t,
         &ActivateInput {
-            code: Some(w.sms_code(&t.serial)),
+            code: Some(w.activation_code(t)),
             new_pin: pin("weak"),
         },
         None,
@@ -92,7 +118,8 @@ fn activation_sets_the_operators_pin_and_the_ca_records_it() {
         None,
     );
     assert!(matches!(again, Err(FlowError::AlreadyActive)));
-    let progress = keyward_flows::progress::progress(&w.env, &t.serial).unwrap();
+    let progress =
+        keyward_flows::progress::progress(&w.env, t, &pin(PIN), FinalTry::Refuse).unwrap();
     assert!(
         progress
             .businesses
@@ -148,8 +175,8 @@ fn ten_wrong_pins_lock_the_key_and_the_unlock_wizard_brings_it_back() {
     );
     assert_eq!(w.module.pin_status(t).unwrap().user, PinState::Locked);
 
-    // 忘记密码: the handler of the latest business is approved at once, and the SMS code
-    // goes out with the approval; asking again at once is refused by the cool-down.
+    // 忘记密码: the handler of record is approved at once, and the SMS code goes out with the
+    // approval; asking again at once is refused by the cool-down.
     let b = unlock::apply(&w.env, &t.serial, &handler()).unwrap();
     assert_eq!(b.state, BusinessState::Approved);
     let resend = unlock::send_code(&w.env, &t.serial).unwrap_err();
@@ -200,19 +227,27 @@ fn renewal_applies_pays_and_installs_a_new_key_pair_checked_by_outside_tools() {
         Err(FlowError::NotPaid)
     ));
     let waiting = |w: &World| {
-        let s = standing(&w.env.ca, &t.serial).unwrap().unwrap();
+        let s = standing(&w.env.ca, &w.env.journal, &t.serial).unwrap();
         assert_eq!(s.state, CaKeyState::Active);
         s.waiting
             .iter()
             .map(|x| (x.kind, x.business_id.clone()))
             .collect::<Vec<_>>()
     };
-    assert_eq!(waiting(&w), vec![(WaitingKind::PayRenewal, b.id.clone())]);
+    assert_eq!(
+        waiting(&w),
+        vec![(WaitingKind::PayRenewal, Some(b.id.clone()))]
+    );
     renew::pay_sandbox(&w.env, &t.serial).unwrap();
     assert_eq!(
         waiting(&w),
-        vec![(WaitingKind::InstallCertificate, b.id.clone())],
+        vec![(WaitingKind::InstallCertificate, Some(b.id.clone()))],
         "a paid renewal waits for 安装证书"
+    );
+    // The one public read says so too, to anyone, and says nothing else.
+    assert_eq!(
+        w.env.ca.standing(&t.serial).unwrap().waiting,
+        vec![keyward_ca_api::WaitingInstall::Certificate]
     );
 
     let mut steps = Vec::new();
@@ -232,7 +267,8 @@ fn renewal_applies_pays_and_installs_a_new_key_pair_checked_by_outside_tools() {
     );
     assert_ne!(after.serial, before.serial);
     assert!(steps.len() >= 8, "{steps:?}");
-    let progress = keyward_flows::progress::progress(&w.env, &t.serial).unwrap();
+    let progress =
+        keyward_flows::progress::progress(&w.env, t, &pin(PIN), FinalTry::Refuse).unwrap();
     let renewal = progress
         .businesses
         .iter()

@@ -63,11 +63,12 @@ fn no_pin_of_any_kind_reaches_a_log_a_journal_or_a_database() {
     let admin = &w.admin;
 
     // The transport PIN, learned the way the client learns it, to look for it afterwards.
+    let sent = w.env.ca.send_activation_code(&t.serial).unwrap();
     let code = w.sms_code(&t.serial);
     let transport = w
         .env
         .ca
-        .redeem_activation_code(&t.serial, &code)
+        .redeem_activation_code(&t.serial, &code, sent.ticket.as_ref().unwrap())
         .unwrap()
         .transport_pin
         .expose()
@@ -119,7 +120,16 @@ fn no_pin_of_any_kind_reaches_a_log_a_journal_or_a_database() {
     w.advance_days(1);
     let b = unlock::apply(&w.env, &t.serial, &handler()).unwrap();
     let code = w.sms_code(&t.serial);
-    let auth = admin.unlock_authorisation(&t.serial, &b.id, &code).unwrap();
+    let secret = w
+        .env
+        .journal
+        .load::<unlock::UnlockJournal>(keyward_flows::FlowKind::Unlock, &t.serial)
+        .unwrap()
+        .unwrap()
+        .secret;
+    let auth = admin
+        .unlock_authorisation(&t.serial, &b.id, &secret, &code)
+        .unwrap();
     let so_now = auth.so_pin.expose().to_owned();
     let so_next = auth.new_so_pin.expose().to_owned();
 

@@ -24,7 +24,6 @@ fn approve(w: &World, business_id: &str) {
         .approve(
             business_id,
             &ReviewDecision {
-                reviewer: "王审核".into(),
                 note: "印模清晰，与营业执照一致".into(),
             },
         )
@@ -126,8 +125,7 @@ fn seal_is_applied_for_reviewed_installed_shown_and_changed() {
         Err(FlowError::AwaitingReview)
     ));
     let waits = |w: &World| {
-        keyward_flows::standing::standing(&w.env.ca, &t.serial)
-            .unwrap()
+        keyward_flows::standing::standing(&w.env.ca, &w.env.journal, &t.serial)
             .unwrap()
             .has(keyward_flows::standing::WaitingKind::InstallSeal)
     };
@@ -147,10 +145,9 @@ fn seal_is_applied_for_reviewed_installed_shown_and_changed() {
     assert_eq!(v.kind, Some(SealKind::Official));
     assert!(v.verified);
     assert!(!waits(&w));
-    assert_eq!(
-        seal::status(&w.env, &t.serial).unwrap().unwrap().state,
-        BusinessState::Completed
-    );
+    assert_eq!(w.business(t, &b.id).state, BusinessState::Completed);
+    // Nothing is left to follow on this computer.
+    assert!(seal::status(&w.env, &t.serial).unwrap().is_none());
     assert!(w.env.journal.pending(&t.serial).is_empty());
 
     let shown = seal::show(&w.env, t).unwrap();
@@ -212,7 +209,7 @@ fn a_seal_for_another_certificate_or_with_a_bad_signature_changes_nothing() {
     seal::install(&w.env, a, &pin(PIN), FinalTry::Refuse, None).unwrap();
     let a_seal = on_key(&w, a).unwrap();
     let b_business = applied_and_approved(&w, 1, false, PNG, SealKind::Official);
-    let b_doc = w.env.ca.seal(&b.serial).unwrap();
+    let b_doc = w.seal_document(b);
     let b_seal = keyward_pki::pem::from_base64(&b_doc.seal_der_base64).unwrap();
     let tries_before = w.module.pin_status(a).unwrap();
 
@@ -267,7 +264,7 @@ fn a_seal_for_another_certificate_or_with_a_bad_signature_changes_nothing() {
     // Key B never got a seal written, and its business waits for its own key.
     assert!(on_key(&w, b).is_none());
     assert_eq!(
-        w.env.ca.business(&b_business).unwrap().state,
+        w.business(b, &b_business).state,
         BusinessState::CertificateIssued
     );
     let msg = keyward_flows::user_error(&FlowError::SealOtherCertificate, keyward_pki::Lang::ZhCn);
@@ -322,9 +319,8 @@ fn install_seal_survives_the_key_pulled_at_every_call() {
     let mut pulled = 0;
     for n in 1..=calls {
         let old = on_key(&w, t).unwrap();
-        applied_and_approved(&w, 0, true, &scan(n), SealKind::Official);
-        let new = keyward_pki::pem::from_base64(&w.env.ca.seal(&t.serial).unwrap().seal_der_base64)
-            .unwrap();
+        let business = applied_and_approved(&w, 0, true, &scan(n), SealKind::Official);
+        let new = keyward_pki::pem::from_base64(&w.seal_document(t).seal_der_base64).unwrap();
         arm(n);
         let first = seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None);
         control::clear_faults(&state).unwrap();
@@ -343,7 +339,7 @@ fn install_seal_survives_the_key_pulled_at_every_call() {
         }
         assert_eq!(on_key(&w, t).unwrap(), new, "call {n}");
         assert_eq!(
-            seal::status(&w.env, &t.serial).unwrap().unwrap().state,
+            w.business(t, &business).state,
             BusinessState::Completed,
             "call {n}"
         );

@@ -2,18 +2,19 @@
 //! possession of the key by a signature, which records the activation time.
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{CaResult, reject};
 use crate::http;
+use crate::limits::ClientAddr;
 use crate::routes::admin::{ACTIVATION, activation_sms_text, validate_key_serial};
 use crate::store;
-use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::HeaderMap;
+use axum::{Extension, Json, body::Bytes};
 use keyward_ca_api::{
-    BusinessKind, BusinessState, CodeSent, ErrorCode, KeyState, KeyStatus, NonceGrant,
-    NonceRequest, RedeemCodeRequest, Secret, TransportPinRelease,
+    BusinessKind, BusinessState, CodeSent, ErrorCode, KeyStanding, KeyState, KeyStatus, NonceGrant,
+    NonceRequest, RedeemCodeRequest, Secret, TransportPinRelease, WaitingInstall,
 };
 
 /// `POST /v1/nonces`
@@ -27,7 +28,8 @@ pub async fn nonce(
     validate_key_serial(&req.key_serial)?;
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    store::load_key(&mut tx, &req.key_serial).await?;
+    // Granted for any well-formed serial, known or not: only a signature by the key itself
+    // makes use of it, and the answer says nothing about whether the key exists.
     let (nonce, expires) = store::new_nonce(&mut tx, &req.key_serial, now).await?;
     tx.commit().await?;
     Ok(Json(NonceGrant {
@@ -36,39 +38,96 @@ pub async fn nonce(
     }))
 }
 
-/// `GET /v1/keys/{serial}`
-pub async fn key_status(
+/// `GET /v1/keys/{serial}/standing`: the one public read. An unknown serial reads as a key
+/// with nothing waiting, so the answer tells nobody which serials the CA has.
+pub async fn standing(
     State(state): State<AppState>,
     serial: Result<Path<String>, PathRejection>,
-) -> CaResult<Json<KeyStatus>> {
+) -> CaResult<Json<KeyStanding>> {
     let serial = http::path(serial)?;
     let mut conn = state.db().acquire().await?;
-    Ok(Json(store::key_status(&mut conn, &serial).await?))
+    let key = match store::load_key(&mut conn, &serial).await {
+        Ok(k) => k,
+        Err(e) if e.code() == ErrorCode::KeyNotFound => {
+            return Ok(Json(KeyStanding {
+                awaiting_activation: false,
+                waiting: Vec::new(),
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    let rows = sqlx::query(
+        "SELECT kind, state FROM businesses WHERE key_serial = $1 AND state IN ($2, $3)",
+    )
+    .bind(&serial)
+    .bind(BusinessState::Paid.as_str())
+    .bind(BusinessState::CertificateIssued.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut waiting = Vec::new();
+    for row in &rows {
+        let kind = BusinessKind::parse(&crate::db::text(row, "kind")?);
+        let state = BusinessState::parse(&crate::db::text(row, "state")?);
+        let w = match (kind, state) {
+            (Some(BusinessKind::Renewal), Some(_)) => WaitingInstall::Certificate,
+            (Some(BusinessKind::Seal), Some(BusinessState::CertificateIssued)) => {
+                WaitingInstall::Seal
+            }
+            _ => continue,
+        };
+        if !waiting.contains(&w) {
+            waiting.push(w);
+        }
+    }
+    waiting.sort_by_key(|w| w.as_str());
+    Ok(Json(KeyStanding {
+        awaiting_activation: key.state == KeyState::AwaitingActivation,
+        waiting,
+    }))
 }
 
-/// `POST /v1/keys/{serial}/activation/code`: a new activation code (cool-down, daily cap).
+/// `GET /v1/keys/{serial}`, signed by the key.
+pub async fn key_status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> CaResult<Json<KeyStatus>> {
+    let (key, _) = caller.key()?;
+    let mut conn = state.db().acquire().await?;
+    Ok(Json(store::key_status(&mut conn, &key.key_serial).await?))
+}
+
+fn not_awaiting() -> crate::error::CaError {
+    // The same words for an unknown key and an activated one.
+    crate::error::CaError::rejected(ErrorCode::WrongState, "this key does not await activation")
+}
+
+/// `POST /v1/keys/{serial}/activation/code`: a new activation code for the handler of
+/// record, with the ticket that redeems it (cool-down, caps per key and per address).
 pub async fn send_code(
     State(state): State<AppState>,
+    addr: ClientAddr,
     serial: Result<Path<String>, PathRejection>,
 ) -> CaResult<Json<CodeSent>> {
     let serial = http::path(serial)?;
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    let key = store::load_key(&mut tx, &serial).await?;
-    if key.state != KeyState::AwaitingActivation {
-        return reject(ErrorCode::WrongState, "this key is already activated");
-    }
+    let key = match store::load_key(&mut tx, &serial).await {
+        Ok(k) if k.state == KeyState::AwaitingActivation => k,
+        Ok(_) => return Err(not_awaiting()),
+        Err(e) if e.code() == ErrorCode::KeyNotFound => return Err(not_awaiting()),
+        Err(e) => return Err(e),
+    };
     let phone = store::handler_phone(&mut tx, &key.handler_id).await?;
-    let org = sqlx::query("SELECT name FROM organisations WHERE uscc = $1")
-        .bind(&key.uscc)
-        .fetch_one(&mut *tx)
-        .await?;
-    let org = crate::db::text(&org, "name")?;
+    let org = store::organisation_name(&mut tx, &key.uscc).await?;
     let sent = store::send_code(
         &mut tx,
-        &serial,
-        ACTIVATION,
-        &phone,
+        &store::CodeRequest {
+            key_serial: &serial,
+            purpose: ACTIVATION,
+            phone: &phone,
+            business_id: None,
+            address: Some(&addr),
+        },
         activation_sms_text(&org),
         now,
     )
@@ -80,7 +139,7 @@ pub async fn send_code(
         "activation_code_sent",
         Some(&serial),
         None,
-        "",
+        &addr.text(),
     )
     .await?;
     tx.commit().await?;
@@ -97,15 +156,32 @@ pub async fn redeem(
     let serial = http::path(serial)?;
     let body = http::body(body)?;
     let req: RedeemCodeRequest = http::json(&headers, &body)?;
+    let Some(ticket) = req.ticket.as_ref() else {
+        return reject(
+            ErrorCode::InvalidRequest,
+            "give the ticket the code was sent with; ask for a code first",
+        );
+    };
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    let key = store::load_key(&mut tx, &serial).await?;
+    let key = match store::load_key(&mut tx, &serial).await {
+        Ok(k) => k,
+        Err(e) if e.code() == ErrorCode::KeyNotFound => return Err(not_awaiting()),
+        Err(e) => return Err(e),
+    };
     let sealed = match (key.state, key.transport_pin_enc) {
         (KeyState::AwaitingActivation, Some(sealed)) => sealed,
-        _ => return reject(ErrorCode::WrongState, "this key is already activated"),
+        _ => return Err(not_awaiting()),
     };
-    if let Err(code) =
-        store::redeem_code(&mut tx, &serial, ACTIVATION, req.code.expose(), now).await?
+    if let Err(code) = store::redeem_code(
+        &mut tx,
+        &serial,
+        ACTIVATION,
+        store::CodeBinding::Ticket(ticket.expose()),
+        req.code.expose(),
+        now,
+    )
+    .await?
     {
         store::audit(
             &mut tx,
@@ -150,16 +226,10 @@ pub async fn redeem(
 /// `POST /v1/keys/{serial}/activation/confirm`: signed by the key; records activation.
 pub async fn confirm(
     State(state): State<AppState>,
-    serial: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<Json<KeyStatus>> {
-    let serial = http::path(serial)?;
-    let body = http::body(body)?;
-    let (key, _cert) =
-        http::authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
+    let (key, _) = caller.key()?;
+    let serial = key.key_serial.clone();
     let now = state.now();
     let mut tx = state.db().begin().await?;
     if key.state == KeyState::Active {
@@ -215,14 +285,13 @@ pub async fn confirm(
     Ok(Json(status))
 }
 
-/// `GET /v1/keys/{serial}/certificates`
+/// `GET /v1/keys/{serial}/certificates`, signed by the key.
 pub async fn certificates(
     State(state): State<AppState>,
-    serial: Result<Path<String>, PathRejection>,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<Json<keyward_ca_api::CertificateHistory>> {
-    let serial = http::path(serial)?;
+    let serial = caller.key()?.0.key_serial.clone();
     let mut conn = state.db().acquire().await?;
-    store::load_key(&mut conn, &serial).await?;
     let rows = sqlx::query("SELECT cert_serial, role, at FROM key_certificates WHERE key_serial = $1 ORDER BY at, cert_serial")
         .bind(&serial)
         .fetch_all(&mut *conn)

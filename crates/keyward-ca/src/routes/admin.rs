@@ -1,20 +1,21 @@
 //! The issuing station's endpoints: certify a CSR, register an issued key, read the SMS
-//! outbox and the audit log. All need the admin bearer token.
+//! outbox (sandbox) and the audit log. Each needs a staff account with its role.
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{CaError, CaResult, reject};
 use crate::http;
 use crate::pki::check_csr;
 use crate::store;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::{Extension, Json};
 use keyward_ca_api::ids::{validate_id_number, validate_mobile, validate_uscc};
 use keyward_ca_api::{
     AuditLog, AuditRecord, BusinessKind, BusinessState, CertifyRequest, ErrorCode, Handler,
-    IssuedCertificate, KeyStatus, Organisation, RegisterKeyRequest, SmsMessage, SmsOutbox,
+    IssuedCertificate, Organisation, RegisterKeyRequest, RegisteredKey, SmsMessage, SmsOutbox,
 };
 use sqlx::AnyConnection;
 use std::collections::HashMap;
@@ -78,8 +79,38 @@ pub fn check_years(years: u8) -> CaResult<i64> {
     Ok(i64::from(years))
 }
 
-/// Inserts or updates an organisation (same USCC = same legal entity; name and address may change).
-pub async fn upsert_organisation(
+/// Records a new organisation, or checks that a registered one is named as the request
+/// names it. The registry's name and address change only through an approved business
+/// ([`apply_organisation`]), never because a request says otherwise.
+pub async fn ensure_organisation(
+    conn: &mut AnyConnection,
+    org: &Organisation,
+    now: i64,
+) -> CaResult<()> {
+    let exists = sqlx::query("SELECT name, legal_address FROM organisations WHERE uscc = $1")
+        .bind(&org.uscc)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(row) = exists {
+        let name = crate::db::text(&row, "name")?;
+        let address = crate::db::text(&row, "legal_address")?;
+        if name != org.name || address != org.legal_address {
+            return reject(
+                ErrorCode::CertificateMismatch,
+                format!(
+                    "organisation {} is registered as {name}; a change of name or address goes through an approved change business",
+                    org.uscc
+                ),
+            );
+        }
+        return Ok(());
+    }
+    apply_organisation(conn, org, now).await
+}
+
+/// Writes an organisation's registered data: for a new one, or for what an approved
+/// business (new application, change) proposed, when the station completes it.
+pub async fn apply_organisation(
     conn: &mut AnyConnection,
     org: &Organisation,
     now: i64,
@@ -113,10 +144,11 @@ pub async fn upsert_organisation(
 /// `POST /admin/v1/certify`
 pub async fn certify(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<IssuedCertificate>> {
-    http::require_admin(&state, &headers)?;
+    let actor = caller.staff()?.actor();
     let body = http::body(body)?;
     let req: CertifyRequest = http::json(&headers, &body)?;
     validate_organisation(&req.organisation)?;
@@ -165,12 +197,12 @@ pub async fn certify(
         now - Duration::minutes(5),
         not_after,
     )?;
-    upsert_organisation(&mut tx, &req.organisation, unix).await?;
+    ensure_organisation(&mut tx, &req.organisation, unix).await?;
     store::insert_cert(&mut tx, &cert, &req.organisation.uscc, None, unix).await?;
     store::audit(
         &mut tx,
         unix,
-        "admin",
+        &actor,
         "certificate_issued",
         None,
         None,
@@ -188,19 +220,28 @@ pub async fn certify(
     }))
 }
 
-pub fn activation_sms_text(org: &str) -> impl Fn(&str) -> String + '_ {
-    move |code: &str| {
-        format!("【Keyward】{org}的数字证书已签发，激活验证码 {code}，10分钟内有效，请勿告知他人。")
+pub fn activation_sms_text(org: &str) -> impl Fn(&str, &str) -> String + '_ {
+    move |code: &str, reference: &str| {
+        format!(
+            "【Keyward】{org}的数字证书激活验证码 {code}（编号 {reference}），10分钟内有效，请勿告知他人。"
+        )
     }
+}
+
+fn issued_sms_text(org: &str) -> String {
+    format!(
+        "【Keyward】{org}的数字证书已签发。收到 USB Key 后，请插入电脑，在 Keyward 中点击“激活证书”并获取验证码。"
+    )
 }
 
 /// `POST /admin/v1/keys`
 pub async fn register_key(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> CaResult<Json<KeyStatus>> {
-    http::require_admin(&state, &headers)?;
+) -> CaResult<Json<RegisteredKey>> {
+    let actor = caller.staff()?.actor();
     let body = http::body(body)?;
     let req: RegisterKeyRequest = http::json(&headers, &body)?;
     validate_key_serial(&req.key_serial)?;
@@ -265,7 +306,9 @@ pub async fn register_key(
             "the certificate is bound to another key or organisation",
         );
     }
-    upsert_organisation(&mut tx, &req.organisation, now).await?;
+    ensure_organisation(&mut tx, &req.organisation, now).await?;
+    // The handler of record: set here, by the station, and changed afterwards only by a
+    // business a reviewer approved.
     let handler_id = crate::db::new_id("hd")?;
     sqlx::query("INSERT INTO handlers (id, uscc, name, id_number, phone, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(&handler_id)
@@ -312,19 +355,21 @@ pub async fn register_key(
         "证书已签发，等待激活",
     )
     .await?;
-    store::send_code(
+    // The handler is told the key is on its way; the activation code is asked for from
+    // the client once the key has arrived (a code lives ten minutes).
+    store::send_sms(
         &mut tx,
-        &req.key_serial,
-        ACTIVATION,
         &req.handler.phone,
-        activation_sms_text(&req.organisation.name),
+        Some(&req.key_serial),
+        "issued",
+        &issued_sms_text(&req.organisation.name),
         now,
     )
     .await?;
     store::audit(
         &mut tx,
         now,
-        "admin",
+        &actor,
         "key_registered",
         Some(&req.key_serial),
         Some(&business),
@@ -332,18 +377,17 @@ pub async fn register_key(
     )
     .await?;
     let status = store::key_status(&mut tx, &req.key_serial).await?;
+    let issue = store::created(&mut tx, &business).await?;
     tx.commit().await?;
     tracing::info!(key_serial = %req.key_serial, "registered issued key");
-    Ok(Json(status))
+    Ok(Json(RegisteredKey { status, issue }))
 }
 
 /// `GET /admin/v1/sms?phone=&key_serial=`
 pub async fn sms_outbox(
     State(state): State<AppState>,
-    headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> CaResult<Json<SmsOutbox>> {
-    http::require_admin(&state, &headers)?;
     let q = http::query(q)?;
     let rows = sqlx::query(
         "SELECT * FROM sms_outbox WHERE ($1 = '' OR phone = $1) AND ($2 = '' OR key_serial = $2) ORDER BY id",
@@ -371,10 +415,8 @@ pub async fn sms_outbox(
 /// `GET /admin/v1/audit?key_serial=`
 pub async fn audit_log(
     State(state): State<AppState>,
-    headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> CaResult<Json<AuditLog>> {
-    http::require_admin(&state, &headers)?;
     let q = http::query(q)?;
     let rows =
         sqlx::query("SELECT * FROM audit_log WHERE ($1 = '' OR key_serial = $1) ORDER BY id")

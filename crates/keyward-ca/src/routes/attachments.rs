@@ -2,15 +2,16 @@
 //! the raw body, checked against their declared type, stored by content hash.
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{CaError, CaResult, reject};
 use crate::http;
 use crate::store;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use keyward_ca_api::{Attachment, AttachmentKind, Business, BusinessState, ErrorCode};
 use std::collections::HashMap;
 
@@ -31,12 +32,12 @@ fn attachment_dir(state: &AppState) -> std::path::PathBuf {
 /// `POST /v1/businesses/{id}/attachments?kind=…`
 pub async fn upload(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<Attachment>> {
-    let id = http::path(id)?;
+    let id = caller.business()?.business.id.clone();
     let q = http::query(q)?;
     let body = http::body(body).map_err(|e| match e.code() {
         ErrorCode::BodyTooLarge => {
@@ -84,6 +85,14 @@ pub async fn upload(
             "this business takes no more attachments",
         );
     }
+    if i64::try_from(store::attachments_of(&mut tx, &id).await?.len()).unwrap_or(i64::MAX)
+        >= crate::limits::ATTACHMENTS_PER_BUSINESS
+    {
+        return reject(
+            ErrorCode::RateLimited,
+            "this business holds as many attachments as it can",
+        );
+    }
     let dir = attachment_dir(&state);
     std::fs::create_dir_all(&dir).map_err(|e| CaError::io(&dir, e))?;
     let path = dir.join(&sha);
@@ -105,7 +114,7 @@ pub async fn upload(
     store::audit(
         &mut tx,
         now,
-        "client",
+        &caller.actor(),
         "attachment_uploaded",
         b.business.key_serial.as_deref(),
         Some(&id),
@@ -126,9 +135,9 @@ pub async fn upload(
 /// `POST /v1/businesses/{id}/submit`: awaiting documents → under review.
 pub async fn submit(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<Json<Business>> {
-    let id = http::path(id)?;
+    let id = caller.business()?.business.id.clone();
     let now = state.now();
     let mut tx = state.db().begin().await?;
     let b = store::load_business(&mut tx, &id).await?;
@@ -156,7 +165,7 @@ pub async fn submit(
     store::audit(
         &mut tx,
         now,
-        "client",
+        &caller.actor(),
         "submitted_for_review",
         b.business.key_serial.as_deref(),
         Some(&id),
@@ -171,10 +180,8 @@ pub async fn submit(
 /// `GET /admin/v1/attachments/{sha256}`
 pub async fn download(
     State(state): State<AppState>,
-    headers: HeaderMap,
     sha: Result<Path<String>, PathRejection>,
 ) -> CaResult<Response> {
-    http::require_admin(&state, &headers)?;
     let sha = http::path(sha)?;
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return reject(
@@ -224,9 +231,9 @@ fn kind_title(kind: keyward_ca_api::BusinessKind) -> &'static str {
 /// form, the refund form, ...), to be stamped with the physical seal, scanned and uploaded.
 pub async fn form(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<axum::response::Html<String>> {
-    let id = http::path(id)?;
+    let id = caller.business()?.business.id.clone();
     let mut conn = state.db().acquire().await?;
     let b = store::load_business(&mut conn, &id).await?;
     let org = store::organisation_name(&mut conn, &b.business.uscc).await?;

@@ -12,8 +12,10 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
+pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(crate::openapi::document_for(|e| {
+        e.sandbox.is_none_or(|mode| state.sandbox(mode))
+    }))
 }
 
 pub async fn chain(State(state): State<AppState>) -> Json<CaChain> {

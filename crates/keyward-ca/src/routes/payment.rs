@@ -1,17 +1,18 @@
-//! Payment through the sandbox provider: a payment request per business, the provider's
-//! signed, idempotent notification, and the sandbox "payer" that triggers it.
+//! Payment: a payment request per business (by whoever may act on it), the provider's
+//! signed, idempotent notification, and — only with `--sandbox-payments` — the sandbox
+//! provider's payer, which notifies under the sandbox provider's own key.
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::crypto;
 use crate::error::{CaError, CaResult, reject};
 use crate::http;
 use crate::store;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use keyward_ca_api::auth::PAYMENT_SIGNATURE_HEADER;
+use axum::{Extension, Json};
 use keyward_ca_api::{
     BusinessKind, BusinessState, ErrorCode, PaymentNotification, PaymentRequest, PaymentStatus,
     SandboxOutcome,
@@ -38,9 +39,9 @@ async fn load_payment(conn: &mut AnyConnection, id: &str) -> CaResult<PaymentReq
 /// `POST /v1/businesses/{id}/payment`: returns the pending payment, or opens a new one.
 pub async fn create(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<Json<PaymentRequest>> {
-    let id = http::path(id)?;
+    let id = caller.business()?.business.id.clone();
     let now = state.now();
     let mut tx = state.db().begin().await?;
     let b = store::load_business(&mut tx, &id).await?;
@@ -76,7 +77,7 @@ pub async fn create(
             store::audit(
                 &mut tx,
                 now,
-                "client",
+                &caller.actor(),
                 "payment_requested",
                 b.business.key_serial.as_deref(),
                 Some(&id),
@@ -96,10 +97,10 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
     let now = state.now();
     let mut tx = state.db().begin().await?;
     let p = load_payment(&mut tx, &n.payment_id).await?;
-    if n.amount_fen != p.amount_fen {
+    if n.amount_fen != p.amount_fen || n.business_id != p.business_id {
         return reject(
             ErrorCode::InvalidRequest,
-            "the notified amount differs from the payment's",
+            "the notified amount or order differs from the payment's",
         );
     }
     if p.status != PaymentStatus::Pending || n.status == PaymentStatus::Pending {
@@ -164,29 +165,21 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
     Ok(p)
 }
 
-/// `POST /v1/payments/notify`: the provider's callback, HMAC-SHA256 over the body.
+/// `POST /v1/payments/notify`: the provider's callback, HMAC-SHA256 over the body (checked
+/// before this handler runs).
 pub async fn notify(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<PaymentRequest>> {
     let body = http::body(body)?;
-    let tag = headers
-        .get(PAYMENT_SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !crypto::hmac_verify(state.payment_key(), &body, tag) {
-        return reject(
-            ErrorCode::PaymentSignatureInvalid,
-            "the notification's signature does not verify",
-        );
-    }
     let n: PaymentNotification = http::json(&headers, &body)?;
     Ok(Json(apply_notification(&state, &n).await?))
 }
 
 /// `POST /sandbox/payments/{id}/complete`: the sandbox payer pays (or fails); the sandbox
-/// then notifies the service exactly as a provider would, signature included.
+/// provider then notifies the service as a provider would, signed with its own key, and the
+/// notification is checked like any other.
 pub async fn sandbox_complete(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -205,14 +198,18 @@ pub async fn sandbox_complete(
     };
     let n = PaymentNotification {
         payment_id: p.payment_id,
+        business_id: p.business_id,
         status: req.outcome,
         amount_fen: p.amount_fen,
     };
     let bytes = serde_json::to_vec(&n).map_err(|_| CaError::Crypto("notification encoding"))?;
-    // What a provider would send to /v1/payments/notify; verified the same way.
-    let tag = crypto::hmac_hex(state.payment_key(), &bytes);
+    let Some(key) = state.sandbox_payment_key() else {
+        return reject(ErrorCode::NotFound, "no such endpoint");
+    };
+    // What the sandbox provider sends to /v1/payments/notify; verified the same way.
+    let tag = crypto::hmac_hex(key, &bytes);
     tracing::info!(payment_id = %n.payment_id, outcome = n.status.as_str(), "sandbox payer acted");
-    if !crypto::hmac_verify(state.payment_key(), &bytes, &tag) {
+    if !state.payment_signature_valid(&bytes, &tag) {
         return reject(
             ErrorCode::PaymentSignatureInvalid,
             "sandbox notification did not verify",

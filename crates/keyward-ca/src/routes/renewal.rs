@@ -2,19 +2,21 @@
 //! authorised by the old key, confirm installation with the new key. Also progress queries.
 
 use crate::app::AppState;
-use crate::error::{CaResult, reject};
+use crate::auth::Caller;
+use crate::error::{CaError, CaResult, reject};
 use crate::http;
 use crate::pki::check_csr;
 use crate::routes::admin::check_years;
 use crate::store;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
 use keyward_ca_api::{
-    Business, BusinessKind, BusinessList, BusinessState, CsrSubmission, ErrorCode,
+    Business, BusinessKind, BusinessList, BusinessState, CreatedBusiness, CsrSubmission, ErrorCode,
     IssuedCertificate, KeyState, RENEWAL_FEE_PER_YEAR_FEN, RENEWAL_WINDOW_DAYS, RenewalApplication,
+    RenewalInstalled,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -30,13 +32,12 @@ pub fn extend_by_years(old: OffsetDateTime, years: i64) -> OffsetDateTime {
 /// `POST /v1/keys/{serial}/renewals`
 pub async fn apply(
     State(state): State<AppState>,
-    serial: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> CaResult<Json<Business>> {
-    let serial = http::path(serial)?;
+) -> CaResult<Json<CreatedBusiness>> {
+    let (key, cert) = caller.key()?;
+    let serial = key.key_serial.clone();
     let body = http::body(body)?;
     let req: RenewalApplication = http::json(&headers, &body)?;
     let years = check_years(req.years)?;
@@ -47,8 +48,6 @@ pub async fn apply(
             "invoice title, tax id and an e-mail address are required",
         );
     }
-    let (key, cert) =
-        http::authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
     if key.state != KeyState::Active {
         return reject(
             ErrorCode::KeyNotActivated,
@@ -117,26 +116,25 @@ pub async fn apply(
         &format!("{years} year(s)"),
     )
     .await?;
-    let b = store::load_business(&mut tx, &id).await?;
+    let created = store::created(&mut tx, &id).await?;
     tx.commit().await?;
-    Ok(Json(b.business))
+    Ok(Json(created))
 }
 
 /// `POST /v1/keys/{serial}/renewals/{id}/certificate`: signed by the current key.
 pub async fn certificate(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ids: Result<Path<(String, String)>, PathRejection>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<IssuedCertificate>> {
-    let (serial, id) = http::path(ids)?;
+    let (_, id) = http::path(ids)?;
+    let (key, cert) = caller.key()?;
+    let serial = key.key_serial.clone();
     let body = http::body(body)?;
     let req: CsrSubmission = http::json(&headers, &body)?;
     let csr = check_csr(&req.csr_pem)?;
-    let (key, cert) =
-        http::authenticate_current(&state, &serial, &method, &uri, &headers, &body).await?;
     let now_dt = state.clock().now();
     let now = now_dt.unix_timestamp();
     let mut tx = state.db().begin().await?;
@@ -176,11 +174,22 @@ pub async fn certificate(
         );
     }
     let years = b.details["years"].as_i64().unwrap_or(1);
-    let org = sqlx::query("SELECT name FROM organisations WHERE uscc = $1")
-        .bind(&key.uscc)
-        .fetch_one(&mut *tx)
-        .await?;
-    let org_name = crate::db::text(&org, "name")?;
+    // The renewed certificate names what the current one names: a renewal never changes
+    // the organisation (that is the change business, applied on approval).
+    let org_name = cert.parsed.organization.clone().ok_or_else(|| {
+        CaError::Corrupt(format!(
+            "certificate {} names no organisation",
+            cert.info.serial
+        ))
+    })?;
+    if cert.parsed.organization_identifier.as_deref()
+        != Some(format!("NTRCN-{}", key.uscc).as_str())
+    {
+        return Err(CaError::Corrupt(format!(
+            "certificate {} names another organisation than its key",
+            cert.info.serial
+        )));
+    }
     let not_after = extend_by_years(cert.info.not_after, years);
     let issued = state.ca().issue_organisation_certificate(
         &org_name,
@@ -231,39 +240,25 @@ pub async fn certificate(
 /// `POST /v1/keys/{serial}/renewals/{id}/installed`: signed by the NEW key.
 pub async fn installed(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ids: Result<Path<(String, String)>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> CaResult<Json<Business>> {
-    let (serial, id) = http::path(ids)?;
-    let body = http::body(body)?;
-    let (b, new) = {
+) -> CaResult<Json<RenewalInstalled>> {
+    let (_, id) = http::path(ids)?;
+    // The new key signed, against the certificate this renewal issued for it.
+    let (key, new) = caller.key()?;
+    let serial = key.key_serial.clone();
+    let new = new.clone();
+    let b = {
         let mut conn = state.db().acquire().await?;
-        store::load_key(&mut conn, &serial).await?;
-        let b = store::business_of_key(&mut conn, &serial, &id, BusinessKind::Renewal).await?;
-        let Some(new_serial) = b.details["new_certificate"].as_str().map(str::to_owned) else {
-            return reject(
-                ErrorCode::WrongState,
-                "no certificate has been issued for this renewal yet",
-            );
-        };
-        let new = store::load_cert(&mut conn, &new_serial).await?;
-        (b, new)
+        store::business_of_key(&mut conn, &serial, &id, BusinessKind::Renewal).await?
     };
-    http::verify_key_signature(
-        &state,
-        &serial,
-        method.as_str(),
-        uri.path(),
-        &headers,
-        &body,
-        std::slice::from_ref(&new.parsed.key),
-    )
-    .await?;
     if b.business.state == BusinessState::Completed {
-        return Ok(Json(b.business));
+        // A repeated confirmation: the seal business a first one opened has its secret
+        // with that first answer (or a fresh one for the key that asks).
+        return Ok(Json(RenewalInstalled {
+            business: b.business,
+            seal: None,
+        }));
     }
     let now = state.now();
     let mut tx = state.db().begin().await?;
@@ -305,30 +300,31 @@ pub async fn installed(
         &format!("current certificate {}", new.info.serial),
     )
     .await?;
-    crate::routes::seal::remake_after_renewal(&mut tx, &state, &serial, now).await?;
+    let seal =
+        match crate::routes::seal::remake_after_renewal(&mut tx, &state, &serial, now).await? {
+            Some(seal_id) => Some(store::created(&mut tx, &seal_id).await?),
+            None => None,
+        };
     let b = store::load_business(&mut tx, &id).await?;
     tx.commit().await?;
-    Ok(Json(b.business))
+    Ok(Json(RenewalInstalled {
+        business: b.business,
+        seal,
+    }))
 }
 
-/// `GET /v1/businesses/{id}`
-pub async fn business(
-    State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-) -> CaResult<Json<Business>> {
-    let id = http::path(id)?;
-    let mut conn = state.db().acquire().await?;
-    Ok(Json(store::load_business(&mut conn, &id).await?.business))
+/// `GET /v1/businesses/{id}`, by whoever may act on it.
+pub async fn business(Extension(caller): Extension<Caller>) -> CaResult<Json<Business>> {
+    Ok(Json(caller.business()?.business.clone()))
 }
 
-/// `GET /v1/keys/{serial}/businesses`: progress (办理进度查询).
+/// `GET /v1/keys/{serial}/businesses`, signed by the key: progress (办理进度查询).
 pub async fn progress(
     State(state): State<AppState>,
-    serial: Result<Path<String>, PathRejection>,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<Json<BusinessList>> {
-    let serial = http::path(serial)?;
+    let serial = caller.key()?.0.key_serial.clone();
     let mut conn = state.db().acquire().await?;
-    store::load_key(&mut conn, &serial).await?;
     let businesses = store::businesses_of_key(&mut conn, &serial).await?;
     Ok(Json(BusinessList { businesses }))
 }

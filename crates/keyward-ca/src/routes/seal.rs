@@ -4,14 +4,13 @@
 //! (`POST /v1/keys/{serial}/seals/{id}/installed`, signed by the key) → `completed`.
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{CaError, CaResult, reject};
 use crate::http;
 use crate::store::{self, BusinessRow};
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::{Extension, Json};
 use keyward_ca_api::{
     AttachmentKind, Business, BusinessKind, BusinessState, ErrorCode, SealDocument, SealKind,
 };
@@ -163,7 +162,7 @@ pub async fn remake_after_renewal(
     state: &AppState,
     serial: &str,
     now: i64,
-) -> CaResult<()> {
+) -> CaResult<Option<String>> {
     let open = sqlx::query("SELECT state FROM businesses WHERE key_serial = $1 AND kind = $2")
         .bind(serial)
         .bind(BusinessKind::Seal.as_str())
@@ -175,14 +174,14 @@ pub async fn remake_after_renewal(
             BusinessState::parse(&st),
             Some(BusinessState::Completed | BusinessState::Rejected | BusinessState::Cancelled)
         ) {
-            return Ok(());
+            return Ok(None);
         }
     }
     let Some(doc) = latest_seal(&mut *conn, serial).await? else {
-        return Ok(());
+        return Ok(None);
     };
     if doc.installed_at.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let der = keyward_pki::pem::from_base64(&doc.seal_der_base64)
         .map_err(|_| CaError::Corrupt("stored seal".into()))?;
@@ -228,7 +227,8 @@ pub async fn remake_after_renewal(
         Some(&id),
         &format!("after renewal, bound to certificate {cert_serial}"),
     )
-    .await
+    .await?;
+    Ok(Some(id))
 }
 
 async fn latest_seal(conn: &mut AnyConnection, serial: &str) -> CaResult<Option<SealDocument>> {
@@ -257,14 +257,13 @@ async fn latest_seal(conn: &mut AnyConnection, serial: &str) -> CaResult<Option<
     }))
 }
 
-/// `GET /v1/keys/{serial}/seal`: the key's latest seal.
+/// `GET /v1/keys/{serial}/seal`, signed by the key: the key's latest seal.
 pub async fn current(
     State(state): State<AppState>,
-    serial: Result<Path<String>, PathRejection>,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<Json<SealDocument>> {
-    let serial = http::path(serial)?;
+    let serial = caller.key()?.0.key_serial.clone();
     let mut conn = state.db().acquire().await?;
-    store::load_key(&mut conn, &serial).await?;
     match latest_seal(&mut conn, &serial).await? {
         Some(doc) => Ok(Json(doc)),
         None => reject(
@@ -277,29 +276,11 @@ pub async fn current(
 /// `POST /v1/keys/{serial}/seals/{id}/installed`, signed by the key: the seal is on the key.
 pub async fn installed(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<Business>> {
-    let (serial, id) = http::path(path)?;
-    let body = http::body(body)?;
-    let cert = {
-        let mut conn = state.db().acquire().await?;
-        let key = store::load_key(&mut conn, &serial).await?;
-        store::load_cert(&mut conn, &key.current_cert).await?
-    };
-    http::verify_key_signature(
-        &state,
-        &serial,
-        method.as_str(),
-        uri.path(),
-        &headers,
-        &body,
-        std::slice::from_ref(&cert.parsed.key),
-    )
-    .await?;
+    let (_, id) = http::path(path)?;
+    let serial = caller.key()?.0.key_serial.clone();
     let now = state.now();
     let mut tx = state.db().begin().await?;
     let b = store::load_business(&mut tx, &id).await?;

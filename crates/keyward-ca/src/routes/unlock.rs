@@ -1,69 +1,112 @@
 //! Unlock (忘记密码): the requester's identity → automatic approval when they are the
-//! handler of the key's latest business, otherwise attachments and a reviewer → SMS code →
-//! the SO PIN and a fresh SO PIN (escrowed before release) → the client confirms the
-//! rotation with a signature under the new user PIN.
+//! key's handler of record, otherwise attachments and a reviewer → SMS code → the SO PIN
+//! and a fresh SO PIN (escrowed before release) → the client confirms the rotation with a
+//! signature under the new user PIN.
+//!
+//! The key is locked, so it cannot sign: an unlock is reached with the secret its
+//! application returned, and its code is bound to it. The handler of record is the CA's
+//! word (set by the issuing station, changed only by a business a reviewer approved); the
+//! requester's say-so never makes anyone the handler. An application by the handler of
+//! record cancels any other open unlock of the key and tells that requester, so nobody can
+//! hold a key's unlock against its handler; anyone else waits until the open one ends.
 //!
 //! Invariant: escrow always holds an SO PIN that opens the key. The old one stays current
 //! until the confirmation; the pending one is generated once and reused by every retry, so
 //! a client that rotated and then crashed finds the PIN it rotated to.
 
 use crate::app::AppState;
-use crate::error::{CaResult, reject};
+use crate::auth::Caller;
+use crate::error::{CaError, CaResult, reject};
 use crate::http;
+use crate::limits::ClientAddr;
 use crate::routes::admin::validate_handler;
 use crate::store;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
+use keyward_ca_api::ids::{mask_mobile, mask_name};
 use keyward_ca_api::{
-    Business, BusinessKind, BusinessState, CodeSent, ErrorCode, KeyState, RedeemCodeRequest,
-    Secret, UnlockApplication, UnlockAuthorisation,
+    Business, BusinessKind, BusinessState, CodeSent, CreatedBusiness, ErrorCode, KeyState,
+    OpenBusinessNotice, RedeemCodeRequest, Secret, UnlockApplication, UnlockAuthorisation,
 };
 use sqlx::AnyConnection;
 
 /// Purpose of unlock codes.
 pub const UNLOCK: &str = "unlock";
 
-fn unlock_text(code: &str) -> String {
+fn unlock_text(code: &str, reference: &str) -> String {
     format!(
-        "【Keyward】您正在办理证书解锁（忘记密码），验证码 {code}，10分钟内有效，请勿告知他人。"
+        "【Keyward】您正在办理证书解锁（忘记密码），验证码 {code}（编号 {reference}），10分钟内有效，请勿告知他人。"
     )
 }
 
-/// Sends the unlock code to the business's requester.
+/// Sends the unlock code of business `business_id` to its requester, bound to it.
 pub async fn send_unlock_code(
     conn: &mut AnyConnection,
     key_serial: &str,
+    business_id: &str,
     handler_id: &str,
+    address: Option<&ClientAddr>,
     now: i64,
 ) -> CaResult<CodeSent> {
     let phone = store::handler_phone(&mut *conn, handler_id).await?;
-    store::send_code(conn, key_serial, UNLOCK, &phone, unlock_text, now).await
+    store::send_code(
+        conn,
+        &store::CodeRequest {
+            key_serial,
+            purpose: UNLOCK,
+            phone: &phone,
+            business_id: Some(business_id),
+            address,
+        },
+        unlock_text,
+        now,
+    )
+    .await
+}
+
+fn not_unlockable() -> CaError {
+    // The same answer for an unknown serial and a key that was never activated.
+    CaError::rejected(
+        ErrorCode::KeyNotActivated,
+        "this key cannot be unlocked: it is not an activated key of this CA (a key not yet activated is activated, not unlocked)",
+    )
 }
 
 /// `POST /v1/keys/{serial}/unlocks`
 pub async fn apply(
     State(state): State<AppState>,
+    addr: ClientAddr,
     serial: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> CaResult<Json<Business>> {
+) -> CaResult<Json<CreatedBusiness>> {
     let serial = http::path(serial)?;
     let body = http::body(body)?;
     let req: UnlockApplication = http::json(&headers, &body)?;
     validate_handler(&req.requester)?;
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    let key = store::load_key(&mut tx, &serial).await?;
-    if key.state != KeyState::Active {
-        return reject(
-            ErrorCode::KeyNotActivated,
-            "a key not yet activated is activated, not unlocked",
-        );
-    }
-    let open = sqlx::query("SELECT id FROM businesses WHERE key_serial = $1 AND kind = $2 AND state NOT IN ($3, $4, $5)")
+    let key = match store::load_key(&mut tx, &serial).await {
+        Ok(k) if k.state == KeyState::Active => k,
+        Ok(_) => return Err(not_unlockable()),
+        Err(e) if e.code() == ErrorCode::KeyNotFound => return Err(not_unlockable()),
+        Err(e) => return Err(e),
+    };
+    crate::limits::spend(
+        &mut tx,
+        &addr,
+        "unlock_applied",
+        Some(&serial),
+        crate::limits::UNLOCKS_PER_KEY_DAILY,
+        now,
+    )
+    .await?;
+    let of_record = store::load_handler(&mut tx, &key.handler_id).await?;
+    let by_handler_of_record = of_record == req.requester;
+    let open = sqlx::query("SELECT id, handler_id, created_at FROM businesses WHERE key_serial = $1 AND kind = $2 AND state NOT IN ($3, $4, $5)")
         .bind(&serial)
         .bind(BusinessKind::Unlock.as_str())
         .bind(BusinessState::Completed.as_str())
@@ -72,46 +115,61 @@ pub async fn apply(
         .fetch_optional(&mut *tx)
         .await?;
     if let Some(row) = open {
-        return reject(
-            ErrorCode::WrongState,
-            format!(
-                "unlock {} is already under way",
-                crate::db::text(&row, "id")?
-            ),
-        );
-    }
-    // The handler of the key's most recent business.
-    let latest = sqlx::query("SELECT handler_id FROM businesses WHERE key_serial = $1 AND handler_id IS NOT NULL ORDER BY id DESC")
-        .bind(&serial)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let latest_handler = match latest {
-        Some(row) => crate::db::opt_text(&row, "handler_id")?,
-        None => None,
-    };
-    let mut matched = None;
-    if let Some(hid) = latest_handler {
-        let h = store::load_handler(&mut tx, &hid).await?;
-        if h == req.requester {
-            matched = Some(hid);
+        let open_id = crate::db::text(&row, "id")?;
+        let open_handler = crate::db::opt_text(&row, "handler_id")?.unwrap_or_default();
+        let requester = store::load_handler(&mut tx, &open_handler).await?;
+        if !by_handler_of_record {
+            // Another unlock is under way: this one waits until it ends.
+            return Err(CaError::UnderWay(OpenBusinessNotice {
+                kind: BusinessKind::Unlock,
+                requester_masked: mask_name(&requester.name),
+                phone_masked: mask_mobile(&requester.phone),
+                opened_at: crate::db::instant(crate::db::int(&row, "created_at")?)?,
+            }));
         }
+        // The handler of record takes precedence: the open unlock ends (their own, left on
+        // another computer, or someone else's, who is told).
+        store::force_state(
+            &mut tx,
+            &open_id,
+            BusinessState::Cancelled,
+            now,
+            "证书经办人本人已重新申请解锁，本申请取消",
+        )
+        .await?;
+        if requester != of_record {
+            store::send_sms(
+                &mut tx,
+                &requester.phone,
+                Some(&serial),
+                "unlock_cancelled",
+                "【Keyward】您提交的证书解锁申请已取消：证书经办人本人已申请解锁。如有疑问，请联系 CA 客服。",
+                now,
+            )
+            .await?;
+        }
+        store::audit(
+            &mut tx,
+            now,
+            "system",
+            "unlock_cancelled",
+            Some(&serial),
+            Some(&open_id),
+            "superseded by the handler of record's unlock",
+        )
+        .await?;
     }
-    let (handler_id, auto) = match matched {
-        Some(hid) => (hid, true),
-        None => (
-            store::insert_handler(&mut tx, &key.uscc, &req.requester, now).await?,
-            false,
-        ),
-    };
-    let (first, note) = if auto {
+    let (handler_id, first, note) = if by_handler_of_record {
         (
+            key.handler_id.clone(),
             BusinessState::Approved,
-            "申请人为最近一次业务的经办人，自动审核通过",
+            "申请人为证书经办人，自动审核通过",
         )
     } else {
         (
+            store::insert_handler(&mut tx, &key.uscc, &req.requester, now).await?,
             BusinessState::AwaitingDocuments,
-            "申请人不是最近一次业务的经办人，请上传材料等待审核",
+            "申请人不是证书经办人，请上传材料等待审核",
         )
     };
     let id = store::create_business(
@@ -127,8 +185,8 @@ pub async fn apply(
         note,
     )
     .await?;
-    if auto {
-        send_unlock_code(&mut tx, &serial, &handler_id, now).await?;
+    if by_handler_of_record {
+        send_unlock_code(&mut tx, &serial, &id, &handler_id, None, now).await?;
         store::audit(
             &mut tx,
             now,
@@ -136,7 +194,7 @@ pub async fn apply(
             "unlock_auto_approved",
             Some(&serial),
             Some(&id),
-            "requester is the latest handler",
+            "requester is the handler of record",
         )
         .await?;
     } else {
@@ -147,24 +205,29 @@ pub async fn apply(
             "unlock_needs_review",
             Some(&serial),
             Some(&id),
-            "requester differs from the latest handler",
+            "requester is not the handler of record",
         )
         .await?;
     }
-    let b = store::load_business(&mut tx, &id).await?;
+    let created = store::created(&mut tx, &id).await?;
     tx.commit().await?;
-    Ok(Json(b.business))
+    Ok(Json(created))
 }
 
-/// `POST /v1/keys/{serial}/unlocks/{id}/code`
+/// `POST /v1/keys/{serial}/unlocks/{id}/code`, with the unlock's secret.
 pub async fn send_code(
     State(state): State<AppState>,
-    ids: Result<Path<(String, String)>, PathRejection>,
+    addr: ClientAddr,
+    Extension(caller): Extension<Caller>,
 ) -> CaResult<Json<CodeSent>> {
-    let (serial, id) = http::path(ids)?;
+    let b = caller.business()?;
+    let (serial, id) = (
+        b.business.key_serial.clone().unwrap_or_default(),
+        b.business.id.clone(),
+    );
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    let b = store::business_of_key(&mut tx, &serial, &id, BusinessKind::Unlock).await?;
+    let b = store::load_business(&mut tx, &id).await?;
     if !matches!(
         b.business.state,
         BusinessState::Approved | BusinessState::Authorised
@@ -172,11 +235,11 @@ pub async fn send_code(
         return reject(ErrorCode::WrongState, "this unlock is not approved");
     }
     let handler = b.handler_id.clone().unwrap_or_default();
-    let sent = send_unlock_code(&mut tx, &serial, &handler, now).await?;
+    let sent = send_unlock_code(&mut tx, &serial, &id, &handler, Some(&addr), now).await?;
     store::audit(
         &mut tx,
         now,
-        "client",
+        "business_secret",
         "unlock_code_sent",
         Some(&serial),
         Some(&id),
@@ -190,11 +253,15 @@ pub async fn send_code(
 /// `POST /v1/keys/{serial}/unlocks/{id}/authorisation`
 pub async fn authorisation(
     State(state): State<AppState>,
-    ids: Result<Path<(String, String)>, PathRejection>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<UnlockAuthorisation>> {
-    let (serial, id) = http::path(ids)?;
+    let known = caller.business()?;
+    let (serial, id) = (
+        known.business.key_serial.clone().unwrap_or_default(),
+        known.business.id.clone(),
+    );
     let body = http::body(body)?;
     let req: RedeemCodeRequest = http::json(&headers, &body)?;
     let now = state.now();
@@ -206,11 +273,20 @@ pub async fn authorisation(
     ) {
         return reject(ErrorCode::WrongState, "this unlock is not approved");
     }
-    if let Err(code) = store::redeem_code(&mut tx, &serial, UNLOCK, req.code.expose(), now).await? {
+    if let Err(code) = store::redeem_code(
+        &mut tx,
+        &serial,
+        UNLOCK,
+        store::CodeBinding::Business(&id),
+        req.code.expose(),
+        now,
+    )
+    .await?
+    {
         store::audit(
             &mut tx,
             now,
-            "client",
+            "business_secret",
             "unlock_code_refused",
             Some(&serial),
             Some(&id),
@@ -261,7 +337,7 @@ pub async fn authorisation(
     store::audit(
         &mut tx,
         now,
-        "client",
+        "business_secret",
         "unlock_authorisation_released",
         Some(&serial),
         Some(&id),
@@ -281,30 +357,16 @@ pub async fn authorisation(
 /// the new PIN): the fresh SO PIN becomes the escrowed one.
 pub async fn confirm(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ids: Result<Path<(String, String)>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<Business>> {
-    let (serial, id) = http::path(ids)?;
-    let body = http::body(body)?;
-    let (b, cert) = {
+    let (_, id) = http::path(ids)?;
+    let (key, _) = caller.key()?;
+    let serial = key.key_serial.clone();
+    let b = {
         let mut conn = state.db().acquire().await?;
-        let key = store::load_key(&mut conn, &serial).await?;
-        let b = store::business_of_key(&mut conn, &serial, &id, BusinessKind::Unlock).await?;
-        (b, store::load_cert(&mut conn, &key.current_cert).await?)
+        store::business_of_key(&mut conn, &serial, &id, BusinessKind::Unlock).await?
     };
-    http::verify_key_signature(
-        &state,
-        &serial,
-        method.as_str(),
-        uri.path(),
-        &headers,
-        &body,
-        std::slice::from_ref(&cert.parsed.key),
-    )
-    .await?;
     match b.business.state {
         BusinessState::Completed => return Ok(Json(b.business)),
         BusinessState::Authorised => {}
@@ -339,6 +401,22 @@ pub async fn confirm(
         "解锁完成，SO PIN 已轮换",
     )
     .await?;
+    // A requester a reviewer approved is the handler of record from now on.
+    if let Some(requester) = &b.handler_id
+        && *requester != key.handler_id
+    {
+        store::set_handler_of_record(&mut tx, &serial, requester, now).await?;
+        store::audit(
+            &mut tx,
+            now,
+            "system",
+            "handler_of_record_changed",
+            Some(&serial),
+            Some(&id),
+            "the reviewed unlock's requester",
+        )
+        .await?;
+    }
     store::audit(
         &mut tx,
         now,

@@ -159,14 +159,16 @@ impl World {
             .enable_all()
             .build()
             .unwrap();
-        let mut config = Config::new(dirs.path().join("ca"));
+        let mut config = Config::sandbox(dirs.path().join("ca"));
         config.plain_http = proxied;
         let server = runtime.block_on(Server::start(config)).unwrap();
         let proxy = proxied.then(|| Proxy::start(&runtime, server.addr()));
         let client_config = match &proxy {
             Some(p) => ClientConfig {
                 fresh_connections: true,
-                ..ClientConfig::new(p.url.clone(), None)
+                // Plain HTTP to the loopback proxy; the root stays pinned for what the CA
+                // issues.
+                ..ClientConfig::new(p.url.clone(), Some(server.root_pem().to_owned()))
             },
             None => ClientConfig::new(server.base_url(), Some(server.root_pem().to_owned())),
         };
@@ -209,9 +211,9 @@ impl World {
         let msg = outbox
             .messages
             .iter()
-            .filter(|m| m.key_serial.as_deref() == Some(serial))
-            .max_by_key(|m| m.created_at)
-            .expect("an SMS for the key");
+            .filter(|m| m.key_serial.as_deref() == Some(serial) && m.text.contains("编号"))
+            .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)))
+            .expect("an SMS with a code for the key");
         let after = msg.text.split("验证码").nth(1).expect("a code in the SMS");
         after
             .chars()
@@ -220,9 +222,60 @@ impl World {
             .collect()
     }
 
-    /// Activates key `t` with [`PIN`] using the code the station's SMS carried.
+    /// Asks for an activation code for key `t` (its ticket journaled) and reads the code
+    /// from the SMS outbox.
+    pub fn activation_code(&self, t: &TokenRef) -> String {
+        keyward_flows::activate::send_code(&self.env, &t.serial).unwrap();
+        self.sms_code(&t.serial)
+    }
+
+    /// Runs `f` with a signer over key `t`'s organisation key, logged in under `pin_text`.
+    pub fn as_key<T>(
+        &self,
+        t: &TokenRef,
+        pin_text: &str,
+        f: impl FnOnce(&keyward_flows::identity::KeySigner<'_>) -> T,
+    ) -> T {
+        let session = self.module.session(t).unwrap();
+        session
+            .login(&pin(pin_text), keyward_token::FinalTry::Refuse)
+            .unwrap();
+        let id = keyward_flows::identity::identity(&session, self.env.now()).unwrap();
+        let out = f(&keyward_flows::identity::KeySigner::new(
+            &session, &id.key_id,
+        ));
+        session.logout().unwrap();
+        out
+    }
+
+    /// Where key `t` stands at the CA, read with a signature by the key under `pin`.
+    pub fn key_status(&self, t: &TokenRef, pin_text: &str) -> keyward_ca_api::KeyStatus {
+        self.as_key(t, pin_text, |k| self.env.ca.key_status(k).unwrap())
+    }
+
+    /// Business `id` of key `t` as the CA sees it, read with the key's signature under [`PIN`].
+    pub fn business(&self, t: &TokenRef, id: &str) -> keyward_ca_api::Business {
+        self.as_key(t, PIN, |k| {
+            self.env
+                .ca
+                .business(id, keyward_ca_client::BusinessAuth::Key(k))
+                .unwrap()
+        })
+    }
+
+    /// The seal the CA holds for key `t`, read with the key's signature under [`PIN`].
+    pub fn seal_document(&self, t: &TokenRef) -> keyward_ca_api::SealDocument {
+        self.as_key(t, PIN, |k| self.env.ca.seal(k).unwrap())
+    }
+
+    /// Whether the CA says key `t` awaits activation (its one public read).
+    pub fn awaiting_activation(&self, t: &TokenRef) -> bool {
+        self.env.ca.standing(&t.serial).unwrap().awaiting_activation
+    }
+
+    /// Activates key `t` with [`PIN`], asking for a code first.
     pub fn activate(&self, t: &TokenRef) {
-        let code = self.sms_code(&t.serial);
+        let code = self.activation_code(t);
         let input = keyward_flows::activate::ActivateInput {
             code: Some(code),
             new_pin: pin(PIN),

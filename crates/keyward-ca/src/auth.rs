@@ -1,0 +1,379 @@
+//! Who may call what. Every route's rule is the [`Access`] the endpoint table gives it;
+//! [`enforce`] runs before every handler, finds the rule of the route the request matched,
+//! checks it, and hands the handler what it established as a [`Caller`]. A route with no
+//! entry in the table is refused here, so no route can be reached without a rule.
+//!
+//! A refusal never tells an unknown key or business from one the caller may not touch.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keyward_ca_api::auth::{
+    BUSINESS_SECRET_HEADER, NONCE_HEADER, PAYMENT_SIGNATURE_HEADER, SIGNATURE_HEADER,
+};
+use keyward_ca_api::endpoints::{Access, Endpoint};
+use keyward_ca_api::{BusinessKind, ErrorCode, body_sha256, request_purpose, signing_input};
+
+use crate::app::{AppState, JSON_BODY_LIMIT};
+use crate::crypto::VerifyKey;
+use crate::error::{CaError, CaResult, reject};
+use crate::staff::StaffAccount;
+use crate::store::{self, BusinessRow, CertRow, KeyRow};
+
+/// How the caller of a business route proved their right to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// The business's own secret.
+    Secret,
+    /// A fresh signature by the business's key.
+    KeySignature,
+}
+
+/// What [`enforce`] established about the caller, for the handler.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A public route: nobody in particular.
+    Anyone,
+    /// The key in the path signed the request; its row and the certificate that verified.
+    Key { key: KeyRow, cert: CertRow },
+    /// The caller may act on the business in the path.
+    Business { business: BusinessRow, proof: Proof },
+    /// A staff account with a role the route allows.
+    Staff(StaffAccount),
+    /// The payment provider signed the body.
+    PaymentProvider,
+}
+
+impl Caller {
+    /// The signing key, on a key route.
+    pub fn key(&self) -> CaResult<(&KeyRow, &CertRow)> {
+        match self {
+            Caller::Key { key, cert } => Ok((key, cert)),
+            _ => Err(CaError::Config("a key route without a key caller".into())),
+        }
+    }
+
+    /// The business, on a business route.
+    pub fn business(&self) -> CaResult<&BusinessRow> {
+        match self {
+            Caller::Business { business, .. } => Ok(business),
+            _ => Err(CaError::Config(
+                "a business route without a business caller".into(),
+            )),
+        }
+    }
+
+    /// The staff account, on a staff route.
+    pub fn staff(&self) -> CaResult<&StaffAccount> {
+        match self {
+            Caller::Staff(s) => Ok(s),
+            _ => Err(CaError::Config(
+                "a staff route without a staff caller".into(),
+            )),
+        }
+    }
+
+    /// How the audit log names this caller.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Anyone => "client".into(),
+            Caller::Key { .. } => "key".into(),
+            Caller::Business {
+                proof: Proof::KeySignature,
+                ..
+            } => "key".into(),
+            Caller::Business {
+                proof: Proof::Secret,
+                ..
+            } => "business_secret".into(),
+            Caller::Staff(s) => s.actor(),
+            Caller::PaymentProvider => "payment_provider".into(),
+        }
+    }
+}
+
+/// The middleware: checks the matched route's rule, then runs the handler with a
+/// [`Caller`] in the request's extensions.
+pub async fn enforce(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match check(&state, matched, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> CaResult<Request> {
+    let Some(route) = matched else {
+        return Err(CaError::Config("a request reached no route".into()));
+    };
+    let Some(endpoint) = Endpoint::find(req.method().as_str(), route.as_str()) else {
+        // Deny by default: a route the table does not know has no rule.
+        tracing::error!(route = route.as_str(), method = %req.method(), "route without an access rule");
+        return Err(CaError::Config("route without an access rule".into()));
+    };
+    let (mut parts, body) = req.into_parts();
+    let params: HashMap<String, String> =
+        match Path::<HashMap<String, String>>::from_request_parts(&mut parts, state).await {
+            Ok(Path(p)) => p,
+            Err(e) => return reject(ErrorCode::InvalidRequest, format!("bad path: {e}")),
+        };
+    let limit = if route.as_str().ends_with("/attachments") {
+        keyward_ca_api::ATTACHMENT_MAX_BYTES
+    } else {
+        JSON_BODY_LIMIT
+    };
+    let needs_body = matches!(
+        endpoint.access,
+        Access::Key
+            | Access::RenewedKey
+            | Access::PaymentProvider
+            | Access::BusinessOwner
+            | Access::BusinessKey
+    );
+    let (body, bytes) = if needs_body {
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            CaError::rejected(ErrorCode::BodyTooLarge, "the request body is too large")
+        })?;
+        (Body::from(bytes.clone()), bytes)
+    } else {
+        (body, Bytes::new())
+    };
+    let param = |name: &str| {
+        params
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CaError::Config(format!("route {} has no {{{name}}}", endpoint.path)))
+    };
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(parts.uri.path()),
+        headers: &parts.headers,
+        body: &bytes,
+    };
+    let caller = match endpoint.access {
+        Access::Public | Access::Handler => Caller::Anyone,
+        Access::PaymentProvider => {
+            let tag = header(&parts.headers, PAYMENT_SIGNATURE_HEADER).unwrap_or("");
+            if !state.payment_signature_valid(&bytes, tag) {
+                return reject(
+                    ErrorCode::PaymentSignatureInvalid,
+                    "the notification's signature does not verify",
+                );
+            }
+            Caller::PaymentProvider
+        }
+        Access::Staff(roles) => {
+            let token = header(&parts.headers, header::AUTHORIZATION.as_str())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let account = {
+                let mut conn = state.db().acquire().await?;
+                crate::staff::authenticate(&mut conn, token.trim(), state.now()).await?
+            };
+            if !account.may(roles) {
+                return reject(
+                    ErrorCode::Forbidden,
+                    format!("the {} role may not do this", account.role.as_str()),
+                );
+            }
+            Caller::Staff(account)
+        }
+        Access::Key => {
+            let serial = param("serial")?;
+            let (key, cert) = key_and_current(state, &serial).await?;
+            signed
+                .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
+                .await?;
+            match (key, cert) {
+                (Some(key), Some(cert)) => Caller::Key { key, cert },
+                _ => return Err(bad_signature()),
+            }
+        }
+        Access::RenewedKey => {
+            let serial = param("serial")?;
+            let id = param("id")?;
+            let new = renewed_certificate(state, &serial, &id).await?;
+            signed
+                .verify(state, &serial, new.as_ref().map(|(_, c)| &c.parsed.key))
+                .await?;
+            match new {
+                Some((key, cert)) => Caller::Key { key, cert },
+                None => return Err(bad_signature()),
+            }
+        }
+        Access::BusinessOwner | Access::BusinessSecret | Access::BusinessKey => {
+            let id = param("id")?;
+            let business = {
+                let mut conn = state.db().acquire().await?;
+                store::load_business(&mut conn, &id).await.ok()
+            };
+            // On a route under a key, the business must be that key's.
+            let business = match (params.get("serial"), business) {
+                (Some(serial), Some(b)) if b.business.key_serial.as_ref() != Some(serial) => None,
+                (_, b) => b,
+            };
+            let secret = header(&parts.headers, BUSINESS_SECRET_HEADER)
+                .filter(|_| endpoint.access != Access::BusinessKey);
+            let proof = match (secret, endpoint.access) {
+                (Some(secret), _) => {
+                    match &business {
+                        Some(b) if b.secret_matches(secret) => {}
+                        _ => return Err(no_such_business()),
+                    }
+                    Proof::Secret
+                }
+                (None, Access::BusinessOwner | Access::BusinessKey)
+                    if parts.headers.contains_key(SIGNATURE_HEADER) =>
+                {
+                    // The business's key signs; a business with no key has nobody to sign.
+                    let serial = business
+                        .as_ref()
+                        .and_then(|b| b.business.key_serial.clone())
+                        .unwrap_or_default();
+                    let (_, cert) = key_and_current(state, &serial).await?;
+                    signed
+                        .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
+                        .await?;
+                    if business.is_none() || cert.is_none() {
+                        return Err(no_such_business());
+                    }
+                    Proof::KeySignature
+                }
+                (None, Access::BusinessOwner) => {
+                    return reject(
+                        ErrorCode::Unauthorized,
+                        "this business is reached with its secret or its key's signature",
+                    );
+                }
+                (None, Access::BusinessKey) => {
+                    return reject(
+                        ErrorCode::SignatureMissing,
+                        "this needs a signature by the business's key",
+                    );
+                }
+                (None, _) => {
+                    return reject(
+                        ErrorCode::Unauthorized,
+                        "this business is reached with its secret",
+                    );
+                }
+            };
+            match business {
+                Some(business) => Caller::Business { business, proof },
+                None => return Err(no_such_business()),
+            }
+        }
+    };
+    parts.extensions.insert(caller);
+    Ok(Request::from_parts(parts, body))
+}
+
+use axum::extract::FromRequestParts;
+
+fn bad_signature() -> CaError {
+    CaError::rejected(
+        ErrorCode::SignatureInvalid,
+        "the key signature does not verify",
+    )
+}
+
+fn no_such_business() -> CaError {
+    CaError::rejected(
+        ErrorCode::Unauthorized,
+        "no business answers to this credential",
+    )
+}
+
+/// The key and its current certificate, or nothing for an unknown key (which then fails
+/// the signature check like a wrong signature does).
+async fn key_and_current(
+    state: &AppState,
+    serial: &str,
+) -> CaResult<(Option<KeyRow>, Option<CertRow>)> {
+    let mut conn = state.db().acquire().await?;
+    let key = match store::load_key(&mut conn, serial).await {
+        Ok(k) => k,
+        Err(e) if e.code() == ErrorCode::KeyNotFound => return Ok((None, None)),
+        Err(e) => return Err(e),
+    };
+    let cert = store::load_cert(&mut conn, &key.current_cert).await?;
+    Ok((Some(key), Some(cert)))
+}
+
+/// The certificate renewal `id` of key `serial` issued for the new pair.
+async fn renewed_certificate(
+    state: &AppState,
+    serial: &str,
+    id: &str,
+) -> CaResult<Option<(KeyRow, CertRow)>> {
+    let mut conn = state.db().acquire().await?;
+    let key = match store::load_key(&mut conn, serial).await {
+        Ok(k) => k,
+        Err(e) if e.code() == ErrorCode::KeyNotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Ok(b) = store::business_of_key(&mut conn, serial, id, BusinessKind::Renewal).await else {
+        return Ok(None);
+    };
+    let Some(new_serial) = b.details["new_certificate"].as_str() else {
+        return Ok(None);
+    };
+    let cert = store::load_cert(&mut conn, new_serial).await?;
+    Ok(Some((key, cert)))
+}
+
+/// The parts of a request a key signature covers.
+struct SignedRequest<'a> {
+    method: &'a str,
+    path_and_query: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
+impl SignedRequest<'_> {
+    /// Checks the signature over [`signing_input`] with `key` (none: an unknown key, which
+    /// fails the same way), then spends the nonce, committed before any handler runs.
+    async fn verify(
+        &self,
+        state: &AppState,
+        serial: &str,
+        key: Option<&VerifyKey>,
+    ) -> CaResult<()> {
+        let nonce = header(self.headers, NONCE_HEADER).ok_or_else(|| {
+            CaError::rejected(ErrorCode::SignatureMissing, "the nonce header is missing")
+        })?;
+        let signature = header(self.headers, SIGNATURE_HEADER)
+            .and_then(|v| hex::decode(v).ok())
+            .ok_or_else(|| {
+                CaError::rejected(
+                    ErrorCode::SignatureMissing,
+                    "the signature header is missing or not hex",
+                )
+            })?;
+        let input = signing_input(
+            &request_purpose(self.method, self.path_and_query),
+            nonce,
+            &body_sha256(self.body),
+        );
+        if !key.is_some_and(|k| k.verify(&input, &signature)) {
+            return Err(bad_signature());
+        }
+        store::spend_nonce(state, serial, nonce).await
+    }
+}

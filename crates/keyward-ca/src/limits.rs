@@ -1,0 +1,252 @@
+//! Limits: request rates per client address and overall (in memory, per instance, before
+//! any handler), and caps on what a caller can make the CA keep or send (in the database,
+//! so they hold across instances): codes sent, businesses opened, attachments, nonces.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::Request;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use keyward_ca_api::ErrorCode;
+use sqlx::AnyConnection;
+use tower_governor::GovernorError;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::{GlobalKeyExtractor, KeyExtractor};
+
+use crate::config::RateLimit;
+use crate::error::{CaError, CaResult, reject};
+
+/// Codes one address may have sent for one key and purpose in a day. With the per-key cap
+/// below, one stranger alone cannot use up a key's codes for the day.
+pub const CODES_PER_ADDRESS_AND_KEY_DAILY: i64 = 3;
+/// Codes one address may have sent in a day, all keys together.
+pub const CODES_PER_ADDRESS_DAILY: i64 = 20;
+/// Businesses one address may open in a day without a key's signature.
+pub const PUBLIC_BUSINESSES_PER_ADDRESS_DAILY: i64 = 10;
+/// Open businesses one organisation may have at once.
+pub const OPEN_BUSINESSES_PER_ORGANISATION: i64 = 20;
+/// Unlock applications for one key in a day.
+pub const UNLOCKS_PER_KEY_DAILY: i64 = 5;
+/// Attachments one business may hold.
+pub const ATTACHMENTS_PER_BUSINESS: i64 = 20;
+/// Unused nonces one key may have outstanding; older ones are dropped.
+pub const NONCES_PER_KEY: i64 = 16;
+
+/// The peer of a connection, as the server hands it to every request (TLS or plain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+/// The client's address: the peer of the connection (loopback when the request did not
+/// come over a socket, as in router-level tests; those may put a `ConnectInfo<Peer>` in the
+/// request to speak for another address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    fn of<T>(req: &Request<T>) -> Self {
+        Self::from_extensions(req.extensions())
+    }
+
+    fn from_extensions(ext: &axum::http::Extensions) -> Self {
+        ClientAddr(
+            ext.get::<ConnectInfo<Peer>>()
+                .map(|c| c.0.0.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        )
+    }
+
+    /// As stored in the database.
+    pub fn text(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_extensions(&parts.extensions))
+    }
+}
+
+/// The rate-limit key: the client's address.
+#[derive(Debug, Clone, Copy)]
+pub struct ByAddress;
+
+impl KeyExtractor for ByAddress {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
+        Ok(ClientAddr::of(req).0)
+    }
+}
+
+fn limited(e: GovernorError) -> Response {
+    let wait = match e {
+        GovernorError::TooManyRequests { wait_time, .. } => wait_time,
+        _ => 1,
+    };
+    CaError::rejected(
+        ErrorCode::RateLimited,
+        format!("too many requests; try again in {wait} s"),
+    )
+    .into_response()
+}
+
+fn period(per_second: u32) -> Duration {
+    Duration::from_nanos(1_000_000_000 / u64::from(per_second.max(1)))
+}
+
+/// The two rate-limit layers (per address, then overall), and a task that forgets idle
+/// addresses every minute.
+pub fn rate_layers(
+    limit: RateLimit,
+) -> CaResult<(
+    tower_governor::GovernorLayer<
+        ByAddress,
+        governor::middleware::NoOpMiddleware,
+        axum::body::Body,
+    >,
+    tower_governor::GovernorLayer<
+        GlobalKeyExtractor,
+        governor::middleware::NoOpMiddleware,
+        axum::body::Body,
+    >,
+)> {
+    let bad = || CaError::Config("a rate limit must be at least 1".into());
+    let per_address = Arc::new(
+        GovernorConfigBuilder::default()
+            .key_extractor(ByAddress)
+            .period(period(limit.per_address_per_second))
+            .burst_size(limit.per_address_burst.max(1))
+            .finish()
+            .ok_or_else(bad)?,
+    );
+    let overall = Arc::new(
+        GovernorConfigBuilder::default()
+            .key_extractor(GlobalKeyExtractor)
+            .period(period(limit.overall_per_second))
+            .burst_size(limit.overall_burst.max(1))
+            .finish()
+            .ok_or_else(bad)?,
+    );
+    // Forget addresses that have been quiet, so the table does not grow with every client
+    // ever seen. Only when a runtime is there to run it (the router is also built outside
+    // one, for tests).
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let weak = Arc::downgrade(&per_address);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(config) = weak.upgrade() else { return };
+                config.limiter().retain_recent();
+            }
+        });
+    }
+    Ok((
+        tower_governor::GovernorLayer::new(per_address).error_handler(limited),
+        tower_governor::GovernorLayer::new(overall).error_handler(limited),
+    ))
+}
+
+/// Records that `addr` did `action` (for the daily caps below).
+pub async fn record(
+    conn: &mut AnyConnection,
+    addr: &ClientAddr,
+    action: &str,
+    key_serial: Option<&str>,
+    now: i64,
+) -> CaResult<()> {
+    sqlx::query(
+        "INSERT INTO address_events (id, address, action, key_serial, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(crate::db::new_id("ae")?)
+    .bind(addr.text())
+    .bind(action)
+    .bind(key_serial.map(str::to_owned))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM address_events WHERE at < $1")
+        .bind(now - 2 * 86_400)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How often `addr` did `action` (for `key_serial`, when given) in the last day.
+pub async fn count_today(
+    conn: &mut AnyConnection,
+    addr: &ClientAddr,
+    action: &str,
+    key_serial: Option<&str>,
+    now: i64,
+) -> CaResult<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM address_events WHERE address = $1 AND action = $2 AND ($3 = '' OR key_serial = $3) AND at > $4",
+    )
+    .bind(addr.text())
+    .bind(action)
+    .bind(key_serial.unwrap_or_default())
+    .bind(now - 86_400)
+    .fetch_one(conn)
+    .await?;
+    crate::db::int(&row, "n")
+}
+
+/// Refuses when `addr` already did `action` `cap` times today, then records this one.
+pub async fn spend(
+    conn: &mut AnyConnection,
+    addr: &ClientAddr,
+    action: &str,
+    key_serial: Option<&str>,
+    cap: i64,
+    now: i64,
+) -> CaResult<()> {
+    if count_today(&mut *conn, addr, action, key_serial, now).await? >= cap {
+        return reject(
+            ErrorCode::RateLimited,
+            "this address has done this often enough today; try tomorrow",
+        );
+    }
+    record(conn, addr, action, key_serial, now).await
+}
+
+/// Refuses a new business when the organisation already has too many open.
+pub async fn check_open_businesses(conn: &mut AnyConnection, uscc: &str) -> CaResult<()> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM businesses WHERE uscc = $1 AND state NOT IN ('completed', 'rejected', 'cancelled')",
+    )
+    .bind(uscc)
+    .fetch_one(conn)
+    .await?;
+    if crate::db::int(&row, "n")? >= OPEN_BUSINESSES_PER_ORGANISATION {
+        return reject(
+            ErrorCode::RateLimited,
+            "this organisation has too many businesses open; finish or cancel some first",
+        );
+    }
+    Ok(())
+}
