@@ -26,7 +26,7 @@ use keyward_ca_api::{
     CertifyRequest, Handler, InvoiceDetails, Organisation, OrganisationKind, PaymentStatus,
     RegisterKeyRequest, RenewalApplication, Secret,
 };
-use keyward_ca_client::{CaClient, ClientConfig, RequestSigner};
+use keyward_ca_client::{BusinessAuth, CaClient, ClientConfig, RequestSigner};
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256, SigningKey};
 use serde_json::json;
 
@@ -139,7 +139,8 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut config = Config::new(dir.path().join("ca"));
+    // Sandbox payments and SMS, loopback limits: the benchmark is one client address.
+    let mut config = Config::sandbox(dir.path().join("ca"));
     config.database_url = database_url;
     let server = runtime.block_on(Server::start(config))?;
     let client = CaClient::new(&ClientConfig::new(
@@ -179,13 +180,21 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         Ok(())
     })?;
 
-    // The codes the registrations sent, read from the SMS outbox once.
+    // A code asked for each key (its ticket kept), then the codes read from the outbox once.
+    let mut tickets = std::collections::HashMap::new();
+    for (k, _, _) in &orders {
+        let sent = client.send_activation_code(&k.serial)?;
+        tickets.insert(
+            k.serial.clone(),
+            sent.ticket.context("a code answer without its ticket")?,
+        );
+    }
     let outbox = admin.sms_outbox()?;
     let code_of = |serial: &str| -> Option<String> {
         let text = &outbox
             .messages
             .iter()
-            .filter(|m| m.key_serial.as_deref() == Some(serial))
+            .filter(|m| m.key_serial.as_deref() == Some(serial) && m.text.contains("编号"))
             .max_by_key(|m| m.created_at)?
             .text;
         let after = text.split("验证码").nth(1)?;
@@ -206,7 +215,8 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         })
         .collect::<Result<_>>()?;
     phase("activate", db, &activations, clients, |(k, code)| {
-        client.redeem_activation_code(&k.serial, code)?;
+        let ticket = tickets.get(&k.serial).context("no ticket")?;
+        client.redeem_activation_code(&k.serial, code, ticket)?;
         client.confirm_activation(*k)?;
         Ok(())
     })?;
@@ -233,7 +243,7 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         &renewals,
         clients,
         |(old, new, new_csr, org)| {
-            let business = client.apply_renewal(
+            let created = client.apply_renewal(
                 &RenewalApplication {
                     years: 1,
                     invoice: InvoiceDetails {
@@ -244,7 +254,8 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
                 },
                 *old,
             )?;
-            let payment = client.payment(&business.id)?;
+            let business = created.business;
+            let payment = client.payment(&business.id, BusinessAuth::Secret(&created.secret))?;
             client.sandbox_pay(&payment.payment_id, PaymentStatus::Paid)?;
             client.submit_renewal_csr(&business.id, new_csr, *old)?;
             client.confirm_renewal_installed(&business.id, new)?;
@@ -252,14 +263,15 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         },
     )?;
 
-    let queries: Vec<&str> = orders
+    // Progress is the key's to read: each query is signed by the renewed key.
+    let queries: Vec<&SoftKey> = renewals
         .iter()
-        .flat_map(|(k, _, _)| std::iter::repeat_n(k.serial.as_str(), 4))
+        .flat_map(|(_, new, _, _)| std::iter::repeat_n(new, 4))
         .collect();
-    phase("progress", db, &queries, clients, |serial| {
-        let list = client.businesses(serial)?;
+    phase("progress", db, &queries, clients, |key| {
+        let list = client.businesses(*key)?;
         if list.businesses.is_empty() {
-            bail!("no business for {serial}");
+            bail!("no business for {}", key.serial);
         }
         Ok(())
     })?;

@@ -1,7 +1,10 @@
 //! Schema-driven fuzzing of the CA service: schemathesis (PyPI) reads the service's own
 //! OpenAPI document and sends every operation generated, malformed and boundary requests;
-//! no answer may be a server error. Bounded: a fixed number of examples per operation on a
-//! loopback port, the service stopped afterwards.
+//! no answer may be a server error. The service runs in sandbox mode with an issued,
+//! activated key, and `xtask/apifuzz/keyward_hooks.py` gives each request what its route's
+//! rule asks for (the key's signature over the bytes sent, a business's secret, the staff
+//! token), so the handlers behind the rules are fuzzed too. Bounded: a fixed number of
+//! examples per operation on a loopback port, the service stopped afterwards.
 
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -29,8 +32,16 @@ fn schemathesis() -> Result<()> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !present {
-        eprintln!("Installing schemathesis (PyPI) for the CA's schema-driven fuzzing");
+    let signs = Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present || !signs {
+        eprintln!(
+            "Installing schemathesis and cryptography (PyPI) for the CA's schema-driven fuzzing"
+        );
         run(Command::new("python3").args([
             "-m",
             "pip",
@@ -38,6 +49,7 @@ fn schemathesis() -> Result<()> {
             "--quiet",
             "--disable-pip-version-check",
             "schemathesis",
+            "cryptography",
         ]))?;
     }
     Ok(())
@@ -57,6 +69,18 @@ pub fn run_api_fuzz(examples: u32) -> Result<()> {
                 "--plain-http",
                 "--listen",
                 &format!("127.0.0.1:{PORT}"),
+                "--sandbox-payments",
+                "--sandbox-sms",
+                // One loopback client sends thousands of requests: limits a network-facing
+                // service would set would only answer rate_limited.
+                "--rate-per-address",
+                "100000",
+                "--burst-per-address",
+                "100000",
+                "--rate-overall",
+                "100000",
+                "--burst-overall",
+                "100000",
             ])
             .arg("--data-dir")
             .arg(&dir)
@@ -79,7 +103,12 @@ pub fn run_api_fuzz(examples: u32) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let token = std::fs::read_to_string(dir.join("admin.token")).context("the admin token")?;
+    let hooks = crate::root().join("xtask").join("apifuzz");
     let status = Command::new("python3")
+        .env("PYTHONPATH", &hooks)
+        .env("SCHEMATHESIS_HOOKS", "keyward_hooks")
+        .env("KEYWARD_FUZZ_BASE", format!("http://127.0.0.1:{PORT}"))
+        .env("KEYWARD_FUZZ_TOKEN", token.trim())
         .args(["-m", "schemathesis.cli", "run"])
         .arg(format!("http://127.0.0.1:{PORT}/openapi.json"))
         .args([

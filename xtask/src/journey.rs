@@ -52,6 +52,8 @@ impl Journey {
             .args(["serve", "--listen", &format!("127.0.0.1:{PORT}")])
             .arg("--data-dir")
             .arg(&self.ca_dir)
+            // The demo's stand-ins for a payment provider and the handler's phone.
+            .args(["--sandbox-payments", "--sandbox-sms"])
             .arg(format!("--clock-offset-days={clock_offset_days}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -113,9 +115,10 @@ impl Journey {
         let text = v["messages"]
             .as_array()
             .and_then(|m| {
-                m.iter()
-                    .rev()
-                    .find(|m| m["key_serial"] == self.serial.as_str())
+                m.iter().rev().find(|m| {
+                    m["key_serial"] == self.serial.as_str()
+                        && m["text"].as_str().is_some_and(|t| t.contains("编号"))
+                })
             })
             .and_then(|m| m["text"].as_str())
             .context("no SMS for the demo key")?
@@ -170,6 +173,7 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<RunningCa> {
         &format!("{}\n", softhsm_so_pin()),
     )?;
     println!("\n-- 激活证书: the SMS code and a PIN of the operator's own --");
+    j.keyward(&["activate", "--send-code", "--token", blank_serial], "")?;
     let code = j.sms_code()?;
     j.keyward(
         &[
@@ -214,7 +218,7 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<RunningCa> {
         ],
         "Wrong#0000x\nOther#2026x\n",
     )?;
-    println!("\n-- 忘记密码: the handler of the latest business is approved at once --");
+    println!("\n-- 忘记密码: the handler of record is approved at once --");
     j.keyward(
         &[
             "unlock",
@@ -308,7 +312,7 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<RunningCa> {
     j.run("keyward-ca", &["review", "list"], "")?;
     j.run(
         "keyward-ca",
-        &["review", "approve", &id, "--reviewer", "审核员甲"],
+        &["review", "approve", &id, "--note", "印模清晰"],
         "",
     )?;
     println!("\n-- 安装印章: verified, then written to the key --");
@@ -328,8 +332,11 @@ pub fn run(bin: &Path, keys: &Path, blank_serial: &str) -> Result<RunningCa> {
         ],
         "",
     )?;
-    println!("\n-- 办理进度查询 --");
-    j.keyward(&["progress", "--token", blank_serial], "")?;
+    println!("\n-- 办理进度查询: the CA shows a key's businesses to the key alone --");
+    j.keyward(
+        &["progress", "--token", blank_serial, "--pin-fd", "0"],
+        &format!("{PIN}\n"),
+    )?;
     Ok(RunningCa {
         _ca: ca,
         url: url(),

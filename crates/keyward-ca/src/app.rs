@@ -38,6 +38,7 @@ pub struct StateParts {
     pub sandbox_payment_key: Option<Zeroizing<[u8; 32]>>,
     pub sandbox_sms: bool,
     pub rate_limit: RateLimit,
+    pub address_caps: crate::limits::AddressCaps,
     pub data_dir: PathBuf,
 }
 
@@ -81,6 +82,10 @@ impl AppState {
     /// The sandbox provider's key (sandbox mode only).
     pub fn sandbox_payment_key(&self) -> Option<&[u8; 32]> {
         self.0.parts.sandbox_payment_key.as_deref()
+    }
+    /// The daily caps per client address.
+    pub fn address_caps(&self) -> &crate::limits::AddressCaps {
+        &self.0.parts.address_caps
     }
     /// Whether a sandbox mode is on.
     pub fn sandbox(&self, mode: Sandbox) -> bool {

@@ -39,9 +39,15 @@ pub enum Caller {
     /// A public route: nobody in particular.
     Anyone,
     /// The key in the path signed the request; its row and the certificate that verified.
-    Key { key: KeyRow, cert: CertRow },
+    Key {
+        key: Box<KeyRow>,
+        cert: Box<CertRow>,
+    },
     /// The caller may act on the business in the path.
-    Business { business: BusinessRow, proof: Proof },
+    Business {
+        business: Box<BusinessRow>,
+        proof: Proof,
+    },
     /// A staff account with a role the route allows.
     Staff(StaffAccount),
     /// The payment provider signed the body.
@@ -201,7 +207,10 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
                 .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
                 .await?;
             match (key, cert) {
-                (Some(key), Some(cert)) => Caller::Key { key, cert },
+                (Some(key), Some(cert)) => Caller::Key {
+                    key: Box::new(key),
+                    cert: Box::new(cert),
+                },
                 _ => return Err(bad_signature()),
             }
         }
@@ -213,7 +222,10 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
                 .verify(state, &serial, new.as_ref().map(|(_, c)| &c.parsed.key))
                 .await?;
             match new {
-                Some((key, cert)) => Caller::Key { key, cert },
+                Some((key, cert)) => Caller::Key {
+                    key: Box::new(key),
+                    cert: Box::new(cert),
+                },
                 None => return Err(bad_signature()),
             }
         }
@@ -275,7 +287,10 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
                 }
             };
             match business {
-                Some(business) => Caller::Business { business, proof },
+                Some(business) => Caller::Business {
+                    business: Box::new(business),
+                    proof,
+                },
                 None => return Err(no_such_business()),
             }
         }

@@ -68,6 +68,11 @@ pub struct Config {
     pub payment_key_file: Option<PathBuf>,
     /// Request rate limits.
     pub rate_limit: RateLimit,
+    /// Daily caps per client address.
+    pub address_caps: crate::limits::AddressCaps,
+    /// Lifetime of the issuing CA certificate made on first start (the root lives ten
+    /// years longer). Nothing it issues can outlive it: a client checks the chain.
+    pub issuing_ca_years: i64,
 }
 
 impl Config {
@@ -85,16 +90,19 @@ impl Config {
             sandbox_sms: false,
             payment_key_file: None,
             rate_limit: RateLimit::DEFAULT,
+            address_caps: crate::limits::AddressCaps::DEFAULT,
+            issuing_ca_years: 20,
         }
     }
 
-    /// What tests and the demo run: [`Config::new`] with the sandbox payment provider and
-    /// SMS outbox, and the loopback rate limits.
+    /// What tests run: [`Config::new`] with the sandbox payment provider and SMS outbox,
+    /// and the loopback rate limits and address caps.
     pub fn sandbox(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             sandbox_payments: true,
             sandbox_sms: true,
             rate_limit: RateLimit::LOOPBACK_TESTS,
+            address_caps: crate::limits::AddressCaps::LOOPBACK_TESTS,
             ..Config::new(data_dir)
         }
     }

@@ -59,12 +59,13 @@ fn random_serial() -> CaResult<SerialNumber> {
 }
 
 impl CaMaterial {
-    /// Loads the hierarchy from `<data_dir>/ca`, generating it on first start.
-    pub fn load_or_create(data_dir: &Path, clock: &Clock) -> CaResult<Self> {
+    /// Loads the hierarchy from `<data_dir>/ca`, generating it on first start with an
+    /// issuing CA valid `issuing_years` (the root ten years more).
+    pub fn load_or_create(data_dir: &Path, clock: &Clock, issuing_years: i64) -> CaResult<Self> {
         let dir = data_dir.join("ca");
         let files = ["root.crt", "issuing.crt", "issuing.key"];
         if !files.iter().all(|f| dir.join(f).exists()) {
-            Self::generate(&dir, clock)?;
+            Self::generate(&dir, clock, issuing_years.max(1))?;
         }
         let read = |name: &str| -> CaResult<String> {
             let p = dir.join(name);
@@ -92,7 +93,7 @@ impl CaMaterial {
         })
     }
 
-    fn generate(dir: &Path, clock: &Clock) -> CaResult<()> {
+    fn generate(dir: &Path, clock: &Clock, issuing_years: i64) -> CaResult<()> {
         std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
         let now = clock.now();
 
@@ -102,7 +103,7 @@ impl CaMaterial {
         root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         root.not_before = now - Duration::hours(1);
-        root.not_after = now + Duration::days(365 * 30);
+        root.not_after = now + Duration::days(365 * (issuing_years + 10));
         root.serial_number = Some(random_serial()?);
         let root_cert = root.self_signed(&root_key)?;
         let root_issuer = Issuer::new(root, &root_key);
@@ -114,7 +115,7 @@ impl CaMaterial {
         issuing.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         issuing.use_authority_key_identifier_extension = true;
         issuing.not_before = now - Duration::hours(1);
-        issuing.not_after = now + Duration::days(365 * 20);
+        issuing.not_after = now + Duration::days(365 * issuing_years);
         issuing.serial_number = Some(random_serial()?);
         let issuing_cert = issuing.signed_by(&issuing_key, &root_issuer)?;
 

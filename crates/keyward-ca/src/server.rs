@@ -25,7 +25,8 @@ impl App {
     pub async fn build(config: &Config) -> CaResult<Self> {
         create_private_dir(&config.data_dir)?;
         let db = crate::db::connect(config.database_url.as_deref(), &config.data_dir).await?;
-        let ca = CaMaterial::load_or_create(&config.data_dir, &config.clock)?;
+        let ca =
+            CaMaterial::load_or_create(&config.data_dir, &config.clock, config.issuing_ca_years)?;
         let escrow_key = crypto::load_or_create_secret(&config.data_dir.join("escrow.key"))?;
         let escrow = Escrow::new(&escrow_key)?;
         let mut payment_keys = Vec::new();
@@ -55,6 +56,7 @@ impl App {
             sandbox_payment_key,
             sandbox_sms: config.sandbox_sms,
             rate_limit: config.rate_limit,
+            address_caps: config.address_caps,
             data_dir: config.data_dir.clone(),
         });
         Ok(App {

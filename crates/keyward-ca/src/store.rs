@@ -488,6 +488,8 @@ pub struct CodeRequest<'a> {
     /// Who asked, for the per-address caps and cool-down (a public request), or `None`
     /// when the CA sends on its own (an approval).
     pub address: Option<&'a crate::limits::ClientAddr>,
+    /// The per-address caps in force.
+    pub caps: &'a crate::limits::AddressCaps,
 }
 
 /// Sends a fresh verification code. A code not bound to a business comes with a ticket
@@ -542,9 +544,9 @@ pub async fn send_code(
     if let Some(addr) = req.address {
         let action = format!("code:{purpose}");
         if crate::limits::count_today(&mut *conn, addr, &action, Some(key_serial), now).await?
-            >= crate::limits::CODES_PER_ADDRESS_AND_KEY_DAILY
+            >= req.caps.codes_per_key
             || crate::limits::count_today(&mut *conn, addr, &action, None, now).await?
-                >= crate::limits::CODES_PER_ADDRESS_DAILY
+                >= req.caps.codes
         {
             return reject(
                 ErrorCode::CodeDailyLimit,

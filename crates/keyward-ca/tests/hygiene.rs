@@ -42,37 +42,28 @@ async fn secrets_never_reach_the_logs() {
     let ca = TestCa::new().await;
     let key = p256();
     ca.issue_key("K1", &key, 1).await;
+    let ticket = ca.send_activation_code("K1").await;
     let code = ca.last_code("K1").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    ca.post("/v1/keys/K1/activation/redeem", &json!({"code": wrong}))
-        .await;
-    let (s, _) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-        .await;
+    ca.redeem("K1", &ticket, wrong).await;
+    let (s, _) = ca.redeem("K1", &ticket, &code).await;
     assert_eq!(s, StatusCode::OK);
     ca.signed(&key, "K1", "/v1/keys/K1/activation/confirm", None)
         .await;
-    let (_, b) = ca
+    let (_, created) = ca
         .post("/v1/keys/K1/unlocks", &json!({"requester": handler()}))
         .await;
-    let unlock_code = {
-        let (_, v) = ca.admin_get("/admin/v1/sms?key_serial=K1").await;
-        let text = v["messages"].as_array().unwrap().last().unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        text.chars()
-            .filter(char::is_ascii_digit)
-            .take(6)
-            .collect::<String>()
-    };
+    let business_secret = created["secret"].as_str().unwrap().to_owned();
+    let unlock_code = ca.last_code("K1").await;
     let (s, a) = ca
-        .post(
+        .with_secret(
+            "POST",
             &format!(
                 "/v1/keys/K1/unlocks/{}/authorisation",
-                b["id"].as_str().unwrap()
+                created["business"]["id"].as_str().unwrap()
             ),
-            &json!({"code": unlock_code}),
+            &business_secret,
+            Some(&json!({"code": unlock_code})),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
@@ -90,6 +81,8 @@ async fn secrets_never_reach_the_logs() {
         unlock_code.as_str(),
         new_so.as_str(),
         ca.app.admin_token(),
+        ticket.as_str(),
+        business_secret.as_str(),
     ] {
         assert!(!text.contains(secret), "a secret reached the logs");
     }
@@ -152,13 +145,13 @@ async fn concurrent_requests_spend_a_nonce_once_and_lose_nothing() {
 async fn a_code_is_redeemed_once_even_when_requests_race() {
     let ca = Arc::new(TestCa::new().await);
     ca.issue_key("K1", &p256(), 1).await;
+    let ticket = ca.send_activation_code("K1").await;
     let code = ca.last_code("K1").await;
     let mut tasks = Vec::new();
     for _ in 0..6 {
-        let (ca, code) = (ca.clone(), code.clone());
+        let (ca, code, ticket) = (ca.clone(), code.clone(), ticket.clone());
         tasks.push(tokio::spawn(async move {
-            ca.post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-                .await
+            ca.redeem("K1", &ticket, &code).await
         }));
     }
     let mut ok = 0;

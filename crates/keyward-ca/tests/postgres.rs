@@ -166,15 +166,12 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
     let key = p256();
     // Issue, activation (codes, nonces, signatures) and refusals.
     ca.issue_key("PG1", &key, 1).await;
+    let ticket = ca.send_activation_code("PG1").await;
     let code = ca.last_code("PG1").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let (s, v) = ca
-        .post("/v1/keys/PG1/activation/redeem", &json!({"code": wrong}))
-        .await;
+    let (s, v) = ca.redeem("PG1", &ticket, wrong).await;
     assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
-    let (s, v) = ca
-        .post("/v1/keys/PG1/activation/redeem", &json!({"code": code}))
-        .await;
+    let (s, v) = ca.redeem("PG1", &ticket, &code).await;
     assert_eq!(
         (s, v["transport_pin"].as_str()),
         (StatusCode::OK, Some("Transport-7788"))
@@ -202,8 +199,16 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         .signed(&key, "PG1", "/v1/keys/PG1/renewals", Some(&app))
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let id = b["id"].as_str().unwrap().to_owned();
-    let (_, p) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
+    let id = b["business"]["id"].as_str().unwrap().to_owned();
+    let secret = b["secret"].as_str().unwrap().to_owned();
+    let (_, p) = ca
+        .with_secret(
+            "POST",
+            &format!("/v1/businesses/{id}/payment"),
+            &secret,
+            None,
+        )
+        .await;
     let (s, _) = ca
         .post(
             &format!("{}/complete", p["pay_url"].as_str().unwrap()),
@@ -230,7 +235,7 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         )
         .await;
     assert_eq!(
-        (s, done["state"].as_str()),
+        (s, done["business"]["state"].as_str()),
         (StatusCode::OK, Some("completed"))
     );
     // Unlock (automatic) and an order.
@@ -238,14 +243,22 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         .post("/v1/keys/PG1/unlocks", &json!({"requester": handler()}))
         .await;
     assert_eq!(
-        (s, u["state"].as_str()),
+        (s, u["business"]["state"].as_str()),
         (StatusCode::OK, Some("approved")),
         "{u}"
     );
-    let (s, o) = ca.post("/v1/businesses", &json!({"kind": "change", "key_serial": "PG1", "handler": handler(), "new_name": null, "new_legal_address": "广州市新地址"})).await;
+    let (s, o) = ca
+        .signed(
+            &new,
+            "PG1",
+            "/v1/keys/PG1/changes",
+            Some(&json!({"handler": handler(), "new_name": null, "new_legal_address": "广州市新地址"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{o}");
     let (_, sms) = ca.admin_get("/admin/v1/sms?key_serial=PG1").await;
-    assert_eq!(sms["messages"].as_array().unwrap().len(), 2);
+    // The issue notice, the activation code, the unlock code.
+    assert_eq!(sms["messages"].as_array().unwrap().len(), 3);
 
     // The electronic seal: made on approval, served, confirmed by the key.
     let (s, b) = ca
@@ -257,26 +270,29 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let seal_id = b["id"].as_str().unwrap().to_owned();
+    let seal_id = b["business"]["id"].as_str().unwrap().to_owned();
+    let seal_secret = b["secret"].as_str().unwrap().to_owned();
     let (s, v) = ca
-        .raw(
-            axum::http::Request::post(format!(
-                "/v1/businesses/{seal_id}/attachments?kind=seal_scan"
-            ))
-            .header("content-type", "image/png")
-            .body(axum::body::Body::from(
-                b"\x89PNG\r\n\x1a\n stamped".to_vec(),
-            ))
-            .unwrap(),
+        .upload(
+            &seal_id,
+            &seal_secret,
+            "seal_scan",
+            "image/png",
+            b"\x89PNG\r\n\x1a\n stamped",
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    ca.post_empty(&format!("/v1/businesses/{seal_id}/submit"))
-        .await;
+    ca.with_secret(
+        "POST",
+        &format!("/v1/businesses/{seal_id}/submit"),
+        &seal_secret,
+        None,
+    )
+    .await;
     let (s, v) = ca
         .admin_post(
             &format!("/admin/v1/reviews/{seal_id}/approve"),
-            &json!({"reviewer": "王审核", "note": "ok"}),
+            &json!({"note": "ok"}),
         )
         .await;
     assert_eq!(
@@ -284,7 +300,7 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         (StatusCode::OK, Some("certificate_issued")),
         "{v}"
     );
-    let (s, doc) = ca.get("/v1/keys/PG1/seal").await;
+    let (s, doc) = ca.signed_get(&new, "PG1", "/v1/keys/PG1/seal").await;
     assert_eq!(
         (s, doc["business_id"].as_str()),
         (StatusCode::OK, Some(seal_id.as_str()))
@@ -307,13 +323,41 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
     let data = ca.data_dir();
     let clock = ca.clock.clone();
     drop(ca);
-    let mut config = keyward_ca::Config::new(&data);
+    let mut config = keyward_ca::Config::sandbox(&data);
     config.database_url = Some(cluster.url());
     config.clock = clock;
     let app2 = keyward_ca::App::build(&config).await.unwrap();
+    let nonce = {
+        let resp = tower::ServiceExt::oneshot(
+            app2.router.clone(),
+            axum::http::Request::post("/v1/nonces")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(r#"{"key_serial":"PG1"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["nonce"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let path = "/v1/keys/PG1/businesses";
+    let input = keyward_ca_api::signing_input(
+        &keyward_ca_api::request_purpose("GET", path),
+        &nonce,
+        &keyward_ca_api::body_sha256(b""),
+    );
+    let sig = rcgen::SigningKey::sign(&new, &input).unwrap();
     let resp = tower::ServiceExt::oneshot(
         app2.router.clone(),
-        axum::http::Request::get("/v1/keys/PG1/businesses")
+        axum::http::Request::get(path)
+            .header(keyward_ca_api::auth::NONCE_HEADER, &nonce)
+            .header(keyward_ca_api::auth::SIGNATURE_HEADER, hex::encode(sig))
             .body(axum::body::Body::empty())
             .unwrap(),
     )

@@ -40,7 +40,7 @@ async fn renewal_end_to_end() {
     let ca = TestCa::new().await;
     let old = p256();
     assert_eq!(ca.activate("K1", &old).await, "active");
-    let (_, status) = ca.get("/v1/keys/K1").await;
+    let (_, status) = ca.signed_get(&old, "K1", "/v1/keys/K1").await;
     let old_serial = status["certificate"]["serial"].as_str().unwrap().to_owned();
     let old_not_after = instant(&status["certificate"]["not_after"]);
     let apply = "/v1/keys/K1/renewals";
@@ -69,8 +69,10 @@ async fn renewal_end_to_end() {
         (StatusCode::UNAUTHORIZED, "signature_missing")
     );
 
-    let (s, b) = ca.signed(&old, "K1", apply, Some(&application(2))).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, created) = ca.signed(&old, "K1", apply, Some(&application(2))).await;
+    assert_eq!(s, StatusCode::OK, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let b = created["business"].clone();
     assert_eq!(b["kind"], "renewal");
     assert_eq!(b["state"], "awaiting_payment");
     assert_eq!(b["fee_fen"], 40_000);
@@ -89,8 +91,12 @@ async fn renewal_end_to_end() {
         "CSR before payment"
     );
 
-    // Pay: first attempt fails, second succeeds.
-    let (s, p) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
+    // Pay: first attempt fails, second succeeds. Only the renewal's own secret (or its key)
+    // opens its payment.
+    let pay = format!("/v1/businesses/{id}/payment");
+    let (s, v) = ca.post_empty(&pay).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, p) = ca.with_secret("POST", &pay, &secret, None).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["amount_fen"], 40_000);
     assert_eq!(p["status"], "pending");
@@ -114,7 +120,7 @@ async fn renewal_end_to_end() {
         .unwrap()
         .to_bytes();
     assert!(String::from_utf8_lossy(&html).contains("¥ 400.00"));
-    let (_, p_again) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
+    let (_, p_again) = ca.with_secret("POST", &pay, &secret, None).await;
     assert_eq!(p_again["payment_id"], p["payment_id"]);
     let (s, failed) = ca
         .post(
@@ -128,19 +134,28 @@ async fn renewal_end_to_end() {
         .await;
     assert_eq!(s, StatusCode::OK, "{failed}");
     assert_eq!(failed["status"], "failed");
-    let (_, b) = ca.get(&format!("/v1/businesses/{id}")).await;
+    let business = format!("/v1/businesses/{id}");
+    let (_, b) = ca.with_secret("GET", &business, &secret, None).await;
     assert_eq!(b["state"], "awaiting_payment");
-    let (_, p2) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
+    let (_, p2) = ca.with_secret("POST", &pay, &secret, None).await;
     assert_ne!(p2["payment_id"], p["payment_id"]);
     let pid = p2["payment_id"].as_str().unwrap().to_owned();
-    let note = json!({"payment_id": pid, "status": "paid", "amount_fen": 40_000});
+    let note =
+        json!({"payment_id": pid, "business_id": id, "status": "paid", "amount_fen": 40_000});
     let (s, v) = notify(&ca, &note, b"not the key").await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::UNAUTHORIZED, "payment_signature_invalid")
     );
-    let wrong_amount = json!({"payment_id": pid, "status": "paid", "amount_fen": 1});
+    let wrong_amount =
+        json!({"payment_id": pid, "business_id": id, "status": "paid", "amount_fen": 1});
     let (s, v) = notify(&ca, &wrong_amount, &payment_key(&ca)).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let wrong_order = json!({"payment_id": pid, "business_id": "bzother", "status": "paid", "amount_fen": 40_000});
+    let (s, v) = notify(&ca, &wrong_order, &payment_key(&ca)).await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::BAD_REQUEST, "invalid_request")
@@ -158,9 +173,9 @@ async fn renewal_end_to_end() {
         )
         .await;
     assert_eq!(v["status"], "paid");
-    let (_, b) = ca.get(&format!("/v1/businesses/{id}")).await;
+    let (_, b) = ca.with_secret("GET", &business, &secret, None).await;
     assert_eq!(b["state"], "paid");
-    let (s, v) = ca.post_empty(&format!("/v1/businesses/{id}/payment")).await;
+    let (s, v) = ca.with_secret("POST", &pay, &secret, None).await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
     let (s, v) = ca
         .post(
@@ -227,9 +242,9 @@ async fn renewal_end_to_end() {
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
 
     // The old key is still current until the client confirms the install with the new key.
-    let (_, status) = ca.get("/v1/keys/K1").await;
+    let (_, status) = ca.signed_get(&old, "K1", "/v1/keys/K1").await;
     assert_eq!(status["certificate"]["serial"], old_serial.as_str());
-    let (_, hist) = ca.get("/v1/keys/K1/certificates").await;
+    let (_, hist) = ca.signed_get(&old, "K1", "/v1/keys/K1/certificates").await;
     let roles: Vec<&str> = hist["certificates"]
         .as_array()
         .unwrap()
@@ -245,23 +260,30 @@ async fn renewal_end_to_end() {
     );
     let (s, done) = ca.signed(&new, "K1", &installed, None).await;
     assert_eq!(s, StatusCode::OK, "{done}");
-    assert_eq!(done["state"], "completed");
+    assert_eq!(done["business"]["state"], "completed");
+    assert!(done["seal"].is_null(), "no seal to remake");
     let (s, again) = ca.signed(&new, "K1", &installed, None).await;
     assert_eq!(
-        (s, again["state"].as_str()),
+        (s, again["business"]["state"].as_str()),
         (StatusCode::OK, Some("completed"))
     );
-    let (_, status) = ca.get("/v1/keys/K1").await;
+    // The old key no longer speaks for K1; the new one does.
+    let (s, v) = ca.signed_get(&old, "K1", "/v1/keys/K1").await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signature_invalid")
+    );
+    let (_, status) = ca.signed_get(&new, "K1", "/v1/keys/K1").await;
     assert_eq!(status["certificate"]["serial"], issued["serial"]);
 
-    let (_, hist) = ca.get("/v1/keys/K1/certificates").await;
+    let (_, hist) = ca.signed_get(&new, "K1", "/v1/keys/K1/certificates").await;
     let list = hist["certificates"].as_array().unwrap();
     assert_eq!(list[0]["role"], "superseded");
     assert_eq!(list[0]["certificate"]["serial"], old_serial.as_str());
     assert_eq!(list[1]["role"], "current");
     assert_eq!(list[1]["certificate"]["serial"], issued["serial"]);
     // Progress lists both businesses with their timelines.
-    let (_, p) = ca.get("/v1/keys/K1/businesses").await;
+    let (_, p) = ca.signed_get(&new, "K1", "/v1/keys/K1/businesses").await;
     let list = p["businesses"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     let states: Vec<&str> = list[1]["timeline"]
@@ -351,7 +373,7 @@ async fn renewal_ids_are_scoped_to_their_key() {
         .signed(&a, "KA", "/v1/keys/KA/renewals", Some(&application(1)))
         .await;
     assert_eq!(s, StatusCode::OK);
-    let id = bz["id"].as_str().unwrap();
+    let id = bz["business"]["id"].as_str().unwrap();
     let (s, v) = ca
         .signed(
             &b,
@@ -364,16 +386,20 @@ async fn renewal_ids_are_scoped_to_their_key() {
         (s, code_of(&v)),
         (StatusCode::NOT_FOUND, "business_not_found")
     );
-    let (s, v) = ca.get("/v1/businesses/nope").await;
+    // KA's business, with KB's signature: answered as an unknown one is.
+    let (s, v) = ca
+        .signed_get(&b, "KB", &format!("/v1/businesses/{id}"))
+        .await;
     assert_eq!(
         (s, code_of(&v)),
-        (StatusCode::NOT_FOUND, "business_not_found")
+        (StatusCode::UNAUTHORIZED, "signature_invalid")
     );
+    let (s, v) = ca
+        .with_secret("GET", "/v1/businesses/nope", "00", None)
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
     let (s, v) = ca.post_empty("/v1/businesses/nope/payment").await;
-    assert_eq!(
-        (s, code_of(&v)),
-        (StatusCode::NOT_FOUND, "business_not_found")
-    );
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
 }
 
 #[test]

@@ -58,21 +58,68 @@ impl Http {
             .unwrap();
         (r.status().as_u16(), r.json().await.unwrap())
     }
+    async fn with_secret(&self, path: &str, secret: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(keyward_ca_api::auth::BUSINESS_SECRET_HEADER, secret)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    /// Asks for an activation code and redeems it, as the client does.
+    async fn redeem_code(&self, serial: &str) -> (u16, Value) {
+        let (s, sent) = self
+            .post(&format!("/v1/keys/{serial}/activation/code"), &json!({}))
+            .await;
+        assert_eq!(s, 200, "{sent}");
+        let sms = self
+            .admin_get(&format!("/admin/v1/sms?key_serial={serial}"))
+            .await;
+        let text = sms["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["purpose"] == "activation")
+            .unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.post(
+            &format!("/v1/keys/{serial}/activation/redeem"),
+            &json!({"code": code_in(&text), "ticket": sent["ticket"]}),
+        )
+        .await
+    }
     async fn signed(&self, key: &KeyPair, serial: &str, path: &str) -> (u16, Value) {
+        self.signed_as("POST", key, serial, path).await
+    }
+    async fn signed_as(
+        &self,
+        method: &str,
+        key: &KeyPair,
+        serial: &str,
+        path: &str,
+    ) -> (u16, Value) {
         let (_, n) = self
             .post("/v1/nonces", &json!({"key_serial": serial}))
             .await;
         let nonce = n["nonce"].as_str().unwrap();
         let sig = key
             .sign(&signing_input(
-                &request_purpose("POST", path),
+                &request_purpose(method, path),
                 nonce,
                 &body_sha256(b""),
             ))
             .unwrap();
         let r = self
             .client
-            .post(format!("{}{path}", self.base))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.base),
+            )
             .header(NONCE_HEADER, nonce)
             .header(SIGNATURE_HEADER, hex::encode(sig))
             .send()
@@ -92,7 +139,7 @@ fn pinned(root_pem: &str) -> reqwest::Client {
 }
 
 async fn connect(dir: &std::path::Path) -> (keyward_ca::ServerHandle, Http) {
-    let handle = Server::start(Config::new(dir)).await.unwrap();
+    let handle = Server::start(Config::sandbox(dir)).await.unwrap();
     let http = Http {
         base: handle.base_url(),
         token: handle.admin_token().to_owned(),
@@ -179,15 +226,7 @@ async fn activation_survives_a_restart_mid_business() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    let sms = http.admin_get("/admin/v1/sms?key_serial=NETCA0001").await;
-    let text = sms["messages"][0]["text"].as_str().unwrap().to_owned();
-    let code: String = text.chars().filter(char::is_ascii_digit).take(6).collect();
-    let (s, pin) = http
-        .post(
-            "/v1/keys/NETCA0001/activation/redeem",
-            &json!({"code": code}),
-        )
-        .await;
+    let (s, pin) = http.redeem_code("NETCA0001").await;
     assert_eq!(s, 200, "{pin}");
     assert_eq!(pin["transport_pin"], "Transport-7788");
     // The operator's PC crashes here; the service restarts.
@@ -199,20 +238,22 @@ async fn activation_survives_a_restart_mid_business() {
         chain_before, chain_after,
         "the CA hierarchy is kept across restarts"
     );
-    let (s, status) = http.get("/v1/keys/NETCA0001").await;
+    let (s, status) = http.get("/v1/keys/NETCA0001/standing").await;
     assert_eq!(
-        (s, status["state"].as_str()),
-        (200, Some("awaiting_activation"))
+        (s, status["awaiting_activation"].as_bool()),
+        (200, Some(true))
     );
     let (s, v) = http
         .signed(&key, "NETCA0001", "/v1/keys/NETCA0001/activation/confirm")
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"], "active");
-    let (_, progress) = http.get("/v1/keys/NETCA0001/businesses").await;
+    let (_, progress) = http
+        .signed_as("GET", &key, "NETCA0001", "/v1/keys/NETCA0001/businesses")
+        .await;
     assert_eq!(progress["businesses"][0]["state"], "completed");
     let sms = http.admin_get("/admin/v1/sms").await;
-    assert_eq!(sms["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(sms["messages"].as_array().unwrap().len(), 2);
     // Typed errors over the wire too.
     let r = http
         .client
@@ -300,16 +341,7 @@ async fn the_review_command_lists_and_decides() {
         &register_body("K1", USCC, cert["certificate_pem"].as_str().unwrap()),
     )
     .await;
-    let sms = http.admin_get("/admin/v1/sms?key_serial=K1").await;
-    let code: String = sms["messages"][0]["text"]
-        .as_str()
-        .unwrap()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(6)
-        .collect();
-    http.post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-        .await;
+    http.redeem_code("K1").await;
     let (s, _) = http
         .signed(&key, "K1", "/v1/keys/K1/activation/confirm")
         .await;
@@ -320,7 +352,8 @@ async fn the_review_command_lists_and_decides() {
         .post("/v1/keys/K1/unlocks", &json!({"requester": stranger}))
         .await;
     assert_eq!(s, 200, "{b}");
-    let id = b["id"].as_str().unwrap().to_owned();
+    let id = b["business"]["id"].as_str().unwrap().to_owned();
+    let secret = b["secret"].as_str().unwrap().to_owned();
     let r = http
         .client
         .post(format!(
@@ -328,13 +361,16 @@ async fn the_review_command_lists_and_decides() {
             http.base
         ))
         .header("content-type", "image/png")
+        .header(keyward_ca_api::auth::BUSINESS_SECRET_HEADER, &secret)
         .body(b"\x89PNG\r\n\x1a\nscan".to_vec())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    http.post(&format!("/v1/businesses/{id}/submit"), &json!(null))
+    let (s, v) = http
+        .with_secret(&format!("/v1/businesses/{id}/submit"), &secret)
         .await;
+    assert_eq!(s, 200, "{v}");
 
     let run = |args: Vec<String>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"));
@@ -357,12 +393,15 @@ async fn the_review_command_lists_and_decides() {
         listing.contains(&id) && listing.contains("unlock") && listing.contains("139****9000"),
         "{listing}"
     );
+    // A reviewer names nobody: the account does.
     let out = run(vec![
         "approve".into(),
         id.clone(),
         "--reviewer".into(),
         "王审核".into(),
     ]);
+    assert!(!out.status.success(), "--reviewer is no option any more");
+    let out = run(vec!["approve".into(), id.clone()]);
     assert!(
         out.status.success(),
         "{}",
@@ -372,12 +411,116 @@ async fn the_review_command_lists_and_decides() {
     let out = run(vec![
         "reject".into(),
         id.clone(),
-        "--reviewer".into(),
-        "王审核".into(),
         "--note".into(),
         "late".into(),
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already_decided"));
     handle.shutdown().await;
+}
+
+/// `keyward-ca staff …` on the service's database, and what each role may do over HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_accounts_have_roles_expire_and_are_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (handle, http) = connect(&data).await;
+    let staff = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"))
+            .arg("staff")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let add = |name: &str, role: &str| {
+        let out = staff(&["add", name, "--role", role, "--days", "30"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let reviewer = add("wang.reviewer", "reviewer");
+    let auditor = add("li.auditor", "auditor");
+    assert!(reviewer.starts_with("kws_") && reviewer != auditor);
+    assert!(
+        !staff(&["add", "wang.reviewer", "--role", "admin"])
+            .status
+            .success()
+    );
+    assert!(!staff(&["add", "x", "--role", "boss"]).status.success());
+    let call = |token: &str, path: &str| {
+        let client = http.client.clone();
+        let url = format!("{}{path}", http.base);
+        let token = token.to_owned();
+        async move {
+            let r = client.get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // Each role reaches what it is for, and nothing else.
+    let (s, _) = call(&reviewer, "/admin/v1/reviews").await;
+    assert_eq!(s, 200);
+    let (s, v) = call(&reviewer, "/admin/v1/audit").await;
+    assert_eq!((s, v["code"].as_str()), (403, Some("forbidden")));
+    let (s, _) = call(&auditor, "/admin/v1/audit").await;
+    assert_eq!(s, 200);
+    let (s, v) = call(&auditor, "/admin/v1/reviews").await;
+    assert_eq!((s, v["code"].as_str()), (403, Some("forbidden")));
+    let r = http
+        .client
+        .post(format!("{}/admin/v1/certify", http.base))
+        .bearer_auth(&reviewer)
+        .json(&json!({"organisation": org(USCC), "csr_pem": csr(&p256()), "years": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a reviewer is no issuing station");
+    // The listing shows roles and states, never a token.
+    let out = staff(&["list"]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listing.contains("wang.reviewer\treviewer\tvalid until"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("admin\tadmin\tvalid (no expiry)"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&reviewer));
+    // Revoked: the token stops at once.
+    assert!(staff(&["revoke", "wang.reviewer"]).status.success());
+    let (s, v) = call(&reviewer, "/admin/v1/reviews").await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    // Expired: a token past its days is refused.
+    handle.clock().advance(time::Duration::days(31));
+    let (s, v) = call(&auditor, "/admin/v1/audit").await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    handle.shutdown().await;
+}
+
+#[test]
+fn plain_http_is_refused_on_an_address_other_computers_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward-ca"))
+        .args([
+            "serve",
+            "--plain-http",
+            "--listen",
+            "0.0.0.0:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plain HTTP only on a loopback address"),
+        "{err}"
+    );
 }

@@ -92,7 +92,20 @@ async fn every_documented_endpoint_is_routed() {
 #[test]
 fn openapi_examples_are_real_wire_values() {
     use keyward_ca_api::*;
-    for (name, example) in keyward_ca::openapi::examples() {
+    let examples = keyward_ca::openapi::examples();
+    // Every type the endpoint table names has an example, and every example reads back as
+    // its type: an example not checked here fails, so a new type cannot slip by.
+    for ep in ENDPOINTS {
+        for name in ep.request.into_iter().chain([ep.response]) {
+            assert!(
+                matches!(name, "html" | "bytes") || examples.iter().any(|(n, _)| *n == name),
+                "{} {} names {name}, which has no example",
+                ep.method,
+                ep.path
+            );
+        }
+    }
+    for (name, example) in examples {
         let ok = match name {
             "CertifyRequest" => serde_json::from_value::<CertifyRequest>(example).is_ok(),
             "RegisterKeyRequest" => serde_json::from_value::<RegisterKeyRequest>(example).is_ok(),
@@ -114,7 +127,26 @@ fn openapi_examples_are_real_wire_values() {
             "UnlockApplication" => serde_json::from_value::<UnlockApplication>(example).is_ok(),
             "ReviewDecision" => serde_json::from_value::<ReviewDecision>(example).is_ok(),
             "ReviewQueue" => serde_json::from_value::<ReviewQueue>(example).is_ok(),
-            _ => true,
+            "Health" => serde_json::from_value::<Health>(example).is_ok(),
+            "OpenApi" => example["openapi"] == "3.1.0",
+            "CaChain" => serde_json::from_value::<CaChain>(example).is_ok(),
+            "IssuedCertificate" => serde_json::from_value::<IssuedCertificate>(example).is_ok(),
+            "SmsOutbox" => serde_json::from_value::<SmsOutbox>(example).is_ok(),
+            "AuditLog" => serde_json::from_value::<AuditLog>(example).is_ok(),
+            "NonceGrant" => serde_json::from_value::<NonceGrant>(example).is_ok(),
+            "CodeSent" => serde_json::from_value::<CodeSent>(example).is_ok(),
+            "TransportPinRelease" => serde_json::from_value::<TransportPinRelease>(example).is_ok(),
+            "BusinessList" => serde_json::from_value::<BusinessList>(example).is_ok(),
+            "PaymentRequest" => serde_json::from_value::<PaymentRequest>(example).is_ok(),
+            "UnlockAuthorisation" => serde_json::from_value::<UnlockAuthorisation>(example).is_ok(),
+            "Attachment" => serde_json::from_value::<Attachment>(example).is_ok(),
+            "KeyStanding" => serde_json::from_value::<KeyStanding>(example).is_ok(),
+            "CreatedBusiness" => serde_json::from_value::<CreatedBusiness>(example).is_ok(),
+            "RegisteredKey" => serde_json::from_value::<RegisteredKey>(example).is_ok(),
+            "RenewalInstalled" => serde_json::from_value::<RenewalInstalled>(example).is_ok(),
+            "ChangeForm" => serde_json::from_value::<ChangeForm>(example).is_ok(),
+            "RefundForm" => serde_json::from_value::<RefundForm>(example).is_ok(),
+            other => panic!("example {other} is not checked against its type"),
         };
         assert!(ok, "example {name} does not read back");
     }
@@ -130,8 +162,16 @@ async fn unknown_paths_and_methods_answer_typed_errors() {
         (s, code_of(&v)),
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
+    // A key's status is the key's to read: an unknown serial is refused like a known one,
+    // so the answer tells nobody which serials exist.
     let (s, v) = ca.get("/v1/keys/NOKEY").await;
-    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "signature_missing")
+    );
+    let (s, v) = ca.get("/v1/keys/NOKEY/standing").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"awaiting_activation": false, "waiting": []}));
 }
 
 #[tokio::test]
@@ -341,19 +381,32 @@ fn der_len(n: usize) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn register_key_escrows_pins_and_queues_the_activation_sms() {
+async fn register_key_escrows_pins_and_tells_the_handler() {
     let ca = TestCa::new().await;
     let key = p256();
-    let v = ca.issue_key("NETCA0001", &key, 1).await;
+    let registered = ca.register("NETCA0001", &key, 1).await;
+    let v = &registered["status"];
     assert_eq!(v["state"], "awaiting_activation");
     assert_eq!(v["uscc"], USCC);
     assert!(v["activated_at"].is_null());
+    // The issue business comes with its secret, for the organisation (a refund of a key
+    // never activated needs it: such a key cannot sign).
+    assert_eq!(registered["issue"]["business"]["kind"], "issue");
+    assert_eq!(registered["issue"]["secret"].as_str().unwrap().len(), 64);
     let (s, sms) = ca.admin_get("/admin/v1/sms").await;
     assert_eq!(s, StatusCode::OK);
     let msgs = sms["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["phone"], PHONE);
-    assert_eq!(msgs[0]["purpose"], "activation");
+    // The handler is told the key is issued; the code is asked for once the key arrived.
+    assert_eq!(msgs[0]["purpose"], "issued");
+    assert!(
+        !msgs[0]["text"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(|c| c.is_ascii_digit())
+    );
     // Escrowed PINs are not stored in the clear.
     let mut all = Vec::new();
     for entry in std::fs::read_dir(ca.data_dir()).unwrap() {
@@ -375,19 +428,21 @@ async fn register_key_escrows_pins_and_queues_the_activation_sms() {
             assert_eq!(mode & 0o077, 0, "{f} is readable by others");
         }
     }
-    // Progress shows the issue business awaiting activation.
-    let (s, p) = ca.get("/v1/keys/NETCA0001/businesses").await;
-    assert_eq!(s, StatusCode::OK);
+    // Progress, read by the key, shows the issue business awaiting activation.
+    let (s, p) = ca
+        .signed_get(&key, "NETCA0001", "/v1/keys/NETCA0001/businesses")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["businesses"][0]["kind"], "issue");
     assert_eq!(p["businesses"][0]["state"], "awaiting_activation");
-    // The audit log has the registration.
+    // The audit log has the registration, under the account that made it.
     let (_, audit) = ca.admin_get("/admin/v1/audit?key_serial=NETCA0001").await;
     assert!(
         audit["records"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["action"] == "key_registered")
+            .any(|r| r["action"] == "key_registered" && r["actor"] == "staff:admin")
     );
 }
 
@@ -462,42 +517,49 @@ async fn activation_releases_the_transport_pin_only_for_the_right_code() {
     let ca = TestCa::new().await;
     let key = p256();
     ca.issue_key("K1", &key, 1).await;
+    let ticket = ca.send_activation_code("K1").await;
     let code = ca.last_code("K1").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let (s, v) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": wrong}))
-        .await;
+    let (s, v) = ca.redeem("K1", &ticket, wrong).await;
     assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
-    // The right code for another key does not work.
-    ca.issue_key("K2", &p256(), 1).await;
-    let code2 = ca.last_code("K2").await;
-    if code2 != code {
-        let (s, v) = ca
-            .post("/v1/keys/K1/activation/redeem", &json!({"code": code2}))
-            .await;
-        assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
-    }
+    // Without the ticket the code cannot be tried at all.
     let (s, v) = ca
         .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
         .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let (s, v) = ca.redeem("K1", "not-a-ticket", &code).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_expired"));
+    // The right code for another key does not work.
+    ca.issue_key("K2", &p256(), 1).await;
+    let ticket2 = ca.send_activation_code("K2").await;
+    let code2 = ca.last_code("K2").await;
+    if code2 != code {
+        let (s, v) = ca.redeem("K1", &ticket, &code2).await;
+        assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
+    }
+    let (s, v) = ca.redeem("K1", &ticket2, &code).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_expired"));
+    let (s, v) = ca.redeem("K1", &ticket, &code).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["transport_pin"], "Transport-7788");
     // Single use.
-    let (s, v) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-        .await;
+    let (s, v) = ca.redeem("K1", &ticket, &code).await;
     assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_expired"));
-    let (s, v) = ca
-        .post("/v1/keys/NOKEY/activation/redeem", &json!({"code": code}))
-        .await;
-    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+    // An unknown key and a key that does not await activation answer alike.
+    let (s, v) = ca.redeem("NOKEY", &ticket, &code).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
 }
 
 #[tokio::test]
 async fn codes_expire_lock_after_five_attempts_and_rate_limit() {
     let ca = TestCa::new().await;
     ca.issue_key("K1", &p256(), 1).await;
-    // Cool-down right after the first code.
+    let ticket = ca.send_activation_code("K1").await;
+    assert_eq!(ticket.len(), 48);
+    // Cool-down right after a code, for the same asker.
     let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
     assert_eq!(
         (s, code_of(&v)),
@@ -506,42 +568,50 @@ async fn codes_expire_lock_after_five_attempts_and_rate_limit() {
     let code = ca.last_code("K1").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
-        let (_, v) = ca
-            .post("/v1/keys/K1/activation/redeem", &json!({"code": wrong}))
-            .await;
+        let (_, v) = ca.redeem("K1", &ticket, wrong).await;
         assert_eq!(code_of(&v), "code_invalid");
     }
-    let (s, v) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": wrong}))
-        .await;
+    let (s, v) = ca.redeem("K1", &ticket, wrong).await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::TOO_MANY_REQUESTS, "code_attempts_exhausted")
     );
     // Even the right code is void now.
-    let (_, v) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-        .await;
+    let (_, v) = ca.redeem("K1", &ticket, &code).await;
     assert_eq!(code_of(&v), "code_expired");
     // A new code after the cool-down; it expires after ten minutes.
     ca.clock.advance(time::Duration::seconds(61));
     let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["phone_masked"], "138****8000");
+    assert_eq!(v["reference"].as_str().unwrap().len(), 2);
+    let ticket = v["ticket"].as_str().unwrap().to_owned();
     let code = ca.last_code("K1").await;
     ca.clock.advance(time::Duration::minutes(11));
-    let (s, v) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-        .await;
+    let (s, v) = ca.redeem("K1", &ticket, &code).await;
     assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_expired"));
-    // Daily cap: ten codes in 24 hours.
-    for _ in 0..8 {
+    // One address may ask three times a day for one key (two done); others may still ask.
+    ca.clock.advance(time::Duration::seconds(61));
+    let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    ca.clock.advance(time::Duration::seconds(61));
+    let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "code_daily_limit")
+    );
+    // Daily cap per key: ten codes in 24 hours, from whichever addresses.
+    for i in 0..7u8 {
         ca.clock.advance(time::Duration::seconds(61));
-        let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+        let (s, v) = ca
+            .post_empty_from([10, 0, 0, i], "/v1/keys/K1/activation/code")
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
     ca.clock.advance(time::Duration::seconds(61));
-    let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
+    let (s, v) = ca
+        .post_empty_from([10, 0, 1, 1], "/v1/keys/K1/activation/code")
+        .await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::TOO_MANY_REQUESTS, "code_daily_limit")
@@ -560,10 +630,9 @@ async fn activation_confirm_needs_a_fresh_signature_by_the_key() {
     // Before redeeming the code.
     let (s, v) = ca.signed(&key, "K1", path, None).await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    let ticket = ca.send_activation_code("K1").await;
     let code = ca.last_code("K1").await;
-    let (s, _) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-        .await;
+    let (s, _) = ca.redeem("K1", &ticket, &code).await;
     assert_eq!(s, StatusCode::OK);
     // No signature.
     let (s, v) = ca.post_empty(path).await;
@@ -631,15 +700,14 @@ async fn activation_confirm_needs_a_fresh_signature_by_the_key() {
         (StatusCode::UNAUTHORIZED, "nonce_replayed")
     );
     // Progress: the issue business is completed.
-    let (_, p) = ca.get("/v1/keys/K1/businesses").await;
+    let (_, p) = ca.signed_get(&key, "K1", "/v1/keys/K1/businesses").await;
     assert_eq!(p["businesses"][0]["state"], "completed");
     assert_eq!(p["businesses"][0]["timeline"].as_array().unwrap().len(), 2);
     // Once active, no more codes or PIN releases.
+    ca.clock.advance(time::Duration::seconds(61));
     let (s, v) = ca.post_empty("/v1/keys/K1/activation/code").await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
-    let (s, v) = ca
-        .post("/v1/keys/K1/activation/redeem", &json!({"code": code}))
-        .await;
+    let (s, v) = ca.redeem("K1", &ticket, &code).await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
 }
 
@@ -660,10 +728,9 @@ async fn rsa_keys_sign_with_pkcs1_sha256() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
+    let ticket = ca.send_activation_code("RSA1").await;
     let code = ca.last_code("RSA1").await;
-    let (s, _) = ca
-        .post("/v1/keys/RSA1/activation/redeem", &json!({"code": code}))
-        .await;
+    let (s, _) = ca.redeem("RSA1", &ticket, &code).await;
     assert_eq!(s, StatusCode::OK);
     let (s, v) = ca
         .signed(&key, "RSA1", "/v1/keys/RSA1/activation/confirm", None)
@@ -673,10 +740,25 @@ async fn rsa_keys_sign_with_pkcs1_sha256() {
 }
 
 #[tokio::test]
-async fn nonce_for_unknown_key_is_refused() {
+async fn a_nonce_is_granted_for_any_serial_and_tells_nothing() {
     let ca = TestCa::new().await;
-    let (s, v) = ca.post("/v1/nonces", &json!({"key_serial": "NOKEY"})).await;
-    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+    ca.issue_key("K1", &p256(), 1).await;
+    // Known or not, the answer has the same shape: a nonce is no oracle for serials.
+    let (s, known) = ca.post("/v1/nonces", &json!({"key_serial": "K1"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, unknown) = ca.post("/v1/nonces", &json!({"key_serial": "NOKEY"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&known), keys(&unknown));
+    // A key has a handful of unused nonces at most: asking for many drops the oldest.
+    let first = ca.nonce("K1").await;
+    for _ in 0..keyward_ca::limits::NONCES_PER_KEY {
+        ca.nonce("K1").await;
+    }
+    let (s, v) = ca
+        .signed_with_nonce(&p256(), &first, "/v1/keys/K1/activation/confirm", None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     let (s, v) = ca.post("/v1/nonces", &json!({"key_serial": 5})).await;
     assert_eq!(
         (s, code_of(&v)),
@@ -688,18 +770,12 @@ async fn nonce_for_unknown_key_is_refused() {
 async fn every_json_endpoint_refuses_bad_bodies_with_typed_errors() {
     let ca = TestCa::new().await;
     let token = ca.app.admin_token().to_owned();
+    // A caller each rule lets in: the key K1 (activated), the secret of an unlock of it,
+    // the bootstrap admin. Unauthenticated bodies are never read; these are.
+    let (key, unlock, secret) = ca.with_unlock().await;
     for ep in ENDPOINTS.iter().filter(|e| e.request.is_some()) {
-        let path = ep.path.replace("{serial}", "NOKEY").replace("{id}", "noid");
-        let send = |body: &'static [u8], ct: Option<&'static str>| {
-            let mut r = Request::builder()
-                .method(ep.method)
-                .uri(&path)
-                .header("authorization", format!("Bearer {token}"));
-            if let Some(ct) = ct {
-                r = r.header("content-type", ct);
-            }
-            r.body(Body::from(body)).unwrap()
-        };
+        use keyward_ca_api::endpoints::Access;
+        let path = ep.path.replace("{serial}", "K1").replace("{id}", &unlock);
         let cases: [(&[u8], Option<&str>, StatusCode, &str); 4] = [
             (
                 b"{oops",
@@ -727,8 +803,25 @@ async fn every_json_endpoint_refuses_bad_bodies_with_typed_errors() {
             ),
         ];
         for (body, ct, status, code) in cases {
-            let (s, v) = ca.raw(send(body, ct)).await;
-            if ep.path == "/v1/payments/notify" {
+            let (s, v) = match ep.access {
+                Access::Key | Access::RenewedKey | Access::BusinessKey => {
+                    let nonce = ca.nonce("K1").await;
+                    ca.signed_raw(&key, &nonce, ep.method, &path, body.to_vec(), ct)
+                        .await
+                }
+                _ => {
+                    let mut r = Request::builder()
+                        .method(ep.method)
+                        .uri(&path)
+                        .header("authorization", format!("Bearer {token}"))
+                        .header(keyward_ca_api::auth::BUSINESS_SECRET_HEADER, &secret);
+                    if let Some(ct) = ct {
+                        r = r.header("content-type", ct);
+                    }
+                    ca.raw(r.body(Body::from(body)).unwrap()).await
+                }
+            };
+            if ep.access == Access::PaymentProvider {
                 // The provider's signature is checked before anything else.
                 assert_eq!(
                     (s, code_of(&v)),

@@ -36,15 +36,21 @@ async fn code_for(ca: &TestCa, serial: &str, purpose: &str) -> String {
 async fn upload(
     ca: &TestCa,
     id: &str,
+    secret: &str,
     kind: &str,
     ct: &str,
     bytes: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let req = Request::post(format!("/v1/businesses/{id}/attachments?kind={kind}"))
-        .header("content-type", ct)
-        .body(Body::from(bytes))
-        .unwrap();
-    ca.raw(req).await
+    ca.upload(id, secret, kind, ct, &bytes).await
+}
+
+/// Applies to unlock K1 as `requester`; the business and its secret.
+async fn apply(ca: &TestCa, requester: Value) -> (StatusCode, Value, String) {
+    let (s, v) = ca
+        .post("/v1/keys/K1/unlocks", &json!({"requester": requester}))
+        .await;
+    let secret = v["secret"].as_str().unwrap_or_default().to_owned();
+    (s, v["business"].clone(), secret)
 }
 
 fn jpeg() -> Vec<u8> {
@@ -54,27 +60,42 @@ fn jpeg() -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn the_latest_handler_is_approved_automatically_and_the_so_pin_rotates_safely() {
+async fn the_handler_of_record_is_approved_automatically_and_the_so_pin_rotates_safely() {
     let ca = TestCa::new().await;
     let key = p256();
     ca.activate("K1", &key).await;
-    let (s, b) = ca
-        .post("/v1/keys/K1/unlocks", &json!({"requester": handler()}))
-        .await;
+    let (s, first, first_secret) = apply(&ca, handler()).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    assert_eq!(first["state"], "approved");
+    // Applying again (from another computer, say) replaces the open one: the handler of
+    // record is never kept out of their own key.
+    ca.clock.advance(time::Duration::seconds(61));
+    let (s, b, secret) = apply(&ca, handler()).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["kind"], "unlock");
     assert_eq!(b["state"], "approved");
     assert_eq!(b["fee_fen"], 0);
+    assert_eq!(secret.len(), 64);
     let id = b["id"].as_str().unwrap().to_owned();
-    let (s, v) = ca
-        .post("/v1/keys/K1/unlocks", &json!({"requester": handler()}))
+    let old = first["id"].as_str().unwrap();
+    let (_, old_state) = ca
+        .with_secret("GET", &format!("/v1/businesses/{old}"), &first_secret, None)
         .await;
-    assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    assert_eq!(old_state["state"], "cancelled");
 
     let auth = format!("/v1/keys/K1/unlocks/{id}/authorisation");
     let code = code_for(&ca, "K1", "unlock").await;
+    // The authorisation needs the unlock's own secret: not another's, not none.
+    let (s, v) = ca.post(&auth, &json!({"code": code})).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, v) = ca
+        .with_secret("POST", &auth, &first_secret, Some(&json!({"code": code})))
+        .await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let (s, v) = ca.post(&auth, &json!({"code": wrong})).await;
+    let (s, v) = ca
+        .with_secret("POST", &auth, &secret, Some(&json!({"code": wrong})))
+        .await;
     assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "code_invalid"));
     // Confirming before the authorisation is refused.
     let (s, v) = ca
@@ -86,7 +107,9 @@ async fn the_latest_handler_is_approved_automatically_and_the_so_pin_rotates_saf
         )
         .await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
-    let (s, a) = ca.post(&auth, &json!({"code": code})).await;
+    let (s, a) = ca
+        .with_secret("POST", &auth, &secret, Some(&json!({"code": code})))
+        .await;
     assert_eq!(s, StatusCode::OK, "{a}");
     assert_eq!(a["so_pin"], "SoPin-Secret-0001");
     let fresh = a["new_so_pin"].as_str().unwrap().to_owned();
@@ -95,12 +118,19 @@ async fn the_latest_handler_is_approved_automatically_and_the_so_pin_rotates_saf
 
     // The client crashes after rotating the SO PIN; a retry with a new code gets the same pair.
     ca.clock.advance(time::Duration::seconds(61));
-    let (s, v) = ca
-        .post_empty(&format!("/v1/keys/K1/unlocks/{id}/code"))
-        .await;
+    let send = format!("/v1/keys/K1/unlocks/{id}/code");
+    let (s, v) = ca.post_empty(&send).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, v) = ca.with_secret("POST", &send, &secret, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v.get("ticket").is_none(),
+        "a business-bound code needs no ticket"
+    );
     let code = code_for(&ca, "K1", "unlock").await;
-    let (s, again) = ca.post(&auth, &json!({"code": code})).await;
+    let (s, again) = ca
+        .with_secret("POST", &auth, &secret, Some(&json!({"code": code})))
+        .await;
     assert_eq!(s, StatusCode::OK, "{again}");
     assert_eq!(again["so_pin"], "SoPin-Secret-0001");
     assert_eq!(again["new_so_pin"], fresh.as_str());
@@ -123,16 +153,16 @@ async fn the_latest_handler_is_approved_automatically_and_the_so_pin_rotates_saf
 
     // The next unlock releases the rotated SO PIN as current.
     ca.clock.advance(time::Duration::seconds(61));
-    let (s, b2) = ca
-        .post("/v1/keys/K1/unlocks", &json!({"requester": handler()}))
-        .await;
+    let (s, b2, secret2) = apply(&ca, handler()).await;
     assert_eq!(s, StatusCode::OK, "{b2}");
     let id2 = b2["id"].as_str().unwrap();
     let code = code_for(&ca, "K1", "unlock").await;
     let (s, a2) = ca
-        .post(
+        .with_secret(
+            "POST",
             &format!("/v1/keys/K1/unlocks/{id2}/authorisation"),
-            &json!({"code": code}),
+            &secret2,
+            Some(&json!({"code": code})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{a2}");
@@ -159,27 +189,45 @@ async fn another_requester_needs_attachments_and_a_reviewer() {
     let ca = TestCa::new().await;
     let key = p256();
     ca.activate("K1", &key).await;
-    let (s, b) = ca
-        .post("/v1/keys/K1/unlocks", &json!({"requester": stranger()}))
-        .await;
+    let (s, b, secret) = apply(&ca, stranger()).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["state"], "awaiting_documents");
     let id = b["id"].as_str().unwrap().to_owned();
+    let sec = secret.as_str();
     let (s, v) = ca
-        .post(
+        .with_secret(
+            "POST",
             &format!("/v1/keys/K1/unlocks/{id}/authorisation"),
-            &json!({"code": "123456"}),
+            sec,
+            Some(&json!({"code": "123456"})),
         )
         .await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
-    let (s, v) = ca.post_empty(&format!("/v1/businesses/{id}/submit")).await;
+    // While it is open, nobody else may open one: the refusal names it, masked.
+    let mut third = stranger();
+    third["name"] = json!("王五");
+    third["phone"] = json!("13700137000");
+    let (s, err) = ca
+        .post("/v1/keys/K1/unlocks", &json!({"requester": third}))
+        .await;
+    assert_eq!(
+        (s, code_of(&err)),
+        (StatusCode::CONFLICT, "unlock_under_way")
+    );
+    assert_eq!(err["open_business"]["requester_masked"], "李*");
+    assert_eq!(err["open_business"]["phone_masked"], "139****9000");
+    assert!(err["open_business"].get("id_number").is_none());
+    let submit = format!("/v1/businesses/{id}/submit");
+    let (s, v) = ca.post_empty(&submit).await;
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, v) = ca.with_secret("POST", &submit, sec, None).await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::CONFLICT, "attachment_required")
     );
 
     // Attachment checks.
-    let (s, v) = upload(&ca, &id, "id_card", "text/plain", b"hello".to_vec()).await;
+    let (s, v) = upload(&ca, &id, sec, "id_card", "text/plain", b"hello".to_vec()).await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::BAD_REQUEST, "invalid_attachment")
@@ -187,6 +235,7 @@ async fn another_requester_needs_attachments_and_a_reviewer() {
     let (s, v) = upload(
         &ca,
         &id,
+        sec,
         "id_card",
         "image/jpeg",
         b"\x89PNG\r\n\x1a\nxx".to_vec(),
@@ -196,32 +245,40 @@ async fn another_requester_needs_attachments_and_a_reviewer() {
         (s, code_of(&v)),
         (StatusCode::BAD_REQUEST, "invalid_attachment")
     );
-    let (s, v) = upload(&ca, &id, "passport_photo", "image/jpeg", jpeg()).await;
+    let (s, v) = upload(&ca, &id, sec, "passport_photo", "image/jpeg", jpeg()).await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
     let mut big = jpeg();
     big.resize(6 * 1024 * 1024, 0);
-    let (s, v) = upload(&ca, &id, "id_card", "image/jpeg", big).await;
+    let (s, v) = upload(&ca, &id, sec, "id_card", "image/jpeg", big).await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
     );
-    let (s, att) = upload(&ca, &id, "id_card", "image/jpeg", jpeg()).await;
+    let (s, att) = upload(&ca, &id, sec, "id_card", "image/jpeg", jpeg()).await;
     assert_eq!(s, StatusCode::OK, "{att}");
     let sha = att["sha256"].as_str().unwrap().to_owned();
     assert_eq!(sha, hex::encode(keyward_ca_api::body_sha256(&jpeg())));
     assert!(ca.data_dir().join("attachments").join(&sha).exists());
     let mut pdf = b"%PDF-1.7\n".to_vec();
     pdf.extend_from_slice(b"authorisation letter");
-    let (s, _) = upload(&ca, &id, "authorisation_letter", "application/pdf", pdf).await;
+    let (s, _) = upload(
+        &ca,
+        &id,
+        sec,
+        "authorisation_letter",
+        "application/pdf",
+        pdf,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
 
-    let (s, v) = ca.post_empty(&format!("/v1/businesses/{id}/submit")).await;
+    let (s, v) = ca.with_secret("POST", &submit, sec, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "under_review");
-    let (s, v) = upload(&ca, &id, "other", "image/jpeg", jpeg()).await;
+    let (s, v) = upload(&ca, &id, sec, "other", "image/jpeg", jpeg()).await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
 
     // The reviewer's queue and the file download.
@@ -244,20 +301,21 @@ async fn another_requester_needs_attachments_and_a_reviewer() {
     assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
 
     let approve = format!("/admin/v1/reviews/{id}/approve");
-    let (s, v) = ca.admin_post(&approve, &json!({"reviewer": ""})).await;
+    // The reviewer is the account that asks, never a name in the body.
+    let (s, v) = ca
+        .admin_post(&approve, &json!({"reviewer": "王审核", "note": "材料齐全"}))
+        .await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
-    let (s, v) = ca
-        .admin_post(&approve, &json!({"reviewer": "王审核", "note": "材料齐全"}))
-        .await;
+    let (s, v) = ca.admin_post(&approve, &json!({"note": "材料齐全"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "approved");
     let (s, v) = ca
         .admin_post(
             &format!("/admin/v1/reviews/{id}/reject"),
-            &json!({"reviewer": "王审核", "note": "x"}),
+            &json!({"note": "x"}),
         )
         .await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "already_decided"));
@@ -266,9 +324,11 @@ async fn another_requester_needs_attachments_and_a_reviewer() {
     assert_eq!(sms["messages"].as_array().unwrap().len(), 1);
     let code = code_for(&ca, "K1", "unlock").await;
     let (s, a) = ca
-        .post(
+        .with_secret(
+            "POST",
             &format!("/v1/keys/K1/unlocks/{id}/authorisation"),
-            &json!({"code": code}),
+            sec,
+            Some(&json!({"code": code})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{a}");
@@ -284,26 +344,31 @@ async fn another_requester_needs_attachments_and_a_reviewer() {
         (s, done["state"].as_str()),
         (StatusCode::OK, Some("completed"))
     );
-    // The stranger is now the latest handler: their next unlock is automatic.
+    // A requester a reviewer approved is the handler of record now: their next unlock is
+    // automatic, and the former handler's is not.
     ca.clock.advance(time::Duration::seconds(61));
-    let (s, b) = ca
-        .post("/v1/keys/K1/unlocks", &json!({"requester": stranger()}))
-        .await;
+    let (s, b, _) = apply(&ca, stranger()).await;
     assert_eq!((s, b["state"].as_str()), (StatusCode::OK, Some("approved")));
+    let (_, audit) = ca.admin_get("/admin/v1/audit?key_serial=K1").await;
+    assert!(
+        audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "review_approved" && r["actor"] == "staff:admin")
+    );
 }
 
 #[tokio::test]
 async fn rejection_is_final_and_recorded() {
     let ca = TestCa::new().await;
     ca.activate("K1", &p256()).await;
-    let (_, b) = ca
-        .post("/v1/keys/K1/unlocks", &json!({"requester": stranger()}))
-        .await;
+    let (_, b, secret) = apply(&ca, stranger()).await;
     let id = b["id"].as_str().unwrap().to_owned();
     let (s, v) = ca
         .admin_post(
             &format!("/admin/v1/reviews/{id}/approve"),
-            &json!({"reviewer": "王审核", "note": ""}),
+            &json!({"note": ""}),
         )
         .await;
     assert_eq!(
@@ -314,16 +379,23 @@ async fn rejection_is_final_and_recorded() {
     upload(
         &ca,
         &id,
+        &secret,
         "id_card",
         "image/png",
         b"\x89PNG\r\n\x1a\nxx".to_vec(),
     )
     .await;
-    ca.post_empty(&format!("/v1/businesses/{id}/submit")).await;
+    ca.with_secret(
+        "POST",
+        &format!("/v1/businesses/{id}/submit"),
+        &secret,
+        None,
+    )
+    .await;
     let (s, v) = ca
         .admin_post(
             &format!("/admin/v1/reviews/{id}/reject"),
-            &json!({"reviewer": "王审核", "note": "身份证模糊"}),
+            &json!({"note": "身份证模糊"}),
         )
         .await;
     assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("rejected")));
@@ -335,7 +407,7 @@ async fn rejection_is_final_and_recorded() {
         .find(|r| r["action"] == "review_rejected")
         .unwrap()
         .clone();
-    assert_eq!(r["actor"], "reviewer:王审核");
+    assert_eq!(r["actor"], "staff:admin");
     assert_eq!(r["detail"], "身份证模糊");
     // A new unlock can be started after a rejection.
     let (s, _) = ca
@@ -355,10 +427,14 @@ async fn unlock_refusals() {
         (s, code_of(&v)),
         (StatusCode::CONFLICT, "key_not_activated")
     );
+    // An unknown serial answers as a key never activated does.
     let (s, v) = ca
         .post("/v1/keys/NOKEY/unlocks", &json!({"requester": handler()}))
         .await;
-    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, "key_not_found"));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::CONFLICT, "key_not_activated")
+    );
     let mut bad = handler();
     bad["id_number"] = json!("123");
     let (s, v) = ca
@@ -366,13 +442,12 @@ async fn unlock_refusals() {
         .await;
     assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, "invalid_party"));
     let (s, v) = ca
-        .post(
+        .with_secret(
+            "POST",
             "/v1/keys/K1/unlocks/nope/authorisation",
-            &json!({"code": "1"}),
+            "0000",
+            Some(&json!({"code": "1"})),
         )
         .await;
-    assert_eq!(
-        (s, code_of(&v)),
-        (StatusCode::NOT_FOUND, "business_not_found")
-    );
+    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
 }

@@ -368,25 +368,42 @@ impl Ctx {
     pub(crate) fn activate(&self, a: ActivateArgs) -> CliResult<()> {
         let (env, t) = self.key_env(&a.token)?;
         let fail = self.flow_err();
+        let sent_text = |sent: &keyward_ca_api::CodeSent| match self.lang {
+            Lang::ZhCn => format!(
+                "激活验证码已发送至 {}，短信编号 {}。请输入编号为 {} 的短信中的验证码。",
+                sent.phone_masked, sent.reference, sent.reference
+            ),
+            Lang::ZhTw => format!(
+                "啟用驗證碼已發送至 {}，簡訊編號 {}。請輸入編號為 {} 的簡訊中的驗證碼。",
+                sent.phone_masked, sent.reference, sent.reference
+            ),
+            Lang::En => format!(
+                "the activation code was sent to {} under reference {}; type the code from the SMS with that reference.",
+                sent.phone_masked, sent.reference
+            ),
+        };
         if a.send_code {
             let sent = keyward_flows::activate::send_code(&env, &t.serial).map_err(&fail)?;
-            let text = match self.lang {
-                Lang::ZhCn => format!("激活验证码已发送至 {}。", sent.phone_masked),
-                Lang::ZhTw => format!("啟用驗證碼已發送至 {}。", sent.phone_masked),
-                Lang::En => format!("the activation code was sent to {}.", sent.phone_masked),
-            };
-            return self.done(&sent, &text);
+            return self.done(&sent, &sent_text(&sent));
         }
-        let resuming = keyward_flows::activate::pending(&env, &t.serial).map_err(&fail)?
-            == Some(keyward_flows::activate::ActivateStep::PinSet);
+        let step = keyward_flows::activate::pending(&env, &t.serial).map_err(&fail)?;
+        let resuming = step == Some(keyward_flows::activate::ActivateStep::PinSet);
         let code = match (a.code, resuming) {
             (Some(c), _) => Some(c),
             (None, true) => None,
-            (None, false) => Some(self.prompt_line(self.lang.pick(
-                "短信激活码: ",
-                "簡訊啟用碼: ",
-                "SMS activation code: ",
-            ))?),
+            (None, false) => {
+                // No code asked for on this computer yet: ask for one before prompting.
+                if step.is_none() && std::io::stdin().is_terminal() {
+                    let sent =
+                        keyward_flows::activate::send_code(&env, &t.serial).map_err(&fail)?;
+                    eprintln!("{}", sent_text(&sent));
+                }
+                Some(self.prompt_line(self.lang.pick(
+                    "短信激活码: ",
+                    "簡訊啟用碼: ",
+                    "SMS activation code: ",
+                ))?)
+            }
         };
         let new_pin = self.read_new_pin(&a.pins)?;
         let mut on = self.progress_printer();

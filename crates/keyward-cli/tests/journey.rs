@@ -15,7 +15,27 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
     let w = World::new("深圳市命令行测试有限公司", "91440300MA5E00001", 300);
     let pin_line = format!("{PIN}\n");
 
-    // 激活证书, on the day of issue.
+    // 激活证书, on the day of issue: without asking for a code here first there is no ticket
+    // to redeem it with; asked for, the SMS says where it went and under which 编号.
+    let early = w.keyward(
+        &["activate", "--json", "--code", "123456", "--pin-fd", "0"],
+        &pin_line,
+    );
+    assert_eq!(
+        early.status.code(),
+        Some(11),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+    let said = String::from_utf8_lossy(&early.stdout).into_owned()
+        + &String::from_utf8_lossy(&early.stderr);
+    assert!(said.contains("code_not_requested"), "{said}");
+    let sent = w.ok(&["activate", "--send-code", "--json"], "");
+    assert_eq!(sent["phone_masked"].as_str().map(str::len), Some(11));
+    assert!(
+        sent.get("ticket").is_none(),
+        "the ticket stays in the journal"
+    );
     let code = w.sms_code();
     let v = w.ok(
         &["activate", "--json", "--code", &code, "--pin-fd", "0"],
@@ -85,7 +105,7 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
     );
     assert!(String::from_utf8_lossy(&pulled.stderr).contains("已拔出"));
     control::insert(w.set.sim_state(), &w.serial).unwrap();
-    let progress = w.ok(&["progress", "--json"], "");
+    let progress = w.ok(&["progress", "--json", "--pin-fd", "0"], &pin_line);
     assert_eq!(progress["resumable"], serde_json::json!(["renew"]));
     let v = w.ok(&["resume", "--json", "--pin-fd", "0"], &pin_line);
     assert_eq!(v["organization"], "深圳市命令行测试有限公司");
@@ -144,8 +164,8 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
         (Some("ok"), Some(10))
     );
 
-    // 办理进度查询: issue, renewal and unlock, all completed.
-    let progress = w.ok(&["progress", "--json"], "");
+    // 办理进度查询: issue, renewal and unlock, all completed; the key shows them to itself.
+    let progress = w.ok(&["progress", "--json", "--pin-fd", "0"], "Unlocked#2026\n");
     let kinds: Vec<(&str, &str)> = progress["businesses"]
         .as_array()
         .unwrap()

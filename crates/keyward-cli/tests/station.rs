@@ -20,7 +20,7 @@ fn keyward_ca_issue_provisions_a_key_that_keyward_lists() {
         .build()
         .unwrap();
     let server = rt
-        .block_on(Server::start(Config::new(dir.path().join("ca"))))
+        .block_on(Server::start(Config::sandbox(dir.path().join("ca"))))
         .unwrap();
     std::fs::write(dir.path().join("root.pem"), server.root_pem()).unwrap();
     std::fs::write(dir.path().join("admin.token"), server.admin_token()).unwrap();
@@ -84,9 +84,15 @@ fn keyward_ca_issue_provisions_a_key_that_keyward_lists() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let status: Value = serde_json::from_slice(&out.stdout)
+    let registered: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    assert_eq!(status["state"], "awaiting_activation");
+    assert_eq!(registered["status"]["state"], "awaiting_activation");
+    // The issue business's secret is printed for the organisation, once.
+    assert_eq!(registered["issue"]["business"]["kind"], "issue");
+    assert_eq!(
+        registered["issue"]["secret"].as_str().map(str::len),
+        Some(64)
+    );
 
     let shown = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(["cert", "show", "--json", "--token", &serial])

@@ -485,9 +485,9 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
         FlowError::CodeNotRequested => ue(
             "code_not_requested",
             t(
-                "请先点击“获取验证码”，再输入收到的短信验证码。",
-                "請先點擊「取得驗證碼」，再輸入收到的簡訊驗證碼。",
-                "ask for the code first (“get code”), then type the code the SMS brings.",
+                "请先在本机获取验证码，再输入短信中的验证码（只有本机获取的验证码可以使用）。",
+                "請先在本機取得驗證碼，再輸入簡訊中的驗證碼（只有本機取得的驗證碼可以使用）。",
+                "ask for the code on this computer first, then type the code the SMS brings (only a code asked for here can be used).",
             ),
         ),
         FlowError::CertificateUntrusted(why) => ue(

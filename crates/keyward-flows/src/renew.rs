@@ -254,11 +254,29 @@ fn check_renewed(
     new_spki: &[u8],
     chain_pem: &[String],
 ) -> Result<(), FlowError> {
+    check_renewed_at(
+        old,
+        cert_der,
+        new_spki,
+        chain_pem,
+        env.pinned_root()?,
+        env.now(),
+    )
+}
+
+fn check_renewed_at(
+    old: &CertSummary,
+    cert_der: &[u8],
+    new_spki: &[u8],
+    chain_pem: &[String],
+    root: &[u8],
+    now: time::OffsetDateTime,
+) -> Result<(), FlowError> {
     let untrusted = |why: &str| FlowError::CertificateUntrusted(why.to_owned());
     if CertSummary::spki_der(cert_der)? != new_spki {
         return Err(FlowError::CertificateMismatch);
     }
-    let new = CertSummary::from_der(cert_der, env.now())?;
+    let new = CertSummary::from_der(cert_der, now)?;
     if new.organization.is_none() || new.organization != old.organization {
         return Err(untrusted("it names another organisation"));
     }
@@ -272,7 +290,7 @@ fn check_renewed(
         .iter()
         .map(|p| keyward_pki::pem::decode(p, "CERTIFICATE"))
         .collect::<Result<Vec<_>, _>>()?;
-    keyward_pki::verify::chains_to(cert_der, &chain, env.pinned_root()?, env.now()).map_err(|e| {
+    keyward_pki::verify::chains_to(cert_der, &chain, root, now).map_err(|e| {
         FlowError::CertificateUntrusted(format!("it does not chain to the pinned root: {e}"))
     })
 }
@@ -480,4 +498,112 @@ fn write_chain(
         session.write_certificate(&der, &[0xCA, i as u8 + 1], &name)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, DnValue, IsCa, Issuer, KeyPair, PublicKeyData,
+    };
+
+    struct Ca {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    fn ca(name: &str, parent: Option<&Ca>) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = match parent {
+            None => p.self_signed(&key).unwrap(),
+            Some(parent) => p
+                .signed_by(
+                    &key,
+                    &Issuer::from_ca_cert_der(parent.cert.der(), &parent.key).unwrap(),
+                )
+                .unwrap(),
+        };
+        Ca { cert, key }
+    }
+
+    /// An organisation certificate as the reference CA makes it: O, CN and
+    /// organizationIdentifier `NTRCN-<credit code>`.
+    fn org_cert(issuer: &Ca, key: &KeyPair, name: &str, code: &str) -> Vec<u8> {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(DnType::OrganizationName, DnValue::Utf8String(name.into()));
+        p.distinguished_name
+            .push(DnType::CommonName, DnValue::Utf8String(name.into()));
+        p.distinguished_name.push(
+            DnType::CustomDnType(vec![2, 5, 4, 97]),
+            DnValue::Utf8String(format!("NTRCN-{code}")),
+        );
+        p.signed_by(
+            key,
+            &Issuer::from_ca_cert_der(issuer.cert.der(), &issuer.key).unwrap(),
+        )
+        .unwrap()
+        .der()
+        .to_vec()
+    }
+
+    const NAME: &str = "广州示例科技有限公司";
+    const CODE: &str = "91350100M000100Y43";
+
+    #[test]
+    fn a_renewed_certificate_must_name_the_same_organisation_and_chain_to_the_pinned_root() {
+        let root = ca("Root", None);
+        let issuing = ca("Issuing", Some(&root));
+        let now = time::OffsetDateTime::now_utc();
+        let old_key = KeyPair::generate().unwrap();
+        let old = CertSummary::from_der(&org_cert(&issuing, &old_key, NAME, CODE), now).unwrap();
+        let new_key = KeyPair::generate().unwrap();
+        let spki = new_key.subject_public_key_info();
+        let chain = vec![
+            keyward_pki::pem::encode("CERTIFICATE", issuing.cert.der()),
+            keyward_pki::pem::encode("CERTIFICATE", root.cert.der()),
+        ];
+        let check = |der: &[u8], spki: &[u8], chain: &[String], root_der: &[u8]| {
+            check_renewed_at(&old, der, spki, chain, root_der, now)
+        };
+        let good = org_cert(&issuing, &new_key, NAME, CODE);
+        check(&good, &spki, &chain, root.cert.der()).expect("the genuine renewal");
+
+        // For another key pair: the mismatch the install always refused.
+        let other_key = KeyPair::generate().unwrap();
+        assert!(matches!(
+            check(
+                &org_cert(&issuing, &other_key, NAME, CODE),
+                &spki,
+                &chain,
+                root.cert.der()
+            ),
+            Err(FlowError::CertificateMismatch)
+        ));
+        // Another name, another credit code: refused before anything is written.
+        for der in [
+            org_cert(&issuing, &new_key, "冒名顶替有限公司", CODE),
+            org_cert(&issuing, &new_key, NAME, "91440101MA59ABCD1D"),
+        ] {
+            let e = check(&der, &spki, &chain, root.cert.der()).unwrap_err();
+            assert!(matches!(e, FlowError::CertificateUntrusted(_)), "{e:?}");
+        }
+        // Issued under another root, even with the real chain beside it, or with the other
+        // root's own chain: the pinned root decides, not the answer.
+        let rogue_root = ca("Root", None);
+        let rogue_issuing = ca("Issuing", Some(&rogue_root));
+        let rogue = org_cert(&rogue_issuing, &new_key, NAME, CODE);
+        let rogue_chain = vec![
+            keyward_pki::pem::encode("CERTIFICATE", rogue_issuing.cert.der()),
+            keyward_pki::pem::encode("CERTIFICATE", rogue_root.cert.der()),
+        ];
+        for c in [&chain, &rogue_chain] {
+            let e = check(&rogue, &spki, c, root.cert.der()).unwrap_err();
+            assert!(matches!(e, FlowError::CertificateUntrusted(_)), "{e:?}");
+        }
+    }
 }

@@ -314,11 +314,6 @@ pub fn install(
         let _ = session.logout();
         doc?
     };
-    if doc.installed_at.is_some() && pending(env, &token.serial)?.is_none() {
-        return Err(FlowError::NothingInProgress(
-            "the key's seal is installed already",
-        ));
-    }
     let der = keyward_pki::pem::from_base64(&doc.seal_der_base64)
         .map_err(|e| FlowError::SealInvalid(e.to_string()))?;
     install_seal(env, token, pin, confirm, &doc.business_id, &der, progress)

@@ -48,6 +48,8 @@ fn carry_on<T>(
             {
                 code = Some(new_code());
             }
+            // The code's ticket was spent (or its answer lost): a fresh code is asked for.
+            Err(FlowError::CodeNotRequested) => code = Some(new_code()),
             Err(e) => panic!("{what}: {e}"),
         }
     }

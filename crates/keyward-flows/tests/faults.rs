@@ -136,6 +136,20 @@ fn activation_survives_the_key_pulled_at_every_call() {
             );
             match again {
                 Ok(_) => {}
+                // The code was spent before the pull: a fresh one is asked for.
+                Err(FlowError::CodeNotRequested) => {
+                    let code = fresh_activation_code(&w, &t.serial);
+                    activate(
+                        &w.env,
+                        t,
+                        &ActivateInput {
+                            code: Some(code),
+                            new_pin: pin(PIN),
+                        },
+                        None,
+                    )
+                    .unwrap_or_else(|e| panic!("call {n}: resume failed: {e}"));
+                }
                 Err(FlowError::Ca(c))
                     if matches!(
                         c.api_code(),
@@ -231,6 +245,20 @@ fn unlock_survives_the_key_pulled_at_every_call() {
             let again = unlock::finish(&w.env, t, Some(&code), &pin(&new_pin), None);
             match again {
                 Ok(_) => {}
+                // The code was spent before the pull: a fresh one is asked for.
+                Err(FlowError::CodeNotRequested) => {
+                    let code = fresh_activation_code(&w, &t.serial);
+                    activate(
+                        &w.env,
+                        t,
+                        &ActivateInput {
+                            code: Some(code),
+                            new_pin: pin(PIN),
+                        },
+                        None,
+                    )
+                    .unwrap_or_else(|e| panic!("call {n}: resume failed: {e}"));
+                }
                 Err(FlowError::Ca(c))
                     if matches!(
                         c.api_code(),

@@ -127,6 +127,7 @@ pub async fn send_code(
             phone: &phone,
             business_id: None,
             address: Some(&addr),
+            caps: state.address_caps(),
         },
         activation_sms_text(&org),
         now,

@@ -196,7 +196,7 @@ pub async fn create(
         &addr,
         "business_ordered",
         None,
-        crate::limits::PUBLIC_BUSINESSES_PER_ADDRESS_DAILY,
+        state.address_caps().public_businesses,
         now,
     )
     .await?;

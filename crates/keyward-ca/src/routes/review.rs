@@ -116,7 +116,7 @@ async fn decide(
         if b.business.kind == BusinessKind::Unlock
             && let (Some(key), Some(handler)) = (&b.business.key_serial, &b.handler_id)
         {
-            send_unlock_code(&mut tx, key, &b.business.id, handler, None, now).await?;
+            send_unlock_code(&mut tx, &state, key, &b.business.id, handler, None, now).await?;
         }
         if b.business.kind == BusinessKind::Seal {
             crate::routes::seal::make_seal(&mut tx, &state, &b, now).await?;

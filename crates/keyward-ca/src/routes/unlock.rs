@@ -45,6 +45,7 @@ fn unlock_text(code: &str, reference: &str) -> String {
 /// Sends the unlock code of business `business_id` to its requester, bound to it.
 pub async fn send_unlock_code(
     conn: &mut AnyConnection,
+    state: &AppState,
     key_serial: &str,
     business_id: &str,
     handler_id: &str,
@@ -60,6 +61,7 @@ pub async fn send_unlock_code(
             phone: &phone,
             business_id: Some(business_id),
             address,
+            caps: state.address_caps(),
         },
         unlock_text,
         now,
@@ -186,7 +188,7 @@ pub async fn apply(
     )
     .await?;
     if by_handler_of_record {
-        send_unlock_code(&mut tx, &serial, &id, &handler_id, None, now).await?;
+        send_unlock_code(&mut tx, &state, &serial, &id, &handler_id, None, now).await?;
         store::audit(
             &mut tx,
             now,
@@ -235,7 +237,7 @@ pub async fn send_code(
         return reject(ErrorCode::WrongState, "this unlock is not approved");
     }
     let handler = b.handler_id.clone().unwrap_or_default();
-    let sent = send_unlock_code(&mut tx, &serial, &id, &handler, Some(&addr), now).await?;
+    let sent = send_unlock_code(&mut tx, &state, &serial, &id, &handler, Some(&addr), now).await?;
     store::audit(
         &mut tx,
         now,

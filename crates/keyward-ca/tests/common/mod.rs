@@ -31,7 +31,7 @@ impl TestCa {
     /// A service over the given database URL (None: SQLite in the data dir).
     pub async fn with_database(url: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::new(dir.path().join("data"));
+        let mut config = Config::sandbox(dir.path().join("data"));
         config.database_url = url;
         let clock = config.clock.clone();
         let app = App::build(&config).await.unwrap();
@@ -85,6 +85,30 @@ impl TestCa {
             .await
     }
 
+    /// An empty POST as if it came from client address `ip` (router-level tests have no
+    /// socket; the service reads the peer from this extension).
+    pub async fn post_empty_from(&self, ip: [u8; 4], path: &str) -> (StatusCode, Value) {
+        let mut req = Request::post(path).body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(keyward_ca::limits::Peer(
+                std::net::SocketAddr::from((ip, 40000)),
+            )));
+        self.raw(req).await
+    }
+
+    /// A JSON POST as if it came from client address `ip`.
+    pub async fn post_from(&self, ip: [u8; 4], path: &str, body: &Value) -> (StatusCode, Value) {
+        let mut req = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(keyward_ca::limits::Peer(
+                std::net::SocketAddr::from((ip, 40000)),
+            )));
+        self.raw(req).await
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         let req = Request::post(path)
             .header("content-type", "application/json")
@@ -127,15 +151,111 @@ impl TestCa {
         let bytes = body
             .map(|b| serde_json::to_vec(b).unwrap())
             .unwrap_or_default();
-        let input = signing_input(&request_purpose("POST", path), nonce, &body_sha256(&bytes));
+        let ct = body.map(|_| "application/json");
+        self.signed_raw(key, nonce, "POST", path, bytes, ct).await
+    }
+
+    /// A request of any method, with any body, signed by `key` over `nonce`.
+    pub async fn signed_raw(
+        &self,
+        key: &KeyPair,
+        nonce: &str,
+        method: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let input = signing_input(&request_purpose(method, path), nonce, &body_sha256(&bytes));
         let sig = key.sign(&input).unwrap();
-        let mut req = Request::post(path)
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
             .header(NONCE_HEADER, nonce)
             .header(SIGNATURE_HEADER, hex::encode(sig));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
         }
         self.raw(req.body(Body::from(bytes)).unwrap()).await
+    }
+
+    /// A GET signed by `key` over a fresh nonce.
+    pub async fn signed_get(&self, key: &KeyPair, serial: &str, path: &str) -> (StatusCode, Value) {
+        let nonce = self.nonce(serial).await;
+        self.signed_raw(key, &nonce, "GET", path, Vec::new(), None)
+            .await
+    }
+
+    /// A request on a business with its secret. `body` None sends an empty body.
+    pub async fn with_secret(
+        &self,
+        method: &str,
+        path: &str,
+        secret: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(keyward_ca_api::auth::BUSINESS_SECRET_HEADER, secret);
+        let bytes = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                serde_json::to_vec(b).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.raw(req.body(Body::from(bytes)).unwrap()).await
+    }
+
+    /// Uploads an attachment to a business with its secret.
+    pub async fn upload(
+        &self,
+        business: &str,
+        secret: &str,
+        kind: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
+        let req = Request::post(format!("/v1/businesses/{business}/attachments?kind={kind}"))
+            .header(keyward_ca_api::auth::BUSINESS_SECRET_HEADER, secret)
+            .header("content-type", content_type)
+            .body(Body::from(bytes.to_vec()))
+            .unwrap();
+        self.raw(req).await
+    }
+
+    /// Asks for an activation code for `serial`; returns the ticket.
+    pub async fn send_activation_code(&self, serial: &str) -> String {
+        let (s, v) = self
+            .post_empty(&format!("/v1/keys/{serial}/activation/code"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["ticket"].as_str().unwrap().to_owned()
+    }
+
+    /// An activated key `K1` and an unlock of it by its handler of record (approved at
+    /// once); returns the key, the unlock's id and its secret.
+    pub async fn with_unlock(&self) -> (KeyPair, String, String) {
+        let key = p256();
+        self.activate("K1", &key).await;
+        let (s, v) = self
+            .post("/v1/keys/K1/unlocks", &json!({"requester": handler()}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        (
+            key,
+            v["business"]["id"].as_str().unwrap().to_owned(),
+            v["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Redeems the newest activation code with `ticket`.
+    pub async fn redeem(&self, serial: &str, ticket: &str, code: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/v1/keys/{serial}/activation/redeem"),
+            &json!({"code": code, "ticket": ticket}),
+        )
+        .await
     }
 
     /// The newest SMS code sent to a key, read from the outbox.
@@ -144,20 +264,26 @@ impl TestCa {
             .admin_get(&format!("/admin/v1/sms?key_serial={serial}"))
             .await;
         assert_eq!(s, StatusCode::OK);
-        let text = v["messages"].as_array().unwrap().last().unwrap()["text"]
+        let text = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["text"].as_str().unwrap().contains("编号"))
+            .expect("an SMS with a code")["text"]
             .as_str()
             .unwrap()
             .to_owned();
-        text.chars()
-            .filter(char::is_ascii_digit)
-            .collect::<String>()
-            .chars()
-            .take(6)
-            .collect()
+        code_in(&text)
     }
 
-    /// Certifies a CSR for the test organisation and registers the key.
+    /// Certifies a CSR for the test organisation and registers the key; the key's status.
     pub async fn issue_key(&self, serial: &str, key: &KeyPair, years: u8) -> Value {
+        self.register(serial, key, years).await["status"].clone()
+    }
+
+    /// Certifies and registers; the whole answer (status and the issue business's secret).
+    pub async fn register(&self, serial: &str, key: &KeyPair, years: u8) -> Value {
         let cert = self.certify(key, USCC, years).await;
         let (s, v) = self
             .admin_post(
@@ -180,16 +306,12 @@ impl TestCa {
         v
     }
 
-    /// Issues and activates a key; returns the transport PIN.
+    /// Issues and activates a key; returns the key's state.
     pub async fn activate(&self, serial: &str, key: &KeyPair) -> String {
         self.issue_key(serial, key, 1).await;
+        let ticket = self.send_activation_code(serial).await;
         let code = self.last_code(serial).await;
-        let (s, v) = self
-            .post(
-                &format!("/v1/keys/{serial}/activation/redeem"),
-                &json!({"code": code}),
-            )
-            .await;
+        let (s, v) = self.redeem(serial, &ticket, &code).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let (s, v) = self
             .signed(
@@ -202,6 +324,17 @@ impl TestCa {
         assert_eq!(s, StatusCode::OK, "{v}");
         v["state"].as_str().unwrap().to_owned()
     }
+}
+
+/// The six-digit code in an SMS text (the digits after 验证码).
+pub fn code_in(text: &str) -> String {
+    text.split("验证码")
+        .nth(1)
+        .unwrap_or(text)
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect()
 }
 
 pub fn org(uscc: &str) -> Value {

@@ -47,7 +47,7 @@ impl World {
             .build()
             .unwrap();
         let server = rt
-            .block_on(Server::start(Config::new(dir.path().join("ca"))))
+            .block_on(Server::start(Config::sandbox(dir.path().join("ca"))))
             .unwrap();
         std::fs::write(dir.path().join("root.pem"), server.root_pem()).unwrap();
         let admin = CaClient::new(&ClientConfig::new(
@@ -129,8 +129,8 @@ impl World {
         let msg = outbox
             .messages
             .iter()
-            .filter(|m| m.key_serial.as_deref() == Some(&self.serial))
-            .max_by_key(|m| m.created_at)
+            .filter(|m| m.key_serial.as_deref() == Some(&self.serial) && m.text.contains("编号"))
+            .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)))
             .unwrap();
         let after = msg.text.split("验证码").nth(1).unwrap();
         after

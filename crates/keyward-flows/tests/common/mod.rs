@@ -161,6 +161,9 @@ impl World {
             .unwrap();
         let mut config = Config::sandbox(dirs.path().join("ca"));
         config.plain_http = proxied;
+        // The fault matrices renew one key a hundred times, a year each: the CA must
+        // outlive them, or the client rightly refuses certificates of an expired CA.
+        config.issuing_ca_years = 200;
         let server = runtime.block_on(Server::start(config)).unwrap();
         let proxy = proxied.then(|| Proxy::start(&runtime, server.addr()));
         let client_config = match &proxy {
