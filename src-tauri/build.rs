@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "settings_set",
     "app_info",
     "ca_root_show",
+    "ca_root_inspect",
     "activate_send_code",
     "activate",
     "unlock_apply",

@@ -4,7 +4,6 @@
 //!
 //! PINs become [`Pin`] on entry and are never logged, stored or returned.
 
-use std::path::Path;
 use std::sync::PoisonError;
 
 use base64::Engine;
@@ -18,6 +17,7 @@ use tauri::State;
 use tauri::ipc::{Channel, InvokeBody, Request};
 
 use crate::error::{CommandError, codes};
+use crate::root::RootInfo;
 use crate::{Desktop, keys};
 
 /// Largest file accepted for an attachment or a seal scan (the CA's own limit).
@@ -94,71 +94,34 @@ fn ca_client(ca: &CaSettings, lang: Lang) -> Result<CaClient, CommandError> {
         )
     })?;
     let root = match &ca.root {
-        Some(p) => Some(read_root(p, lang)?.0),
+        Some(p) => Some(crate::root::pem_of(p, lang)?),
         None => None,
     };
     CaClient::new(&ClientConfig::new(url, root))
         .map_err(|e| CommandError::flow(&FlowError::Ca(e), lang))
 }
 
-fn root_error(lang: Lang, path: &Path) -> CommandError {
-    let mut e = CommandError::new(
-        codes::CA_ROOT,
-        lang.pick(
-            "无法读取 CA 根证书文件，请在“设置 · CA 服务”中重新选择 CA 提供的根证书（PEM 格式）。",
-            "無法讀取 CA 根憑證檔案，請在「設定 · CA 服務」中重新選擇 CA 提供的根憑證（PEM 格式）。",
-            "The CA root certificate file cannot be read; choose the root your CA gives (PEM) again in Settings · CA service.",
-        ),
-    );
-    e.detail = Some(path.display().to_string());
-    e
-}
-
-/// Reads a PEM root: its text and its summary.
-fn read_root(path: &Path, lang: Lang) -> Result<(String, CertSummary), CommandError> {
-    let text = std::fs::read_to_string(path).map_err(|_| root_error(lang, path))?;
-    let body: String = text
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .map(str::trim)
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| root_error(lang, path))?;
-    let summary = CertSummary::from_der(&der, time::OffsetDateTime::now_utc())
-        .map_err(|_| root_error(lang, path))?;
-    Ok((text, summary))
-}
-
-/// The pinned root as the Settings page shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RootInfo {
-    /// The root's subject.
-    pub subject: String,
-    /// SHA-256 over its DER, upper-case hex.
-    pub sha256: String,
-    /// End of validity.
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: time::OffsetDateTime,
-}
-
-/// The CA root named in the settings (none when unset).
+/// The CA root named in the settings (none when unset), with where a pinned copy came from.
 #[tauri::command]
 pub(crate) async fn ca_root_show(
     desktop: State<'_, Desktop>,
 ) -> Result<Option<RootInfo>, CommandError> {
     let lang = desktop.lang();
-    let Some(path) = desktop.ca_settings().root else {
+    let (path, origin) = {
+        let s = desktop
+            .settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (s.get().ca_root.clone(), s.get().ca_root_origin.clone())
+    };
+    let Some(path) = path else {
         return Ok(None);
     };
-    let (_, s) = read_root(&path, lang)?;
-    Ok(Some(RootInfo {
-        subject: s.subject,
-        sha256: s.sha256,
-        not_after: s.not_after,
-    }))
+    let mut info = tauri::async_runtime::spawn_blocking(move || crate::root::inspect(&path, lang))
+        .await
+        .map_err(|e| CommandError::internal(e, lang))??;
+    info.copied_from = origin;
+    Ok(Some(info))
 }
 
 fn confirm(yes: bool) -> FinalTry {
