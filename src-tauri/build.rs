@@ -20,6 +20,7 @@ const COMMANDS: &[&str] = &[
     "unlock_attach",
     "unlock_submit",
     "unlock_status",
+    "unlock_send_code",
     "unlock_finish",
     "renew_status",
     "renew_apply",

@@ -456,6 +456,7 @@ pub fn commands<R: tauri::Runtime>()
         flows::unlock_attach,
         flows::unlock_submit,
         flows::unlock_status,
+        flows::unlock_send_code,
         flows::unlock_finish,
         flows::renew_status,
         flows::renew_apply,
