@@ -155,14 +155,24 @@ export interface Settings {
   language: Lang
   /** The CA online service's address. */
   ca_url?: string | null
-  /** The CA root certificate (PEM file) pinned for TLS. */
+  /** The CA root certificate (PEM file) pinned for TLS: Keyward's own copy once pinned here. */
   ca_root?: string | null
+  /** The file the pinned copy was made from (set by the shell). */
+  ca_root_origin?: string | null
 }
 
+/** A root certificate file: the pinned one, or one about to be confirmed. */
 export interface RootInfo {
+  path: string
   subject: string
+  issuer: string
+  /** SHA-256 of the DER, `AB:CD:…` as `openssl x509 -fingerprint -sha256` prints it. */
   sha256: string
+  not_before: string
   not_after: string
+  is_ca: boolean
+  copied_from: string | null
+  from_env: boolean
 }
 
 export type Step =
@@ -327,7 +337,15 @@ export const certShow = (serial: string) => call<CertDetails>('cert_show', { ser
 export const pinStatus = (serial: string) => call<PinInfo>('pin_status', { serial })
 export const driverList = () => call<DriverReport[]>('driver_list')
 export const settingsGet = () => call<Settings>('settings_get')
-export const settingsSet = (settings: Settings) => call<Settings>('settings_set', { settings })
+/**
+ * Saves the settings. A CA root other than the pinned one is pinned only with `rootSha256`,
+ * the fingerprint the operator confirmed after {@link caRootInspect}; the shell reads the file
+ * again and refuses it if it differs.
+ */
+export const settingsSet = (settings: Settings, rootSha256?: string) =>
+  call<Settings>('settings_set', rootSha256 ? { settings, rootSha256 } : { settings })
+/** What a root file holds (subject, fingerprint), for the confirmation. Changes nothing. */
+export const caRootInspect = (path: string) => call<RootInfo>('ca_root_inspect', { path })
 export const appInfo = () => call<AppInfo>('app_info')
 
 /**
