@@ -25,6 +25,18 @@ pub mod codes {
     pub const BAD_ARGUMENT: &str = "bad_argument";
     /// A CA answer with a code this build does not know yet (the raw code is in `detail`).
     pub const CA_OTHER: &str = "ca_other";
+    /// The chosen root file is larger than one certificate can be (64 KiB).
+    pub const CA_ROOT_TOO_LARGE: &str = "ca_root_too_large";
+    /// The chosen root file holds several certificates (a chain or a bundle).
+    pub const CA_ROOT_BUNDLE: &str = "ca_root_bundle";
+    /// The root file changed between its confirmation and the pin.
+    pub const CA_ROOT_CHANGED: &str = "ca_root_changed";
+    /// A new root was to be pinned without the confirmed fingerprint.
+    pub const CA_ROOT_UNCONFIRMED: &str = "ca_root_unconfirmed";
+    /// A plain `http://` CA address to another computer.
+    pub const CA_URL_INSECURE: &str = "ca_url_insecure";
+    /// A CA address that is not an http(s) address.
+    pub const CA_URL_INVALID: &str = "ca_url_invalid";
 }
 
 /// The workflow layer's codes (keyward_flows::user_error), after the token layer's.
@@ -68,10 +80,23 @@ pub const FLOW_CODES: &[&str] = &[
     "ca_invalid_attachment",
     "ca_attachment_required",
     "ca_name_change_not_seal",
+    "unlock_by_other",
+    "code_not_requested",
+    "certificate_untrusted",
+    "ca_rate_limited",
+    "ca_unlock_under_way",
+    "ca_forbidden",
+    "ca_unauthorized",
     codes::CA_NOT_SET,
     codes::CA_ROOT,
     codes::BAD_ARGUMENT,
     codes::CA_OTHER,
+    codes::CA_ROOT_TOO_LARGE,
+    codes::CA_ROOT_BUNDLE,
+    codes::CA_ROOT_CHANGED,
+    codes::CA_ROOT_UNCONFIRMED,
+    codes::CA_URL_INSECURE,
+    codes::CA_URL_INVALID,
 ];
 
 /// Every code a command can return, in one list the UI's list is checked against.
@@ -122,6 +147,9 @@ pub struct CommandError {
     /// The raw detail support staff need (PKCS#11 function and return code), untranslated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For `unlock_by_other`: the unlock in the way, as the CA names it (masked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_business: Option<Box<keyward_ca_api::OpenBusinessNotice>>,
 }
 
 impl CommandError {
@@ -133,6 +161,7 @@ impl CommandError {
             pin: None,
             rules: Vec::new(),
             detail: None,
+            open_business: None,
         }
     }
 
@@ -159,8 +188,16 @@ impl CommandError {
         match all_codes().find(|c| *c == user.code) {
             Some(code) => {
                 let mut out = CommandError::new(code, user.message);
-                if let keyward_flows::FlowError::PinPolicy(rules) = e {
-                    out.rules = rules.iter().map(|r| r.message(lang)).collect();
+                match e {
+                    keyward_flows::FlowError::PinPolicy(rules) => {
+                        out.rules = rules.iter().map(|r| r.message(lang)).collect();
+                    }
+                    keyward_flows::FlowError::UnlockByOther(notice)
+                    | keyward_flows::FlowError::Ca(keyward_ca_client::ClientError::Api {
+                        open_business: Some(notice),
+                        ..
+                    }) => out.open_business = Some(Box::new(notice.clone())),
+                    _ => {}
                 }
                 out
             }
@@ -505,6 +542,84 @@ mod tests {
         }
         let zh = CommandError::flow(&FlowError::RenewalNotOpen { opens_in_days: 12 }, Lang::ZhCn);
         assert!(zh.message.contains("12"), "{}", zh.message);
+
+        // The trust model's own refusals.
+        let api = |code| {
+            FlowError::Ca(keyward_ca_client::ClientError::Api {
+                status: 400,
+                code,
+                message: String::new(),
+                open_business: None,
+            })
+        };
+        use keyward_ca_api::ErrorCode;
+        let cases = [
+            (FlowError::CodeNotRequested, "code_not_requested"),
+            (
+                FlowError::CertificateUntrusted("not under the pinned root".into()),
+                "certificate_untrusted",
+            ),
+            (api(ErrorCode::RateLimited), "ca_rate_limited"),
+            (api(ErrorCode::UnlockUnderWay), "ca_unlock_under_way"),
+            (api(ErrorCode::Forbidden), "ca_forbidden"),
+            (api(ErrorCode::Unauthorized), "ca_unauthorized"),
+        ];
+        for (e, code) in cases {
+            for lang in Lang::ALL {
+                let c = CommandError::flow(&e, lang);
+                assert_eq!(c.code, code);
+                assert!(!c.message.is_empty());
+                assert!(c.open_business.is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn another_requesters_unlock_is_named_masked_in_the_message_and_as_data() {
+        use keyward_flows::FlowError;
+        let notice = keyward_ca_api::OpenBusinessNotice {
+            kind: keyward_ca_api::BusinessKind::Unlock,
+            requester_masked: "王*".into(),
+            phone_masked: "139****0002".into(),
+            opened_at: time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000),
+        };
+        for lang in Lang::ALL {
+            let c = CommandError::flow(&FlowError::UnlockByOther(notice.clone()), lang);
+            assert_eq!(c.code, "unlock_by_other");
+            assert!(c.message.contains("王*") && c.message.contains("139****0002"));
+            assert_eq!(c.open_business.as_deref(), Some(&notice));
+        }
+        let v = serde_json::to_value(CommandError::flow(
+            &FlowError::UnlockByOther(notice),
+            Lang::ZhCn,
+        ))
+        .unwrap();
+        assert_eq!(v["open_business"]["requester_masked"], "王*");
+        assert_eq!(v["open_business"]["phone_masked"], "139****0002");
+        assert!(v["open_business"]["opened_at"].is_string());
+    }
+
+    #[test]
+    fn every_ca_code_is_listed_or_falls_back_with_the_raw_code() {
+        use keyward_flows::FlowError;
+        for code in keyward_ca_api::ErrorCode::ALL {
+            let e = FlowError::Ca(keyward_ca_client::ClientError::Api {
+                status: 400,
+                code: *code,
+                message: String::new(),
+                open_business: None,
+            });
+            for lang in Lang::ALL {
+                let c = CommandError::flow(&e, lang);
+                assert!(!c.message.is_empty());
+                if c.code == codes::CA_OTHER {
+                    assert_eq!(c.detail, Some(format!("ca_{}", code.as_str())));
+                } else {
+                    assert_eq!(c.code, format!("ca_{}", code.as_str()));
+                    assert!(FLOW_CODES.contains(&c.code));
+                }
+            }
+        }
         // Flow codes never collide with the token layer's or the shell's.
         for c in FLOW_CODES {
             assert!(!ALL_CODES.contains(c), "{c} twice");

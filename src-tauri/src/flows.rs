@@ -4,7 +4,6 @@
 //!
 //! PINs become [`Pin`] on entry and are never logged, stored or returned.
 
-use std::path::Path;
 use std::sync::PoisonError;
 
 use base64::Engine;
@@ -18,6 +17,7 @@ use tauri::State;
 use tauri::ipc::{Channel, InvokeBody, Request};
 
 use crate::error::{CommandError, codes};
+use crate::root::RootInfo;
 use crate::{Desktop, keys};
 
 /// Largest file accepted for an attachment or a seal scan (the CA's own limit).
@@ -94,71 +94,62 @@ fn ca_client(ca: &CaSettings, lang: Lang) -> Result<CaClient, CommandError> {
         )
     })?;
     let root = match &ca.root {
-        Some(p) => Some(read_root(p, lang)?.0),
+        Some(p) => Some(crate::root::pem_of(p, lang)?),
         None => None,
     };
     CaClient::new(&ClientConfig::new(url, root))
         .map_err(|e| CommandError::flow(&FlowError::Ca(e), lang))
 }
 
-fn root_error(lang: Lang, path: &Path) -> CommandError {
-    let mut e = CommandError::new(
-        codes::CA_ROOT,
-        lang.pick(
-            "无法读取 CA 根证书文件，请在“设置 · CA 服务”中重新选择 CA 提供的根证书（PEM 格式）。",
-            "無法讀取 CA 根憑證檔案，請在「設定 · CA 服務」中重新選擇 CA 提供的根憑證（PEM 格式）。",
-            "The CA root certificate file cannot be read; choose the root your CA gives (PEM) again in Settings · CA service.",
-        ),
-    );
-    e.detail = Some(path.display().to_string());
-    e
-}
-
-/// Reads a PEM root: its text and its summary.
-fn read_root(path: &Path, lang: Lang) -> Result<(String, CertSummary), CommandError> {
-    let text = std::fs::read_to_string(path).map_err(|_| root_error(lang, path))?;
-    let body: String = text
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .map(str::trim)
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| root_error(lang, path))?;
-    let summary = CertSummary::from_der(&der, time::OffsetDateTime::now_utc())
-        .map_err(|_| root_error(lang, path))?;
-    Ok((text, summary))
-}
-
-/// The pinned root as the Settings page shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RootInfo {
-    /// The root's subject.
-    pub subject: String,
-    /// SHA-256 over its DER, upper-case hex.
-    pub sha256: String,
-    /// End of validity.
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: time::OffsetDateTime,
-}
-
-/// The CA root named in the settings (none when unset).
+/// The CA root named in the settings (none when unset), with where a pinned copy came from.
 #[tauri::command]
 pub(crate) async fn ca_root_show(
     desktop: State<'_, Desktop>,
 ) -> Result<Option<RootInfo>, CommandError> {
     let lang = desktop.lang();
-    let Some(path) = desktop.ca_settings().root else {
+    let (path, origin) = {
+        let s = desktop
+            .settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (s.get().ca_root.clone(), s.get().ca_root_origin.clone())
+    };
+    let Some(path) = path else {
         return Ok(None);
     };
-    let (_, s) = read_root(&path, lang)?;
-    Ok(Some(RootInfo {
-        subject: s.subject,
-        sha256: s.sha256,
-        not_after: s.not_after,
-    }))
+    let mut info = tauri::async_runtime::spawn_blocking(move || crate::root::inspect(&path, lang))
+        .await
+        .map_err(|e| CommandError::internal(e, lang))??;
+    info.copied_from = origin;
+    Ok(Some(info))
+}
+
+/// Where an SMS code went, as the window shows it: the masked phone and the 编号 the SMS
+/// prints beside the code. Built field by field from the CA's answer, so a code's ticket
+/// can never ride along to the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeNotice {
+    /// The phone the SMS went to, masked: `138****8000`.
+    pub phone_masked: String,
+    /// The 编号 printed in the SMS beside the code.
+    pub reference: String,
+    /// Until when the code works.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    /// No new code can be asked for before this instant.
+    #[serde(with = "time::serde::rfc3339")]
+    pub resend_after: time::OffsetDateTime,
+}
+
+impl From<CodeSent> for CodeNotice {
+    fn from(sent: CodeSent) -> Self {
+        CodeNotice {
+            phone_masked: sent.phone_masked.clone(),
+            reference: sent.reference.clone(),
+            expires_at: sent.expires_at,
+            resend_after: sent.resend_after,
+        }
+    }
 }
 
 fn confirm(yes: bool) -> FinalTry {
@@ -181,15 +172,17 @@ fn sender(progress: Channel<Progress>) -> impl FnMut(Progress) {
     }
 }
 
-/// 激活证书, step 1: the CA sends (again) the activation code to the handler's phone.
+/// 激活证书, step 1: asked from this computer, the CA sends an activation code to the
+/// handler's phone. Its ticket stays in this computer's journal; the window learns where the
+/// code went and its 编号.
 #[tauri::command]
 pub(crate) async fn activate_send_code(
     desktop: State<'_, Desktop>,
     serial: String,
-) -> Result<CodeSent, CommandError> {
+) -> Result<CodeNotice, CommandError> {
     desktop
         .flow(serial, |env, t| {
-            keyward_flows::activate::send_code(env, &t.serial)
+            keyward_flows::activate::send_code(env, &t.serial).map(CodeNotice::from)
         })
         .await
 }
@@ -358,19 +351,29 @@ pub(crate) async fn unlock_submit(
         .await
 }
 
-/// 忘记密码: where the review stands; once approved, the SMS code is sent when `send_code`.
+/// 忘记密码: where the review stands.
 #[tauri::command]
 pub(crate) async fn unlock_status(
     desktop: State<'_, Desktop>,
     serial: String,
-    send_code: bool,
 ) -> Result<Business, CommandError> {
     desktop
-        .flow(serial, move |env, t| {
-            if send_code {
-                keyward_flows::unlock::send_code(env, &t.serial)?;
-            }
+        .flow(serial, |env, t| {
             keyward_flows::unlock::status(env, &t.serial)
+        })
+        .await
+}
+
+/// 忘记密码: once approved, a (new) SMS code to the requester's phone. The handler of
+/// record's application is approved with its first code already sent.
+#[tauri::command]
+pub(crate) async fn unlock_send_code(
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<CodeNotice, CommandError> {
+    desktop
+        .flow(serial, |env, t| {
+            keyward_flows::unlock::send_code(env, &t.serial).map(CodeNotice::from)
         })
         .await
 }
@@ -670,4 +673,212 @@ pub(crate) async fn flow_pending(
     serial: String,
 ) -> Result<Vec<FlowKind>, CommandError> {
     Ok(Journal::new(&desktop.journal_dir).pending(&serial))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use keyward_ca_api::{BusinessKind, BusinessState, Secret};
+    use keyward_flows::activate::{ActivateJournal, ActivateStep};
+    use keyward_flows::renew::{RenewJournal, RenewPending, RenewStep};
+    use keyward_flows::seal::{SealJournal, SealStep};
+    use keyward_flows::unlock::{UnlockJournal, UnlockStep};
+    use serde_json::Value;
+
+    /// Field names of the CA's secrets (`pin` and `code` are taken: a PIN *status*, an
+    /// error code; their values are checked below instead).
+    const NAMES: &[&str] = &["secret", "ticket", "transport_pin", "so_pin", "new_so_pin"];
+
+    /// No field named like a secret, and none of `secrets` anywhere in the text.
+    pub(crate) fn assert_clean(what: &str, v: &Value, secrets: &[String]) {
+        fn walk(what: &str, v: &Value) {
+            match v {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        assert!(!NAMES.contains(&k.as_str()), "{what} carries `{k}`: {v}");
+                        walk(what, v);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(what, v)),
+                _ => {}
+            }
+        }
+        walk(what, v);
+        let text = v.to_string();
+        for s in secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "{what} carries a secret: {text}"
+            );
+        }
+    }
+
+    fn summary() -> CertSummary {
+        let now = time::OffsetDateTime::now_utc();
+        CertSummary {
+            subject: "CN=广州示例科技有限公司".into(),
+            organization: Some("广州示例科技有限公司".into()),
+            common_name: None,
+            credit_code: None,
+            issuer: "CN=CA".into(),
+            issuer_name: None,
+            serial: "01".into(),
+            not_before: now,
+            not_after: now + time::Duration::days(40),
+            days_left: 40,
+            key: keyward_pki::KeyAlgorithm::Ec {
+                curve: "P-256".into(),
+            },
+            is_ca: false,
+            sha256: "AB".into(),
+            renewal: keyward_pki::RenewalStatus::Open { days_left: 40 },
+        }
+    }
+
+    fn business(kind: BusinessKind, state: BusinessState) -> Business {
+        let at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        Business {
+            id: "bu_1".into(),
+            kind,
+            state,
+            key_serial: Some("K1".into()),
+            uscc: "91440101MA5DM00032".into(),
+            fee_fen: 20000,
+            created_at: at,
+            updated_at: at,
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Every answer the window gets that is made from what the journal holds: built from
+    /// journal entries that each carry a secret, then serialised as the IPC does.
+    #[test]
+    fn nothing_the_window_receives_carries_a_journaled_secret_or_ticket() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        let secrets: Vec<String> = (1..=4).map(|i| format!("SECRET-VALUE-{i}-x9")).collect();
+        let serial = "K1";
+        journal
+            .save(
+                FlowKind::Activate,
+                serial,
+                &ActivateJournal {
+                    step: ActivateStep::CodeSent,
+                    ticket: Some(Secret::new(&secrets[0])),
+                },
+            )
+            .unwrap();
+        journal
+            .save(
+                FlowKind::Unlock,
+                serial,
+                &UnlockJournal {
+                    business_id: "bu_u".into(),
+                    secret: Secret::new(&secrets[1]),
+                    step: UnlockStep::Applied,
+                },
+            )
+            .unwrap();
+        let renew = RenewJournal {
+            business_id: "bu_r".into(),
+            secret: Some(Secret::new(&secrets[2])),
+            old_id: "01".into(),
+            step: RenewStep::Issued {
+                new_id: "02".into(),
+                certificate_pem: "-----BEGIN CERTIFICATE-----".into(),
+                chain_pem: Vec::new(),
+            },
+        };
+        journal.save(FlowKind::Renew, serial, &renew).unwrap();
+        journal
+            .save(
+                FlowKind::Seal,
+                serial,
+                &SealJournal {
+                    business_id: "bu_s".into(),
+                    secret: Some(Secret::new(&secrets[3])),
+                    step: SealStep::Submitted,
+                },
+            )
+            .unwrap();
+        // The journal does hold them (so the checks below would see a leak).
+        let on_disk: String = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+            .collect();
+        assert!(secrets.iter().all(|s| on_disk.contains(s.as_str())));
+
+        // flow_pending, and the resumable part of progress_list.
+        let pending = journal.pending(serial);
+        assert_eq!(pending.len(), 4);
+        assert_clean(
+            "flow_pending",
+            &serde_json::to_value(&pending).unwrap(),
+            &secrets,
+        );
+        let progress = keyward_flows::progress::KeyProgress {
+            businesses: vec![business(BusinessKind::Renewal, BusinessState::Paid)],
+            resumable: pending,
+        };
+        assert_clean(
+            "progress_list",
+            &serde_json::to_value(&progress).unwrap(),
+            &secrets,
+        );
+
+        // renew_status: what the journal says of the renewal, as the window sees it.
+        let state = RenewState {
+            certificate: summary(),
+            pending: Some(RenewPending {
+                business_id: renew.business_id.clone(),
+                old_id: renew.old_id.clone(),
+                step: renew.step.clone(),
+            }),
+            business: Some(business(
+                BusinessKind::Renewal,
+                BusinessState::CertificateIssued,
+            )),
+            fee_per_year_fen: 20000,
+        };
+        assert_clean(
+            "renew_status",
+            &serde_json::to_value(&state).unwrap(),
+            &secrets,
+        );
+
+        // activate_send_code / unlock_send_code: the CA's answer carries the ticket; the
+        // window's does not.
+        let sent = CodeSent {
+            phone_masked: "138****8001".into(),
+            reference: "38".into(),
+            ticket: Some(Secret::new(&secrets[0])),
+            expires_at: time::OffsetDateTime::UNIX_EPOCH,
+            resend_after: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let notice = serde_json::to_value(CodeNotice::from(sent)).unwrap();
+        assert_clean("activate_send_code", &notice, &secrets);
+        assert_eq!(notice["reference"], "38");
+
+        // Home's badges: what waits, from the businesses this computer follows.
+        let standing = keyward_flows::standing::Standing {
+            state: keyward_ca_api::KeyState::Active,
+            waiting: keyward_flows::standing::collect_waiting(&[
+                business(BusinessKind::Unlock, BusinessState::Approved),
+                business(BusinessKind::Seal, BusinessState::CertificateIssued),
+            ]),
+        };
+        assert_clean(
+            "token_list standing",
+            &serde_json::to_value(&standing).unwrap(),
+            &secrets,
+        );
+
+        // A failing workflow's error, e.g. the journal unreadable.
+        let e = CommandError::flow(
+            &keyward_flows::FlowError::Journal(dir.path().display().to_string()),
+            Lang::ZhCn,
+        );
+        assert_clean("an error", &serde_json::to_value(&e).unwrap(), &secrets);
+    }
 }

@@ -5,10 +5,13 @@
 //!   runs on a blocking worker thread, never on the UI thread.
 //! - The workflows with the CA ([`flows`]): `activate_send_code`, `activate`, `unlock_*`,
 //!   `renew_status`, `renew_apply`, `renew_pay`, `renew_install`, `seal_*`,
-//!   `progress_list`, `flow_pending`, and `ca_root_show` for Settings. Slow ones report
-//!   their steps through a `tauri::ipc::Channel`. The CA address and its pinned root are
-//!   settings (defaults from `KEYWARD_CA_URL` / `KEYWARD_CA_ROOT`); the journal that lets
-//!   an interrupted workflow resume is in the app's data folder.
+//!   `progress_list`, `flow_pending`, and `ca_root_show` / `ca_root_inspect` for Settings.
+//!   Slow ones report their steps through a `tauri::ipc::Channel`. The CA address and its
+//!   pinned root are settings (defaults from `KEYWARD_CA_URL` / `KEYWARD_CA_ROOT`); a root
+//!   chosen in the window is pinned only after its fingerprint was confirmed there, as a
+//!   copy in the config folder ([`root`]). The journal that lets an interrupted workflow
+//!   resume is in the app's data folder; what the window receives never carries a
+//!   business's secret or a code's ticket from it.
 //! - Every command fails with one [`CommandError`] `{code, message}`; the codes are pinned.
 //! - Keys plugged in and pulled out reach the UI as events: `token://inserted`,
 //!   `token://removed` and `token://changed`, from a [`keyward_token::Watcher`] per module.
@@ -24,6 +27,7 @@
 pub mod error;
 pub mod flows;
 pub mod keys;
+pub mod root;
 pub mod settings;
 pub mod standing;
 pub mod tray;
@@ -178,17 +182,46 @@ async fn settings_get(desktop: State<'_, Desktop>) -> Result<Settings, CommandEr
 }
 
 /// Saves the operator's settings; returns them as saved.
+///
+/// A CA address must be https (plain http only to this computer). A CA root other than the
+/// one pinned now is pinned only with `root_sha256`, the fingerprint the operator confirmed
+/// in the window after [`ca_root_inspect`]: the file is read again, refused if it differs,
+/// and a copy of it in the config folder is what the settings then name.
 #[tauri::command]
 async fn settings_set(
     desktop: State<'_, Desktop>,
     settings: Settings,
+    root_sha256: Option<String>,
 ) -> Result<Settings, CommandError> {
     let lang = settings.language;
+    let mut next = settings;
+    next.ca_url = next
+        .ca_url
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &next.ca_url {
+        root::check_url(url, lang)?;
+    }
     let mut store = desktop
         .settings
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    store.set(settings).map_err(|e| {
+    let before = store.get().clone();
+    let mut replaced = None;
+    match next.ca_root.clone() {
+        None => next.ca_root_origin = None,
+        Some(p) if Some(&p) == before.ca_root.as_ref() => {
+            next.ca_root_origin = before.ca_root_origin.clone();
+        }
+        Some(p) => {
+            let confirmed = root_sha256.ok_or_else(|| root::unconfirmed(lang))?;
+            let copy = root::pin(store.dir(), &p, &confirmed, lang)?;
+            next.ca_root = Some(copy);
+            next.ca_root_origin = Some(p);
+            replaced = before.ca_root.clone();
+        }
+    }
+    store.set(next).map_err(|e| {
         tracing::warn!(error = %e, "saving settings failed");
         CommandError::new(
             error::codes::SETTINGS,
@@ -200,10 +233,26 @@ async fn settings_set(
         )
     })?;
     let saved = store.get().clone();
+    if let Some(old) = replaced.filter(|old| Some(old) != saved.ca_root.as_ref()) {
+        root::forget_copy(store.dir(), &old);
+    }
     drop(store);
-    // Another CA address: what it says of the keys plugged in.
+    // Another CA address or root: what it says of the keys plugged in.
     desktop.standings.ask_all();
     Ok(saved)
+}
+
+/// What a root file holds — subject, SHA-256 fingerprint, validity — for the operator to
+/// confirm before it is pinned. Changes nothing.
+#[tauri::command]
+async fn ca_root_inspect(
+    desktop: State<'_, Desktop>,
+    path: PathBuf,
+) -> Result<root::RootInfo, CommandError> {
+    let lang = desktop.lang();
+    tauri::async_runtime::spawn_blocking(move || root::inspect(&path, lang))
+        .await
+        .map_err(|e| CommandError::internal(e, lang))?
 }
 
 /// What the About page shows.
@@ -399,6 +448,7 @@ pub fn commands<R: tauri::Runtime>()
         settings_get,
         settings_set,
         app_info,
+        ca_root_inspect,
         flows::ca_root_show,
         flows::activate_send_code,
         flows::activate,
@@ -406,6 +456,7 @@ pub fn commands<R: tauri::Runtime>()
         flows::unlock_attach,
         flows::unlock_submit,
         flows::unlock_status,
+        flows::unlock_send_code,
         flows::unlock_finish,
         flows::renew_status,
         flows::renew_apply,

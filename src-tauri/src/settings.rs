@@ -1,5 +1,6 @@
 //! The operator's settings, kept as a small JSON file in the app's config folder. Nothing
-//! secret is ever written here.
+//! secret is ever written here. A CA root pinned through the window is a copy in the same
+//! folder ([`crate::root`]).
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +17,12 @@ pub struct Settings {
     /// `KEYWARD_CA_URL`).
     pub ca_url: Option<String>,
     /// The CA's root certificate (a PEM file), the only one trusted for TLS (default from
-    /// `KEYWARD_CA_ROOT`).
+    /// `KEYWARD_CA_ROOT`). Pinned through the window, it is Keyward's own copy in the config
+    /// folder.
     pub ca_root: Option<PathBuf>,
+    /// The file the pinned copy was made from, for Settings to say so (never read again;
+    /// set by Keyward, whatever the window sends).
+    pub ca_root_origin: Option<PathBuf>,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -34,6 +39,7 @@ impl Default for Settings {
                 .unwrap_or_default(),
             ca_url: env_var("KEYWARD_CA_URL"),
             ca_root: env_var("KEYWARD_CA_ROOT").map(PathBuf::from),
+            ca_root_origin: None,
         }
     }
 }
@@ -58,6 +64,11 @@ impl SettingsStore {
             Err(_) => Settings::default(),
         };
         SettingsStore { path, current }
+    }
+
+    /// The folder the settings (and a pinned root's copy) live in.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// The settings now.
@@ -93,6 +104,7 @@ mod tests {
                 language: Lang::ZhTw,
                 ca_url: Some("https://ca.example:8443".into()),
                 ca_root: None,
+                ca_root_origin: None,
             })
             .unwrap();
         assert_eq!(SettingsStore::load(dir.path()).get().language, Lang::ZhTw);

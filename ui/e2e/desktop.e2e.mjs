@@ -9,27 +9,35 @@
 // back without a click; the certificate details show; 修改密码 refuses a weak PIN before the
 // key sees it, reports tries left after a wrong PIN, changes a PIN; wrong PINs run a key
 // down to its final try (explicit confirmation) and the lock sends the operator to 忘记密码.
+// 设置 shows the pinned root's SHA-256 fingerprint, the one openssl (and this file, from the
+// PEM) computes; a bundle is refused; a root chosen in the window is pinned only after its
+// fingerprint was confirmed there, as the app's own copy, which a later change of the
+// original does not touch; a plain-http CA address is refused.
 // Then, against the reference CA (keyward-ca, started here with its clock 300 days back, as
-// the demo does): a blank key issued by the CA's station is activated in the app with the
-// SMS code (Home says it waits for activation: the CA's word, the key raises no flag);
+// the demo does, with its sandbox SMS outbox and payments): a blank key issued by the CA's
+// station is activated in the app — the code asked for from the app first, the SMS with the
+// 编号 the page shows typed in (Home says it waits for activation: the CA's word, the key
+// raises no flag);
 // 300 days later (the CA restarted on today's clock) it is renewed — apply, pay in the
 // sandbox, Home and the navigation show the certificate waiting to be installed, 安装证书
 // with its progress, the key pulled out in the middle of writing the certificate (a fault
 // armed in the simulator), plugged back in, and the install resumed — then a seal is applied
 // for with a PNG scan, approved by the CA's reviewer, shown waiting on Home and installed;
-// 办理进度查询 lists every business; last the key is run down to a lock with wrong PINs
-// and 忘记密码 brings it back (automatic approval for the handler on record, SMS code, new
-// PIN).
+// 办理进度查询 lists every business once the PIN is given; last the key is run down to a lock
+// with wrong PINs, an unlock someone else applied for (from another computer, the CLI) is
+// named and not taken over, and 忘记密码 brings the key back (the handler of record's own
+// application goes through at once, SMS code, new PIN).
 // Each screen is photographed. Last, two figures for docs/benchmarks.md, written to
 // target/e2e/desktop-measured.json: insert → key on Home (20 inserts; timed from just before
 // the simulator's insert command to the page's own note of the card appearing, so the
 // command's run time is included), and app start to two keys on Home with the app's RSS.
 
 import { execFileSync, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { connect } from 'node:net'
 import { deflateSync } from 'node:zlib'
 import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 const env = (name) => {
   const v = process.env[name]
@@ -50,6 +58,10 @@ const CA = env('KEYWARD_E2E_CA')
 const CA_PORT = Number(env('KEYWARD_E2E_CA_PORT'))
 const CA_URL = env('KEYWARD_CA_URL')
 const CA_DIR = env('KEYWARD_CA_DATA_DIR')
+const CA_ROOT = join(CA_DIR, 'ca', 'root.crt')
+// The app's own folder (settings, the pinned root's copy), as cargo xtask e2e sets it.
+const APP_DIR = join(SHOTS, '..', 'desktop')
+const CLI = join(dirname(SIM), 'keyward')
 const NEW_PIN = 'Keyward#2026ok'
 const UNLOCKED_PIN = 'Unlocked#2027ok'
 const HANDLER = { name: '李经办', id: '44010119900307123X', phone: '13800138001' }
@@ -108,7 +120,11 @@ let caProcess = null
 async function startCa(clockOffsetDays) {
   caProcess = spawn(
     CA,
-    ['serve', '--listen', `127.0.0.1:${CA_PORT}`, '--data-dir', CA_DIR, `--clock-offset-days=${clockOffsetDays}`],
+    [
+      'serve', '--listen', `127.0.0.1:${CA_PORT}`, '--data-dir', CA_DIR, `--clock-offset-days=${clockOffsetDays}`,
+      // The SMS outbox stands in for the handler's phone, the sandbox provider for payment.
+      '--sandbox-sms', '--sandbox-payments',
+    ],
     { stdio: 'ignore' },
   )
   await waitFor(
@@ -141,13 +157,33 @@ function ca(args, input = '') {
     writeFileSync(file, '')
   }
 }
-function smsCode(key) {
+// The code of the newest SMS about `key` that carries a code — with `编号 reference` when
+// the page named one, as the operator reads the phone.
+function smsCode(key, reference) {
   const out = JSON.parse(ca(['sms', '--json', '--url', CA_URL]))
-  const msg = [...out.messages].reverse().find((m) => m.key_serial === key)
-  if (!msg) throw new Error(`no SMS for ${key}`)
+  const msg = [...out.messages]
+    .reverse()
+    .find((m) => m.key_serial === key && m.text.includes('验证码') && (!reference || m.text.includes(`编号 ${reference}`)))
+  if (!msg) throw new Error(`no SMS for ${key}${reference ? ` numbered ${reference}` : ''}: ${JSON.stringify(out.messages.slice(-3))}`)
   const code = msg.text.split('验证码')[1]?.match(/\d+/)?.[0]
   if (!code) throw new Error(`no code in: ${msg.text}`)
   return code
+}
+
+// A PEM certificate's SHA-256 fingerprint as openssl prints it (AB:CD:…), computed here.
+function fingerprint(pem) {
+  const body = pem.split('-----BEGIN CERTIFICATE-----')[1].split('-----END CERTIFICATE-----')[0].replace(/\s+/g, '')
+  const hex = createHash('sha256').update(Buffer.from(body, 'base64')).digest('hex').toUpperCase()
+  return hex.match(/../g).join(':')
+}
+// And as openssl itself prints it, when it is installed.
+function opensslFingerprint(file) {
+  try {
+    const out = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', file], { stdio: 'pipe' })
+    return out.toString().trim().split('=')[1]
+  } catch {
+    return null
+  }
 }
 
 // A stamped scan: a red ring on white, 120 × 120, as a PNG made here.
@@ -422,6 +458,17 @@ async function main() {
       await go('#/settings')
       await waitFor('the drivers', () => exists('[data-testid=driver]'))
       await waitFor('the pinned root', () => exists('[data-testid=ca-root-sha256]'))
+      // The fingerprint shown is the CA root's, as openssl and this file compute it.
+      const pem = readFileSync(CA_ROOT, 'utf8')
+      const want = fingerprint(pem)
+      const byOpenssl = opensslFingerprint(CA_ROOT)
+      if (byOpenssl && byOpenssl !== want) throw new Error(`openssl says ${byOpenssl}, node ${want}`)
+      // As shown, in rows of eight pairs.
+      const shown = (await text('[data-testid=ca-root-sha256]')).replace(/\s+/g, '')
+      if (shown !== want) throw new Error(`设置 shows ${shown}, the CA's root is ${want}`)
+      console.log(`  root fingerprint ${want.slice(0, 23)}… matches${byOpenssl ? ' openssl' : ''}`)
+      if (!(await text('[data-testid=ca-root-source]')).includes('KEYWARD_CA_ROOT')) throw new Error('the root’s source is not named')
+      await js('document.querySelector("[data-testid=ca-settings]").scrollIntoView()')
       await shot('settings')
       await click('[data-lang=en]')
       await waitFor('English', async () => (await text('h1')).includes('Settings'))
@@ -431,6 +478,55 @@ async function main() {
       await go('#/settings')
       await click('[data-lang=zh-CN]')
       await waitFor('Chinese again', async () => (await text('h1')).includes('设置'))
+    })
+
+    await step('设置: a root is pinned only as confirmed in the window, as the app’s own copy', async () => {
+      await go('#/settings')
+      await waitFor('the root form', () => exists('[data-testid=ca-root-path]'))
+      // A bundle (the root twice) is refused: trusting two while showing one would be a lie.
+      const bundle = join(SHOTS, '..', 'root-bundle.pem')
+      writeFileSync(bundle, readFileSync(CA_ROOT, 'utf8').repeat(2))
+      await type('[data-testid=ca-root-path]', bundle)
+      await click('[data-testid=ca-root-inspect]')
+      await waitFor('the bundle refused', () => exists('[data-testid=ca-root] [data-testid=error][data-code=ca_root_bundle]'))
+      if (await exists('[data-testid=ca-root-confirm]')) throw new Error('a bundle was offered for confirmation')
+      await shot('settings-root-bundle', false)
+      // The CA's root as handed to the operator: checked, compared, confirmed.
+      const handed = join(SHOTS, '..', 'root-from-the-ca.pem')
+      copyFileSync(CA_ROOT, handed)
+      const want = fingerprint(readFileSync(handed, 'utf8'))
+      await type('[data-testid=ca-root-path]', handed)
+      await click('[data-testid=ca-root-inspect]')
+      await waitFor('the confirmation', () => exists('[data-testid=ca-root-confirm]'))
+      const offered = await js('return document.querySelector("[data-testid=ca-root-confirm-sha256]").dataset.sha256')
+      if (offered !== want) throw new Error(`the confirmation shows ${offered}, the file is ${want}`)
+      await js('document.querySelector("[data-testid=ca-root]").scrollIntoView()')
+      await shot('settings-root-confirm')
+      await click('[data-testid=ca-root-confirm-button]')
+      await waitFor('the root pinned', () => exists('[data-testid=ca-root-pinned]'))
+      const copies = readdirSync(APP_DIR).filter((f) => f.startsWith('ca-root-') && f.endsWith('.pem'))
+      if (copies.length !== 1) throw new Error(`pinned copies in ${APP_DIR}: ${copies}`)
+      if (fingerprint(readFileSync(join(APP_DIR, copies[0]), 'utf8')) !== want) throw new Error('the copy is not the root confirmed')
+      // The original replaced afterwards: nothing changes.
+      writeFileSync(handed, readFileSync(bundle, 'utf8'))
+      await go('#/')
+      await go('#/settings')
+      await waitFor('the pinned root again', () => exists('[data-testid=ca-root-sha256]'))
+      if ((await text('[data-testid=ca-root-sha256]')).replace(/\s+/g, '') !== want) throw new Error('the pinned root followed its original')
+      if (!(await text('[data-testid=ca-root-source]')).includes(handed)) throw new Error('the copy’s origin is not named')
+      await js('document.querySelector("[data-testid=ca-root]").scrollIntoView()')
+      await shot('settings-root-pinned', false)
+      // A plain-http address to another computer is refused; the CA's stays.
+      await type('[data-testid=ca-url]', 'http://ca.example.cn:8750')
+      await click('[data-testid=ca-save]')
+      await waitFor('http refused', () => exists('[data-testid=ca-settings] [data-testid=error][data-code=ca_url_insecure]'))
+      await js('document.querySelector("[data-testid=ca-settings]").scrollIntoView()')
+      await shot('settings-http-refused')
+      const saved = JSON.parse(readFileSync(join(APP_DIR, 'settings.json'), 'utf8'))
+      if (saved.ca_url && saved.ca_url !== CA_URL) throw new Error(`the CA address became ${saved.ca_url}`)
+      await type('[data-testid=ca-url]', CA_URL)
+      await click('[data-testid=ca-save]')
+      await waitFor('the address saved', () => exists('[data-testid=ca-saved]'))
     })
 
     await step('激活证书: the SMS code and a new PIN twice', async () => {
@@ -445,8 +541,17 @@ async function main() {
       await js('document.querySelector(arguments[0]).scrollIntoView()', card)
       await shot('home-to-activate')
       await go(`#/activate?serial=${blank}`)
-      await waitFor('the activation form', () => exists('[data-testid=sms-code]'))
-      await type('[data-testid=sms-code]', smsCode(blank))
+      // The station's SMS carries no code: the page asks for one first, and nothing can be
+      // typed before.
+      await waitFor('the activation page', () => exists('[data-testid=send-code]'))
+      if (await exists('[data-testid=sms-code]')) throw new Error('a code field before any code was asked for')
+      await shot('activate-ask')
+      await click('[data-testid=send-code]')
+      await waitFor('where the code went', () => exists('[data-testid=code-sent]'), 15000)
+      const reference = await js('return document.querySelector("[data-testid=code-sent]").dataset.reference')
+      const sentText = await text('[data-testid=code-sent]')
+      if (!/^\d{2}$/.test(reference) || !sentText.includes(`编号为 ${reference}`)) throw new Error(`the page says: ${sentText}`)
+      await type('[data-testid=sms-code]', smsCode(blank, reference))
       await type('[data-testid=new-pin]', NEW_PIN)
       await type('[data-testid=new-pin-again]', NEW_PIN)
       await shot('activate')
@@ -530,7 +635,8 @@ async function main() {
       const queue = JSON.parse(ca(['review', 'list', '--json']))
       const item = (queue.items ?? []).find((i) => (i.business ?? i).key_serial === blank)
       if (!item) throw new Error(`nothing to review for ${blank}: ${JSON.stringify(queue)}`)
-      ca(['review', 'approve', (item.business ?? item).id, '--reviewer', '审核员甲'])
+      // As the staff account whose token the tool reads (the bootstrap admin's here).
+      ca(['review', 'approve', (item.business ?? item).id, '--note', '印模清晰，同意制作'])
       await click('[data-testid=seal-check]')
       await waitFor('安装印章', () => exists('[data-testid=seal-install-button]'), 15000)
       // The seal the CA made waits on Home too.
@@ -545,25 +651,54 @@ async function main() {
       await shot('seal')
     })
 
-    await step('办理进度查询: every business with its timeline', async () => {
+    await step('办理进度查询: the PIN, then every business with its timeline', async () => {
       await go('#/')
       await go('#/progress')
       const pick = `[data-testid=key-picker] [data-serial="${blank}"]`
       await waitFor('the key picker', () => exists(pick))
       await click(pick)
+      // The CA shows a key's businesses to the key alone: nothing before the PIN.
+      await waitFor('the PIN form', async () => (await exists('[data-testid=progress-form]')) && (await exists('[data-testid=pin-state]')))
+      if (await count('[data-testid=business]')) throw new Error('businesses shown before the PIN')
+      const intro = await text('[data-testid=progress-intro]')
+      if (!intro.includes('输入证书密码以查看本证书的全部业务')) throw new Error(`the page says: ${intro}`)
+      await type('[data-testid=pin]', NEW_PIN)
+      await shot('progress-pin')
+      await click('[data-testid=progress-submit]')
       await waitFor('the businesses', async () => (await count('[data-testid=business]')) >= 3, 15000)
+      if (await exists('[data-testid=pin]')) throw new Error('the PIN field stayed')
       await shot('progress')
     })
 
-    await step('忘记密码: locked by wrong PINs, the handler on record, SMS code and a new PIN', async () => {
+    await step('忘记密码: locked; another requester’s unlock named, the handler’s own goes through; SMS code, new PIN', async () => {
       await runDown(blank)
+      // Someone else applied to unlock this key, from another computer (the command line).
+      const other = { name: '王某某', id: '440101199204051235', phone: '13900139002' }
+      execFileSync(
+        CLI,
+        ['--ca', CA_URL, '--ca-root', CA_ROOT, '--data-dir', join(SHOTS, '..', 'other-computer'), '--json',
+          'unlock', 'apply', '--token', blank, '--name', other.name, '--id-number', other.id, '--phone', other.phone],
+        { stdio: 'pipe' },
+      )
+      // A colleague here, not the handler: the other unlock is named and not taken over.
+      await type('[data-testid=requester-name]', '赵同事')
+      await type('[data-testid=requester-id]', '44010119930506123X')
+      await type('[data-testid=requester-phone]', '13700137003')
+      await click('[data-testid=unlock-apply]')
+      await waitFor('the other unlock named', () => exists('[data-testid=unlock-by-other]'), 30000)
+      const notice = await text('[data-testid=unlock-by-other]')
+      if (!notice.includes('王*') || !notice.includes('139****9002')) throw new Error(`the notice says: ${notice}`)
+      await js('document.querySelector("[data-testid=unlock-by-other]").scrollIntoView()')
+      await shot('unlock-by-other')
+      // The handler of record: their own application goes through (the CA ends the other).
       await type('[data-testid=requester-name]', HANDLER.name)
       await type('[data-testid=requester-id]', HANDLER.id)
       await type('[data-testid=requester-phone]', HANDLER.phone)
       await shot('unlock-identity')
       await click('[data-testid=unlock-apply]')
-      // The handler on record is approved at once and the code sent.
+      // The handler on record is approved at once, the code sent with the approval.
       await waitFor('the code and new PIN form', () => exists('[data-testid=unlock-finish]'), 30000)
+      if (await exists('[data-testid=unlock-by-other]')) throw new Error('the other unlock is still shown')
       await type('[data-testid=sms-code]', smsCode(blank))
       await type('[data-testid=new-pin]', UNLOCKED_PIN)
       await type('[data-testid=new-pin-again]', UNLOCKED_PIN)

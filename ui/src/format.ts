@@ -47,3 +47,20 @@ export async function copyText(text: string): Promise<void> {
     area.remove()
   }
 }
+
+const pad = (n: number) => String(n).padStart(2, '0')
+
+/** An instant on the operator's own clock, to the minute: `2026-12-01 10:42`. */
+export function localDateTime(iso: string): string {
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return iso
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`
+}
+
+/** An instant on the operator's own clock, to the minute: `10:42` today, else with the date. */
+export function clock(iso: string): string {
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return iso
+  const sameDay = d.toDateString() === new Date().toDateString()
+  return sameDay ? `${pad(d.getHours())}:${pad(d.getMinutes())}` : localDateTime(iso)
+}

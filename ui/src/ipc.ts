@@ -95,7 +95,8 @@ export type WaitingKind = 'finish_unlock' | 'install_certificate' | 'install_sea
 /** Where a key stands at the CA: only the CA knows a fresh key waits for activation. */
 export interface Standing {
   state: 'awaiting_activation' | 'active'
-  waiting: { kind: WaitingKind; business_id: string }[]
+  /** `business_id` is null for what the CA's public read says (it names no business). */
+  waiting: { kind: WaitingKind; business_id: string | null }[]
 }
 
 export interface KeyView {
@@ -155,14 +156,24 @@ export interface Settings {
   language: Lang
   /** The CA online service's address. */
   ca_url?: string | null
-  /** The CA root certificate (PEM file) pinned for TLS. */
+  /** The CA root certificate (PEM file) pinned for TLS: Keyward's own copy once pinned here. */
   ca_root?: string | null
+  /** The file the pinned copy was made from (set by the shell). */
+  ca_root_origin?: string | null
 }
 
+/** A root certificate file: the pinned one, or one about to be confirmed. */
 export interface RootInfo {
+  path: string
   subject: string
+  issuer: string
+  /** SHA-256 of the DER, `AB:CD:…` as `openssl x509 -fingerprint -sha256` prints it. */
   sha256: string
+  not_before: string
   not_after: string
+  is_ca: boolean
+  copied_from: string | null
+  from_env: boolean
 }
 
 export type Step =
@@ -202,10 +213,20 @@ export interface Business {
   timeline: BusinessEvent[]
 }
 
-export interface CodeSent {
+/** Where an SMS code went: the masked phone and the 编号 printed beside the code. */
+export interface CodeNotice {
   phone_masked: string
+  reference: string
   expires_at: string
   resend_after: string
+}
+
+/** Another requester's open unlock, as the CA names it (masked). */
+export interface OpenBusinessNotice {
+  kind: string
+  requester_masked: string
+  phone_masked: string
+  opened_at: string
 }
 
 export interface RenewState {
@@ -278,14 +299,24 @@ export class CommandError extends Error {
   readonly pin?: PinStatus
   readonly rules: string[]
   readonly detail?: string
+  /** For `unlock_by_other`: the unlock in the way. */
+  readonly open_business?: OpenBusinessNotice
 
-  constructor(body: { code: ErrorCode; message: string; pin?: PinStatus; rules?: string[]; detail?: string }) {
+  constructor(body: {
+    code: ErrorCode
+    message: string
+    pin?: PinStatus
+    rules?: string[]
+    detail?: string
+    open_business?: OpenBusinessNotice
+  }) {
     super(body.message)
     this.name = 'CommandError'
     this.code = body.code
     this.pin = body.pin
     this.rules = body.rules ?? []
     this.detail = body.detail
+    this.open_business = body.open_business
   }
 }
 
@@ -327,7 +358,15 @@ export const certShow = (serial: string) => call<CertDetails>('cert_show', { ser
 export const pinStatus = (serial: string) => call<PinInfo>('pin_status', { serial })
 export const driverList = () => call<DriverReport[]>('driver_list')
 export const settingsGet = () => call<Settings>('settings_get')
-export const settingsSet = (settings: Settings) => call<Settings>('settings_set', { settings })
+/**
+ * Saves the settings. A CA root other than the pinned one is pinned only with `rootSha256`,
+ * the fingerprint the operator confirmed after {@link caRootInspect}; the shell reads the file
+ * again and refuses it if it differs.
+ */
+export const settingsSet = (settings: Settings, rootSha256?: string) =>
+  call<Settings>('settings_set', rootSha256 ? { settings, rootSha256 } : { settings })
+/** What a root file holds (subject, fingerprint), for the confirmation. Changes nothing. */
+export const caRootInspect = (path: string) => call<RootInfo>('ca_root_inspect', { path })
 export const appInfo = () => call<AppInfo>('app_info')
 
 /**
@@ -351,7 +390,8 @@ function steps(onProgress?: (p: Progress) => void): Channel<Progress> {
   return ch
 }
 
-export const activateSendCode = (serial: string) => call<CodeSent>('activate_send_code', { serial })
+/** 激活证书, first: the CA sends a code to the handler; its ticket stays in the shell. */
+export const activateSendCode = (serial: string) => call<CodeNotice>('activate_send_code', { serial })
 /** 激活证书: the SMS code and the new PIN twice; the caller empties its fields afterwards. */
 export const activate = (
   args: { serial: string; code: string; newPin: string; newPinAgain: string },
@@ -363,8 +403,9 @@ export const unlockApply = (args: { serial: string; name: string; idNumber: stri
 export const unlockAttach = ({ bytes, ...args }: { serial: string; kind: string; bytes: Uint8Array }) =>
   callFile<unknown>('unlock_attach', bytes, args)
 export const unlockSubmit = (serial: string) => call<Business>('unlock_submit', { serial })
-export const unlockStatus = (serial: string, sendCode = false) =>
-  call<Business>('unlock_status', { serial, sendCode })
+export const unlockStatus = (serial: string) => call<Business>('unlock_status', { serial })
+/** A (new) unlock code to the requester's phone, once approved. */
+export const unlockSendCode = (serial: string) => call<CodeNotice>('unlock_send_code', { serial })
 export const unlockFinish = (
   args: { serial: string; code: string; newPin: string; newPinAgain: string },
   onProgress?: (p: Progress) => void,
@@ -405,7 +446,10 @@ export const sealInstall = (
   onProgress?: (p: Progress) => void,
 ) => call<SealShown>('seal_install', { ...args, progress: steps(onProgress) })
 export const sealShow = (serial: string) => call<SealShown>('seal_show', { serial })
-export const progressList = (serial: string) => call<KeyProgress>('progress_list', { serial })
+/** 办理进度查询: the CA shows a key's businesses to the key alone, so this signs with the PIN;
+ *  the caller empties its field afterwards. */
+export const progressList = (args: { serial: string; pin: string; confirmFinalTry: boolean }) =>
+  call<KeyProgress>('progress_list', args)
 export const flowPending = (serial: string) => call<FlowKind[]>('flow_pending', { serial })
 
 export const EVENT_INSERTED = 'token://inserted'

@@ -69,7 +69,8 @@ describe('KeyCard', () => {
         state: 'active',
         waiting: [
           { kind: 'install_certificate', business_id: 'B-1' },
-          { kind: 'install_seal', business_id: 'B-2' },
+          // From the CA's public read, which names no business.
+          { kind: 'install_seal', business_id: null },
         ],
       },
       next: { action: 'install_certificate' },
@@ -157,11 +158,12 @@ describe('navigation badges', () => {
     await flush()
     expect(w.find('[data-testid=nav-badge-renew]').exists()).toBe(false)
 
-    // The CA's answer arrives as a change of the key.
+    // The CA's answer arrives as a change of the key. Its public read names no business
+    // (business_id null); what this computer follows does.
     await emit(
       'token://changed',
       key('A1', {
-        standing: { state: 'active', waiting: [{ kind: 'install_certificate', business_id: 'B-1' }] },
+        standing: { state: 'active', waiting: [{ kind: 'install_certificate', business_id: null }] },
         next: { action: 'install_certificate' },
       }),
     )

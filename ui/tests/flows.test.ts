@@ -75,19 +75,41 @@ async function page(component: unknown, path: string) {
   return { w, router }
 }
 
+const CODE_SENT = {
+  phone_masked: '138****0001',
+  reference: '38',
+  expires_at: '2026-11-21T10:10:00Z',
+  resend_after: '2026-11-21T10:01:00Z',
+}
+
 describe('激活证书', () => {
-  it('sends the code, checks the new PIN live, activates and empties the fields', async () => {
+  it('asks for the code first, says where it went and its 编号, activates and empties the fields', async () => {
     upsert(key('A1', { next: { action: 'activate' } }))
     const calls = shell({
-      activate_send_code: () => ({ phone_masked: '138****0001', expires_at: '2026-11-21T10:10:00Z', resend_after: '2026-11-21T10:01:00Z' }),
+      flow_pending: () => [],
+      activate_send_code: () => CODE_SENT,
       activate: () => ({ state: 'active' }),
       token_list: () => [key('A1')],
     })
     const { w } = await page(ActivateView, '/activate?serial=A1')
-    expect(w.find('[data-testid=wizard-steps]').text()).toContain('输入短信验证码')
+    expect(w.find('[data-testid=wizard-steps] [aria-current=step]').text()).toContain('获取短信验证码')
+    // Nothing to type before a code was asked for from this computer.
+    expect(w.find('[data-testid=sms-code]').exists()).toBe(false)
+    expect(w.find('[data-testid=new-pin]').exists()).toBe(false)
+    expect(w.find('[data-testid=activate-submit]').exists()).toBe(false)
+    expect(w.find('[data-testid=activate-code-first]').text()).toContain('请先获取验证码')
+    expect(w.find('[data-testid=send-code]').text()).toBe('获取验证码')
+
     await w.find('[data-testid=send-code]').trigger('click')
     await flush()
-    expect(w.find('[data-testid=code-sent]').text()).toContain('138****0001')
+    expect(calls.filter((c) => c.cmd === 'activate_send_code').map((c) => c.args)).toEqual([{ serial: 'A1' }])
+    const sent = w.find('[data-testid=code-sent]')
+    expect(sent.text()).toContain('138****0001')
+    expect(sent.text()).toContain('短信编号 38')
+    expect(sent.text()).toContain('请输入编号为 38 的短信中的验证码')
+    expect(w.find('[data-testid=sms]').text()).toContain('短信验证码（编号 38）')
+    expect(w.find('[data-testid=send-code]').text()).toBe('重新获取验证码')
+    expect(w.find('[data-testid=wizard-steps] [aria-current=step]').text()).toContain('输入验证码')
 
     await w.find('[data-testid=sms-code]').setValue('123456')
     await w.find('[data-testid=new-pin]').setValue('weak')
@@ -98,16 +120,50 @@ describe('激活证书', () => {
     expect(w.find('[data-testid=activate-submit]').attributes('disabled')).toBeUndefined()
     await w.find('form').trigger('submit')
     await flush()
-    const sent = calls.find((c) => c.cmd === 'activate')!.args
-    expect(sent).toMatchObject({ serial: 'A1', code: '123456', newPin: GOOD, newPinAgain: GOOD })
-    expect(sent.progress).toBeDefined()
+    const args = calls.find((c) => c.cmd === 'activate')!.args
+    expect(args).toMatchObject({ serial: 'A1', code: '123456', newPin: GOOD, newPinAgain: GOOD })
+    expect(args.progress).toBeDefined()
     expect(w.find('[data-testid=activate-done]').exists()).toBe(true)
+  })
+
+  it('holds a new code back until the CA allows one, and says until when the code works', async () => {
+    upsert(key('A1'))
+    const at = (s: number) => new Date(Date.now() + s * 1000).toISOString()
+    shell({ flow_pending: () => [], activate_send_code: () => ({ ...CODE_SENT, expires_at: at(600), resend_after: at(45) }) })
+    const { w } = await page(ActivateView, '/activate')
+    await w.find('[data-testid=send-code]').trigger('click')
+    await flush()
+    const again = w.find('[data-testid=send-code]')
+    expect(again.attributes('disabled')).toBeDefined()
+    expect(again.text()).toMatch(/^4[0-5] 秒后可重新获取$/)
+    expect(w.find('[data-testid=code-sent]').text()).toMatch(/\d\d:\d\d 前有效/)
+  })
+
+  it('names no time when this computer’s clock and the CA’s disagree', async () => {
+    upsert(key('A1'))
+    // CODE_SENT's instants are days in the past by this computer's clock.
+    shell({ flow_pending: () => [], activate_send_code: () => CODE_SENT })
+    const { w } = await page(ActivateView, '/activate')
+    await w.find('[data-testid=send-code]').trigger('click')
+    await flush()
+    expect(w.find('[data-testid=code-sent]').text()).toContain('请在短信写明的有效期内输入')
+    expect(w.find('[data-testid=code-sent]').text()).not.toContain('前有效')
+    expect(w.find('[data-testid=code-expired]').exists()).toBe(false)
+    expect(w.find('[data-testid=send-code]').attributes('disabled')).toBeUndefined()
   })
 
   it('shows the CA’s error for a wrong code and keeps no PIN', async () => {
     upsert(key('A1'))
-    shell({ activate: () => { throw { code: 'ca_code_invalid', message: '验证码不正确' } } })
+    shell({
+      flow_pending: () => [],
+      activate_send_code: () => CODE_SENT,
+      activate: () => {
+        throw { code: 'ca_code_invalid', message: '验证码错误，请核对短信后重新输入。' }
+      },
+    })
     const { w } = await page(ActivateView, '/activate')
+    await w.find('[data-testid=send-code]').trigger('click')
+    await flush()
     await w.find('[data-testid=sms-code]').setValue('000000')
     await w.find('[data-testid=new-pin]').setValue(GOOD)
     await w.find('[data-testid=new-pin-again]').setValue(GOOD)
@@ -115,6 +171,30 @@ describe('激活证书', () => {
     await flush()
     expect(w.find('[data-testid=error][data-code=ca_code_invalid]').exists()).toBe(true)
     expect((w.find('[data-testid=new-pin]').element as HTMLInputElement).value).toBe('')
+    // The code and its 编号 stay: the operator may correct a typo.
+    expect(w.find('[data-testid=code-sent]').exists()).toBe(true)
+  })
+
+  it('offers the field after an earlier request here; a code never asked for sends it back to asking', async () => {
+    upsert(key('A1'))
+    const calls = shell({
+      flow_pending: () => ['activate'],
+      activate: () => {
+        throw { code: 'code_not_requested', message: '请先点击“获取验证码”，再输入收到的短信验证码。' }
+      },
+    })
+    const { w } = await page(ActivateView, '/activate')
+    expect(w.find('[data-testid=activate-resumable]').text()).toContain('10 分钟')
+    await w.find('[data-testid=sms-code]').setValue('123456')
+    await w.find('[data-testid=new-pin]').setValue(GOOD)
+    await w.find('[data-testid=new-pin-again]').setValue(GOOD)
+    await w.find('form').trigger('submit')
+    await flush()
+    expect(calls.find((c) => c.cmd === 'activate')!.args).toMatchObject({ code: '123456' })
+    expect(w.find('[data-testid=error][data-code=code_not_requested]').text()).toContain('获取验证码')
+    expect(w.find('[data-testid=sms-code]').exists()).toBe(false)
+    expect(w.find('[data-testid=new-pin]').exists()).toBe(false)
+    expect(w.find('[data-testid=send-code]').text()).toBe('获取验证码')
   })
 })
 
@@ -354,23 +434,169 @@ describe('忘记密码', () => {
     await flush()
     expect(w.find('[data-testid=unlock-review]').exists()).toBe(true)
   })
+
+  it('approves the handler at once with the code already sent; a new code names its 编号', async () => {
+    upsert(key('A1', { token: { ...key('A1').token, pin: pin('locked', 0) } }))
+    const calls = shell({
+      flow_pending: () => [],
+      unlock_apply: () => business('unlock', 'approved'),
+      unlock_send_code: () => ({ ...CODE_SENT, phone_masked: '138****8001', reference: '42' }),
+      unlock_finish: () => business('unlock', 'completed'),
+      token_list: () => [key('A1')],
+    })
+    const { w } = await page(UnlockView, '/unlock/A1')
+    await w.find('[data-testid=requester-name]').setValue('李经办')
+    await w.find('[data-testid=requester-id]').setValue('44010119900307123X')
+    await w.find('[data-testid=requester-phone]').setValue('13800138001')
+    await w.find('form').trigger('submit')
+    await flush()
+    // The approval sent the first code: nothing more is asked of the CA, the field is there.
+    expect(w.find('[data-testid=unlock-approved]').text()).toContain('已把验证码发到申请人手机')
+    expect(calls.some((c) => c.cmd === 'unlock_send_code' || c.cmd === 'unlock_status')).toBe(false)
+    expect(w.find('[data-testid=sms-code]').exists()).toBe(true)
+    await w.find('[data-testid=send-code]').trigger('click')
+    await flush()
+    expect(calls.filter((c) => c.cmd === 'unlock_send_code').map((c) => c.args)).toEqual([{ serial: 'A1' }])
+    expect(w.find('[data-testid=code-sent]').text()).toContain('138****8001')
+    expect(w.find('[data-testid=code-sent]').text()).toContain('编号为 42')
+    await w.find('[data-testid=sms-code]').setValue('654321')
+    await w.find('[data-testid=new-pin]').setValue(GOOD)
+    await w.find('[data-testid=new-pin-again]').setValue(GOOD)
+    await w.find('[data-testid=unlock-finish]').trigger('submit')
+    await flush()
+    expect(calls.find((c) => c.cmd === 'unlock_finish')!.args).toMatchObject({ serial: 'A1', code: '654321', newPin: GOOD })
+    expect(w.find('[data-testid=unlock-done]').exists()).toBe(true)
+  })
+
+  it('names another requester’s open unlock, masked, and says what the operator can do', async () => {
+    upsert(key('A1', { token: { ...key('A1').token, pin: pin('locked', 0) } }))
+    shell({
+      flow_pending: () => [],
+      unlock_apply: () => {
+        throw {
+          code: 'unlock_by_other',
+          message: '该证书已有一笔解锁申请正在办理（申请人 王*，手机 139****0002，2026-11-30 09:15 提交），本机不会接手他人的申请。',
+          open_business: { kind: 'unlock', requester_masked: '王*', phone_masked: '139****0002', opened_at: '2026-11-30T01:15:00Z' },
+        }
+      },
+    })
+    const { w } = await page(UnlockView, '/unlock/A1')
+    await w.find('[data-testid=requester-name]').setValue('张三')
+    await w.find('[data-testid=requester-id]').setValue('440101199001011234')
+    await w.find('[data-testid=requester-phone]').setValue('13800000002')
+    await w.find('form').trigger('submit')
+    await flush()
+    const notice = w.find('[data-testid=unlock-by-other]')
+    expect(notice.find('h2').text()).toBe('这把 USB Key 已有一笔解锁申请正在办理')
+    const who = notice.find('[data-testid=unlock-by-other-who]').text()
+    expect(who).toContain('王*')
+    expect(who).toContain('139****0002')
+    expect(notice.text()).toContain('不会接手别人的申请')
+    const todo = notice.findAll('[data-testid=unlock-by-other-do] li').map((li) => li.text())
+    expect(todo).toHaveLength(3)
+    expect(todo[0]).toContain('审核结束')
+    expect(todo[1]).toContain('登记的经办人')
+    expect(todo[2]).toContain('联系 CA 客服')
+    // Shown once, as the notice, not again as a bare error; the form stays to apply again.
+    expect(w.find('[data-testid=error]').exists()).toBe(false)
+    expect(w.find('[data-testid=requester-name]').exists()).toBe(true)
+  })
+
+  it('says the same when the CA refuses without naming the other unlock', async () => {
+    upsert(key('A1'))
+    shell({
+      flow_pending: () => [],
+      unlock_apply: () => {
+        throw { code: 'ca_unlock_under_way', message: '该证书已有他人提交的解锁申请正在办理，请等待其结束或联系 CA 客服。' }
+      },
+    })
+    const { w } = await page(UnlockView, '/unlock/A1')
+    await w.find('[data-testid=requester-name]').setValue('张三')
+    await w.find('[data-testid=requester-id]').setValue('440101199001011234')
+    await w.find('[data-testid=requester-phone]').setValue('13800000002')
+    await w.find('form').trigger('submit')
+    await flush()
+    expect(w.find('[data-testid=unlock-by-other]').attributes('data-code')).toBe('ca_unlock_under_way')
+    expect(w.find('[data-testid=unlock-by-other-who]').exists()).toBe(false)
+  })
 })
 
 describe('办理进度查询', () => {
-  it('lists every business with its timeline and what can be resumed', async () => {
+  const list = () => ({
+    businesses: [business('renewal', 'paid', 20000), business('issue', 'completed')],
+    resumable: ['renew'],
+  })
+
+  it('asks for the PIN with the tries left, sends it, lists every business and keeps no PIN', async () => {
     upsert(key('A1'))
-    shell({
-      progress_list: () => ({
-        businesses: [business('renewal', 'paid', 20000), business('issue', 'completed')],
-        resumable: ['renew'],
-      }),
-    })
+    const calls = shell({ flow_pending: () => ['renew'], progress_list: list }, pin('count_low', 8))
     const { w } = await page(ProgressView, '/progress')
+    // What can be resumed here is known without the PIN.
+    expect(w.find('[data-testid=resumable]').text()).toContain('继续续期')
+    expect(w.find('[data-testid=progress-intro]').text()).toContain('输入证书密码以查看本证书的全部业务')
+    expect(w.find('[data-testid=pin-state]').text()).toContain('还可以尝试 8 次')
+    expect(w.findAll('[data-testid=business]')).toHaveLength(0)
+    expect(w.find('[data-testid=progress-submit]').attributes('disabled')).toBeDefined()
+
+    await w.find('[data-testid=pin]').setValue('Old#Pin2026')
+    await w.find('[data-testid=progress-form]').trigger('submit')
+    await flush()
+    expect(calls.filter((c) => c.cmd === 'progress_list').map((c) => c.args)).toEqual([
+      { serial: 'A1', pin: 'Old#Pin2026', confirmFinalTry: false },
+    ])
     const rows = w.findAll('[data-testid=business]')
     expect(rows).toHaveLength(2)
     expect(rows[0].text()).toContain('证书续期')
     expect(rows[0].text()).toContain('已支付')
-    expect(w.find('[data-testid=resumable]').text()).toContain('继续续期')
+    expect(w.find('[data-testid=pin]').exists()).toBe(false)
+
+    // Asking again needs the PIN again: the field comes back empty.
+    await w.find('[data-testid=progress-again]').trigger('click')
+    await flush()
+    expect((w.find('[data-testid=pin]').element as HTMLInputElement).value).toBe('')
+    expect(w.findAll('[data-testid=business]')).toHaveLength(0)
+  })
+
+  it('a wrong PIN says how many tries are left and empties the field', async () => {
+    upsert(key('A1'))
+    shell({
+      flow_pending: () => [],
+      progress_list: () => {
+        throw { code: 'pin_incorrect', message: '证书密码错误，还可以尝试 7 次。', pin: pin('count_low', 7) }
+      },
+    })
+    const { w } = await page(ProgressView, '/progress')
+    await w.find('[data-testid=pin]').setValue('Wrong#2026')
+    await w.find('[data-testid=progress-form]').trigger('submit')
+    await flush()
+    expect(w.find('[data-testid=error][data-code=pin_incorrect]').text()).toContain('7 次')
+    expect(w.find('[data-testid=pin-state]').text()).toContain('还可以尝试 7 次')
+    expect((w.find('[data-testid=pin]').element as HTMLInputElement).value).toBe('')
+  })
+
+  it('holds the final try back until confirmed', async () => {
+    upsert(key('A1'))
+    const calls = shell({ flow_pending: () => [], progress_list: list }, pin('final_try', 1))
+    const { w } = await page(ProgressView, '/progress')
+    await w.find('[data-testid=pin]').setValue('Old#Pin2026')
+    expect(w.find('[data-testid=progress-submit]').attributes('disabled')).toBeDefined()
+    expect(w.find('[data-testid=final-forgot]').exists()).toBe(true)
+    await w.find('[data-testid=confirm-final]').setValue(true)
+    await w.find('[data-testid=progress-form]').trigger('submit')
+    await flush()
+    expect(calls.find((c) => c.cmd === 'progress_list')!.args).toMatchObject({ confirmFinalTry: true })
+  })
+
+  it('sends a locked key to 忘记密码 and asks the CA nothing', async () => {
+    upsert(key('A1'))
+    const calls = shell({ flow_pending: () => [] }, pin('locked', 0))
+    const { w, router } = await page(ProgressView, '/progress')
+    expect(w.find('[data-testid=pin-locked]').text()).toContain('忘记密码')
+    expect(w.find('[data-testid=progress-submit]').attributes('disabled')).toBeDefined()
+    await w.find('[data-testid=go-unlock]').trigger('click')
+    await flush()
+    expect(router.currentRoute.value.path).toBe('/unlock/A1')
+    expect(calls.some((c) => c.cmd === 'progress_list')).toBe(false)
   })
 })
 

@@ -6,7 +6,10 @@ import {
   ERROR_CODES,
   onKeyEvents,
   pinChange,
+  progressList,
   tokenList,
+  unlockApply,
+  unlockSendCode,
   toCommandError,
   type KeyView,
 } from '../src/ipc'
@@ -41,6 +44,32 @@ describe('the IPC layer', () => {
     expect(err.code).toBe('pin_incorrect')
     expect(err.message).toContain('7')
     expect(err.pin.user_tries_left).toBe(7)
+  })
+
+  it('sends 办理进度查询 its PIN, and keeps another requester’s unlock as data', async () => {
+    const calls: [string, unknown][] = []
+    mockIPC((cmd, args) => {
+      calls.push([cmd, args])
+      if (cmd === 'progress_list') return { businesses: [], resumable: [] }
+      if (cmd === 'unlock_send_code') return { phone_masked: '138****8001', reference: '07', expires_at: '', resend_after: '' }
+      if (cmd === 'unlock_apply') {
+        throw {
+          code: 'unlock_by_other',
+          message: '…',
+          open_business: { kind: 'unlock', requester_masked: '王*', phone_masked: '139****0002', opened_at: '2026-11-30T01:15:00Z' },
+        }
+      }
+    })
+    await progressList({ serial: 'A1', pin: 'p', confirmFinalTry: false })
+    expect(calls[0]).toEqual(['progress_list', { serial: 'A1', pin: 'p', confirmFinalTry: false }])
+    expect((await unlockSendCode('A1')).reference).toBe('07')
+    const err = await unlockApply({ serial: 'A1', name: 'n', idNumber: 'i', phone: 'p' }).catch((e) => e)
+    expect(err.code).toBe('unlock_by_other')
+    expect(err.open_business.requester_masked).toBe('王*')
+    // The trust model's codes are known codes.
+    for (const c of ['code_not_requested', 'ca_rate_limited', 'ca_root_bundle', 'ca_url_insecure']) {
+      expect(toCommandError({ code: c, message: 'x' }).code).toBe(c)
+    }
   })
 
   it('never lets an unknown shape through as a known code', () => {

@@ -5,7 +5,7 @@ import SettingsView from '../src/views/SettingsView.vue'
 import CertificateView from '../src/views/CertificateView.vue'
 import { lang, setLang } from '../src/i18n'
 import { resetKeys, upsert } from '../src/keys'
-import type { DriverReport } from '../src/ipc'
+import type { DriverReport, RootInfo, Settings } from '../src/ipc'
 import { details, key } from './samples'
 import { flush, testRouter } from './helpers'
 
@@ -73,29 +73,203 @@ describe('设置与关于', () => {
     expect(w.find('h1').text()).toBe('設定與關於')
   })
 
-  it('shows the pinned CA root by subject and SHA-256, and saves the CA address', async () => {
-    const saved: unknown[] = []
-    mockIPC((cmd, args) => {
-      if (cmd === 'settings_get') return { language: 'zh-CN', ca_url: null, ca_root: '/etc/keyward/root.pem' }
-      if (cmd === 'ca_root_show') return { subject: 'CN=Keyward Demo Root CA', sha256: 'AB'.repeat(32), not_after: '2036-01-01T00:00:00Z' }
+  const FP = Array.from({ length: 32 }, (_, i) => (i * 7 + 16).toString(16).toUpperCase().padStart(2, '0')).join(':')
+  const rootInfo = (over: Partial<RootInfo> = {}): RootInfo => ({
+    path: '/home/clerk/.config/keyward/ca-root-1017.pem',
+    subject: 'CN=Keyward Demo Root CA, O=Keyward',
+    issuer: 'CN=Keyward Demo Root CA, O=Keyward',
+    sha256: FP,
+    not_before: '2026-01-01T00:00:00Z',
+    not_after: '2036-01-01T00:00:00Z',
+    is_ca: true,
+    copied_from: null,
+    from_env: false,
+    ...over,
+  })
+
+  /** A shell with settings as given, answering settings_set like the real one on the URL. */
+  function settingsShell(initial: Settings, answers: Record<string, (args: Record<string, unknown>) => unknown> = {}) {
+    const calls: { cmd: string; args: Record<string, unknown> }[] = []
+    let current = initial
+    mockIPC((cmd, raw) => {
+      const args = (raw ?? {}) as Record<string, unknown>
+      calls.push({ cmd, args })
+      if (answers[cmd]) return answers[cmd](args)
+      if (cmd === 'settings_get') return current
       if (cmd === 'settings_set') {
-        saved.push(args)
-        return (args as { settings: unknown }).settings
+        const next = args.settings as Settings
+        if (next.ca_url?.startsWith('http://')) {
+          throw { code: 'ca_url_insecure', message: 'CA 服务地址必须以 https:// 开头：http:// 不加密，也无法核实对方是不是您的 CA。' }
+        }
+        current = next
+        return next
       }
       if (cmd === 'driver_list') return []
       if (cmd === 'app_info') return { version: '0.1.0', log_dir: '/tmp', module_env: null, watching: [] }
     })
+    return calls
+  }
+
+  async function settingsPage() {
     const w = mount(SettingsView, { global: { plugins: [await testRouter('/settings')] } })
     await flush()
     await flush()
-    expect(w.find('[data-testid=ca-root-info]').text()).toContain('CN=Keyward Demo Root CA')
-    expect(w.find('[data-testid=ca-root-sha256]').text()).toBe('AB'.repeat(32))
+    return w
+  }
+
+  it('shows the pinned CA root by subject, SHA-256 fingerprint and where its copy came from', async () => {
+    settingsShell(
+      { language: 'zh-CN', ca_url: 'https://ca.example.cn:8443', ca_root: rootInfo().path, ca_root_origin: '/media/u/root.pem' },
+      { ca_root_show: () => rootInfo({ copied_from: '/media/u/root.pem' }) },
+    )
+    const w = await settingsPage()
+    expect(w.find('[data-testid=ca-root-subject]').text()).toBe('CN=Keyward Demo Root CA, O=Keyward')
+    expect(w.find('[data-testid=ca-root-sha256]').text()).toBe(FP)
+    const source = w.find('[data-testid=ca-root-source]').text()
+    expect(source).toContain('副本')
+    expect(source).toContain('/media/u/root.pem')
+    expect((w.find('[data-testid=ca-root-path]').element as HTMLInputElement).labels?.[0]?.textContent).toContain('更换根证书')
+  })
+
+  it('says a root named by KEYWARD_CA_ROOT is read where it is, and when none is pinned', async () => {
+    settingsShell(
+      { language: 'zh-CN', ca_url: null, ca_root: '/srv/ca/root.crt' },
+      { ca_root_show: () => rootInfo({ path: '/srv/ca/root.crt', from_env: true }) },
+    )
+    const w = await settingsPage()
+    expect(w.find('[data-testid=ca-root-source]').text()).toContain('KEYWARD_CA_ROOT')
+    clearMocks()
+    settingsShell({ language: 'zh-CN', ca_url: null, ca_root: null }, { ca_root_show: () => null })
+    const none = await settingsPage()
+    expect(none.find('[data-testid=ca-root-none]').text()).toContain('尚未固定根证书')
+  })
+
+  it('saves the CA address alone; a plain-http one is refused with the shell’s words', async () => {
+    const calls = settingsShell(
+      { language: 'zh-CN', ca_url: null, ca_root: '/etc/keyward/root.pem' },
+      { ca_root_show: () => rootInfo() },
+    )
+    const w = await settingsPage()
+    await w.find('[data-testid=ca-url]').setValue('http://ca.example.cn')
+    await w.find('[data-testid=ca-settings]').trigger('submit')
+    await flush()
+    expect(w.find('[data-testid=ca-settings] [data-testid=error][data-code=ca_url_insecure]').text()).toContain('https://')
     await w.find('[data-testid=ca-url]').setValue(' https://127.0.0.1:8443 ')
     await w.find('[data-testid=ca-settings]').trigger('submit')
     await flush()
-    expect(saved).toEqual([
-      { settings: { language: 'zh-CN', ca_url: 'https://127.0.0.1:8443', ca_root: '/etc/keyward/root.pem' } },
+    const saved = calls.filter((c) => c.cmd === 'settings_set').map((c) => c.args)
+    expect(saved[saved.length - 1]).toEqual({
+      settings: { language: 'zh-CN', ca_url: 'https://127.0.0.1:8443', ca_root: '/etc/keyward/root.pem' },
+    })
+    expect(w.find('[data-testid=ca-settings] [data-testid=error]').exists()).toBe(false)
+  })
+
+  it('pins a new root only after its fingerprint was shown and confirmed, with that fingerprint', async () => {
+    let pinned: RootInfo | null = null
+    const chosen = rootInfo({ path: '/media/u/new-root.pem', subject: 'CN=Keyward New Root CA', is_ca: true })
+    const calls = settingsShell(
+      { language: 'zh-CN', ca_url: 'https://ca.example.cn', ca_root: null },
+      {
+        ca_root_show: () => pinned,
+        ca_root_inspect: () => chosen,
+      },
+    )
+    const w = await settingsPage()
+    const sets = () => calls.filter((c) => c.cmd === 'settings_set')
+    expect(w.find('[data-testid=ca-root-inspect]').attributes('disabled')).toBeDefined()
+    await w.find('[data-testid=ca-root-path]').setValue(' /media/u/new-root.pem ')
+    await w.find('[data-testid=ca-root] form').trigger('submit')
+    await flush()
+    expect(calls.filter((c) => c.cmd === 'ca_root_inspect').map((c) => c.args)).toEqual([{ path: '/media/u/new-root.pem' }])
+    // Shown in Keyward's own window, nothing saved yet.
+    const confirm = w.find('[data-testid=ca-root-confirm]')
+    expect(confirm.find('[data-testid=ca-root-confirm-subject]').text()).toBe('CN=Keyward New Root CA')
+    const groups = confirm.findAll('[data-testid=ca-root-confirm-sha256] span').map((g) => g.text())
+    expect(groups).toHaveLength(4)
+    expect(groups.join('')).toBe(FP)
+    expect(confirm.find('[data-testid=ca-root-same]').exists()).toBe(false)
+    expect(confirm.text()).toContain('逐组核对')
+    expect(sets()).toHaveLength(0)
+
+    // Cancelled: nothing saved; the operator checks again.
+    await w.find('[data-testid=ca-root-cancel]').trigger('click')
+    expect(w.find('[data-testid=ca-root-confirm]').exists()).toBe(false)
+    expect(sets()).toHaveLength(0)
+    await w.find('[data-testid=ca-root] form').trigger('submit')
+    await flush()
+
+    pinned = rootInfo({ subject: 'CN=Keyward New Root CA', copied_from: '/media/u/new-root.pem' })
+    await w.find('[data-testid=ca-root-confirm-button]').trigger('click')
+    await flush()
+    await flush()
+    expect(sets().map((c) => c.args)).toEqual([
+      {
+        settings: { language: 'zh-CN', ca_url: 'https://ca.example.cn', ca_root: '/media/u/new-root.pem' },
+        rootSha256: FP,
+      },
     ])
+    expect(w.find('[data-testid=ca-root-pinned]').text()).toBe('根证书已固定。')
+    expect(w.find('[data-testid=ca-root-subject]').text()).toBe('CN=Keyward New Root CA')
+    expect(w.find('[data-testid=ca-root-confirm]').exists()).toBe(false)
+  })
+
+  it('warns when the chosen file is not a CA certificate', async () => {
+    settingsShell(
+      { language: 'zh-CN', ca_url: null, ca_root: null },
+      { ca_root_show: () => null, ca_root_inspect: () => rootInfo({ is_ca: false }) },
+    )
+    const w = await settingsPage()
+    await w.find('[data-testid=ca-root-path]').setValue('/tmp/server.pem')
+    await w.find('[data-testid=ca-root] form').trigger('submit')
+    await flush()
+    expect(w.find('[data-testid=ca-root-not-ca]').text()).toContain('不是一张 CA 证书')
+  })
+
+  it('refuses a bundle or a large file with the shell’s words, and never asks to confirm it', async () => {
+    const calls = settingsShell(
+      { language: 'zh-CN', ca_url: null, ca_root: null },
+      {
+        ca_root_show: () => null,
+        ca_root_inspect: (args) => {
+          if (String(args.path).includes('bundle')) {
+            throw { code: 'ca_root_bundle', message: '这个文件包含 3 张证书。Keyward 只信任一张根证书：请选择只含 CA 根证书的文件，不要选择证书链或证书包。未作任何更改。' }
+          }
+          throw { code: 'ca_root_too_large', message: '这个文件超过 64 KB，不是一张根证书。' }
+        },
+      },
+    )
+    const w = await settingsPage()
+    await w.find('[data-testid=ca-root-path]').setValue('/tmp/bundle.pem')
+    await w.find('[data-testid=ca-root] form').trigger('submit')
+    await flush()
+    expect(w.find('[data-testid=ca-root] [data-testid=error][data-code=ca_root_bundle]').text()).toContain('3 张证书')
+    expect(w.find('[data-testid=ca-root-confirm]').exists()).toBe(false)
+    await w.find('[data-testid=ca-root-path]').setValue('/tmp/huge.pem')
+    await w.find('[data-testid=ca-root] form').trigger('submit')
+    await flush()
+    expect(w.find('[data-testid=ca-root] [data-testid=error][data-code=ca_root_too_large]').text()).toContain('64 KB')
+    expect(calls.some((c) => c.cmd === 'settings_set')).toBe(false)
+  })
+
+  it('shows the shell’s refusal when the file changed after it was confirmed', async () => {
+    settingsShell(
+      { language: 'zh-CN', ca_url: null, ca_root: null },
+      {
+        ca_root_show: () => null,
+        ca_root_inspect: () => rootInfo(),
+        settings_set: () => {
+          throw { code: 'ca_root_changed', message: '根证书文件在您核对之后发生了变化，指纹与您确认的不一致，因此没有固定它。' }
+        },
+      },
+    )
+    const w = await settingsPage()
+    await w.find('[data-testid=ca-root-path]').setValue('/tmp/root.pem')
+    await w.find('[data-testid=ca-root] form').trigger('submit')
+    await flush()
+    await w.find('[data-testid=ca-root-confirm-button]').trigger('click')
+    await flush()
+    expect(w.find('[data-testid=error][data-code=ca_root_changed]').text()).toContain('发生了变化')
+    expect(w.find('[data-testid=ca-root-pinned]').exists()).toBe(false)
   })
 
   it('says plainly when the root file is not a certificate', async () => {
