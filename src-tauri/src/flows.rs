@@ -776,6 +776,7 @@ mod tests {
                 &UnlockJournal {
                     business_id: "bu_u".into(),
                     secret: Secret::new(&secrets[1]),
+                    requester_sha256: Some("ab".repeat(32)),
                     step: UnlockStep::Applied,
                 },
             )

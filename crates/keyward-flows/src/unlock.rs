@@ -48,8 +48,22 @@ pub struct UnlockJournal {
     pub business_id: String,
     /// The unlock's secret, as the application's answer carried it.
     pub secret: Secret,
+    /// SHA-256 of who applied (name, ID number, phone), so another person applying from
+    /// this computer is not handed this application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_sha256: Option<String>,
     /// The step.
     pub step: UnlockStep,
+}
+
+fn requester_digest(h: &Handler) -> String {
+    use sha2::{Digest, Sha256};
+    let mut d = Sha256::new();
+    for part in [&h.name, &h.id_number, &h.phone] {
+        d.update(part.trim().as_bytes());
+        d.update([0]);
+    }
+    hex::encode(d.finalize())
 }
 
 fn journal(env: &Env, serial: &str) -> Result<Option<UnlockJournal>, FlowError> {
@@ -66,12 +80,32 @@ fn is_open(b: &Business) -> bool {
 /// Applies to unlock the key with serial `serial`, or picks up the unlock this computer
 /// started. Another requester's open unlock is [`FlowError::UnlockByOther`].
 pub fn apply(env: &Env, serial: &str, requester: &Handler) -> Result<Business, FlowError> {
+    let digest = requester_digest(requester);
     if let Some(j) = journal(env, serial)? {
         match env
             .ca
             .business(&j.business_id, BusinessAuth::Secret(&j.secret))
         {
-            Ok(b) if is_open(&b) => return Ok(b),
+            // The same person's application, or one already changing the key (its SO PIN
+            // rotation must finish before anything else): carried on.
+            Ok(b)
+                if is_open(&b)
+                    && (j.step != UnlockStep::Applied
+                        || j.requester_sha256.as_deref().is_none_or(|d| d == digest)) =>
+            {
+                return Ok(b);
+            }
+            // Someone else applying from this computer: the CA decides (the handler of
+            // record's application replaces the open one; anyone else's waits for it).
+            Ok(b) if is_open(&b) => {
+                let created = env.ca.apply_unlock(
+                    serial,
+                    &UnlockApplication {
+                        requester: requester.clone(),
+                    },
+                )?;
+                return save(env, serial, created, digest);
+            }
             // Finished (or cancelled) at the CA: a new application starts over.
             Ok(_) => {}
             // The CA no longer knows this secret: the journal is stale.
@@ -86,12 +120,22 @@ pub fn apply(env: &Env, serial: &str, requester: &Handler) -> Result<Business, F
             requester: requester.clone(),
         },
     )?;
+    save(env, serial, created, digest)
+}
+
+fn save(
+    env: &Env,
+    serial: &str,
+    created: keyward_ca_api::CreatedBusiness,
+    digest: String,
+) -> Result<Business, FlowError> {
     env.journal.save(
         FlowKind::Unlock,
         serial,
         &UnlockJournal {
             business_id: created.business.id.clone(),
             secret: created.secret,
+            requester_sha256: Some(digest),
             step: UnlockStep::Applied,
         },
     )?;
@@ -205,6 +249,9 @@ pub fn finish(
         } else {
             [&old_so, &new_so]
         };
+        // Whichever of the two is wrong costs one SO try; the guard keeps the last one.
+        // Both are tried whatever the journal says: an earlier run on another computer, or
+        // one whose journal was lost, may have rotated already.
         let mut current = None;
         for so in candidates {
             match session.login_so(so, FinalTry::Refuse) {
@@ -214,7 +261,7 @@ pub fn finish(
                 }
                 Err(TokenError::PinIncorrect {
                     role: PinRole::So, ..
-                }) if j.step == UnlockStep::Rotating => continue,
+                }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -159,3 +159,23 @@ fn a_reviewed_requester_becomes_the_handler_of_record_only_when_the_unlock_compl
     let again = unlock::apply(&w.env, &t.serial, &colleague()).unwrap();
     assert_eq!(again.state, BusinessState::Approved);
 }
+
+/// On a shared computer a colleague's open unlock is not handed to the handler of record:
+/// their own application goes to the CA, which lets it through.
+#[test]
+fn the_handler_of_record_is_not_handed_a_colleagues_application_on_a_shared_computer() {
+    let w = World::new(1, KeySpec::EcP256);
+    let t = &w.tokens[0];
+    w.activate(t);
+    let colleagues = unlock::apply(&w.env, &t.serial, &colleague()).unwrap();
+    assert_eq!(colleagues.state, BusinessState::AwaitingDocuments);
+    // The colleague applying again gets their own back.
+    let again = unlock::apply(&w.env, &t.serial, &colleague()).unwrap();
+    assert_eq!(again.id, colleagues.id);
+    // The handler of record, on the same computer, gets an application of their own.
+    let mine = unlock::apply(&w.env, &t.serial, &handler()).unwrap();
+    assert_ne!(mine.id, colleagues.id);
+    assert_eq!(mine.state, BusinessState::Approved);
+    let code = w.sms_code(&t.serial);
+    unlock::finish(&w.env, t, Some(&code), &pin("Unlocked#2026pin"), None).unwrap();
+}
