@@ -18,6 +18,8 @@ pub const PIN: &str = "Operator#2026";
 
 pub use softhsm_fixtures::sim_module;
 
+pub mod checks;
+
 pub fn pin(s: &str) -> Pin {
     Pin::new(s.to_owned())
 }
