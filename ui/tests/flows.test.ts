@@ -23,6 +23,19 @@ afterEach(() => {
 
 const GOOD = 'Better#2027pin'
 
+// No PIN stays behind after a call: not in an input on the page, not in the page's own state
+// behind the fields (`<script setup>` state, which Vue Test Utils reads through `vm`, and
+// which outlives a form that gave way to a done note), not anywhere in the markup.
+function expectNoPinKept(w: ReturnType<typeof mount>, fields: string[], pins: string[]) {
+  const state = w.vm as unknown as Record<string, unknown>
+  for (const f of fields) expect(state[f], f).toBe('')
+  for (const input of w.findAll('input')) {
+    const el = input.element as HTMLInputElement
+    for (const p of pins) expect(el.value, el.dataset.testid).not.toBe(p)
+  }
+  for (const p of pins) expect(w.html()).not.toContain(p)
+}
+
 function business(kind: string, state: string, fee = 0): Business {
   return {
     id: 'B1',
@@ -102,6 +115,7 @@ describe('激活证书', () => {
     expect(sent).toMatchObject({ serial: 'A1', code: '123456', newPin: GOOD, newPinAgain: GOOD })
     expect(sent.progress).toBeDefined()
     expect(w.find('[data-testid=activate-done]').exists()).toBe(true)
+    expectNoPinKept(w, ['newPin', 'again'], [GOOD])
   })
 
   it('shows the CA’s error for a wrong code and keeps no PIN', async () => {
@@ -115,6 +129,8 @@ describe('激活证书', () => {
     await flush()
     expect(w.find('[data-testid=error][data-code=ca_code_invalid]').exists()).toBe(true)
     expect((w.find('[data-testid=new-pin]').element as HTMLInputElement).value).toBe('')
+    expect((w.find('[data-testid=new-pin-again]').element as HTMLInputElement).value).toBe('')
+    expectNoPinKept(w, ['newPin', 'again'], [GOOD])
   })
 })
 
@@ -166,6 +182,9 @@ describe('证书续期', () => {
       pin: 'Old#Pin2026',
       confirmFinalTry: false,
     })
+    // The application form stays up (the renewal now waits for payment): its PIN field is empty.
+    expect((w.find('[data-testid=pin]').element as HTMLInputElement).value).toBe('')
+    expectNoPinKept(w, ['pin'], ['Old#Pin2026'])
   })
 
   it('pays in the sandbox, then installs with a progress channel; an interrupted install is offered as resume', async () => {
