@@ -1,18 +1,21 @@
 //! Hot-plug latency: from `keyward_sim::control::insert` to the `Watcher`'s `Inserted`
-//! event, with the watcher's default options, by slot events and by polling.
+//! event, with the watcher's default options, by slot events and by polling; and, below the
+//! watcher, to the return of a `C_WaitForSlotEvent` blocked in the module.
 //!
 //! Each sample pulls the key out, waits for the `Removed` event, waits a pseudo-random
 //! 0–150 ms (so inserts land at every phase of the watcher's period, as a person's do), then
 //! times one insert. Samples per mode: `KEYWARD_BENCH_HOTPLUG_SAMPLES` (default 40), and at
 //! most 60 s per mode.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use keyward_bench::latency::{Jitter, Samples};
 use keyward_sim::control;
-use keyward_token::{TokenEvent, WatchMode, WatchOptions, Watcher};
+use keyward_token::{Module, TokenEvent, WatchMode, WatchOptions, Watcher};
 use serde_json::json;
 use softhsm_fixtures::{FixtureSet, KeyState};
 
@@ -50,6 +53,8 @@ fn main() -> Result<()> {
         .first()
         .map(|t| t.serial.clone())
         .context("no fixture key")?;
+
+    module_wait(&set, &module, &serial, samples_wanted, budget)?;
 
     // Polling first: a slot-event watcher leaves a thread blocked in the module until the
     // next event, which could take an event meant for the watcher after it.
@@ -109,4 +114,62 @@ fn main() -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `keyward_sim::control::insert` → the return of a `C_WaitForSlotEvent` that was blocked in
+/// the module, with nothing of Keyward's above it. The waiting thread stops on the last
+/// sample's event, so no call is left blocked in the module for what runs next.
+fn module_wait(
+    set: &FixtureSet,
+    module: &Arc<Module>,
+    serial: &str,
+    samples_wanted: usize,
+    budget: Duration,
+) -> Result<()> {
+    let (tx, rx) = mpsc::channel::<Instant>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let waiter = {
+        let (module, stop) = (module.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<()> {
+            loop {
+                if module.wait_for_slot_event()?.is_none() {
+                    bail!("the module has no blocking C_WaitForSlotEvent");
+                }
+                if tx.send(Instant::now()).is_err() || stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+            }
+        })
+    };
+    let event = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(5))
+            .with_context(|| format!("no slot event within 5 s for the {what}"))
+    };
+    let mut jitter = Jitter::new(0x736c_6f74_2d77_6169);
+    let mut samples = Samples::new();
+    let start = Instant::now();
+    loop {
+        control::remove(set.sim_state(), serial)?;
+        event("removal")?;
+        std::thread::sleep(jitter.next(Duration::from_millis(150)));
+        let last = samples.len() + 1 >= samples_wanted || start.elapsed() >= budget;
+        if last {
+            stop.store(true, Ordering::SeqCst);
+        }
+        let t0 = Instant::now();
+        control::insert(set.sim_state(), serial)?;
+        let t1 = event("insert")?;
+        samples.push(t1.duration_since(t0));
+        if last {
+            break;
+        }
+    }
+    waiter
+        .join()
+        .map_err(|_| anyhow::anyhow!("the waiting thread panicked"))??;
+    samples.write(
+        "hotplug-module",
+        "keyward_sim::control::insert → blocked C_WaitForSlotEvent returns",
+        json!({ "keys_present": 2 }),
+    )
 }

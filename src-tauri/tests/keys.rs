@@ -113,9 +113,21 @@ fn what_the_ca_says_decides_activation_and_the_install_waiting() {
     assert_eq!(view(KeyState::IssuedEc).next, NextStep::Nothing);
     // Fresh from the station: the key raises no flag, the CA says it waits for 激活证书.
     say(KeyState::IssuedEc, CaState::AwaitingActivation, &[]);
-    let v = view(KeyState::IssuedEc);
-    assert_eq!(v.next, NextStep::Activate);
-    assert!(v.standing.is_some());
+    assert_eq!(view(KeyState::IssuedEc).next, NextStep::Activate);
+    // The answer is that key's alone: the other key still shows what it says itself.
+    let other = view(KeyState::NearExpiry);
+    assert!(other.standing.is_none());
+    assert!(
+        matches!(other.next, NextStep::Renew { .. }),
+        "{:?}",
+        other.next
+    );
+    // The same answer again changes nothing (no event is sent for it).
+    let again = Standing {
+        state: CaState::AwaitingActivation,
+        waiting: Vec::new(),
+    };
+    assert!(!standings.store(&serial(&m, KeyState::IssuedEc), Some(again)));
     // A seal made by the CA waits for 安装印章; a paid renewal for 安装证书 comes first.
     say(
         KeyState::IssuedEc,
@@ -132,8 +144,6 @@ fn what_the_ca_says_decides_activation_and_the_install_waiting() {
     assert_eq!(near.next, NextStep::InstallCertificate);
     let json = serde_json::to_value(&near).unwrap();
     assert_eq!(json["next"]["action"], "install_certificate");
-    assert_eq!(json["standing"]["state"], "active");
-    assert_eq!(json["standing"]["waiting"][1]["kind"], "install_seal");
     // Unpaid: continue the renewal, ahead of the plain "renew within N days".
     say(
         KeyState::NearExpiry,
@@ -150,6 +160,11 @@ fn what_the_ca_says_decides_activation_and_the_install_waiting() {
     let mut locked = view(KeyState::IssuedEc);
     locked.token.pin.user = PinState::Locked;
     assert_eq!(standings.enrich(locked).next, NextStep::Unlock);
+    // The CA's answer forgotten: back to what the key says.
+    assert!(standings.store(&serial(&m, KeyState::IssuedEc), None));
+    let v = view(KeyState::IssuedEc);
+    assert!(v.standing.is_none());
+    assert_eq!(v.next, NextStep::Nothing);
 }
 
 #[test]

@@ -23,6 +23,19 @@ afterEach(() => {
 
 const GOOD = 'Better#2027pin'
 
+// No PIN stays behind after a call: not in an input on the page, not in the page's own state
+// behind the fields (`<script setup>` state, which Vue Test Utils reads through `vm`, and
+// which outlives a form that gave way to a done note), not anywhere in the markup.
+function expectNoPinKept(w: ReturnType<typeof mount>, fields: string[], pins: string[]) {
+  const state = w.vm as unknown as Record<string, unknown>
+  for (const f of fields) expect(state[f], f).toBe('')
+  for (const input of w.findAll('input')) {
+    const el = input.element as HTMLInputElement
+    for (const p of pins) expect(el.value, el.dataset.testid).not.toBe(p)
+  }
+  for (const p of pins) expect(w.html()).not.toContain(p)
+}
+
 function business(kind: string, state: string, fee = 0): Business {
   return {
     id: 'B1',
@@ -124,6 +137,7 @@ describe('激活证书', () => {
     expect(args).toMatchObject({ serial: 'A1', code: '123456', newPin: GOOD, newPinAgain: GOOD })
     expect(args.progress).toBeDefined()
     expect(w.find('[data-testid=activate-done]').exists()).toBe(true)
+    expectNoPinKept(w, ['newPin', 'again'], [GOOD])
   })
 
   it('holds a new code back until the CA allows one, and says until when the code works', async () => {
@@ -173,6 +187,8 @@ describe('激活证书', () => {
     expect((w.find('[data-testid=new-pin]').element as HTMLInputElement).value).toBe('')
     // The code and its 编号 stay: the operator may correct a typo.
     expect(w.find('[data-testid=code-sent]').exists()).toBe(true)
+    expect((w.find('[data-testid=new-pin-again]').element as HTMLInputElement).value).toBe('')
+    expectNoPinKept(w, ['newPin', 'again'], [GOOD])
   })
 
   it('offers the field after an earlier request here; a code never asked for sends it back to asking', async () => {
@@ -246,6 +262,9 @@ describe('证书续期', () => {
       pin: 'Old#Pin2026',
       confirmFinalTry: false,
     })
+    // The application form stays up (the renewal now waits for payment): its PIN field is empty.
+    expect((w.find('[data-testid=pin]').element as HTMLInputElement).value).toBe('')
+    expectNoPinKept(w, ['pin'], ['Old#Pin2026'])
   })
 
   it('pays in the sandbox, then installs with a progress channel; an interrupted install is offered as resume', async () => {

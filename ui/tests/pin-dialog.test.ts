@@ -30,6 +30,21 @@ async function type(w: Awaited<ReturnType<typeof open>>['w'], old: string, next:
   await w.find('[data-testid=new-pin-again]').setValue(again)
 }
 
+// The dialog's PIN fields: the inputs on screen, and the state behind them (which outlives
+// the form once it gives way to the done note). `<script setup>` keeps that state out of
+// `$data`; Vue Test Utils reads it through `vm`.
+const FIELDS = ['oldPin', 'newPin', 'again'] as const
+
+function expectNoPinKept(w: Awaited<ReturnType<typeof open>>['w'], pins: string[]) {
+  const state = w.vm as unknown as Record<(typeof FIELDS)[number], unknown>
+  for (const f of FIELDS) expect(state[f], f).toBe('')
+  for (const input of w.findAll('input')) {
+    const el = input.element as HTMLInputElement
+    if (el.type !== 'checkbox') expect(el.value, el.dataset.testid).toBe('')
+  }
+  for (const p of pins) expect(w.html()).not.toContain(p)
+}
+
 describe('修改密码', () => {
   it('keeps the button off until every rule is met, then changes and clears the fields', async () => {
     const { w, calls } = await open()
@@ -45,7 +60,10 @@ describe('修改密码', () => {
       { serial: 'A1', oldPin: 'Fixture#2026', newPin: 'Better#2027pin', newPinAgain: 'Better#2027pin', confirmFinalTry: false },
     ])
     expect(w.find('[data-testid=pin-done]').exists()).toBe(true)
-    expect(JSON.stringify(w.vm.$data ?? {})).not.toContain('Fixture#2026')
+    expectNoPinKept(w, ['Fixture#2026', 'Better#2027pin'])
+    await w.find('.actions button.primary').trigger('click')
+    expect(w.emitted('close')).toBeTruthy()
+    expectNoPinKept(w, ['Fixture#2026', 'Better#2027pin'])
   })
 
   it('shows the tries left after a wrong PIN and empties the fields', async () => {
@@ -61,6 +79,7 @@ describe('修改密码', () => {
     for (const id of ['old-pin', 'new-pin', 'new-pin-again']) {
       expect((w.find(`[data-testid=${id}]`).element as HTMLInputElement).value).toBe('')
     }
+    expectNoPinKept(w, ['Wrong#2026', 'Better#2027pin'])
   })
 
   it('asks for explicit confirmation at the final try and offers 忘记密码 instead', async () => {

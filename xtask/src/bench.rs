@@ -307,6 +307,10 @@ fn report(
     );
     for (name, what) in [
         (
+            "hotplug-module",
+            "sim insert → blocked C_WaitForSlotEvent returns (the module alone)",
+        ),
+        (
             "hotplug-slot-events",
             "sim insert → watcher event, slot events (C_WaitForSlotEvent)",
         ),

@@ -16,6 +16,7 @@ mod apifuzz;
 mod bench;
 mod fuzz;
 mod journey;
+mod leaks;
 mod ui;
 
 /// Debian packages and why each is needed.

@@ -12,6 +12,10 @@ use anyhow::{Context, Result, bail};
 
 use super::{cargo, fixtures, root, run, target_dir};
 
+/// The app's log filter in the end-to-end run: Keyward's crates at trace level.
+const APP_LOG: &str = "info,keyward_desktop=trace,keyward_flows=trace,keyward_token=trace,\
+                       keyward_ca_client=trace,keyward_pki=trace";
+
 /// Node.js older than this cannot run Vite 7.
 const NODE_MIN: (u32, u32) = (20, 19);
 
@@ -322,6 +326,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("KEYWARD_LANG", "zh-CN")
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
+        // Keyward's own crates at their most detailed, for the PIN-leak check after the run.
+        .env("KEYWARD_LOG", APP_LOG)
         // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, WebKitWebDriver's
         // screenshots wait for a repaint that a still page never makes.
         .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
@@ -362,6 +368,15 @@ pub fn e2e(args: &[String]) -> Result<()> {
         test.env("KEYWARD_E2E_DOCS", root().join("docs").join("screenshots"));
     }
     run(&mut test)?;
+    // The app has quit (its log flushed) once the driver is gone; then nothing it left may
+    // hold a PIN the run typed or a code the CA sent.
+    drop(_driver);
+    crate::leaks::check(
+        &[&app_dir],
+        &[&dir.join("tauri-driver.log")],
+        &crate::leaks::e2e_pins(),
+        &crate::leaks::sms_codes(&ca_dir),
+    )?;
     eprintln!(
         "End-to-end run passed in {:.1?}; screenshots in {}",
         started.elapsed(),

@@ -85,17 +85,32 @@ impl AdminTarget {
         Ok(Some(pem))
     }
 
+    /// The admin token: the file named, else the OS keyring, else `<data dir>/admin.token`.
+    /// Which one was used is said on standard error; falling back to the file is a warning.
     fn token(&self) -> anyhow::Result<Secret> {
         if let Some(f) = &self.token_file {
+            tracing::info!(file = %f.display(), "admin token from the file named");
             return read_token(f);
         }
+        let fallback = self.data_dir.join("admin.token");
         credentials::use_os_keyring()?;
         match credentials::load_admin_token(&self.url) {
-            Ok(Some(t)) => return Ok(t),
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "OS keyring unavailable; using the token file"),
+            Ok(Some(t)) => {
+                tracing::info!(url = %self.url, "admin token from the OS keyring");
+                return Ok(t);
+            }
+            Ok(None) => tracing::warn!(
+                url = %self.url,
+                file = %fallback.display(),
+                "no admin token in the OS keyring (`keyward-ca login` stores one); using the token file"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                file = %fallback.display(),
+                "OS keyring unavailable; using the token file"
+            ),
         }
-        read_token(&self.data_dir.join("admin.token"))
+        read_token(&fallback)
     }
 
     /// A client with the admin credential.

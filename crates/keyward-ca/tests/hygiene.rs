@@ -37,7 +37,9 @@ async fn secrets_never_reach_the_logs() {
         .with_writer(logs.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // For the whole process (nextest runs each test in its own): a subscriber set for this
+    // thread only would miss what the database's worker threads log.
+    tracing::subscriber::set_global_default(subscriber).expect("the first subscriber");
 
     let ca = TestCa::new().await;
     let key = p256();
@@ -73,6 +75,11 @@ async fn secrets_never_reach_the_logs() {
     assert!(
         text.contains("released transport PIN"),
         "logging was not captured"
+    );
+    // The statements the database's worker threads log are captured too.
+    assert!(
+        text.contains("sqlx::query"),
+        "the database's logging was not captured"
     );
     for secret in [
         "SoPin-Secret-0001",

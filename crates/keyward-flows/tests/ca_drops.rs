@@ -1,11 +1,14 @@
 //! The CA side of the fault matrix: every request a workflow makes to the CA is cut in turn
 //! — once before it reaches the CA, once after the CA acted on it but before its answer
 //! arrives. The operator then carries on (resume), and the workflow must complete with the
-//! key and the CA agreeing.
+//! key and the CA agreeing: the business completed at the CA, the certificate the CA counts as
+//! the key's the one on the key. The client talks TLS with the CA's root pinned, through a
+//! proxy that counts the cuts it made: each case must have cut exactly one connection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use common::checks::{ca_side, key_works, serial_hex};
 use common::{Cut, PIN, World, handler, pin};
 use keyward_ca_api::{BusinessState, ErrorCode, KeyState as CaKeyState};
 use keyward_flows::activate::{ActivateInput, activate};
@@ -19,20 +22,21 @@ fn proxy(w: &World) -> &common::Proxy {
 }
 
 /// Runs `step` until it succeeds, as an operator would press "continue" again; a code the
-/// CA no longer takes is replaced by a fresh one from `new_code`.
-fn carry_on<T>(
+/// CA no longer takes is replaced by a fresh one from `new_code`. Returns how many times
+/// `step` ran.
+fn carry_on(
     what: &str,
-    mut step: impl FnMut(Option<String>) -> Result<T, FlowError>,
+    mut step: impl FnMut(Option<String>) -> Result<(), FlowError>,
     mut new_code: impl FnMut() -> String,
-) -> T {
+) -> u32 {
     let mut code = None;
-    for _ in 0..4 {
+    for attempts in 1..=4 {
         let outcome = step(code.take());
         if let Err(e) = &outcome {
             eprintln!("{what}: {e}");
         }
         match outcome {
-            Ok(v) => return v,
+            Ok(()) => return attempts,
             Err(FlowError::Ca(c))
                 if c.is_transient()
                     || matches!(c, keyward_ca_client::ClientError::Malformed(_)) => {}
@@ -56,17 +60,48 @@ fn carry_on<T>(
     panic!("{what}: did not complete")
 }
 
-fn key_signs(w: &World, t: &TokenRef, p: &str) {
-    let s = w.module.session(t).unwrap();
-    s.login(&pin(p), FinalTry::Refuse).unwrap();
-    let id = keyward_flows::identity::identity(&s, w.env.now()).unwrap();
-    assert!(!s.sign(&id.key_id, b"ok").unwrap().is_empty());
+/// Runs one case of the matrix: cuts the `n`-th connection from now the way `how` says, lets
+/// `run` carry on to the end, and checks the proxy made exactly that one cut. Returns whether
+/// the cut interrupted the workflow (it needed more than one attempt). A cut that did not was
+/// absorbed by the client's own retry of an idempotent call: then the workflow used one
+/// connection more than the `requests` it makes uncut.
+fn one_cut(w: &World, n: u64, how: Cut, requests: u64, run: impl FnOnce(&str) -> u32) -> bool {
+    let what = format!("request {n} {how:?}");
+    let (cuts, before) = (proxy(w).cuts(), proxy(w).connections());
+    proxy(w).cut(n, how);
+    let attempts = run(&what);
+    proxy(w).clear();
+    assert_eq!(proxy(w).cuts() - cuts, 1, "{what}: one connection cut");
+    if attempts == 1 {
+        assert_eq!(
+            proxy(w).connections() - before,
+            requests + 1,
+            "{what}: completed at once, so the client retried the cut request"
+        );
+    }
+    attempts > 1
+}
+
+/// The workflow is done on both sides: the key works with `p`; at the CA the key is active,
+/// its newest business of `kind` completed, and the certificate it counts as the key's current
+/// one is the organisation certificate on the key.
+fn completed(w: &World, t: &TokenRef, kind: &str, p: &str, what: &str) {
+    let on_key = key_works(w, t, p);
+    let ca = ca_side(w, &t.serial);
+    assert_eq!(ca.key_state, "active", "{what}: {ca:?}");
+    assert_eq!(ca.newest(kind), Some("completed"), "{what}: {ca:?}");
+    assert_eq!(
+        ca.current_cert,
+        serial_hex(&on_key.serial),
+        "{what}: the CA's current certificate is the one on the key"
+    );
 }
 
 #[test]
 fn activation_completes_whichever_ca_request_is_cut() {
     let w = World::behind_proxy(16, KeySpec::EcP256);
     let probe = &w.tokens[0];
+    // Counted from after the code is sent and read: those requests come before the workflow.
     let code = w.activation_code(probe);
     let before = proxy(&w).connections();
     activate(
@@ -80,42 +115,50 @@ fn activation_completes_whichever_ca_request_is_cut() {
     )
     .unwrap();
     let requests = proxy(&w).connections() - before;
+    completed(&w, probe, "issue", PIN, "uncut");
     assert!(
         requests >= 3 && (requests as usize) * 2 < w.tokens.len(),
         "{requests}"
     );
     let mut keys = w.tokens.iter().skip(1);
+    let mut interrupted = 0;
     for n in 1..=requests {
         for how in CUTS {
             let t = keys.next().unwrap();
             let first_code = w.activation_code(t);
-            proxy(&w).cut(n, how);
+            let cut_in = one_cut(&w, n, how, requests, |what| {
+                carry_on(
+                    what,
+                    |code| {
+                        let code = code.unwrap_or_else(|| first_code.clone());
+                        activate(
+                            &w.env,
+                            t,
+                            &ActivateInput {
+                                code: Some(code),
+                                new_pin: pin(PIN),
+                            },
+                            None,
+                        )
+                        .map(drop)
+                    },
+                    || {
+                        w.server.clock().advance(time::Duration::minutes(2));
+                        keyward_flows::activate::send_code(&w.env, &t.serial).unwrap();
+                        w.sms_code(&t.serial)
+                    },
+                )
+            });
+            interrupted += u64::from(cut_in);
             let what = format!("request {n} {how:?}");
-            carry_on(
-                &what,
-                |code| {
-                    let code = code.unwrap_or_else(|| first_code.clone());
-                    activate(
-                        &w.env,
-                        t,
-                        &ActivateInput {
-                            code: Some(code),
-                            new_pin: pin(PIN),
-                        },
-                        None,
-                    )
-                },
-                || {
-                    w.server.clock().advance(time::Duration::minutes(2));
-                    keyward_flows::activate::send_code(&w.env, &t.serial).unwrap();
-                    w.sms_code(&t.serial)
-                },
-            );
-            proxy(&w).clear();
             assert_eq!(w.key_status(t, PIN).state, CaKeyState::Active, "{what}");
-            key_signs(&w, t, PIN);
+            completed(&w, t, "issue", PIN, &what);
         }
     }
+    eprintln!(
+        "{interrupted} of {} cuts interrupted activation",
+        requests * 2
+    );
 }
 
 #[test]
@@ -123,7 +166,6 @@ fn renewal_completes_whichever_ca_request_is_cut() {
     let w = World::behind_proxy(1, KeySpec::EcP256);
     let t = &w.tokens[0];
     w.activate(t);
-    // The whole renewal, as the operator presses each button (again, after a failure).
     // The whole renewal, as the operator presses each button: after an interruption the
     // client offers to carry on with the installation it has journaled.
     let renew_all = || -> Result<(), FlowError> {
@@ -143,23 +185,32 @@ fn renewal_completes_whichever_ca_request_is_cut() {
     let before = proxy(&w).connections();
     renew_all().unwrap();
     let requests = proxy(&w).connections() - before;
+    completed(&w, t, "renewal", PIN, "uncut");
     assert!(requests >= 8, "{requests}");
+    let mut interrupted = 0;
     for n in 1..=requests {
         for how in CUTS {
             w.enter_renewal_window(t);
             let expires = renew::eligibility(&w.env, t).unwrap().not_after;
-            proxy(&w).cut(n, how);
+            let renewals = ca_side(&w, &t.serial).count("renewal");
+            interrupted += u64::from(one_cut(&w, n, how, requests, |what| {
+                carry_on(what, |_| renew_all(), || unreachable!())
+            }));
             let what = format!("request {n} {how:?}");
-            carry_on(&what, |_| renew_all(), || unreachable!());
-            proxy(&w).clear();
             assert_eq!(
                 renew::eligibility(&w.env, t).unwrap().not_after.year(),
                 expires.year() + 1,
                 "{what}"
             );
-            key_signs(&w, t, PIN);
+            assert_eq!(
+                ca_side(&w, &t.serial).count("renewal"),
+                renewals + 1,
+                "{what}: one renewal business"
+            );
+            completed(&w, t, "renewal", PIN, &what);
         }
     }
+    eprintln!("{interrupted} of {} cuts interrupted renewal", requests * 2);
 }
 
 #[test]
@@ -188,16 +239,33 @@ fn unlock_completes_whichever_ca_request_is_cut() {
     let before = proxy(&w).connections();
     unlock_all(None, "Probe#2026ok").unwrap();
     let requests = proxy(&w).connections() - before;
+    completed(&w, t, "unlock", "Probe#2026ok", "uncut");
     assert!(requests >= 4, "{requests}");
+    let mut interrupted = 0;
     for n in 1..=requests {
         for how in CUTS {
             w.advance_days(1);
             let new_pin = format!("Cut#{n:02}{}ok", if how == Cut::Refuse { "r" } else { "l" });
-            proxy(&w).cut(n, how);
+            let unlocks = ca_side(&w, &t.serial).count_in("unlock", "completed");
+            interrupted += u64::from(one_cut(&w, n, how, requests, |what| {
+                carry_on(what, |code| unlock_all(code, &new_pin), fresh_code)
+            }));
             let what = format!("request {n} {how:?}");
-            carry_on(&what, |code| unlock_all(code, &new_pin), fresh_code);
-            proxy(&w).clear();
-            key_signs(&w, t, &new_pin);
+            let ca = ca_side(&w, &t.serial);
+            assert_eq!(
+                ca.count_in("unlock", "completed"),
+                unlocks + 1,
+                "{what}: one unlock completed"
+            );
+            // An application whose answer was lost cannot be carried on (its secret never
+            // arrived): applying again cancels it. None may be left open.
+            assert_eq!(
+                ca.count("unlock"),
+                ca.count_in("unlock", "completed") + ca.count_in("unlock", "cancelled"),
+                "{what}: no unlock left open: {ca:?}"
+            );
+            completed(&w, t, "unlock", &new_pin, &what);
         }
     }
+    eprintln!("{interrupted} of {} cuts interrupted unlock", requests * 2);
 }

@@ -1,11 +1,13 @@
 //! The fault matrix: for each workflow, the key is pulled out at its first PKCS#11 call,
 //! then at its second, and so on to its last. After each interruption the key is plugged
 //! back in and the workflow resumed; it must complete, and the key must still log in, sign,
-//! and hold a certificate that matches its key.
+//! and hold a certificate that matches its key. Every call but the last few (closing the
+//! session after the work is done) must have interrupted the workflow.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use common::checks::{holds_a_usable_pair, key_works};
 use common::{PIN, World, handler, pin};
 use keyward_ca_api::{BusinessState, ErrorCode, KeyState as CaKeyState};
 use keyward_flows::activate::{ActivateInput, activate};
@@ -60,27 +62,6 @@ fn interrupted(e: &FlowError) -> bool {
     matches!(e, FlowError::Token(t) if t.is_key_removed())
 }
 
-/// The key still works: logs in with `pin`, signs, and its one organisation certificate
-/// holds the public key of the pair that signed.
-fn key_works(w: &World, t: &TokenRef, pin_text: &str) {
-    let s = w.module.session(t).unwrap();
-    s.login(&pin(pin_text), FinalTry::Refuse).unwrap();
-    let ids = keyward_flows::identity::identities(&s, w.env.now()).unwrap();
-    assert_eq!(ids.len(), 1, "one organisation certificate");
-    let id = &ids[0];
-    let scheme = s.key_scheme(&id.key_id).unwrap();
-    let sig = s.sign(&id.key_id, b"still mine").unwrap();
-    keyward_pki::verify::verify(
-        &keyward_pki::CertSummary::spki_der(&id.cert_der).unwrap(),
-        scheme,
-        b"still mine",
-        &sig,
-    )
-    .unwrap();
-    assert_eq!(s.keys().unwrap().len(), 1, "no stray key pair");
-    s.logout().unwrap();
-}
-
 /// A fresh code for `serial`, waiting out the CA's resend cool-down on its clock.
 fn fresh_activation_code(w: &World, serial: &str) -> String {
     w.server.clock().advance(time::Duration::minutes(2));
@@ -109,6 +90,7 @@ fn activation_survives_the_key_pulled_at_every_call() {
         .unwrap();
     });
     assert!(calls > 5 && (calls as usize) < KEYS, "{calls}");
+    let mut pulled = 0;
     for (n, t) in (1..=calls).zip(w.tokens.iter().skip(1)) {
         let code = w.activation_code(t);
         pull_at(&w, n);
@@ -123,6 +105,7 @@ fn activation_survives_the_key_pulled_at_every_call() {
         );
         plug_back(&w, t);
         if let Err(e) = &first {
+            pulled += 1;
             assert!(interrupted(e), "call {n}: {e}");
             // Resume: the same code if it was not spent, a fresh one if it was.
             let again = activate(
@@ -174,6 +157,7 @@ fn activation_survives_the_key_pulled_at_every_call() {
         assert_eq!(w.key_status(t, PIN).state, CaKeyState::Active, "call {n}");
         key_works(&w, t, PIN);
     }
+    assert!(pulled + 2 >= calls, "{pulled} of {calls} calls interrupted");
 }
 
 #[test]
@@ -191,6 +175,7 @@ fn renewal_install_survives_the_key_pulled_at_every_call() {
         renew::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
     });
     assert!(calls > 10, "{calls}");
+    let mut pulled = 0;
     for n in 1..=calls {
         w.enter_renewal_window(t);
         apply_and_pay();
@@ -199,15 +184,12 @@ fn renewal_install_survives_the_key_pulled_at_every_call() {
         let first = renew::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None);
         plug_back(&w, t);
         if let Err(e) = &first {
+            pulled += 1;
             assert!(interrupted(e), "call {n}: {e}");
             // At every instant the key holds a usable certificate with its key.
             let s = w.module.session(t).unwrap();
             s.login(&pin(PIN), FinalTry::Refuse).unwrap();
-            let ids = keyward_flows::identity::identities(&s, w.env.now()).unwrap();
-            assert!(
-                ids.iter().any(|i| s.sign(&i.key_id, b"x").is_ok()),
-                "call {n}: no usable pair"
-            );
+            assert!(holds_a_usable_pair(&w, &s), "call {n}: no usable pair");
             s.logout().unwrap();
             renew::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None)
                 .unwrap_or_else(|e| panic!("call {n}: resume failed: {e}"));
@@ -216,6 +198,7 @@ fn renewal_install_survives_the_key_pulled_at_every_call() {
         assert_eq!(after.year() - before.year(), 1, "call {n}");
         key_works(&w, t, PIN);
     }
+    assert!(pulled + 2 >= calls, "{pulled} of {calls} calls interrupted");
 }
 
 #[test]
@@ -234,6 +217,7 @@ fn unlock_survives_the_key_pulled_at_every_call() {
         unlock::finish(&w.env, t, Some(&code), &pin("Probe#2026ok"), None).unwrap();
     });
     assert!(calls > 5, "{calls}");
+    let mut pulled = 0;
     for n in 1..=calls {
         let new_pin = format!("Unlock#{n:04}ok");
         let code = start(&w);
@@ -241,6 +225,7 @@ fn unlock_survives_the_key_pulled_at_every_call() {
         let first = unlock::finish(&w.env, t, Some(&code), &pin(&new_pin), None);
         plug_back(&w, t);
         if let Err(e) = &first {
+            pulled += 1;
             assert!(interrupted(e), "call {n}: {e}");
             let again = unlock::finish(&w.env, t, Some(&code), &pin(&new_pin), None);
             match again {
@@ -276,4 +261,5 @@ fn unlock_survives_the_key_pulled_at_every_call() {
         }
         key_works(&w, t, &new_pin);
     }
+    assert!(pulled + 2 >= calls, "{pulled} of {calls} calls interrupted");
 }

@@ -2,7 +2,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use common::*;
 use cryptoki::error::RvError;
@@ -347,18 +349,13 @@ fn wait_for_slot_event_blocks_until_insert() {
     };
     std::thread::sleep(Duration::from_millis(150));
     assert!(!waiter.is_finished(), "returned without an event");
-    let inserted = Instant::now();
+    // How soon the event follows the insert is measured by the hot-plug bench, not here.
     control::insert(&sim.state, "T").expect("insert");
     let got = waiter
         .join()
         .expect("waiter thread")
         .expect("C_WaitForSlotEvent");
     assert_eq!(got, slot);
-    assert!(
-        inserted.elapsed() < Duration::from_millis(500),
-        "slow event: {:?}",
-        inserted.elapsed()
-    );
     assert!(p.get_slots_with_token().expect("slots").contains(&slot));
 }
 
@@ -367,11 +364,20 @@ fn finalize_wakes_a_blocked_waiter() {
     let sim = Sim::new();
     sim.add_token("T");
     let p = sim.pkcs11();
+    let entered = Arc::new(AtomicBool::new(false));
     let waiter = {
-        let p = p.clone();
-        std::thread::spawn(move || p.wait_for_slot_event())
+        let (p, entered) = (p.clone(), entered.clone());
+        std::thread::spawn(move || {
+            entered.store(true, Ordering::SeqCst);
+            p.wait_for_slot_event()
+        })
     };
+    while !entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     std::thread::sleep(Duration::from_millis(100));
+    // Blocked in the call, with no event to return: only C_Finalize can end it.
+    assert!(!waiter.is_finished(), "returned before C_Finalize");
     p.finalize().expect("C_Finalize");
     assert_eq!(
         rv(waiter.join().expect("waiter thread")),

@@ -18,6 +18,10 @@ pub const PIN: &str = "Operator#2026";
 
 pub use softhsm_fixtures::sim_module;
 
+pub mod checks;
+mod proxy;
+pub use proxy::{Cut, Proxy};
+
 pub fn pin(s: &str) -> Pin {
     Pin::new(s.to_owned())
 }
@@ -36,84 +40,6 @@ pub fn organisation(n: u32) -> Organisation {
         uscc: keyward_pki::uscc::with_check_character(&format!("91440101MA5D{n:05}")).unwrap(),
         kind: OrganisationKind::Enterprise,
         legal_address: "广州市天河区示例路 1 号".into(),
-    }
-}
-
-/// How the proxy cuts the connection it is told to cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cut {
-    /// Closed at once: the request never reaches the CA.
-    Refuse,
-    /// The request reaches the CA, which acts on it; its answer is thrown away.
-    LoseAnswer,
-}
-
-/// A TCP proxy between the client and the CA that can cut one connection (the client opens
-/// one per request in these tests).
-pub struct Proxy {
-    pub url: String,
-    connections: Arc<AtomicU64>,
-    cut_at: Arc<AtomicU64>,
-    lose: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    pub fn start(rt: &tokio::runtime::Runtime, upstream: std::net::SocketAddr) -> Proxy {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let connections = Arc::new(AtomicU64::new(0));
-        let cut_at = Arc::new(AtomicU64::new(0));
-        let lose = Arc::new(AtomicBool::new(false));
-        let (c, at, l) = (connections.clone(), cut_at.clone(), lose.clone());
-        rt.spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let n = c.fetch_add(1, Ordering::SeqCst) + 1;
-                let cut = at.load(Ordering::SeqCst) == n;
-                let lose = l.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    if cut && !lose {
-                        return;
-                    }
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    if cut {
-                        let (mut ri, _wi) = inbound.split();
-                        let (mut ro, mut wo) = outbound.split();
-                        let mut first = [0u8; 1];
-                        tokio::select! {
-                            _ = tokio::io::copy(&mut ri, &mut wo) => {}
-                            _ = tokio::io::AsyncReadExt::read(&mut ro, &mut first) => {}
-                        }
-                    } else {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Proxy {
-            url,
-            connections,
-            cut_at,
-            lose,
-        }
-    }
-
-    /// Requests through the proxy so far.
-    pub fn connections(&self) -> u64 {
-        self.connections.load(Ordering::SeqCst)
-    }
-
-    /// Cuts the `n`-th connection from now (1: the next one).
-    pub fn cut(&self, n: u64, how: Cut) {
-        self.lose.store(how == Cut::LoseAnswer, Ordering::SeqCst);
-        self.cut_at.store(self.connections() + n, Ordering::SeqCst);
-    }
-
-    pub fn clear(&self) {
-        self.cut_at.store(0, Ordering::SeqCst);
     }
 }
 
@@ -144,8 +70,8 @@ impl World {
         World::build(keys, spec, false)
     }
 
-    /// The same, with the client reaching the CA (plain HTTP) through a [`Proxy`] and a new
-    /// connection for every request.
+    /// The same, with the client reaching the CA (TLS, its root pinned) through a [`Proxy`]
+    /// and a new connection for every request.
     pub fn behind_proxy(keys: usize, spec: KeySpec) -> World {
         World::build(keys, spec, true)
     }
@@ -160,7 +86,6 @@ impl World {
             .build()
             .unwrap();
         let mut config = Config::sandbox(dirs.path().join("ca"));
-        config.plain_http = proxied;
         // The fault matrices renew one key a hundred times, a year each: the CA must
         // outlive them, or the client rightly refuses certificates of an expired CA.
         config.issuing_ca_years = 200;
@@ -169,8 +94,6 @@ impl World {
         let client_config = match &proxy {
             Some(p) => ClientConfig {
                 fresh_connections: true,
-                // Plain HTTP to the loopback proxy; the root stays pinned for what the CA
-                // issues.
                 ..ClientConfig::new(p.url.clone(), Some(server.root_pem().to_owned()))
             },
             None => ClientConfig::new(server.base_url(), Some(server.root_pem().to_owned())),
