@@ -225,6 +225,19 @@ pub struct CaClient {
 
 const RETRIES: usize = 2;
 
+/// Whether an I/O error, or one it wraps (TLS wraps the handshake's in its own), says the
+/// connection was closed or reset.
+fn connection_cut(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+    ) || e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .is_some_and(connection_cut)
+}
+
 fn path_segment(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -316,15 +329,26 @@ impl CaClient {
         // reqwest folds TLS failures into connect errors; the causes below it name them
         // (the top message is left out: it holds the URL, which may say anything).
         let mut causes = String::new();
+        let mut cut = false;
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
             causes.push_str(": ");
             causes.push_str(&s.to_string());
+            // A connection closed or reset, even mid-handshake, is the network's doing, not
+            // a certificate's: it may be tried again.
+            cut |= s
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(connection_cut);
             src = s.source();
         }
         let chain = format!("{e}{causes}");
         let lower = causes.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        if cut {
+            ClientError::Offline { url, reason: chain }
+        } else if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
             ClientError::Tls(chain)
         } else if e.is_decode() || e.is_body() {
             ClientError::Malformed(chain)

@@ -72,3 +72,44 @@ fn a_server_outside_the_pinned_root_is_refused() {
     ));
     runtime.block_on(server.shutdown());
 }
+
+/// A connection the network closes during the TLS handshake is a network failure the client
+/// may try again, not a certificate the operator must be warned about.
+#[test]
+fn a_connection_closed_mid_handshake_is_offline_not_a_certificate_problem() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hellos = Arc::new(AtomicUsize::new(0));
+    let seen = hellos.clone();
+    // Each connection: the ClientHello is read, then the connection closed mid-handshake.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            // The whole ClientHello record is read, so closing sends a clean end of stream
+            // rather than a reset.
+            let mut header = [0u8; 5];
+            if stream.read_exact(&mut header).is_ok() && header[0] == 0x16 {
+                let mut body = vec![0u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+                if stream.read_exact(&mut body).is_ok() {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    let client = CaClient::new(&ClientConfig::new(
+        format!("https://localhost:{port}"),
+        Some(other_root()),
+    ))
+    .unwrap();
+    let e = client.health().unwrap_err();
+    assert!(
+        matches!(e, ClientError::Offline { .. }) && e.is_transient(),
+        "{e:?}"
+    );
+    // The idempotent request was tried again, each time reaching the handshake.
+    assert!(hellos.load(Ordering::SeqCst) >= 2, "{hellos:?}");
+}
