@@ -21,6 +21,33 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Reads one definite-length element with tag `tag` off the front of `input`: its content
+/// and what follows it. `None` for another tag, an indefinite or overlong length, or too few
+/// bytes.
+pub fn read_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, rest) = input.split_first()?;
+    if t != tag {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at(n);
+        let len = bytes.iter().fold(0usize, |l, &b| (l << 8) | usize::from(b));
+        // DER: the short form where it fits, no leading zero byte.
+        if len < 0x80 || bytes[0] == 0 {
+            return None;
+        }
+        (len, rest)
+    };
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
 /// A non-negative INTEGER from big-endian magnitude bytes, minimally encoded.
 pub fn uint(bytes: &[u8]) -> Vec<u8> {
     let zeros = bytes.iter().take_while(|&&b| b == 0).count();
@@ -82,6 +109,24 @@ pub fn unwrap_ec_point(v: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elements_are_read_back_as_written() {
+        for len in [0usize, 1, 127, 128, 255, 256, 70_000] {
+            let content = vec![0xabu8; len];
+            let mut bytes = tlv(0x04, &content);
+            bytes.extend([1, 2, 3]);
+            let (c, rest) = read_tlv(&bytes, 0x04).unwrap();
+            assert_eq!((c, rest), (&content[..], &[1u8, 2, 3][..]), "{len}");
+            assert!(read_tlv(&bytes, 0x30).is_none());
+            assert!(read_tlv(&bytes[..bytes.len() - 4], 0x04).is_none() || len == 0);
+        }
+        // Indefinite, non-minimal and over-long lengths.
+        assert!(read_tlv(&[0x30, 0x80, 0, 0], 0x30).is_none());
+        assert!(read_tlv(&[0x30, 0x81, 0x05, 1, 2, 3, 4, 5], 0x30).is_none());
+        assert!(read_tlv(&[0x30, 0x85, 1, 0, 0, 0, 0], 0x30).is_none());
+        assert!(read_tlv(&[], 0x30).is_none());
+    }
 
     #[test]
     fn ec_point_is_unwrapped_once() {

@@ -7,6 +7,7 @@
 //! - [`csr`]: certificate signing requests built around a [`csr::KeySigner`], so the private
 //!   key can stay on a token.
 //! - [`der`]: the few DER pieces built by hand (public keys from token attributes).
+//! - [`digest`]: the SHA-2 functions a digest is signed under, DigestInfo, ECDSA shapes.
 //! - [`pem`]: PEM text as the CA service uses it.
 //! - [`verify`]: a signature checked against a public key, in software.
 //! - [`seal`]: the GM/T 0031 electronic seal (SES_Seal): build, lenient decode, verify.
@@ -15,6 +16,7 @@
 pub mod cert;
 pub mod csr;
 pub mod der;
+pub mod digest;
 pub mod lang;
 pub mod pem;
 pub mod pin;
@@ -24,6 +26,7 @@ pub mod verify;
 
 pub use cert::{CertSummary, KeyAlgorithm, RENEWAL_WINDOW_DAYS, RenewalStatus};
 pub use csr::{KeySigner, OrgSubject, SignatureScheme};
+pub use digest::HashAlg;
 pub use lang::Lang;
 pub use pin::{Pin, PinPolicy, PinRule};
 
