@@ -17,7 +17,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use keyward_pki::cert::CertNames;
 use keyward_pki::csr::{SHA256_DIGEST_INFO_PREFIX, ecdsa_raw_to_der};
-use keyward_pki::{KeySigner, Pin, PinPolicy, PkiError, SignatureScheme};
+use keyward_pki::{HashAlg, KeySigner, Pin, PinPolicy, PkiError, SignatureScheme};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -620,6 +620,30 @@ impl TokenSession {
                 Ok(ecdsa_raw_to_der(&raw)?)
             }
         }
+    }
+
+    /// Signs `digest`, made by `alg` elsewhere, with private key `id`: an RSA key as
+    /// PKCS#1 v1.5 over the digest's DigestInfo (CKM_RSA_PKCS), an EC key as ECDSA over the
+    /// digest itself (CKM_ECDSA). Returns the key's scheme and the signature as the key made
+    /// it: the RSA signature block, or ECDSA's fixed-length `r‖s`. A digest of the wrong
+    /// length for `alg` is refused before the key is asked.
+    pub fn sign_prehashed(
+        &self,
+        id: &[u8],
+        alg: HashAlg,
+        digest: &[u8],
+    ) -> Result<(SignatureScheme, Vec<u8>)> {
+        alg.check(digest)?;
+        let h = self.find_one(ObjectClass::PRIVATE_KEY, id, "private key")?;
+        let scheme = self.scheme_of(h)?;
+        let signature = match scheme {
+            SignatureScheme::RsaPkcs1Sha256 => {
+                self.session
+                    .sign(&Mechanism::RsaPkcs, h, &alg.digest_info(digest)?)?
+            }
+            SignatureScheme::EcdsaP256Sha256 => self.session.sign(&Mechanism::Ecdsa, h, digest)?,
+        };
+        Ok((scheme, signature))
     }
 
     /// A signer over key pair `id`, for building CSRs and proofs of possession.

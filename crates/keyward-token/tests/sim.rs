@@ -270,3 +270,73 @@ fn the_so_pin_change_goes_through_the_guard() {
     s.login_so(&pin("Next#SO2026"), FinalTry::Refuse).unwrap();
     assert_eq!(control::tries(set.sim_state(), serial).unwrap().so_left, 10);
 }
+
+/// A digest made elsewhere is signed as it is, under the hash function named, by an RSA and
+/// an EC key; OpenSSL verifies each signature over the digest with the key's public key.
+#[test]
+fn a_prehashed_digest_is_signed_as_openssl_expects_for_each_hash() {
+    use keyward_pki::HashAlg;
+    let (set, module, _) = FixtureSet::build(
+        &[KeyState::IssuedRsa, KeyState::IssuedEc],
+        &common::sim_module(),
+    )
+    .unwrap();
+    let dir = set.dir().join("prehashed");
+    std::fs::create_dir_all(&dir).unwrap();
+    for token in module.tokens().unwrap() {
+        let session = module.session(&token).unwrap();
+        session.login(&pin(USER_PIN), FinalTry::Refuse).unwrap();
+        let spki = dir.join(format!("{}.spki.der", token.serial));
+        std::fs::write(&spki, session.public_key_spki(KEY_ID).unwrap()).unwrap();
+        for alg in HashAlg::ALL {
+            let digest = alg.hash(format!("表单 {} {}", token.serial, alg.name()).as_bytes());
+            let (scheme, sig) = session.sign_prehashed(KEY_ID, alg, &digest).unwrap();
+            let sig = match scheme {
+                keyward_pki::SignatureScheme::EcdsaP256Sha256 => {
+                    assert_eq!(sig.len(), 64, "raw r‖s");
+                    keyward_pki::csr::ecdsa_raw_to_der(&sig).unwrap()
+                }
+                keyward_pki::SignatureScheme::RsaPkcs1Sha256 => sig,
+            };
+            let (d, s) = (dir.join("digest"), dir.join("sig"));
+            std::fs::write(&d, &digest).unwrap();
+            std::fs::write(&s, &sig).unwrap();
+            let md = alg.name().replace('-', "").to_ascii_lowercase();
+            let verify = |digest_file: &std::path::Path| {
+                std::process::Command::new("openssl")
+                    .args(["pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey"])
+                    .arg(&spki)
+                    .arg("-in")
+                    .arg(digest_file)
+                    .arg("-sigfile")
+                    .arg(&s)
+                    .args(["-pkeyopt", &format!("digest:{md}")])
+                    .output()
+                    .unwrap()
+            };
+            let out = verify(&d);
+            assert!(
+                out.status.success(),
+                "{} {}: {}",
+                token.label,
+                alg.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // And OpenSSL is not agreeing to anything: another digest fails.
+            let mut other = digest.clone();
+            other[0] ^= 1;
+            std::fs::write(&d, &other).unwrap();
+            assert!(
+                !verify(&d).status.success(),
+                "{} {}",
+                token.label,
+                alg.name()
+            );
+            // A digest of the wrong length never reaches the key.
+            assert!(matches!(
+                session.sign_prehashed(KEY_ID, alg, &digest[1..]),
+                Err(TokenError::Pki(_))
+            ));
+        }
+    }
+}
