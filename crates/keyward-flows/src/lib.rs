@@ -15,6 +15,8 @@
 //! - [`standing`]: where a key stands at the CA — awaiting activation, or with a certificate
 //!   or seal waiting to be installed.
 //! - [`station`]: the CA's issuing station, provisioning a key for an organisation.
+//! - [`usekey`]: using the key from a web page (through the browser bridge): certificates,
+//!   Web eID authentication tokens, signatures over digests.
 //! - [`messages`]: every error as the `{code, message}` a person reads.
 
 pub mod activate;
@@ -28,16 +30,19 @@ pub mod seal;
 pub mod standing;
 pub mod station;
 pub mod unlock;
+pub mod usekey;
 
 use std::sync::Arc;
 
 use keyward_ca_client::{CaClient, ClientError};
 use keyward_pki::{PinRule, PkiError};
-use keyward_token::{Module, TokenError};
+use keyward_token::Module;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use journal::{FlowKind, Journal};
+pub use keyward_pki::{HashAlg, Pin};
+pub use keyward_token::{FinalTry, PinState, PinStatus, TokenError, TokenRef};
 pub use messages::{UserError, user_error};
 
 /// Everything a workflow can fail with.
