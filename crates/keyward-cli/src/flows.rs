@@ -226,7 +226,7 @@ fn step_text(step: Step, lang: Lang) -> &'static str {
     }
 }
 
-fn data_dir(explicit: Option<&Path>) -> PathBuf {
+pub(crate) fn data_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(d) = explicit {
         return d.to_owned();
     }

@@ -1,6 +1,7 @@
 //! `keyward`: the command line of Keyward, for operators at a terminal and for IT admins'
 //! scripts (`--json`, PKCS#11 URIs, exit codes).
 
+mod bridge;
 mod flows;
 mod messages;
 
@@ -88,6 +89,11 @@ enum Command {
     Resume(flows::ResumeArgs),
     /// Report keys plugged in, pulled out and changed, until stopped.
     Watch(flows::WatchArgs),
+    /// 网页调用: the browser bridge, for web pages of granted origins.
+    Bridge {
+        #[command(subcommand)]
+        command: bridge::BridgeCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +239,7 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
         Command::Progress(a) => ctx.progress(a),
         Command::Resume(a) => ctx.resume(a),
         Command::Watch(a) => ctx.watch(a),
+        Command::Bridge { command } => ctx.bridge(command),
     }
 }
 
