@@ -28,6 +28,8 @@ const RATIO_TARGET: f64 = 1.05;
 const ISSUANCE_TARGET: f64 = 200.0;
 /// Target of hot-plug latency, applied to the p95.
 const HOTPLUG_TARGET_MS: f64 = 250.0;
+/// Target of what the bridge adds to `keyward.authenticate` beyond the key's own work.
+const BRIDGE_OVERHEAD_TARGET_MS: f64 = 5.0;
 
 /// One criterion result.
 #[derive(Debug, Clone, Copy)]
@@ -61,10 +63,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         if out.exists() {
             std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
         }
-        let (seconds, samples, hotplug, rounds, ca_keys) = if quick {
-            ("1", "10", "10", "11", "200")
+        let (seconds, samples, hotplug, rounds, ca_keys, bridge) = if quick {
+            ("1", "10", "10", "11", "200", "40")
         } else {
-            ("3", "30", "40", "31", "1000")
+            ("3", "30", "40", "31", "1000", "200")
         };
         run(cargo()
             .args(["bench", "-p", "keyward-bench"])
@@ -74,7 +76,8 @@ pub fn bench(args: &[String]) -> Result<()> {
             .env("KEYWARD_BENCH_SAMPLES", samples)
             .env("KEYWARD_BENCH_HOTPLUG_SAMPLES", hotplug)
             .env("KEYWARD_BENCH_ROUNDS", rounds)
-            .env("KEYWARD_BENCH_CA_KEYS", ca_keys))?;
+            .env("KEYWARD_BENCH_CA_KEYS", ca_keys)
+            .env("KEYWARD_BENCH_BRIDGE_SAMPLES", bridge))?;
     }
     let estimates = read_estimates(&out.join("criterion"))?;
     let latencies = read_named(&out.join("results"), "name")?;
@@ -360,6 +363,8 @@ fn report(
     }
     doc.push('\n');
 
+    bridge_rows(lat, &mut doc);
+
     doc.push_str("## CA throughput\n\n");
     doc.push_str(
         "The reference CA in the bench process (TLS on loopback, a two-thread runtime), driven \
@@ -536,4 +541,60 @@ fn machine(load_before: String) -> String {
          - Load average (1, 5, 15 min) before the run: {load_before}; after: {}\n",
         load_average()
     )
+}
+
+/// The browser bridge: `keyward.authenticate` round trip against the key's own part.
+fn bridge_rows(lat: &BTreeMap<String, Value>, doc: &mut String) {
+    doc.push_str("## Browser bridge\n\n");
+    doc.push_str(
+        "`keyward.authenticate` over a loopback WebSocket (grant, key lookup, PIN state, an \
+         operator who confirms at once, the token made on the key, the answer back) against \
+         the same token made by keyward-flows directly on the same key (log in, sign, log \
+         out): their difference is what the bridge adds. The two alternate sample by sample. \
+         The EC fixture key through keyward-sim.\n\n\
+         | figure | samples | median | p95 | target | result |\n\
+         | --- | ---: | ---: | ---: | --- | --- |\n",
+    );
+    let row = |doc: &mut String, name: &str, what: &str| match lat.get(name) {
+        Some(v) => {
+            let _ = writeln!(
+                doc,
+                "| {what} | {} | {:.2} ms | {:.2} ms | — | — |",
+                v["count"],
+                ms(&v["median"]),
+                ms(&v["p95"])
+            );
+        }
+        None => {
+            let _ = writeln!(doc, "| {what} | 0 | — | — | — | missing |");
+        }
+    };
+    row(doc, "bridge-authenticate", "authenticate round trip");
+    row(
+        doc,
+        "bridge-direct",
+        "the key's own part (keyward-flows directly)",
+    );
+    match (lat.get("bridge-authenticate"), lat.get("bridge-direct")) {
+        (Some(a), Some(d)) => {
+            let over = ms(&a["median"]) - ms(&d["median"]);
+            let _ = writeln!(
+                doc,
+                "| what the bridge adds (difference of medians) | — | {over:.2} ms | — | ≤ {BRIDGE_OVERHEAD_TARGET_MS:.0} ms | {} |",
+                verdict(over <= BRIDGE_OVERHEAD_TARGET_MS)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                doc,
+                "| what the bridge adds | — | — | — | ≤ {BRIDGE_OVERHEAD_TARGET_MS:.0} ms | missing |"
+            );
+        }
+    }
+    row(
+        doc,
+        "bridge-handshake",
+        "TCP connect and WebSocket handshake",
+    );
+    doc.push('\n');
 }
