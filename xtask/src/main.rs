@@ -175,6 +175,45 @@ fn apt(args: &[&str]) -> Command {
     c
 }
 
+/// Python packages the tests run, as (module to import, PyPI package, why).
+const PYTHON_PACKAGES: &[(&str, &str, &str)] = &[(
+    "cryptography",
+    "cryptography",
+    "the Web eID token verifier of the bridge tests",
+)];
+
+/// Installs the Python packages that cannot be imported.
+fn python_packages() -> Result<()> {
+    let missing: Vec<&(&str, &str, &str)> = PYTHON_PACKAGES
+        .iter()
+        .filter(|(module, _, _)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for (_, package, why) in &missing {
+        eprintln!("Installing {package} (PyPI) for {why}");
+    }
+    let mut pip = Command::new("python3");
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--break-system-packages",
+    ]);
+    pip.args(missing.iter().map(|(_, package, _)| *package));
+    run(&mut pip)
+}
+
 /// Installs what is missing, and nothing when everything is there.
 fn setup() -> Result<()> {
     let missing: Vec<&str> = DEBIAN_PACKAGES
@@ -199,6 +238,7 @@ fn setup() -> Result<()> {
         install.args(&missing);
         run(&mut install)?;
     }
+    python_packages()?;
     let nextest = cargo()
         .args(["nextest", "--version"])
         .output()
