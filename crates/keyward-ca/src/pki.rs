@@ -411,25 +411,6 @@ impl SealMaker {
     }
 }
 
-fn utc_time(t: OffsetDateTime) -> Vec<u8> {
-    use keyward_pki::der::tlv;
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let s = if t.year() < 2050 {
-        format!("{:02}", t.year() % 100)
-    } else {
-        format!("{:04}", t.year())
-    };
-    let body = format!(
-        "{s}{:02}{:02}{:02}{:02}{:02}Z",
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    tlv(if t.year() < 2050 { 0x17 } else { 0x18 }, body.as_bytes())
-}
-
 /// An X.509 v3 certificate for the SM2 seal maker, signed by the root's P-256 key.
 fn sm2_maker_certificate(
     root_key: &KeyPair,
@@ -438,46 +419,21 @@ fn sm2_maker_certificate(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> CaResult<Vec<u8>> {
-    use keyward_pki::der::{tlv, uint};
-    let seq = |parts: &[&[u8]]| tlv(0x30, &parts.concat());
-    let ecdsa_sha256 = seq(&[&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]]);
-    let rdn = |oid: &[u8], tag: u8, value: &str| {
-        tlv(0x31, &seq(&[&tlv(0x06, oid), &tlv(tag, value.as_bytes())]))
-    };
-    let subject = seq(&[
-        &rdn(&[0x55, 0x04, 0x06], 0x13, "CN"),
-        &rdn(&[0x55, 0x04, 0x0a], 0x0c, "Keyward Reference CA"),
-        &rdn(&[0x55, 0x04, 0x03], 0x0c, "Keyward Seal Maker"),
-    ]);
     let mut serial = [0u8; 16];
     crypto::random(&mut serial)?;
     serial[0] &= 0x7f;
     serial[0] |= 0x01;
-    // keyUsage (critical): digitalSignature, nonRepudiation.
-    let key_usage = seq(&[
-        &tlv(0x06, &[0x55, 0x1d, 0x0f]),
-        &[0x01, 0x01, 0xff],
-        &tlv(0x04, &[0x03, 0x02, 0x06, 0xc0]),
-    ]);
-    // basicConstraints (critical): not a CA.
-    let basic = seq(&[
-        &tlv(0x06, &[0x55, 0x1d, 0x13]),
-        &[0x01, 0x01, 0xff],
-        &tlv(0x04, &[0x30, 0x00]),
-    ]);
-    let extensions = tlv(0xa3, &seq(&[&key_usage, &basic]));
-    let tbs = seq(&[
-        &tlv(0xa0, &[0x02, 0x01, 0x02]),
-        &uint(&serial),
-        &ecdsa_sha256,
+    keyward_pki::seal::maker_certificate(
         issuer_name,
-        &seq(&[&utc_time(not_before), &utc_time(not_after)]),
-        &subject,
+        "Keyward Reference CA",
         spki,
-        &extensions,
-    ]);
-    let signature = rcgen::SigningKey::sign(root_key, &tbs)?;
-    let mut bits = vec![0u8];
-    bits.extend(signature);
-    Ok(seq(&[&tbs, &ecdsa_sha256, &tlv(0x03, &bits)]))
+        &serial,
+        not_before,
+        not_after,
+        &|tbs| {
+            rcgen::SigningKey::sign(root_key, tbs)
+                .map_err(|e| keyward_pki::PkiError::Seal(format!("root signature: {e}")))
+        },
+    )
+    .map_err(|e| CaError::Corrupt(format!("seal maker certificate: {e}")))
 }

@@ -1,22 +1,29 @@
-//! The electronic seal of GM/T 0031-2014 (the same shape GB/T 38540-2020 keeps for its
-//! seal): encode, lenient decode and verify. No I/O.
+//! The electronic seal of GB/T 38540-2020 (version 4 of the structure GM/T 0031-2014
+//! introduced): encode, lenient decode and verify. No I/O.
 //!
-//! The structure, by the standard's names:
+//! The structure Keyward writes, by the standard's names (version 4):
 //!
 //! - `SES_Seal`: `esealInfo` (`SES_SealInfo`), `cert` (the maker's certificate, an OCTET
 //!   STRING holding its DER), `signAlgID` (SM2 with SM3, 1.2.156.10197.1.501) and
-//!   `signedValue` (a BIT STRING holding the maker's SM2 signature).
-//! - `SES_SealInfo`: `header` (`SES_Header`: ID "ES", version, vid), `esID`, `property`
-//!   (`SES_ESPropertyInfo`), `picture` (`SES_ESPictrueInfo`) and optional `extDatas`.
-//! - `SES_ESPropertyInfo`: type, name, certListType (1: certificates, 2: certificate
-//!   digests), certList (`SES_CertList`), createDate, validStart, validEnd.
-//! - `SES_ESPictrueInfo`: type ("PNG", "JPG", ...), data, width, height.
+//!   `signedValue` (a BIT STRING holding the maker's SM2 signature over the DER of
+//!   `esealInfo`).
+//! - `SES_SealInfo`: `header` (`SES_Header`: ID "ES" as IA5String, version 4, vid), `esID`
+//!   (IA5String), `property` (`SES_ESPropertyInfo`), `picture` (`SES_ESPictrueInfo`) and
+//!   optional `extDatas`.
+//! - `SES_ESPropertyInfo`: type (INTEGER), name (UTF8String), certListType (1: certificates,
+//!   2: certificate digests), certList (`SES_CertList`: a SEQUENCE OF OCTET STRING holding
+//!   certificates, or of `CertDigestObj {PrintableString, OCTET STRING}`), and createDate,
+//!   validStart, validEnd as **GeneralizedTime**.
+//! - `SES_ESPictrueInfo`: type (IA5String: "PNG", "JPG", ...), data, width, height
+//!   (millimetres).
 //!
-//! What Keyward writes is DER. What it reads may come from other makers: definite lengths in
-//! any long form and indefinite (BER) lengths, GeneralizedTime where UTCTime is due, OCTET
-//! STRING where BIT STRING is due, a signature either DER or bare `r‖s`. The maker's
-//! signature is always checked over the bytes of `SES_SealInfo` exactly as received, never
-//! over a re-encoding.
+//! What Keyward writes is DER. What it reads may come from other makers and older versions:
+//! definite lengths in any long form and indefinite (BER) lengths, UTCTime dates (versions
+//! before 4 have them) or GeneralizedTime, no certListType (version 1), the version 1 outer
+//! shape `SES_Seal {esealInfo, signInfo {cert, signatureAlgorithm, signData}}` whose
+//! signature covers `SEQUENCE {esealInfo, cert, signatureAlgorithm}`, OCTET STRING where BIT
+//! STRING is due, a signature either DER or bare `r‖s`. The maker's signature is always
+//! checked over the bytes exactly as received, never over a re-encoding.
 
 use sha2::Digest;
 use sm2::dsa::signature::{Signer, Verifier};
@@ -36,7 +43,7 @@ pub const SM2_CURVE_OID_DER: [u8; 10] =
 pub const DEFAULT_SM2_ID: &str = "1234567812345678";
 /// The header ID every seal carries.
 pub const SEAL_HEADER_ID: &str = "ES";
-/// The header version Keyward writes.
+/// The header version Keyward writes (GB/T 38540-2020); the only one it encodes.
 pub const SEAL_VERSION: i64 = 4;
 /// Keyward's `property.type` code for the official seal (公章).
 pub const SEAL_TYPE_OFFICIAL: i64 = 1;
@@ -126,8 +133,12 @@ pub struct SealInfo {
 pub struct Seal {
     /// The seal information, decoded.
     pub info: SealInfo,
-    /// The bytes of `SES_SealInfo` exactly as received: what the signature covers.
+    /// The bytes of `SES_SealInfo` exactly as received.
     pub info_bytes: Vec<u8>,
+    /// What the maker's signature covers, from the bytes as received: `info_bytes` for
+    /// version 4; for the version 1 shape, `SEQUENCE {esealInfo, cert, signatureAlgorithm}`
+    /// around the three elements as received.
+    pub signed_bytes: Vec<u8>,
     /// The maker's certificate, DER.
     pub maker_cert: Vec<u8>,
     /// `signAlgID`, dotted.
@@ -182,27 +193,34 @@ fn int(v: i64) -> Vec<u8> {
     tlv(0x02, &bytes[start..])
 }
 
-fn utc_time(t: OffsetDateTime) -> Result<Vec<u8>, PkiError> {
+/// DER GeneralizedTime, UTC, whole seconds: `YYYYMMDDHHMMSSZ`.
+fn generalized_time(t: OffsetDateTime) -> Result<Vec<u8>, PkiError> {
     let t = t.to_offset(time::UtcOffset::UTC);
     let year = t.year();
-    if !(1950..2050).contains(&year) {
-        return Err(err(format!("the year {year} has no UTCTime")));
+    if !(0..=9999).contains(&year) {
+        return Err(err(format!("the year {year} has no GeneralizedTime")));
     }
     let s = format!(
-        "{:02}{:02}{:02}{:02}{:02}{:02}Z",
-        year % 100,
+        "{year:04}{:02}{:02}{:02}{:02}{:02}Z",
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
         t.second()
     );
-    Ok(tlv(0x17, s.as_bytes()))
+    Ok(tlv(0x18, s.as_bytes()))
 }
 
 impl SealInfo {
-    /// DER of `SES_SealInfo`.
+    /// DER of `SES_SealInfo`, version 4 of GB/T 38540-2020. Older versions are read, never
+    /// written: any other `version` is refused.
     pub fn to_der(&self) -> Result<Vec<u8>, PkiError> {
+        if self.version != SEAL_VERSION {
+            return Err(err(format!(
+                "Keyward writes seals of version {SEAL_VERSION} only, not {}",
+                self.version
+            )));
+        }
         let header = seq(&[
             tlv(0x16, SEAL_HEADER_ID.as_bytes()),
             int(self.version),
@@ -226,9 +244,9 @@ impl SealInfo {
             tlv(0x0c, self.name.as_bytes()),
             int(list_type),
             list,
-            utc_time(self.created)?,
-            utc_time(self.valid_start)?,
-            utc_time(self.valid_end)?,
+            generalized_time(self.created)?,
+            generalized_time(self.valid_start)?,
+            generalized_time(self.valid_end)?,
         ]);
         let picture = seq(&[
             tlv(0x16, self.picture.kind.as_bytes()),
@@ -320,6 +338,76 @@ pub fn build(
         tlv(0x06, &SM2_WITH_SM3_DER),
         tlv(0x03, &bits),
     ]))
+}
+
+/// A certificate time as RFC 5280 wants it: UTCTime through 2049, GeneralizedTime after.
+fn x509_time(t: OffsetDateTime) -> Result<Vec<u8>, PkiError> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    if (1950..2050).contains(&t.year()) {
+        let s = format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+            t.year() % 100,
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        Ok(tlv(0x17, s.as_bytes()))
+    } else {
+        generalized_time(t)
+    }
+}
+
+/// The X.509 v3 certificate of an SM2 seal maker, signed with ECDSA P-256 and SHA-256 by
+/// the CA whose subject (DER Name) is `issuer_name`: subject "Keyward Seal Maker" of
+/// `organisation`, keyUsage digitalSignature and nonRepudiation, not a CA. `sign` returns
+/// the issuer's DER ECDSA signature over the TBSCertificate it is given.
+pub fn maker_certificate(
+    issuer_name: &[u8],
+    organisation: &str,
+    maker_spki: &[u8],
+    serial: &[u8],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    sign: &dyn Fn(&[u8]) -> Result<Vec<u8>, PkiError>,
+) -> Result<Vec<u8>, PkiError> {
+    const ECDSA_SHA256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    let rdn = |oid: &[u8], tag: u8, value: &str| {
+        tlv(0x31, &seq(&[tlv(0x06, oid), tlv(tag, value.as_bytes())]))
+    };
+    let subject = seq(&[
+        rdn(&[0x55, 0x04, 0x06], 0x13, "CN"),
+        rdn(&[0x55, 0x04, 0x0a], 0x0c, organisation),
+        rdn(&[0x55, 0x04, 0x03], 0x0c, "Keyward Seal Maker"),
+    ]);
+    // keyUsage (critical): digitalSignature, nonRepudiation.
+    let key_usage = seq(&[
+        tlv(0x06, &[0x55, 0x1d, 0x0f]),
+        vec![0x01, 0x01, 0xff],
+        tlv(0x04, &[0x03, 0x02, 0x06, 0xc0]),
+    ]);
+    // basicConstraints (critical): not a CA.
+    let basic = seq(&[
+        tlv(0x06, &[0x55, 0x1d, 0x13]),
+        vec![0x01, 0x01, 0xff],
+        tlv(0x04, &[0x30, 0x00]),
+    ]);
+    let algorithm = seq(&[ECDSA_SHA256.to_vec()]);
+    let tbs = seq(&[
+        tlv(0xa0, &[0x02, 0x01, 0x02]),
+        uint(serial),
+        algorithm.clone(),
+        issuer_name.to_vec(),
+        seq(&[x509_time(not_before)?, x509_time(not_after)?]),
+        subject,
+        maker_spki.to_vec(),
+        tlv(0xa3, &seq(&[key_usage, basic])),
+    ]);
+    let signature = sign(&tbs)?;
+    let mut bits = vec![0u8];
+    bits.extend(signature);
+    Ok(seq(&[tbs, algorithm, tlv(0x03, &bits)]))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -665,11 +753,26 @@ impl Seal {
             return Err(err("bytes after the seal"));
         }
         let f = sequence(&outer, "SES_Seal", 0)?;
-        let [info_t, cert_t, alg_t, sig_t] = f.as_slice() else {
-            return Err(err(
-                "SES_Seal: expected esealInfo, cert, signAlgID and signedValue",
-            ));
+        // Version 4: four fields. Version 1: esealInfo and signInfo {cert, alg, signData}.
+        let (info_t, cert_t, alg_t, sig_t, signed_bytes) = match f.as_slice() {
+            [info_t, cert_t, alg_t, sig_t] => (*info_t, *cert_t, *alg_t, *sig_t, None),
+            [info_t, sign_info] => {
+                let parts = sequence(sign_info, "SES_SignInfo", 1)?;
+                let [cert_t, alg_t, sig_t] = parts.as_slice() else {
+                    return Err(err(
+                        "SES_SignInfo: expected cert, signatureAlgorithm and signData",
+                    ));
+                };
+                let covered = [info_t.raw, cert_t.raw, alg_t.raw].concat();
+                (*info_t, *cert_t, *alg_t, *sig_t, Some(tlv(0x30, &covered)))
+            }
+            _ => {
+                return Err(err(
+                    "SES_Seal: expected esealInfo, cert, signAlgID and signedValue",
+                ));
+            }
         };
+        let (info_t, cert_t, alg_t, sig_t) = (&info_t, &cert_t, &alg_t, &sig_t);
         let info = parse_info(info_t)?;
         let maker_cert = if cert_t.number() == 0x10 && cert_t.constructed() {
             cert_t.raw.to_vec()
@@ -704,6 +807,7 @@ impl Seal {
         Ok(Self {
             info,
             info_bytes: info_t.raw.to_vec(),
+            signed_bytes: signed_bytes.unwrap_or_else(|| info_t.raw.to_vec()),
             maker_cert,
             sign_alg,
             signature,
@@ -749,7 +853,7 @@ impl Seal {
         let key = sm2::dsa::VerifyingKey::from_sec1_bytes(distid, &point)
             .map_err(|_| err("the maker's certificate holds no SM2 public key"))?;
         let sig = sm2_signature(&self.signature)?;
-        key.verify(&self.info_bytes, &sig)
+        key.verify(&self.signed_bytes, &sig)
             .map_err(|_| PkiError::Signature("the seal's signature does not verify".into()))
     }
 
@@ -905,6 +1009,72 @@ mod tests {
         assert_eq!(seal.summary().image_type, "PNG");
         assert_eq!(seal.info.picture.mime_type(), Some("image/png"));
         assert!(seal.verify_signature_with_id("another id").is_err());
+    }
+
+    /// Version 4 has GeneralizedTime for the three dates, and nothing else is written.
+    #[test]
+    fn dates_are_generalized_time_and_only_version_4_is_written() {
+        // Bound by digest, so no certificate (with UTCTime of its own) is inside.
+        let mut i = info(vec![]);
+        i.cert_list = CertList::Digests(vec![CertDigest {
+            algorithm: "SM3".into(),
+            value: sm3_digest(b"certificate"),
+        }]);
+        let der = i.to_der().expect("der");
+        for stamp in [b"20261121100000Z", b"20271121100000Z"] {
+            let mut t = vec![0x18, 15];
+            t.extend_from_slice(stamp);
+            assert!(der.windows(17).any(|w| w == t.as_slice()), "{stamp:?}");
+        }
+        assert!(!der.windows(2).any(|w| w == [0x17, 13]), "no UTCTime");
+        let mut old = info(cert("a"));
+        old.version = 1;
+        assert!(old.to_der().is_err());
+    }
+
+    /// The GM/T 0031-2014 (version 1) shape: signInfo nesting cert, algorithm and signature,
+    /// the signature over `SEQUENCE {esealInfo, cert, signatureAlgorithm}`, UTCTime dates and
+    /// no certListType.
+    #[test]
+    fn a_version_1_seal_is_read_and_verified_as_received() {
+        let org = cert("示例科技有限公司");
+        let (key, maker_cert) = maker();
+        let header = seq(&[tlv(0x16, b"ES"), int(1), tlv(0x16, b"other")]);
+        let property = seq(&[
+            int(1),
+            tlv(0x0c, "示例科技有限公司".as_bytes()),
+            seq(&[tlv(0x04, &org)]),
+            tlv(0x17, b"261121100000Z"),
+            tlv(0x17, b"261121100000Z"),
+            tlv(0x17, b"271121100000Z"),
+        ]);
+        let picture = seq(&[tlv(0x16, b"PNG"), tlv(0x04, b"img"), int(40), int(40)]);
+        let info_der = seq(&[header, tlv(0x16, b"V1-1"), property, picture]);
+        let cert_t = tlv(0x04, &maker_cert);
+        let alg_t = tlv(0x06, &SM2_WITH_SM3_DER);
+        let covered = seq(&[info_der.clone(), cert_t.clone(), alg_t.clone()]);
+        let mut bits = vec![0u8];
+        bits.extend(key.sign(&covered).expect("sign"));
+        let sign_info = seq(&[cert_t.clone(), alg_t.clone(), tlv(0x03, &bits)]);
+        let der = seq(&[info_der.clone(), sign_info]);
+        let seal = Seal::from_der(&der).expect("version 1 reads");
+        assert_eq!(seal.info.version, 1);
+        assert_eq!(seal.info.created, datetime!(2026-11-21 10:00 UTC));
+        assert_eq!(seal.info.cert_list, CertList::Certs(vec![org.clone()]));
+        assert_eq!(seal.maker_cert, maker_cert);
+        assert_eq!(seal.signed_bytes, covered);
+        seal.verify_signature().expect("over the three elements");
+        seal.verify_binding(&org).expect("bound");
+        // A signature over esealInfo alone is not what version 1 signs.
+        let mut bits = vec![0u8];
+        bits.extend(key.sign(&info_der).expect("sign"));
+        let wrong = seq(&[info_der, seq(&[cert_t, alg_t, tlv(0x03, &bits)])]);
+        assert!(
+            Seal::from_der(&wrong)
+                .expect("parses")
+                .verify_signature()
+                .is_err()
+        );
     }
 
     #[test]
@@ -1077,6 +1247,17 @@ mod tests {
             oid_dotted(&SM2_WITH_SM3_DER).expect("oid"),
             SM2_WITH_SM3_OID
         );
-        assert!(utc_time(datetime!(2050-01-01 0:00 UTC)).is_err());
+        assert_eq!(
+            generalized_time(datetime!(2050-01-02 03:04:05 UTC)).expect("time"),
+            tlv(0x18, b"20500102030405Z")
+        );
+        assert_eq!(
+            x509_time(datetime!(2049-12-31 23:59:59 UTC)).expect("time"),
+            tlv(0x17, b"491231235959Z")
+        );
+        assert_eq!(
+            x509_time(datetime!(2050-01-01 0:00 UTC)).expect("time")[0],
+            0x18
+        );
     }
 }
