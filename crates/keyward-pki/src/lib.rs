@@ -6,6 +6,8 @@
 //! - [`uscc`]: the unified social credit code (统一社会信用代码) and its check character.
 //! - [`csr`]: certificate signing requests built around a [`csr::KeySigner`], so the private
 //!   key can stay on a token.
+//! - [`cms`]: CMS SignedData (RFC 5652) made through a [`csr::KeySigner`] — attached,
+//!   detached, or over a precomputed digest (PAdES) — and checked.
 //! - [`der`]: the few DER pieces built by hand (public keys from token attributes).
 //! - [`digest`]: the SHA-2 functions a digest is signed under, DigestInfo, ECDSA shapes.
 //! - [`pem`]: PEM text as the CA service uses it.
@@ -14,6 +16,7 @@
 //! - [`lang`]: the languages Keyward speaks, for messages built here.
 
 pub mod cert;
+pub mod cms;
 pub mod csr;
 pub mod der;
 pub mod digest;
@@ -52,4 +55,7 @@ pub enum PkiError {
     /// An electronic seal could not be read, or is not bound or signed as it must be.
     #[error("electronic seal: {0}")]
     Seal(String),
+    /// A CMS signature could not be built or read.
+    #[error("CMS signature: {0}")]
+    Cms(String),
 }

@@ -359,6 +359,9 @@ fn x509_time(t: OffsetDateTime) -> Result<Vec<u8>, PkiError> {
     }
 }
 
+/// Signs a TBSCertificate for [`maker_certificate`].
+pub type TbsSigner<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, PkiError> + 'a;
+
 /// The X.509 v3 certificate of an SM2 seal maker, signed with ECDSA P-256 and SHA-256 by
 /// the CA whose subject (DER Name) is `issuer_name`: subject "Keyward Seal Maker" of
 /// `organisation`, keyUsage digitalSignature and nonRepudiation, not a CA. `sign` returns
@@ -370,7 +373,7 @@ pub fn maker_certificate(
     serial: &[u8],
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
-    sign: &dyn Fn(&[u8]) -> Result<Vec<u8>, PkiError>,
+    sign: &TbsSigner<'_>,
 ) -> Result<Vec<u8>, PkiError> {
     const ECDSA_SHA256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
     let rdn = |oid: &[u8], tag: u8, value: &str| {
