@@ -528,10 +528,26 @@ async fn dispatch(
                 "algorithm": signed.algorithm(),
             }))
         }
-        Call::SignMessage { .. } => Err(RpcError::new(
-            ErrorCode::NotSupported,
-            "keyward.signMessage is not available in this version",
-        )),
+        Call::SignMessage {
+            key_serial,
+            data,
+            detached,
+        } => {
+            let cert = choose_key(shared, Some(key_serial)).await?;
+            let action = Action::SignMessage {
+                text: shown_text(&data),
+                bytes: data.len(),
+                sha256_hex: hex(&keyward_flows::HashAlg::Sha256.hash(&data)),
+            };
+            let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
+            let keys = shared.keys.clone();
+            let serial = cert.serial.clone();
+            let cms =
+                blocking(move || keys.sign_message(&serial, &pin, final_try, &data, detached))
+                    .await?
+                    .map_err(flow_error)?;
+            Ok(json!({ "cms": STANDARD.encode(&cms) }))
+        }
         Call::Open { screen, key_serial } => {
             let key = match key_serial {
                 Some(s) => Some(shown(&choose_key(shared, Some(s)).await?)),
@@ -712,6 +728,15 @@ fn certificate_json(c: &KeyCertificate) -> Value {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
     })
+}
+
+/// The data as the operator reads it: UTF-8 text with no control characters but line
+/// breaks and tabs; anything else is shown by its length and digest only.
+fn shown_text(data: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(data).ok()?;
+    text.chars()
+        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+        .then(|| text.to_owned())
 }
 
 fn hex(b: &[u8]) -> String {

@@ -633,3 +633,82 @@ fn a_blank_key_is_not_offered() {
         "ok"
     );
 }
+
+#[test]
+fn messages_are_signed_as_cms_openssl_verifies_and_the_operator_read_the_text() {
+    let w = granted();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, &w.manifest.root_pem).unwrap();
+    let mut c = w.connect(PORTAL);
+    let bid = "投标人：广州市示例科技有限公司\n报价：壹佰万元整\n";
+    for i in 0..2 {
+        let serial = w.serial(i);
+        for detached in [false, true] {
+            w.agent.reply(Reply::Pin(USER_PIN, FinalTry::Refuse));
+            let a = c.call(
+                "keyward.signMessage",
+                json!({"key_serial": serial, "data": STANDARD.encode(bid), "detached": detached}),
+            );
+            let cms = STANDARD
+                .decode(a["result"]["cms"].as_str().unwrap_or_else(|| panic!("{a}")))
+                .unwrap();
+            let (sig, content, out) = (
+                dir.path().join("sig.der"),
+                dir.path().join("bid.txt"),
+                dir.path().join("out"),
+            );
+            std::fs::write(&sig, &cms).unwrap();
+            std::fs::write(&content, bid).unwrap();
+            let verify = |content_file: Option<&std::path::Path>| {
+                let mut cmd = std::process::Command::new("openssl");
+                cmd.args(["cms", "-verify", "-inform", "DER", "-binary", "-in"])
+                    .arg(&sig)
+                    .arg("-CAfile")
+                    .arg(&root)
+                    .arg("-out")
+                    .arg(&out);
+                if let Some(f) = content_file {
+                    cmd.arg("-content").arg(f);
+                }
+                cmd.output().unwrap()
+            };
+            let ok = verify(detached.then_some(content.as_path()));
+            assert!(
+                ok.status.success(),
+                "key {i} detached {detached}: {}",
+                String::from_utf8_lossy(&ok.stderr)
+            );
+            assert_eq!(std::fs::read_to_string(&out).unwrap(), bid);
+            // Over other content it fails.
+            if detached {
+                std::fs::write(&content, "报价：壹仟万元整").unwrap();
+                assert!(!verify(Some(content.as_path())).status.success());
+            }
+            // The operator read the bid itself.
+            match w.agent.shown().pop().unwrap().action {
+                Action::SignMessage { text, bytes, .. } => {
+                    assert_eq!(text.as_deref(), Some(bid));
+                    assert_eq!(bytes, bid.len());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    // Binary data is never passed off as text: the operator sees its length and digest.
+    w.agent.reply(Reply::Cancel);
+    let binary = [0u8, 1, 2, 0x1b, b'[', b'2', b'J', 0xff];
+    c.call(
+        "keyward.signMessage",
+        json!({"key_serial": w.serial(1), "data": STANDARD.encode(binary)}),
+    );
+    match w.agent.shown().pop().unwrap().action {
+        Action::SignMessage {
+            text, sha256_hex, ..
+        } => {
+            assert_eq!(text, None);
+            assert_eq!(sha256_hex.len(), 64);
+        }
+        other => panic!("{other:?}"),
+    }
+}

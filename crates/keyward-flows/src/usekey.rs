@@ -1,6 +1,7 @@
 //! Using the key: what a web page may ask of it through the browser bridge — the
 //! organisation certificates plugged in, a Web eID authentication token, a signature over a
-//! digest — each private-key operation through the login guard, logged out afterwards.
+//! digest, a CMS signature of a message — each private-key operation through the login
+//! guard, logged out afterwards.
 //!
 //! Nothing here decides who may ask: the bridge checks the origin and the operator's consent
 //! and confirmation before calling in. What is signed is exactly what the caller passes; the
@@ -9,7 +10,7 @@
 
 use std::sync::Arc;
 
-use keyward_pki::{CertSummary, HashAlg, Pin, SignatureScheme, pem};
+use keyward_pki::{CertSummary, HashAlg, Pin, SignatureScheme, cms, pem};
 use keyward_token::{FinalTry, Module, PinStatus, TokenError, TokenRef, TokenSession};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -177,6 +178,48 @@ impl Keys {
             scheme,
             hash,
         })
+    }
+}
+
+impl Keys {
+    /// Signs `data` as CMS SignedData (RFC 5652) with the organisation key pair on the key
+    /// with serial `serial`, the PIN through the login guard: the content carried inside, or
+    /// left out when `detached`; signed attributes content type, message digest, signing
+    /// time and signing-certificate-v2; the certificate and the CA certificates the key
+    /// holds. DER.
+    pub fn sign_message(
+        &self,
+        serial: &str,
+        pin: &Pin,
+        confirm: FinalTry,
+        data: &[u8],
+        detached: bool,
+    ) -> Result<Vec<u8>, FlowError> {
+        let session = self.login(serial, pin, confirm)?;
+        let now = self.now();
+        let id = identity(&session.0, now)?;
+        let chain: Vec<Vec<u8>> = session
+            .0
+            .certificates()?
+            .into_iter()
+            .filter(|c| CertSummary::from_der(&c.der, now).is_ok_and(|s| s.is_ca))
+            .map(|c| c.der)
+            .collect();
+        let signer = session.0.signer(&id.key_id)?;
+        let content = if detached {
+            cms::Content::Detached(data)
+        } else {
+            cms::Content::Attached(data)
+        };
+        let der = cms::sign(
+            &signer,
+            &id.cert_der,
+            &chain,
+            content,
+            &cms::SignOptions::message(now),
+        )?;
+        tracing::info!(serial, bytes = data.len(), detached, "message signed");
+        Ok(der)
     }
 }
 
