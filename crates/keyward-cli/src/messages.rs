@@ -47,6 +47,8 @@ pub fn flow_exit_code(e: &FlowError) -> i32 {
             _ => exit::CA,
         },
         FlowError::PinPolicy(_) => exit::PIN_POLICY,
+        // `--ca-root` names a file that is no root: the command line's to fix.
+        FlowError::CaRoot { .. } => exit::USAGE,
         FlowError::RenewalNotOpen { .. }
         | FlowError::CertificateExpired
         | FlowError::AlreadyActive
