@@ -4,7 +4,7 @@
 //!   request over a loopback WebSocket, the origin's grant, the key looked up by serial, its
 //!   PIN state read, the operator's confirmation (answered at once by an in-process agent),
 //!   the token made on the key, the answer back.
-//! - `bridge-direct`: the same token made by `keyward_flows::usekey::Keys::authenticate`
+//! - `bridge-direct`: the same token made by `keyward_flows::usekey::WebKeys::authenticate`
 //!   called directly, in the same process, on the same key: the key's own part (log in, sign,
 //!   log out, through the guard).
 //! - `bridge-handshake`: TCP connect and the WebSocket handshake with its Host and Origin
@@ -25,7 +25,7 @@ use keyward_bridge::audit::Audit;
 use keyward_bridge::consent::Grants;
 use keyward_bridge::protocol::Screen;
 use keyward_bridge::{Config, Origin, parse_origin};
-use keyward_flows::usekey::Keys;
+use keyward_flows::usekey::WebKeys;
 use keyward_flows::{FinalTry, Pin};
 use serde_json::{Value, json};
 use softhsm_fixtures::{FixtureSet, KeyState, USER_PIN};
@@ -89,7 +89,7 @@ fn main() -> Result<()> {
         .context("no fixture key")?
         .serial
         .clone();
-    let keys = Keys::new(vec![module]);
+    let keys = WebKeys::new(vec![module]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,11 +1,11 @@
 //! The one error every command returns: a stable `code` the UI branches on and a
 //! `message` in the operator's language that says what to do next.
 //!
-//! Every [`TokenError`] variant is mapped here, exhaustively; the codes are pinned by tests
+//! Every [`TokenError`] variant (re-exported by keyward-flows) is mapped here, exhaustively; the codes are pinned by tests
 //! and listed in `ui/src/error-codes.json`, which the front end's types are built from.
 
+use keyward_flows::{ClientError, PinRole, PinState, PinStatus, TokenError};
 use keyward_pki::Lang;
-use keyward_token::{PinRole, PinState, PinStatus, TokenError};
 use serde::Serialize;
 
 /// Codes of the desktop shell's own failures (the token layer's come from
@@ -178,11 +178,16 @@ impl CommandError {
         )
     }
 
-    /// A workflow failure: token errors keep their PIN status and rules; the others take
-    /// keyward_flows' `{code, message}` as they are.
+    /// A workflow failure: token errors keep their PIN status and rules; a refused root
+    /// file says where in the window to choose another; the others take keyward_flows'
+    /// `{code, message}` as they are.
     pub fn flow(e: &keyward_flows::FlowError, lang: Lang) -> Self {
-        if let keyward_flows::FlowError::Token(t) = e {
-            return CommandError::token(t, lang);
+        match e {
+            keyward_flows::FlowError::Token(t) => return CommandError::token(t, lang),
+            keyward_flows::FlowError::CaRoot { path, problem } => {
+                return crate::root::refusal(path, *problem, lang);
+            }
+            _ => {}
         }
         let user = keyward_flows::messages::user_error(e, lang);
         match all_codes().find(|c| *c == user.code) {
@@ -193,7 +198,7 @@ impl CommandError {
                         out.rules = rules.iter().map(|r| r.message(lang)).collect();
                     }
                     keyward_flows::FlowError::UnlockByOther(notice)
-                    | keyward_flows::FlowError::Ca(keyward_ca_client::ClientError::Api {
+                    | keyward_flows::FlowError::Ca(ClientError::Api {
                         open_business: Some(notice),
                         ..
                     }) => out.open_business = Some(Box::new(notice.clone())),
@@ -545,7 +550,7 @@ mod tests {
 
         // The trust model's own refusals.
         let api = |code| {
-            FlowError::Ca(keyward_ca_client::ClientError::Api {
+            FlowError::Ca(ClientError::Api {
                 status: 400,
                 code,
                 message: String::new(),
@@ -603,7 +608,7 @@ mod tests {
     fn every_ca_code_is_listed_or_falls_back_with_the_raw_code() {
         use keyward_flows::FlowError;
         for code in keyward_ca_api::ErrorCode::ALL {
-            let e = FlowError::Ca(keyward_ca_client::ClientError::Api {
+            let e = FlowError::Ca(ClientError::Api {
                 status: 400,
                 code: *code,
                 message: String::new(),

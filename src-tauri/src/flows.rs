@@ -8,10 +8,9 @@ use std::sync::PoisonError;
 
 use base64::Engine;
 use keyward_ca_api::{AttachmentKind, Business, CodeSent, Handler, InvoiceDetails, SealKind};
-use keyward_ca_client::{CaClient, ClientConfig};
-use keyward_flows::{Env, FlowError, FlowKind, Journal, Progress};
+use keyward_flows::connect::{CaClient, CaSettings, RootSource};
+use keyward_flows::{Env, FinalTry, FlowError, FlowKind, Journal, Progress, TokenRef};
 use keyward_pki::{CertSummary, Lang, Pin};
-use keyward_token::{FinalTry, TokenRef};
 use serde::Serialize;
 use tauri::State;
 use tauri::ipc::{Channel, InvokeBody, Request};
@@ -23,20 +22,23 @@ use crate::{Desktop, keys};
 /// Largest file accepted for an attachment or a seal scan (the CA's own limit).
 pub const MAX_UPLOAD: usize = 5 * 1024 * 1024;
 
-/// What a workflow needs from the settings, read once per command.
+/// What a workflow needs from the settings, read once per command: the CA client's
+/// settings (none while no CA address is set) and where the journal is.
 #[derive(Debug, Clone)]
-pub(crate) struct CaSettings {
-    url: Option<String>,
-    root: Option<std::path::PathBuf>,
+pub(crate) struct FlowSettings {
+    ca: Option<CaSettings>,
     journal: std::path::PathBuf,
 }
 
 impl Desktop {
-    fn ca_settings(&self) -> CaSettings {
+    fn flow_settings(&self) -> FlowSettings {
         let s = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
-        CaSettings {
-            url: s.get().ca_url.clone(),
-            root: s.get().ca_root.clone(),
+        FlowSettings {
+            ca: s
+                .get()
+                .ca_url
+                .clone()
+                .map(|url| CaSettings::new(url, s.get().ca_root.clone().map(RootSource::File))),
             journal: self.journal_dir.clone(),
         }
     }
@@ -44,10 +46,9 @@ impl Desktop {
     /// A CA client for the current settings, when a CA is set and its root reads, and the
     /// journal of this computer's workflows.
     pub(crate) fn standing_client(&self) -> Option<(CaClient, Journal)> {
-        let ca = self.ca_settings();
-        ca.url.as_ref()?;
-        let client = ca_client(&ca, self.lang()).ok()?;
-        Some((client, Journal::new(&ca.journal)))
+        let settings = self.flow_settings();
+        let client = keyward_flows::connect::connect(settings.ca.as_ref()?).ok()?;
+        Some((client, Journal::new(&settings.journal)))
     }
 
     /// Runs workflow work for the key `serial` on a blocking worker thread. Afterwards the
@@ -58,16 +59,19 @@ impl Desktop {
         F: FnOnce(&Env, &TokenRef) -> Result<T, FlowError> + Send + 'static,
     {
         let lang = self.lang();
-        let ca = self.ca_settings();
+        let settings = self.flow_settings();
         let keys = std::sync::Arc::clone(&self.keys);
         let standings = std::sync::Arc::clone(&self.standings);
         let asked = serial.clone();
         let run = move || -> Result<T, CommandError> {
-            let client = ca_client(&ca, lang)?;
+            // The settings first: a CA not set or a root gone bad is said before the key.
+            let ca = settings.ca.as_ref().ok_or_else(|| ca_not_set(lang))?;
+            let client =
+                keyward_flows::connect::connect(ca).map_err(|e| CommandError::flow(&e, lang))?;
             let (module, token) = keys
-                .find(&serial)
+                .find(Some(&serial))
                 .map_err(|e| CommandError::token(&e, lang))?;
-            let env = Env::new(module, client, Journal::new(&ca.journal));
+            let env = Env::new(module, client, Journal::new(&settings.journal));
             work(&env, &token).map_err(|e| {
                 tracing::info!(error = %e, "workflow command failed");
                 CommandError::flow(&e, lang)
@@ -82,23 +86,16 @@ impl Desktop {
     }
 }
 
-fn ca_client(ca: &CaSettings, lang: Lang) -> Result<CaClient, CommandError> {
-    let url = ca.url.clone().ok_or_else(|| {
-        CommandError::new(
-            codes::CA_NOT_SET,
-            lang.pick(
-                "尚未设置 CA 服务地址。请在“设置 · CA 服务”中填写 CA 提供的地址和根证书。",
-                "尚未設定 CA 服務位址。請在「設定 · CA 服務」中填寫 CA 提供的位址和根憑證。",
-                "No CA service is set. Enter the address and root certificate your CA gives in Settings · CA service.",
-            ),
-        )
-    })?;
-    let root = match &ca.root {
-        Some(p) => Some(crate::root::pem_of(p, lang)?),
-        None => None,
-    };
-    CaClient::new(&ClientConfig::new(url, root))
-        .map_err(|e| CommandError::flow(&FlowError::Ca(e), lang))
+/// No CA address is set yet: Settings is where it goes.
+fn ca_not_set(lang: Lang) -> CommandError {
+    CommandError::new(
+        codes::CA_NOT_SET,
+        lang.pick(
+            "尚未设置 CA 服务地址。请在“设置 · CA 服务”中填写 CA 提供的地址和根证书。",
+            "尚未設定 CA 服務位址。請在「設定 · CA 服務」中填寫 CA 提供的位址和根憑證。",
+            "No CA service is set. Enter the address and root certificate your CA gives in Settings · CA service.",
+        ),
+    )
 }
 
 /// The CA root named in the settings (none when unset), with where a pinned copy came from.
@@ -152,7 +149,7 @@ impl From<CodeSent> for CodeNotice {
     }
 }
 
-fn confirm(yes: bool) -> FinalTry {
+pub(crate) fn confirm(yes: bool) -> FinalTry {
     if yes {
         FinalTry::Confirmed
     } else {

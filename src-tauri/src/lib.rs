@@ -1,4 +1,4 @@
-//! Keyward's desktop app: a thin layer of Tauri commands and events over the token layer.
+//! Keyward's desktop app: a thin layer of Tauri commands and events over keyward-flows.
 //!
 //! - Commands are noun-first (`token_list`, `cert_show`, `pin_status`, `pin_change`,
 //!   `driver_list`, `settings_get`, `settings_set`, `app_info`), all async; the PKCS#11 work
@@ -14,7 +14,8 @@
 //!   business's secret or a code's ticket from it.
 //! - Every command fails with one [`CommandError`] `{code, message}`; the codes are pinned.
 //! - Keys plugged in and pulled out reach the UI as events: `token://inserted`,
-//!   `token://removed` and `token://changed`, from a [`keyward_token::Watcher`] per module.
+//!   `token://removed` and `token://changed`, from a [`keyward_flows::keys::Watcher`] per
+//!   module.
 //! - PINs arrive as strings, become [`keyward_pki::Pin`] (zeroised on drop) at once, and are
 //!   never logged, stored or returned.
 //! - Logs go to a daily-rotated file in the app's log folder.
@@ -35,13 +36,15 @@ pub mod tray;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use keyward_flows::keys::{
+    CertDetails, DriverReport, KeyView, Keys, PinInfo, PinStatus, TokenError, TokenEvent,
+    WatchMode, WatchOptions, Watcher,
+};
 use keyward_pki::{Lang, Pin};
-use keyward_token::{PinStatus, TokenError, TokenEvent, WatchMode, WatchOptions, Watcher};
 use serde::Serialize;
 use tauri::{Emitter, Manager, State};
 
 pub use error::CommandError;
-use keys::{CertDetails, DriverReport, KeyView, Keys, PinInfo};
 use settings::{Settings, SettingsStore};
 
 /// Event: a key was plugged in (payload: [`KeyView`]).
@@ -132,13 +135,13 @@ async fn cert_show(
     desktop: State<'_, Desktop>,
     serial: String,
 ) -> Result<CertDetails, CommandError> {
-    desktop.blocking(move |k| k.cert_show(&serial)).await
+    desktop.blocking(move |k| k.cert_show(Some(&serial))).await
 }
 
 /// The PIN status of one key and the policy a new PIN must meet on it.
 #[tauri::command]
 async fn pin_status(desktop: State<'_, Desktop>, serial: String) -> Result<PinInfo, CommandError> {
-    desktop.blocking(move |k| k.pin_status(&serial)).await
+    desktop.blocking(move |k| k.pin_status(Some(&serial))).await
 }
 
 /// 修改密码. The PINs become secrets at once; the new one is checked (typed twice, then the
@@ -160,7 +163,9 @@ async fn pin_change(
     keys::check_typed_twice(&new, &again, desktop.lang())?;
     drop(again);
     desktop
-        .blocking(move |k| k.pin_change(&serial, &old, &new, confirm_final_try))
+        .blocking(move |k| {
+            k.pin_change(Some(&serial), &old, &new, flows::confirm(confirm_final_try))
+        })
         .await
 }
 
@@ -293,7 +298,7 @@ async fn app_info(desktop: State<'_, Desktop>) -> Result<AppInfo, CommandError> 
     Ok(AppInfo {
         version: env!("CARGO_PKG_VERSION"),
         log_dir: desktop.log_dir.clone(),
-        module_env: std::env::var(keyward_token::discovery::MODULE_ENV).ok(),
+        module_env: std::env::var(keyward_flows::keys::MODULE_ENV).ok(),
         watching,
     })
 }
@@ -367,7 +372,7 @@ fn start_standings(app: &tauri::AppHandle) -> std::io::Result<()> {
         move || for_client.state::<Desktop>().standing_client(),
         move |serial| {
             let desktop = for_change.state::<Desktop>();
-            let view = match desktop.keys.view_by_serial(serial) {
+            let view = match desktop.keys.view(Some(serial)) {
                 Ok(v) => desktop.standings.enrich(v),
                 // Pulled out meanwhile: the removal event says so.
                 Err(_) => return,

@@ -1,7 +1,8 @@
 //! The CA root Keyward trusts, and the CA address it is used for.
 //!
-//! A root is read from a PEM file of at most [`ROOT_FILE_MAX_BYTES`] holding exactly one
-//! certificate ([`inspect`]) and shown by subject and SHA-256 fingerprint. It is pinned only
+//! A root is read as every front end reads it ([`keyward_flows::connect::read_root`]: a PEM
+//! file of at most [`ROOT_FILE_MAX_BYTES`] holding exactly one certificate, [`inspect`]) and
+//! shown by subject and SHA-256 fingerprint. It is pinned only
 //! with the fingerprint the operator confirmed in Keyward's own window ([`pin`]): the file is
 //! read again, refused if it no longer matches, and its certificate is copied into the app's
 //! config folder. The copy is what is trusted from then on, so replacing or editing the
@@ -13,11 +14,11 @@
 //! A CA address must be `https://`; plain `http://` is refused unless it names this computer
 //! (loopback), as the CA client itself refuses it ([`check_url`]).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use keyward_ca_client::{PinnedRoot, ROOT_FILE_MAX_BYTES};
+use keyward_flows::FlowError;
+use keyward_flows::connect::{PinnedRoot, ROOT_FILE_MAX_BYTES, RootProblem};
 use keyward_pki::{CertSummary, Lang};
 use serde::Serialize;
 
@@ -129,31 +130,20 @@ fn changed(lang: Lang, path: &Path) -> CommandError {
     e
 }
 
+/// A root file refused, in the window's words: what to choose instead, and where.
+pub fn refusal(path: &Path, problem: RootProblem, lang: Lang) -> CommandError {
+    match problem {
+        RootProblem::Unreadable => unreadable(lang, path),
+        RootProblem::TooLarge => too_large(lang, path),
+        RootProblem::Bundle(n) => bundle(lang, path, n),
+    }
+}
+
 /// Reads a root file: its one certificate (DER) and what Settings shows of it.
 fn read(path: &Path, lang: Lang) -> Result<(PinnedRoot, RootInfo), CommandError> {
-    let file = std::fs::File::open(path).map_err(|_| unreadable(lang, path))?;
-    let declared = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let limit = ROOT_FILE_MAX_BYTES as u64;
-    if declared > limit {
-        return Err(too_large(lang, path));
-    }
-    // The size the file system declares may not be the size read (a pipe, a device).
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|_| unreadable(lang, path))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large(lang, path));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| unreadable(lang, path))?;
-    match text.matches("-----BEGIN CERTIFICATE-----").count() {
-        0 => return Err(unreadable(lang, path)),
-        1 => {}
-        n => return Err(bundle(lang, path, n)),
-    }
-    let root = PinnedRoot::from_pem(&text).map_err(|e| {
-        tracing::info!(file = %path.display(), error = %e, "not a usable root");
-        unreadable(lang, path)
+    let root = keyward_flows::connect::read_root(path).map_err(|e| match e {
+        FlowError::CaRoot { problem, .. } => refusal(path, problem, lang),
+        other => CommandError::flow(&other, lang),
     })?;
     let summary = CertSummary::from_der(&root.der, time::OffsetDateTime::now_utc())
         .map_err(|_| unreadable(lang, path))?;
@@ -175,11 +165,6 @@ fn read(path: &Path, lang: Lang) -> Result<(PinnedRoot, RootInfo), CommandError>
 /// What a root file holds, for the confirmation (nothing is changed).
 pub fn inspect(path: &Path, lang: Lang) -> Result<RootInfo, CommandError> {
     read(path, lang).map(|(_, info)| info)
-}
-
-/// The root's PEM text, for the CA client.
-pub fn pem_of(path: &Path, lang: Lang) -> Result<String, CommandError> {
-    read(path, lang).map(|(root, _)| pem(&root.der))
 }
 
 /// Whether two fingerprints are the same, however they are written (colons, spaces, case).
@@ -423,7 +408,8 @@ mod tests {
         // The original replaced later: the copy still holds B.
         std::fs::write(&original, self_signed("Root C")).unwrap();
         assert_eq!(inspect(&copy, Lang::ZhCn).unwrap().sha256, b.sha256);
-        assert!(pem_of(&copy, Lang::En).unwrap().starts_with("-----BEGIN"));
+        let (text, _) = keyward_flows::connect::read_root_file(&copy).unwrap();
+        assert!(text.starts_with("-----BEGIN"));
 
         forget_copy(&config, &copy);
         assert!(!copy.exists());

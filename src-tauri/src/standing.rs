@@ -16,11 +16,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use keyward_ca_client::CaClient;
 use keyward_flows::Journal;
+use keyward_flows::connect::CaClient;
+use keyward_flows::keys::KeyView;
 use keyward_flows::standing::Standing;
-
-use crate::keys::{KeyView, next_step};
 
 /// How often the keys plugged in are asked about again.
 pub const POLL: Duration = Duration::from_secs(120);
@@ -44,14 +43,9 @@ impl Standings {
     }
 
     /// The key's view with the last answer in it, and its next step decided from both.
-    pub fn enrich(&self, mut view: KeyView) -> KeyView {
-        view.standing = self.get(&view.token.serial);
-        view.next = next_step(
-            &view.token.pin,
-            view.certificate.as_ref(),
-            view.standing.as_ref(),
-        );
-        view
+    pub fn enrich(&self, view: KeyView) -> KeyView {
+        let standing = self.get(&view.token.serial);
+        view.with_standing(standing)
     }
 
     /// A key is plugged in (inserted, or listed): polled from now on, and asked about at once.

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+use keyward_flows::keys::{KeyView, NextStep};
 use keyward_pki::Lang;
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager};
-
-use crate::keys::{KeyView, NextStep};
 
 /// Days before expiry at which the operator is reminded, nearest last.
 pub const REMINDER_DAYS: [i64; 3] = [90, 30, 7];
@@ -291,8 +290,8 @@ mod tests {
     }
 
     fn sample(days_left: i64) -> KeyView {
+        use keyward_flows::keys::{PinState, PinStatus, TokenDescription};
         use keyward_pki::{CertSummary, KeyAlgorithm, RenewalStatus};
-        use keyward_token::{PinState, PinStatus, TokenDescription};
         let now = time::OffsetDateTime::now_utc();
         KeyView {
             token: TokenDescription {
@@ -336,7 +335,7 @@ mod tests {
                 renewal: RenewalStatus::Open { days_left },
             }),
             certificate_error: None,
-            seal: crate::keys::SealState::None,
+            seal: keyward_flows::keys::SealState::None,
             standing: None,
             next: NextStep::Renew { days_left },
         }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use keyward_desktop::Desktop;
-use keyward_desktop::keys::Keys;
+use keyward_flows::keys::Keys;
 use serde_json::{Value, json};
 use softhsm_fixtures::{FixtureSet, KeyState, USER_PIN};
 use tauri::ipc::{CallbackFn, InvokeBody};

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use keyward_desktop::CommandError;
-use keyward_desktop::keys::{Keys, NextStep, check_typed_twice};
+use keyward_desktop::keys::check_typed_twice;
+use keyward_flows::FinalTry;
+use keyward_flows::keys::{Keys, NextStep, PinState};
 use keyward_pki::{Lang, Pin};
-use keyward_token::PinState;
 use softhsm_fixtures::{FixtureSet, KeyState, Manifest, USER_PIN};
 
 fn sim_module() -> PathBuf {
@@ -41,7 +42,7 @@ fn pin(s: &str) -> Pin {
     Pin::new(s.to_owned())
 }
 
-fn code(e: &keyward_token::TokenError) -> &'static str {
+fn code(e: &keyward_flows::TokenError) -> &'static str {
     CommandError::token(e, Lang::ZhCn).code
 }
 
@@ -94,7 +95,7 @@ fn what_the_ca_says_decides_activation_and_the_install_waiting() {
     use keyward_flows::standing::{Standing, Waiting, WaitingKind};
     let (_set, keys, m) = keys(&[KeyState::IssuedEc, KeyState::NearExpiry]);
     let standings = Standings::default();
-    let view = |state| standings.enrich(keys.view_by_serial(&serial(&m, state)).unwrap());
+    let view = |state| standings.enrich(keys.view(Some(&serial(&m, state))).unwrap());
     let say = |state, ca: CaState, waiting: &[WaitingKind]| {
         let s = Standing {
             state: ca,
@@ -170,7 +171,9 @@ fn what_the_ca_says_decides_activation_and_the_install_waiting() {
 #[test]
 fn the_certificate_page_puts_the_organisation_first_then_the_chain() {
     let (_set, keys, m) = keys(&[KeyState::IssuedRsa]);
-    let d = keys.cert_show(&serial(&m, KeyState::IssuedRsa)).unwrap();
+    let d = keys
+        .cert_show(Some(&serial(&m, KeyState::IssuedRsa)))
+        .unwrap();
     let roles: Vec<&str> = d.certificates.iter().map(|c| c.role).collect();
     assert_eq!(roles.first(), Some(&"organisation"));
     assert!(roles.len() >= 2, "{roles:?}");
@@ -178,7 +181,7 @@ fn the_certificate_page_puts_the_organisation_first_then_the_chain() {
     let last = &d.certificates.last().unwrap().summary;
     assert_eq!(last.subject, last.issuer, "the root comes last");
     assert_eq!(
-        code(&keys.cert_show("no-such-key").unwrap_err()),
+        code(&keys.cert_show(Some("no-such-key")).unwrap_err()),
         "no_such_key"
     );
 }
@@ -187,24 +190,29 @@ fn the_certificate_page_puts_the_organisation_first_then_the_chain() {
 fn a_weak_pin_costs_no_try_a_wrong_one_reports_tries_a_right_one_changes() {
     let (_set, keys, m) = keys(&[KeyState::IssuedEc]);
     let s = serial(&m, KeyState::IssuedEc);
-    let info = keys.pin_status(&s).unwrap();
+    let info = keys.pin_status(Some(&s)).unwrap();
     assert_eq!(info.status.user, PinState::Ok);
     assert_eq!(info.status.user_tries_left, Some(10));
     assert!(info.policy.require_special);
 
     let weak = keys
-        .pin_change(&s, &pin(USER_PIN), &pin("weak"), false)
+        .pin_change(Some(&s), &pin(USER_PIN), &pin("weak"), FinalTry::Refuse)
         .unwrap_err();
     let shown = CommandError::token(&weak, Lang::ZhCn);
     assert_eq!(shown.code, "pin_policy");
     assert!(!shown.rules.is_empty());
     assert_eq!(
-        keys.pin_status(&s).unwrap().status.user_tries_left,
+        keys.pin_status(Some(&s)).unwrap().status.user_tries_left,
         Some(10)
     );
 
     let wrong = keys
-        .pin_change(&s, &pin("Wrong#2026"), &pin("Better#2027pin"), false)
+        .pin_change(
+            Some(&s),
+            &pin("Wrong#2026"),
+            &pin("Better#2027pin"),
+            FinalTry::Refuse,
+        )
         .unwrap_err();
     let shown = CommandError::token(&wrong, Lang::ZhCn);
     assert_eq!(shown.code, "pin_incorrect");
@@ -212,7 +220,12 @@ fn a_weak_pin_costs_no_try_a_wrong_one_reports_tries_a_right_one_changes() {
     assert!(shown.message.contains("9"), "{}", shown.message);
 
     let after = keys
-        .pin_change(&s, &pin(USER_PIN), &pin("Better#2027pin"), false)
+        .pin_change(
+            Some(&s),
+            &pin(USER_PIN),
+            &pin("Better#2027pin"),
+            FinalTry::Refuse,
+        )
         .unwrap();
     assert_eq!(after.user, PinState::Ok);
 }
@@ -224,20 +237,25 @@ fn the_final_try_needs_confirmation_and_the_lock_sends_to_unlock() {
     let new = pin("Better#2027pin");
     for _ in 0..9 {
         let e = keys
-            .pin_change(&s, &pin("Wrong#2026"), &new, false)
+            .pin_change(Some(&s), &pin("Wrong#2026"), &new, FinalTry::Refuse)
             .unwrap_err();
         assert_eq!(code(&e), "pin_incorrect");
     }
-    assert_eq!(keys.pin_status(&s).unwrap().status.user, PinState::FinalTry);
+    assert_eq!(
+        keys.pin_status(Some(&s)).unwrap().status.user,
+        PinState::FinalTry
+    );
     let e = keys
-        .pin_change(&s, &pin(USER_PIN), &new, false)
+        .pin_change(Some(&s), &pin(USER_PIN), &new, FinalTry::Refuse)
         .unwrap_err();
     assert_eq!(code(&e), "pin_final_try");
     let e = keys
-        .pin_change(&s, &pin("Wrong#2026"), &new, true)
+        .pin_change(Some(&s), &pin("Wrong#2026"), &new, FinalTry::Confirmed)
         .unwrap_err();
     assert_eq!(code(&e), "pin_locked");
-    let e = keys.pin_change(&s, &pin(USER_PIN), &new, true).unwrap_err();
+    let e = keys
+        .pin_change(Some(&s), &pin(USER_PIN), &new, FinalTry::Confirmed)
+        .unwrap_err();
     assert_eq!(code(&e), "pin_locked");
     let list = keys.list().unwrap();
     assert_eq!(list[0].next, NextStep::Unlock);

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keyward_ca_api::{Handler, Organisation, OrganisationKind, Secret};
-use keyward_ca_client::{CaClient, ClientConfig};
 use keyward_desktop::Desktop;
-use keyward_desktop::keys::Keys;
+use keyward_flows::KeySpec;
+use keyward_flows::connect::{CaClient, CaSettings, RootSource, connect};
+use keyward_flows::keys::Keys;
 use keyward_flows::station::{StationOrder, issue};
 use keyward_pki::Pin;
-use keyward_token::KeySpec;
 use serde_json::{Value, json};
 use softhsm_fixtures::{FixtureSet, KeyState, SO_PIN};
 use tauri::ipc::{CallbackFn, InvokeBody};
@@ -351,9 +351,9 @@ impl Ca {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
-        let admin = CaClient::new(&ClientConfig::new(
+        let admin = connect(&CaSettings::new(
             format!("https://127.0.0.1:{port}"),
-            Some(std::fs::read_to_string(dir.join("ca").join("root.crt")).unwrap()),
+            Some(RootSource::File(dir.join("ca").join("root.crt"))),
         ))
         .unwrap()
         .with_admin(Secret::new(token.trim()));
@@ -456,7 +456,7 @@ fn against_the_ca_the_window_asks_first_signs_with_the_pin_and_never_sees_a_secr
     let root_file = dirs.path().join("ca-root-from-the-ca.pem");
     std::fs::write(&root_file, ca.root_pem()).unwrap();
     let inspected = inspect(&w, &root_file).unwrap();
-    let pinned = keyward_ca_client::PinnedRoot::from_pem(&ca.root_pem()).unwrap();
+    let pinned = keyward_flows::connect::PinnedRoot::from_pem(&ca.root_pem()).unwrap();
     assert_eq!(inspected["sha256"], pinned.fingerprint.as_str());
     call(
         &w,
@@ -528,7 +528,11 @@ fn against_the_ca_the_window_asks_first_signs_with_the_pin_and_never_sees_a_secr
     let other_journal = dirs.path().join("other-computer");
     let other_env = keyward_flows::Env::new(
         Arc::clone(&module),
-        CaClient::new(&ClientConfig::new(ca.url(), Some(ca.root_pem()))).unwrap(),
+        connect(&CaSettings::new(
+            ca.url(),
+            Some(RootSource::Pem(ca.root_pem())),
+        ))
+        .unwrap(),
         keyward_flows::Journal::new(&other_journal),
     );
     keyward_flows::unlock::apply(&other_env, &serial, &stranger(1)).unwrap();

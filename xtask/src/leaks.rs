@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-/// Every PIN `ui/e2e/desktop.e2e.mjs` types (its constants and the wrong PINs it runs a key
-/// down with). The weak PIN it types is never sent: the dialog holds it back.
+/// Every PIN `tests/desktop/desktop.e2e.mjs` types (its constants and the wrong PINs it runs
+/// a key down with). The weak PIN it types is never sent: the dialog holds it back.
 pub fn e2e_pins() -> Vec<String> {
     let mut pins: Vec<String> = [
         "Fixture#2026",

@@ -16,6 +16,7 @@ mod apifuzz;
 mod bench;
 mod fuzz;
 mod journey;
+mod layers;
 mod leaks;
 mod ui;
 
@@ -259,6 +260,8 @@ fn target_dir() -> PathBuf {
 /// Formatting, lints, every crate built (the PKCS#11 modules too), every test.
 fn test(filters: &[String]) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // The front ends reach the key and the CA through keyward-flows only.
+    layers::check()?;
     // keyward-desktop embeds ui/dist at compile time: the UI is built before any cargo build.
     ui::build()?;
     ui::test()?;

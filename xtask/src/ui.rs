@@ -343,7 +343,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
 
     let docs = args.iter().any(|a| a == "--docs");
     let mut test = Command::new("node");
-    test.arg(ui_dir().join("e2e").join("desktop.e2e.mjs"))
+    test.arg(root().join("tests").join("desktop").join("desktop.e2e.mjs"))
         .current_dir(root())
         .env("KEYWARD_E2E_APP", desktop_binary())
         .env("KEYWARD_E2E_FIXTURES", dir.join("fixtures.json"))

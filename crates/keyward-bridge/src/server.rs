@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
-use keyward_flows::usekey::{KeyCertificate, Keys};
+use keyward_flows::usekey::{KeyCertificate, WebKeys};
 use keyward_flows::{FinalTry, FlowError, PinState};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -82,7 +82,7 @@ impl Default for Config {
 struct Shared {
     config: Config,
     port: u16,
-    keys: Keys,
+    keys: WebKeys,
     agent: Arc<dyn Agent + Send + Sync>,
     grants: Mutex<Grants>,
     audit: Audit,
@@ -142,7 +142,7 @@ impl Drop for Running {
 /// Starts the bridge: listens on `config.listen` (loopback only) and serves until stopped.
 pub async fn start(
     config: Config,
-    keys: Keys,
+    keys: WebKeys,
     agent: Arc<dyn Agent + Send + Sync>,
     grants: Grants,
     audit: Audit,

@@ -23,7 +23,7 @@ use keyward_bridge::audit::Audit;
 use keyward_bridge::consent::Grants;
 use keyward_bridge::protocol::Screen;
 use keyward_bridge::{Config, Origin, parse_origin};
-use keyward_flows::usekey::Keys;
+use keyward_flows::usekey::WebKeys;
 use keyward_flows::{FinalTry, Pin, PinState};
 
 use crate::messages::exit;
@@ -71,7 +71,7 @@ impl Ctx {
                 })
             })
             .collect::<CliResult<Vec<Origin>>>()?;
-        let keys = Keys::new(self.modules()?);
+        let keys = WebKeys::new(self.modules()?);
         let audit_path =
             crate::flows::data_dir(self.data_dir.as_deref()).join("bridge-audit.jsonl");
         let grants = Grants::load(None, managed.clone())

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use keyward_ca_api::{AttachmentKind, Handler, InvoiceDetails};
-use keyward_ca_client::{CaClient, ClientConfig};
-use keyward_flows::{Env, FlowError, FlowKind, Journal, Progress, Step};
+use keyward_flows::connect::{CaSettings, RootSource};
+use keyward_flows::keys::{KeyView, TokenEvent, WatchOptions, Watcher};
+use keyward_flows::{
+    Env, FinalTry, FlowError, FlowKind, Journal, Module, PinRole, PinState, Progress, Step,
+    TokenError, TokenRef,
+};
 use keyward_pki::{Lang, Pin};
-use keyward_token::{FinalTry, Module, PinState, TokenRef, WatchOptions, Watcher};
 
 use crate::messages::exit;
 use crate::{CliResult, Ctx, Failure, TokenArg, ask_yes, label, print_json};
@@ -242,31 +245,70 @@ impl Ctx {
         move |e| Failure::flow(&e, self.lang)
     }
 
+    /// The CA client's settings from `--ca` and `--ca-root`, when a CA is named.
+    fn ca_settings(&self) -> Option<CaSettings> {
+        let url = self.ca.clone()?;
+        Some(CaSettings::new(
+            url,
+            self.ca_root.clone().map(RootSource::File),
+        ))
+    }
+
+    fn journal(&self) -> Journal {
+        Journal::new(data_dir(self.data_dir.as_deref()).join("journal"))
+    }
+
     fn env(&self, module: Arc<Module>) -> CliResult<Env> {
-        let url = self.ca.clone().ok_or_else(|| {
+        let settings = self.ca_settings().ok_or_else(|| {
             Failure::other(
                 exit::USAGE,
                 "ca_missing",
                 "name the CA service with --ca URL (or KEYWARD_CA_URL)",
             )
         })?;
-        let root = match &self.ca_root {
-            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-                Failure::other(
-                    exit::USAGE,
-                    "ca_root",
-                    format!("cannot read the CA root {}: {e}", p.display()),
-                )
-            })?),
-            None => None,
+        Env::from_settings(module, &settings, self.journal()).map_err(self.flow_err())
+    }
+
+    /// The keys with what the CA says of each (awaiting activation, something to install),
+    /// when a CA is named; a CA that cannot be asked leaves each key as it says itself.
+    pub(crate) fn with_standings(&self, keys: Vec<KeyView>) -> Vec<KeyView> {
+        let Some(settings) = self.ca_settings().filter(|_| !keys.is_empty()) else {
+            return keys;
         };
-        let ca = CaClient::new(&ClientConfig::new(url, root))
-            .map_err(|e| Failure::flow(&FlowError::Ca(e), self.lang))?;
-        Ok(Env::new(
-            module,
-            ca,
-            Journal::new(data_dir(self.data_dir.as_deref()).join("journal")),
-        ))
+        let unreachable = |e: &FlowError| {
+            tracing::info!(error = %e, "cannot ask the CA about the keys");
+            eprintln!(
+                "keyward: {} ({})",
+                self.lang.pick(
+                    "无法向 CA 服务查询，以下只显示证书介质本身的信息",
+                    "無法向 CA 服務查詢，以下只顯示憑證介質本身的資訊",
+                    "the CA service could not be asked; what follows is what the keys say themselves",
+                ),
+                keyward_flows::user_error(e, self.lang).message
+            );
+        };
+        let ca = match keyward_flows::connect::connect(&settings) {
+            Ok(ca) => ca,
+            Err(e) => {
+                unreachable(&e);
+                return keys;
+            }
+        };
+        let journal = self.journal();
+        let mut told = false;
+        keys.into_iter()
+            .map(|k| {
+                let standing = keyward_flows::standing::standing(&ca, &journal, &k.token.serial)
+                    .map_err(|e| {
+                        if !told {
+                            unreachable(&e);
+                            told = true;
+                        }
+                    })
+                    .ok();
+                k.with_standing(standing)
+            })
+            .collect()
     }
 
     fn key_env(&self, token: &TokenArg) -> CliResult<(Env, TokenRef)> {
@@ -329,14 +371,11 @@ impl Ctx {
         if input.confirm_final_try {
             return Ok(FinalTry::Confirmed);
         }
-        let status = env
-            .module
-            .pin_status(token)
-            .map_err(|e| Failure::token(&e, self.lang))?;
+        let status = env.pin_status(token).map_err(self.flow_err())?;
         match status.user {
             PinState::Locked => Err(Failure::token(
-                &keyward_token::TokenError::PinLocked {
-                    role: keyward_token::PinRole::User,
+                &TokenError::PinLocked {
+                    role: PinRole::User,
                 },
                 self.lang,
             )),
@@ -345,8 +384,8 @@ impl Ctx {
                     Ok(FinalTry::Confirmed)
                 } else {
                     Err(Failure::token(
-                        &keyward_token::TokenError::FinalTryUnconfirmed {
-                            role: keyward_token::PinRole::User,
+                        &TokenError::FinalTryUnconfirmed {
+                            role: PinRole::User,
                         },
                         self.lang,
                     ))
@@ -888,11 +927,11 @@ impl Ctx {
                     }
                 } else {
                     match &e {
-                        keyward_token::TokenEvent::Inserted { token } => {
+                        TokenEvent::Inserted { token } => {
                             println!("+ {} {}", token.serial, token.label)
                         }
-                        keyward_token::TokenEvent::Removed { serial } => println!("- {serial}"),
-                        keyward_token::TokenEvent::Changed { token } => {
+                        TokenEvent::Removed { serial } => println!("- {serial}"),
+                        TokenEvent::Changed { token } => {
                             println!("~ {} {:?}", token.serial, token.pin.user)
                         }
                     }

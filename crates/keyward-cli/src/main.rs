@@ -10,11 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use keyward_pki::{CertSummary, Lang, Pin, PinPolicy};
-use keyward_token::discovery::{self, Candidate};
-use keyward_token::{FinalTry, Module, TokenDescription, TokenError, TokenRef};
+use keyward_flows::keys::{Keys, MODULE_ENV, ROLE_CHAIN, ROLE_ORGANISATION};
+use keyward_flows::{FinalTry, Module, PinRole, PinState, PinStatus, TokenError, TokenRef};
+use keyward_pki::{Lang, Pin};
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use messages::{exit, exit_code, label};
 
@@ -28,7 +27,7 @@ const EXIT_CODES: &str = "Exit codes: 0 done · 1 failure · 2 usage · 3 no key
 #[command(name = "keyward", version, about, after_help = EXIT_CODES)]
 struct Cli {
     /// The PKCS#11 module to use, bypassing driver discovery.
-    #[arg(long, global = true, env = discovery::MODULE_ENV, value_name = "PATH")]
+    #[arg(long, global = true, env = MODULE_ENV, value_name = "PATH")]
     module: Option<PathBuf>,
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
@@ -210,7 +209,10 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
     let ctx = Ctx {
         lang,
         json: cli.json,
-        explicit: cli.module,
+        keys: match &cli.module {
+            Some(path) => Keys::with_module(path),
+            None => Keys::new(),
+        },
         ca: cli.ca,
         ca_root: cli.ca_root,
         data_dir: cli.data_dir,
@@ -246,20 +248,10 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
 pub(crate) struct Ctx {
     pub(crate) lang: Lang,
     pub(crate) json: bool,
-    explicit: Option<PathBuf>,
+    pub(crate) keys: Keys,
     pub(crate) ca: Option<String>,
     pub(crate) ca_root: Option<PathBuf>,
     pub(crate) data_dir: Option<PathBuf>,
-}
-
-#[derive(Serialize)]
-struct DriverReport {
-    path: PathBuf,
-    source: discovery::ModuleSource,
-    loaded: bool,
-    error: Option<String>,
-    manufacturer: Option<String>,
-    description: Option<String>,
 }
 
 pub(crate) fn print_json<T: Serialize>(v: &T) -> CliResult<()> {
@@ -270,133 +262,69 @@ pub(crate) fn print_json<T: Serialize>(v: &T) -> CliResult<()> {
 }
 
 impl Ctx {
-    fn candidates(&self) -> CliResult<Vec<Candidate>> {
-        let profiles = discovery::embedded_profiles().map_err(|e| Failure::token(&e, self.lang))?;
-        Ok(discovery::candidates(
-            self.explicit.as_deref(),
-            &profiles,
-            &discovery::library_dirs(),
-            &discovery::p11kit_config_dirs(),
-        ))
+    fn token_err(&self) -> impl Fn(TokenError) -> Failure + '_ {
+        move |e| Failure::token(&e, self.lang)
     }
 
     /// Every module that loads. An explicitly named module must load; discovered ones that
     /// fail are skipped (`keyward drivers` says why).
     pub(crate) fn modules(&self) -> CliResult<Vec<Arc<Module>>> {
-        let candidates = self.candidates()?;
-        let explicit = candidates.first().is_some_and(|c| {
-            !matches!(
-                c.source,
-                discovery::ModuleSource::Profile(_) | discovery::ModuleSource::P11Kit(_)
-            )
-        });
-        let mut out = Vec::new();
-        let mut tried = Vec::new();
-        for c in &candidates {
-            match Module::open(&c.path) {
-                Ok(m) => out.push(m),
-                Err(e) if explicit => return Err(Failure::token(&e, self.lang)),
-                Err(e) => {
-                    tracing::debug!(module = %c.path.display(), error = %e, "module skipped");
-                    tried.push(format!("{}: {e}", c.path.display()));
-                }
-            }
-        }
-        if out.is_empty() {
-            let tried = if tried.is_empty() {
-                "no known driver is installed".to_owned()
-            } else {
-                tried.join("; ")
-            };
-            return Err(Failure::token(&TokenError::NoModule { tried }, self.lang));
-        }
-        Ok(out)
+        self.keys.modules().map_err(self.token_err())
     }
 
-    fn all_tokens(&self) -> CliResult<Vec<(Arc<Module>, TokenRef)>> {
-        let mut out = Vec::new();
-        for m in self.modules()? {
-            for t in m.tokens().map_err(|e| Failure::token(&e, self.lang))? {
-                out.push((Arc::clone(&m), t));
-            }
-        }
-        Ok(out)
-    }
-
+    /// The key the selector names (serial or PKCS#11 URI), or the only one plugged in.
     pub(crate) fn one_token(&self, selector: Option<&str>) -> CliResult<(Arc<Module>, TokenRef)> {
-        let modules = self.modules()?;
-        let mut found = Vec::new();
-        let mut last_err = None;
-        for m in modules {
-            match m.find(selector) {
-                Ok(t) => found.push((m, t)),
-                Err(TokenError::AmbiguousToken(n)) => {
-                    return Err(Failure::token(&TokenError::AmbiguousToken(n), self.lang));
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        match found.len() {
-            1 => found
-                .pop()
-                .ok_or_else(|| Failure::other(exit::FAILURE, "internal", "")),
-            0 => Err(Failure::token(
-                &last_err.unwrap_or_else(|| {
-                    TokenError::NoSuchToken(selector.unwrap_or_default().to_owned())
-                }),
-                self.lang,
-            )),
-            n => Err(Failure::token(&TokenError::AmbiguousToken(n), self.lang)),
-        }
+        self.keys.find(selector).map_err(self.token_err())
     }
 
     fn tokens(&self) -> CliResult<()> {
-        let mut list: Vec<TokenDescription> = Vec::new();
-        for (m, t) in self.all_tokens()? {
-            match m.describe(&t) {
-                Ok(d) => list.push(d),
-                Err(e) if e.is_key_removed() => {}
-                Err(e) => return Err(Failure::token(&e, self.lang)),
-            }
-        }
+        let list = self.keys.list().map_err(self.token_err())?;
+        let list = self.with_standings(list);
         if self.json {
             return print_json(&list);
         }
         if list.is_empty() {
             println!("{}", label("no_keys", self.lang));
         }
-        for d in &list {
+        let l = self.lang;
+        for k in &list {
+            let d = &k.token;
             println!("{}", d.label);
-            println!("  {}: {}", label("serial", self.lang), d.serial);
+            println!("  {}: {}", label("serial", l), d.serial);
             println!(
                 "  {}: {} {}",
-                label("manufacturer", self.lang),
+                label("manufacturer", l),
                 d.manufacturer,
                 d.model
             );
+            println!("  {}: {}", label("pin", l), messages::pin_state(&d.pin, l));
+            println!("  URI: {}", d.uri);
+            if let Some(c) = &k.certificate {
+                println!(
+                    "  {}: {} ({})",
+                    label("org", l),
+                    c.organization.as_deref().unwrap_or("-"),
+                    c.credit_code.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "  {}: {} ({} {})",
+                    label("until", l),
+                    c.not_after.date(),
+                    c.days_left,
+                    label("days", l)
+                );
+            }
             println!(
                 "  {}: {}",
-                label("pin", self.lang),
-                messages::pin_state(&d.pin, self.lang)
+                label("next", l),
+                messages::next_step(&k.next, l)
             );
-            println!("  URI: {}", d.uri);
         }
         Ok(())
     }
 
     fn drivers(&self) -> CliResult<()> {
-        let mut report = Vec::new();
-        for c in self.candidates()? {
-            let r = Module::open(&c.path);
-            report.push(DriverReport {
-                loaded: r.is_ok(),
-                error: r.as_ref().err().map(ToString::to_string),
-                manufacturer: r.as_ref().ok().map(|m| m.info().manufacturer.clone()),
-                description: r.as_ref().ok().map(|m| m.info().description.clone()),
-                path: c.path,
-                source: c.source,
-            });
-        }
+        let report = self.keys.drivers().map_err(self.token_err())?;
         if self.json {
             return print_json(&report);
         }
@@ -411,52 +339,16 @@ impl Ctx {
     }
 
     fn cert_show(&self, selector: Option<&str>) -> CliResult<()> {
-        let (m, t) = self.one_token(selector)?;
-        let session = m.session(&t).map_err(|e| Failure::token(&e, self.lang))?;
-        let certs = session
-            .certificates()
-            .map_err(|e| Failure::token(&e, self.lang))?;
-        let now = OffsetDateTime::now_utc();
-        #[derive(Serialize)]
-        struct Shown {
-            id: String,
-            label: String,
-            role: &'static str,
-            summary: CertSummary,
-        }
-        let mut shown = Vec::new();
-        for c in certs {
-            let summary = CertSummary::from_der(&c.der, now)
-                .map_err(|e| Failure::token(&e.into(), self.lang))?;
-            shown.push(Shown {
-                id: keyward_token_hex(&c.id),
-                label: c.label,
-                role: if summary.is_ca {
-                    "chain"
-                } else {
-                    "organisation"
-                },
-                summary,
-            });
-        }
-        shown.sort_by_key(|s| s.role != "organisation");
+        let details = self.keys.cert_show(selector).map_err(self.token_err())?;
         if self.json {
-            #[derive(Serialize)]
-            struct Out<'a> {
-                token: TokenDescription,
-                certificates: &'a [Shown],
-            }
-            let token = m.describe(&t).map_err(|e| Failure::token(&e, self.lang))?;
-            return print_json(&Out {
-                token,
-                certificates: &shown,
-            });
+            return print_json(&details);
         }
+        let shown = &details.certificates;
         if shown.is_empty() {
             println!("{}", label("no_cert", self.lang));
         }
         let l = self.lang;
-        for s in shown.iter().filter(|s| s.role == "organisation") {
+        for s in shown.iter().filter(|s| s.role == ROLE_ORGANISATION) {
             let c = &s.summary;
             println!(
                 "{}: {}",
@@ -490,7 +382,7 @@ impl Ctx {
             println!("{}: {}", label("serial", l), c.serial);
             println!("SHA-256: {}", c.sha256);
         }
-        for s in shown.iter().filter(|s| s.role == "chain") {
+        for s in shown.iter().filter(|s| s.role == ROLE_CHAIN) {
             println!(
                 "{}: {}",
                 label("chain", l),
@@ -504,27 +396,28 @@ impl Ctx {
     }
 
     fn pin_status(&self, selector: Option<&str>) -> CliResult<()> {
-        let (m, t) = self.one_token(selector)?;
-        let status = m
-            .pin_status(&t)
-            .map_err(|e| Failure::token(&e, self.lang))?;
+        let (_, t) = self.one_token(selector)?;
+        let info = self
+            .keys
+            .pin_status(Some(&t.serial))
+            .map_err(self.token_err())?;
         if self.json {
             #[derive(Serialize)]
             struct Out<'a> {
                 serial: &'a str,
                 #[serde(flatten)]
-                status: keyward_token::PinStatus,
+                status: PinStatus,
             }
             return print_json(&Out {
                 serial: &t.serial,
-                status,
+                status: info.status,
             });
         }
         println!(
             "{} ({}): {}",
             t.label,
             t.serial,
-            messages::pin_state(&status, self.lang)
+            messages::pin_state(&info.status, self.lang)
         );
         Ok(())
     }
@@ -535,23 +428,23 @@ impl Ctx {
         pin_fd: Option<u32>,
         confirm_final_try: bool,
     ) -> CliResult<()> {
-        let (m, t) = self.one_token(selector)?;
-        let session = m.session(&t).map_err(|e| Failure::token(&e, self.lang))?;
-        let fail = |e: TokenError| Failure::token(&e, self.lang);
+        let (_, t) = self.one_token(selector)?;
+        let key = Some(t.serial.as_str());
+        let fail = self.token_err();
         // Locked: nothing to ask for. Final try: ask before reading a PIN at all.
-        let status = session.pin_status().map_err(fail)?;
+        let status = self.keys.pin_status(key).map_err(&fail)?.status;
         let mut confirm = if confirm_final_try {
             FinalTry::Confirmed
         } else {
             FinalTry::Refuse
         };
         match status.user {
-            keyward_token::PinState::Locked => {
+            PinState::Locked => {
                 return Err(fail(TokenError::PinLocked {
-                    role: keyward_token::PinRole::User,
+                    role: PinRole::User,
                 }));
             }
-            keyward_token::PinState::FinalTry if confirm == FinalTry::Refuse => {
+            PinState::FinalTry if confirm == FinalTry::Refuse => {
                 if pin_fd.is_none()
                     && std::io::stdin().is_terminal()
                     && ask_yes(label("final_try_q", self.lang))
@@ -559,7 +452,7 @@ impl Ctx {
                     confirm = FinalTry::Confirmed;
                 } else {
                     return Err(fail(TokenError::FinalTryUnconfirmed {
-                        role: keyward_token::PinRole::User,
+                        role: PinRole::User,
                     }));
                 }
             }
@@ -571,9 +464,8 @@ impl Ctx {
             }
             None => self.prompt_pins()?,
         };
-        let policy = PinPolicy::recommended();
-        session
-            .change_pin(&old, &new, &policy, confirm)
+        self.keys
+            .pin_change(key, &old, &new, confirm)
             .map_err(fail)?;
         if self.json {
             return print_json(&serde_json::json!({ "changed": true, "serial": t.serial }));
@@ -606,10 +498,6 @@ impl Ctx {
         }
         Ok((old, new))
     }
-}
-
-fn keyward_token_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 pub(crate) fn ask_yes(question: &str) -> bool {

@@ -1,9 +1,9 @@
 //! What the command line says to a person, in the user's language, and the exit codes.
 
 use keyward_ca_api::ErrorCode;
-use keyward_flows::FlowError;
+use keyward_flows::keys::NextStep;
+use keyward_flows::{FlowError, PinState, PinStatus, TokenError};
 use keyward_pki::{Lang, RenewalStatus};
-use keyward_token::{PinState, PinStatus, TokenError};
 
 /// Exit codes, documented in `keyward --help` and the README.
 pub mod exit {
@@ -47,6 +47,8 @@ pub fn flow_exit_code(e: &FlowError) -> i32 {
             _ => exit::CA,
         },
         FlowError::PinPolicy(_) => exit::PIN_POLICY,
+        // `--ca-root` names a file that is no root: the command line's to fix.
+        FlowError::CaRoot { .. } => exit::USAGE,
         FlowError::RenewalNotOpen { .. }
         | FlowError::CertificateExpired
         | FlowError::AlreadyActive
@@ -138,6 +140,67 @@ pub fn renewal(status: &RenewalStatus, lang: Lang) -> String {
     }
 }
 
+/// What comes next for a key, as `keyward tokens` says it, with the command that does it.
+pub fn next_step(next: &NextStep, lang: Lang) -> String {
+    match next {
+        NextStep::Unlock => lang
+            .pick(
+                "密码已锁定：忘记密码（keyward unlock apply）",
+                "密碼已鎖定：忘記密碼（keyward unlock apply）",
+                "the PIN is locked: unlock it (keyward unlock apply)",
+            )
+            .into(),
+        NextStep::Activate => lang
+            .pick(
+                "激活证书（keyward activate）",
+                "啟用憑證（keyward activate）",
+                "activate the certificate (keyward activate)",
+            )
+            .into(),
+        NextStep::InstallCertificate => lang
+            .pick(
+                "安装证书（keyward renew install）",
+                "安裝憑證（keyward renew install）",
+                "install the renewed certificate (keyward renew install)",
+            )
+            .into(),
+        NextStep::ApplyNew => lang
+            .pick(
+                "证书已过期，请重新申请证书",
+                "憑證已過期，請重新申請憑證",
+                "the certificate has expired: apply for a new one",
+            )
+            .into(),
+        NextStep::Renew { days_left } => match lang {
+            Lang::ZhCn => format!("{days_left} 天后到期：证书续期（keyward renew apply）"),
+            Lang::ZhTw => format!("{days_left} 天後到期：憑證續期（keyward renew apply）"),
+            Lang::En => format!("expires in {days_left} days: renew (keyward renew apply)"),
+        },
+        NextStep::InstallSeal => lang
+            .pick(
+                "安装印章（keyward seal install）",
+                "安裝印章（keyward seal install）",
+                "install the seal (keyward seal install)",
+            )
+            .into(),
+        NextStep::PayRenewal => lang
+            .pick(
+                "续期待支付（keyward renew pay）",
+                "續期待支付（keyward renew pay）",
+                "the renewal waits for payment (keyward renew pay)",
+            )
+            .into(),
+        NextStep::NoCertificate => lang
+            .pick(
+                "设备上没有证书",
+                "設備上沒有憑證",
+                "no certificate on the key",
+            )
+            .into(),
+        NextStep::Nothing => lang.pick("无需操作", "無需操作", "nothing to do").into(),
+    }
+}
+
 /// Fixed labels.
 pub fn label(key: &str, lang: Lang) -> &'static str {
     match key {
@@ -152,6 +215,8 @@ pub fn label(key: &str, lang: Lang) -> &'static str {
         "renewal" => lang.pick("续期", "續期", "Renewal"),
         "key" => lang.pick("密钥", "密鑰", "Key"),
         "chain" => lang.pick("证书链", "憑證鏈", "Chain"),
+        "next" => lang.pick("下一步", "下一步", "Next"),
+        "until" => lang.pick("有效期至", "有效期至", "Valid until"),
         "no_keys" => lang.pick(
             "没有插入证书介质（UKey）。请插入 UKey 后再试。",
             "沒有插入憑證介質（UKey）。請插入 UKey 後再試。",

@@ -23,6 +23,9 @@ fn keyward(set: &FixtureSet, args: &[&str], stdin: Option<&str>) -> Output {
     cmd.args(args)
         .envs(set.env())
         .env("KEYWARD_PKCS11_MODULE", sim())
+        // No CA here: what the keys say themselves.
+        .env_remove("KEYWARD_CA_URL")
+        .env_remove("KEYWARD_CA_ROOT")
         .env_remove("LANG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -56,10 +59,12 @@ fn tokens_json_describes_every_fixture_key() {
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), manifest.tokens.len());
     for fx in &manifest.tokens {
-        let t = list
+        // The key as every front end shows it: the token, its certificate, what is next.
+        let k = list
             .iter()
-            .find(|t| t["serial"] == fx.serial.as_str())
+            .find(|k| k["token"]["serial"] == fx.serial.as_str())
             .expect("listed");
+        let t = &k["token"];
         assert_eq!(t["label"], fx.label.as_str());
         assert_eq!(t["pin"]["user"], "ok");
         assert!(
@@ -68,6 +73,19 @@ fn tokens_json_describes_every_fixture_key() {
                 .unwrap()
                 .contains(&format!("serial={}", fx.serial))
         );
+        assert_eq!(
+            k["certificate"]["organization"].as_str(),
+            fx.organization.as_deref()
+        );
+        let next = match fx.state {
+            KeyState::Blank => "no_certificate",
+            KeyState::Expired => "apply_new",
+            KeyState::NearExpiry => "renew",
+            _ => "nothing",
+        };
+        assert_eq!(k["next"]["action"], next, "{}", fx.label);
+        assert_eq!(k["seal"]["state"], "none");
+        assert!(k["standing"].is_null(), "no CA named, none asked");
     }
 }
 

@@ -117,6 +117,39 @@ fn keyward_ca_issue_provisions_a_key_that_keyward_lists() {
         3,
         "certificate and its two-level chain"
     );
+    // `keyward tokens` shows the key as Home does: the key alone raises no flag; with the
+    // CA named, the CA's word that it waits for activation decides the next step.
+    let tokens = |with_ca: bool| -> Value {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        cmd.args(["tokens", "--json"])
+            .envs(set.env())
+            .env("KEYWARD_PKCS11_MODULE", sim_module())
+            .env_remove("KEYWARD_CA_URL")
+            .env_remove("KEYWARD_CA_ROOT");
+        if with_ca {
+            cmd.env("KEYWARD_CA_URL", server.base_url())
+                .env("KEYWARD_CA_ROOT", dir.path().join("root.pem"));
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let alone = tokens(false);
+    assert_eq!(alone[0]["token"]["serial"], serial.as_str());
+    assert_eq!(alone[0]["next"]["action"], "nothing");
+    assert!(alone[0]["standing"].is_null());
+    let asked = tokens(true);
+    assert_eq!(asked[0]["standing"]["state"], "awaiting_activation");
+    assert_eq!(asked[0]["next"]["action"], "activate");
+    assert_eq!(
+        asked[0]["certificate"]["organization"],
+        "上海市发证测试有限公司"
+    );
+
     // The station replaced the factory SO PIN with the escrowed one (seen by a fresh
     // process: SoftHSM keeps a loaded token's PINs as they were when it loaded).
     let so_login = Command::new("pkcs11-tool")

@@ -6,6 +6,8 @@
 //! resumes at the step it stopped at, and nothing is ever redone automatically behind the
 //! operator's back. No PIN is journaled: resuming asks for it again.
 //!
+//! - [`keys`]: the keys plugged in and what each one shows (the Home card, `keyward tokens`).
+//! - [`connect`]: the CA client every front end makes from the same settings.
 //! - [`activate`]: 激活证书 — SMS code and a PIN of the operator's own.
 //! - [`pin`]: 修改密码 — the login guard and the policy.
 //! - [`unlock`]: 忘记密码 — identity, review, SMS code, SO reset, SO PIN rotation.
@@ -18,10 +20,16 @@
 //! - [`usekey`]: using the key from a web page (through the browser bridge): certificates,
 //!   Web eID authentication tokens, signatures over digests.
 //! - [`messages`]: every error as the `{code, message}` a person reads.
+//!
+//! The front ends (the CLI, the desktop shell, the browser bridge) use this crate and
+//! nothing below it for the operator's work; the types of the layers below that they need
+//! to name are re-exported here and in [`keys`] and [`connect`].
 
 pub mod activate;
+pub mod connect;
 pub mod identity;
 pub mod journal;
+pub mod keys;
 pub mod messages;
 pub mod pin;
 pub mod progress;
@@ -34,15 +42,16 @@ pub mod usekey;
 
 use std::sync::Arc;
 
-use keyward_ca_client::{CaClient, ClientError};
 use keyward_pki::{PinRule, PkiError};
-use keyward_token::Module;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+pub use connect::{CaClient, CaSettings, ClientError, RootProblem, RootSource};
 pub use journal::{FlowKind, Journal};
 pub use keyward_pki::{HashAlg, Pin};
-pub use keyward_token::{FinalTry, PinState, PinStatus, TokenError, TokenRef};
+pub use keyward_token::{
+    FinalTry, KeySpec, Module, PinRole, PinState, PinStatus, TokenDescription, TokenError, TokenRef,
+};
 pub use messages::{UserError, user_error};
 
 /// Everything a workflow can fail with.
@@ -60,6 +69,14 @@ pub enum FlowError {
     /// The new PIN breaks the policy; nothing was sent.
     #[error("the new PIN breaks the policy")]
     PinPolicy(Vec<PinRule>),
+    /// The CA root file cannot be pinned; the CA was not contacted.
+    #[error("the CA root {}: {problem}", path.display())]
+    CaRoot {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: RootProblem,
+    },
     /// The journal could not be read or written.
     #[error("journal: {0}")]
     Journal(String),
@@ -226,6 +243,11 @@ impl Env {
             journal,
             clock: Arc::new(OffsetDateTime::now_utc),
         }
+    }
+
+    /// What the key reports of its PIN now (no session, no try spent).
+    pub fn pin_status(&self, token: &TokenRef) -> Result<PinStatus, FlowError> {
+        Ok(self.module.pin_status(token)?)
     }
 
     /// Now.

@@ -10,6 +10,7 @@ use keyward_token::{PinRole, PinState, PinStatus, TokenError};
 use serde::Serialize;
 
 use crate::FlowError;
+use crate::connect::{ROOT_FILE_MAX_BYTES, RootProblem};
 
 /// What the user is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -328,6 +329,58 @@ pub fn client_error(e: &ClientError, lang: Lang) -> UserError {
     }
 }
 
+/// A CA root file that cannot be pinned, in words.
+fn root_error(path: &std::path::Path, problem: RootProblem, lang: Lang) -> UserError {
+    let file = path.display();
+    match problem {
+        RootProblem::Unreadable => ue(
+            "ca_root",
+            match lang {
+                Lang::ZhCn => format!(
+                    "无法读取 CA 根证书文件 {file}，或它不是一张证书。请使用 CA 提供的根证书（PEM 格式）。未连接 CA 服务。"
+                ),
+                Lang::ZhTw => format!(
+                    "無法讀取 CA 根憑證檔案 {file}，或它不是一張憑證。請使用 CA 提供的根憑證（PEM 格式）。未連線 CA 服務。"
+                ),
+                Lang::En => format!(
+                    "the CA root file {file} cannot be read, or is not a certificate. Use the root your CA gives (PEM); the CA was not contacted."
+                ),
+            },
+        ),
+        RootProblem::TooLarge => {
+            let kib = ROOT_FILE_MAX_BYTES / 1024;
+            ue(
+                "ca_root_too_large",
+                match lang {
+                    Lang::ZhCn => format!(
+                        "CA 根证书文件 {file} 超过 {kib} KB，不是一张根证书。请使用 CA 提供的根证书文件（只含一张证书的 PEM 文件）。"
+                    ),
+                    Lang::ZhTw => format!(
+                        "CA 根憑證檔案 {file} 超過 {kib} KB，不是一張根憑證。請使用 CA 提供的根憑證檔案（只含一張憑證的 PEM 檔案）。"
+                    ),
+                    Lang::En => format!(
+                        "the CA root file {file} is larger than {kib} KB, so it is not a root certificate. Use the root file your CA gives (a PEM file with one certificate)."
+                    ),
+                },
+            )
+        }
+        RootProblem::Bundle(n) => ue(
+            "ca_root_bundle",
+            match lang {
+                Lang::ZhCn => format!(
+                    "CA 根证书文件 {file} 包含 {n} 张证书。Keyward 只信任一张根证书：请使用只含 CA 根证书的文件，不要使用证书链或证书包。"
+                ),
+                Lang::ZhTw => format!(
+                    "CA 根憑證檔案 {file} 包含 {n} 張憑證。Keyward 只信任一張根憑證：請使用只含 CA 根憑證的檔案，不要使用憑證鏈或憑證包。"
+                ),
+                Lang::En => format!(
+                    "the CA root file {file} holds {n} certificates. Keyward trusts exactly one root: use the file with the CA's root alone, not a chain or bundle."
+                ),
+            },
+        ),
+    }
+}
+
 /// A workflow error in words. Exhaustive.
 pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
     let t = |a: &str, b: &str, c: &str| lang.pick(a, b, c).to_owned();
@@ -336,6 +389,7 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
         FlowError::Ca(c) => client_error(c, lang),
         FlowError::Pki(p) => pki_error(p, lang),
         FlowError::PinPolicy(rules) => ue("pin_policy", policy_text(rules, lang)),
+        FlowError::CaRoot { path, problem } => root_error(path, *problem, lang),
         FlowError::Journal(_) => ue(
             "journal",
             format!(
@@ -542,6 +596,18 @@ mod tests {
                 message: String::new(),
                 open_business: None,
             }),
+            FlowError::CaRoot {
+                path: "root.pem".into(),
+                problem: RootProblem::Bundle(2),
+            },
+            FlowError::CaRoot {
+                path: "root.pem".into(),
+                problem: RootProblem::TooLarge,
+            },
+            FlowError::CaRoot {
+                path: "root.pem".into(),
+                problem: RootProblem::Unreadable,
+            },
         ];
         let codes: Vec<String> = samples
             .iter()
@@ -559,7 +625,10 @@ mod tests {
                 "no_seal",
                 "pin_locked",
                 "ca_timeout",
-                "ca_code_invalid"
+                "ca_code_invalid",
+                "ca_root_bundle",
+                "ca_root_too_large",
+                "ca_root",
             ]
         );
         for e in &samples {

@@ -22,23 +22,23 @@ use crate::{Env, FlowError};
 /// serial and looked up afresh for every operation, as one may be pulled out and another
 /// plugged in between two calls.
 #[derive(Clone)]
-pub struct Keys {
+pub struct WebKeys {
     modules: Vec<Arc<Module>>,
     clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
 }
 
-impl std::fmt::Debug for Keys {
+impl std::fmt::Debug for WebKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys")
+        f.debug_struct("WebKeys")
             .field("modules", &self.modules.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Keys {
+impl WebKeys {
     /// The keys of `modules`, on the system clock.
     pub fn new(modules: Vec<Arc<Module>>) -> Self {
-        Keys {
+        WebKeys {
             modules,
             clock: Arc::new(OffsetDateTime::now_utc),
         }
@@ -46,7 +46,7 @@ impl Keys {
 
     /// The keys of a workflow environment's module, on its clock.
     pub fn from_env(env: &Env) -> Self {
-        Keys {
+        WebKeys {
             modules: vec![Arc::clone(&env.module)],
             clock: Arc::clone(&env.clock),
         }
@@ -181,7 +181,7 @@ impl Keys {
     }
 }
 
-impl Keys {
+impl WebKeys {
     /// Signs `data` as CMS SignedData (RFC 5652) with the organisation key pair on the key
     /// with serial `serial`, the PIN through the login guard: the content carried inside, or
     /// left out when `detached`; signed attributes content type, message digest, signing

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use keyward_ca::{Config, Server, ServerHandle};
 use keyward_ca_api::{Handler, Organisation, OrganisationKind, Secret};
-use keyward_ca_client::{CaClient, ClientConfig};
+use keyward_flows::connect::{CaClient, CaSettings, RootSource, connect};
 use keyward_flows::station::{StationOrder, issue};
+use keyward_flows::{KeySpec, Module};
 use keyward_pki::Pin;
-use keyward_token::{KeySpec, Module};
 use serde_json::Value;
 use softhsm_fixtures::{FixtureSet, KeyState, SO_PIN, sim_module as sim};
 
@@ -50,9 +50,9 @@ impl World {
             .block_on(Server::start(Config::sandbox(dir.path().join("ca"))))
             .unwrap();
         std::fs::write(dir.path().join("root.pem"), server.root_pem()).unwrap();
-        let admin = CaClient::new(&ClientConfig::new(
+        let admin = connect(&CaSettings::new(
             server.base_url(),
-            Some(server.root_pem().to_owned()),
+            Some(RootSource::Pem(server.root_pem().to_owned())),
         ))
         .unwrap()
         .with_admin(Secret::new(server.admin_token()));

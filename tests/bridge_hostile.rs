@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{KEYS, NONCE, PORTAL, Reply, World, code, verify_token};
+use common::bridge::{BridgeWorld as World, KEYS, NONCE, PORTAL, Reply, code, verify_token};
 use keyward_bridge::Consent;
 use keyward_bridge::agent::Action;
 use keyward_flows::FinalTry;
@@ -142,7 +142,7 @@ fn certificates_are_the_keys_own_with_organisation_and_credit_code() {
         let der = STANDARD
             .decode(entry["certificate"].as_str().unwrap())
             .unwrap();
-        let summary = keyward_flows::usekey::Keys::new(vec![w.module.clone()])
+        let summary = keyward_flows::usekey::WebKeys::new(vec![w.module.clone()])
             .certificate(&t.serial)
             .unwrap();
         assert_eq!(der, summary.certificate_der);
@@ -396,7 +396,7 @@ fn digests_are_signed_as_openssl_verifies_them() {
     let mut c = w.connect(PORTAL);
     for i in 0..2 {
         let serial = w.serial(i);
-        let cert = keyward_flows::usekey::Keys::new(vec![w.module.clone()])
+        let cert = keyward_flows::usekey::WebKeys::new(vec![w.module.clone()])
             .certificate(&serial)
             .unwrap();
         let cert_file = dir.path().join("cert.der");

@@ -11,9 +11,8 @@ use common::{PIN, World, handler, pin};
 use keyward_ca_api::{BusinessKind, BusinessState, InvoiceDetails, KeyState as CaKeyState};
 use keyward_flows::activate::{ActivateInput, activate};
 use keyward_flows::standing::{WaitingKind, standing};
-use keyward_flows::{FlowError, Progress, renew, unlock};
+use keyward_flows::{FinalTry, FlowError, KeySpec, PinState, Progress, TokenError, renew, unlock};
 use keyward_pki::RenewalStatus;
-use keyward_token::{FinalTry, KeySpec, PinState, TokenError};
 
 fn activate_key(w: &World, i: usize) {
     w.activate(&w.tokens[i]);
@@ -40,7 +39,7 @@ fn activation_sets_the_operators_pin_and_the_ca_records_it() {
 
     // The station's SMS says the key is on its way and carries no code; a code is asked
     // for from this computer, whose journal keeps the ticket that redeems it.
-    let issued = w.admin.sms_outbox().unwrap();
+    let issued = w.ca.admin.sms_outbox().unwrap();
     assert!(
         issued
             .messages
@@ -310,7 +309,7 @@ fn renewal_applies_pays_and_installs_a_new_key_pair_checked_by_outside_tools() {
     let certs = list("cert");
     assert!(certs.to_lowercase().contains(&id_hex), "{certs}");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("root.pem"), w.server.root_pem()).unwrap();
+    std::fs::write(dir.path().join("root.pem"), w.ca.root_pem()).unwrap();
     let cert = dir.path().join("cert.der");
     let out = Command::new("pkcs11-tool")
         .arg("--module")

@@ -1,6 +1,6 @@
-//! A bridge on a loopback port over simulator keys, an agent that answers from a script, and
-//! a WebSocket client that sends whatever headers and frames a test wants.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The browser bridge in this process on a loopback port over simulator keys, an operator
+//! who answers from a script, and a WebSocket client that sends whatever headers and frames
+//! a test wants; the Web eID token verifier written from the specification.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,9 +14,9 @@ use keyward_bridge::audit::Audit;
 use keyward_bridge::consent::Grants;
 use keyward_bridge::protocol::Screen;
 use keyward_bridge::{Config, Origin, Running, parse_origin};
-use keyward_flows::usekey::Keys;
+use keyward_flows::Module;
+use keyward_flows::usekey::WebKeys;
 use keyward_flows::{FinalTry, Pin};
-use keyward_token::Module;
 use serde_json::{Value, json};
 use softhsm_fixtures::{FixtureSet, KeyState, Manifest};
 use tokio::net::TcpStream;
@@ -111,7 +111,7 @@ impl Agent for Scripted {
     }
 }
 
-pub struct World {
+pub struct BridgeWorld {
     pub fixtures: FixtureSet,
     pub module: Arc<Module>,
     pub manifest: Manifest,
@@ -123,10 +123,14 @@ pub struct World {
     pub grants: PathBuf,
 }
 
-impl World {
+impl BridgeWorld {
     /// A bridge over keys in `states`, `PORTAL` granted by the deployment unless `managed`
     /// says otherwise, with `tune` applied to its configuration.
-    pub fn new(states: &[KeyState], managed: &[&str], tune: impl FnOnce(&mut Config)) -> World {
+    pub fn new(
+        states: &[KeyState],
+        managed: &[&str],
+        tune: impl FnOnce(&mut Config),
+    ) -> BridgeWorld {
         let (fixtures, module, manifest) =
             FixtureSet::build(states, &softhsm_fixtures::sim_module()).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -150,13 +154,13 @@ impl World {
         let running = runtime
             .block_on(keyward_bridge::start(
                 config,
-                Keys::new(vec![Arc::clone(&module)]),
+                WebKeys::new(vec![Arc::clone(&module)]),
                 agent.clone(),
                 grants,
                 Audit::to_file(audit.clone()),
             ))
             .unwrap();
-        World {
+        BridgeWorld {
             addr: running.addr(),
             fixtures,
             module,
@@ -291,7 +295,7 @@ pub fn verify_token(
 ) -> Result<String, String> {
     let file = dir.join("token.json");
     std::fs::write(&file, token.to_string()).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/webeid/verify_token.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("webeid/verify_token.py");
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(&file)

@@ -3,6 +3,8 @@
 //! loopback WebSocket against simulator keys.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -39,7 +41,7 @@ fn serve(extra: &[&str]) -> Serve {
     let (set, _module, manifest) =
         FixtureSet::build(&[KeyState::IssuedRsa, KeyState::IssuedEc], &sim).unwrap();
     let data = set.dir().join("keyward");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+    let mut child = Command::new(common::binary("keyward"))
         .args([
             "bridge",
             "serve",
@@ -121,8 +123,7 @@ fn code(v: &Value) -> &str {
 fn verify(dir: &Path, token: &Value, origin: &str) -> bool {
     let file = dir.join("token.json");
     std::fs::write(&file, token.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../keyward-bridge/tests/webeid/verify_token.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("webeid/verify_token.py");
     Command::new("python3")
         .arg(script)
         .arg(&file)
@@ -186,7 +187,7 @@ fn bad_command_lines_are_refused_clearly() {
     let sim = softhsm_fixtures::sim_module();
     let (set, _m, _) = FixtureSet::build(&[KeyState::IssuedEc], &sim).unwrap();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keyward"))
+        Command::new(common::binary("keyward"))
             .args(["bridge", "serve"])
             .args(args)
             .envs(set.env())

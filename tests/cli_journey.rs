@@ -5,14 +5,15 @@
 
 mod common;
 
-use common::{PIN, World, handler};
+use common::cli::CliWorld;
+use common::{PIN, handler};
 use keyward_sim::control::{self, Effect, Fault};
 use serde_json::Value;
 
 #[test]
 fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line() {
     // Issued 300 days ago by the CA's clock: renewal opens in the last 90.
-    let w = World::new("深圳市命令行测试有限公司", "91440300MA5E00001", 300);
+    let w = CliWorld::new("深圳市命令行测试有限公司", "91440300MA5E00001", 300);
     let pin_line = format!("{PIN}\n");
 
     // 激活证书, on the day of issue: without asking for a code here first there is no ticket
@@ -66,7 +67,7 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
         "{}",
         String::from_utf8_lossy(&early.stderr)
     );
-    w.server.clock().advance(time::Duration::days(300));
+    w.ca.advance_days(300);
     let v = w.ok(
         &[
             "renew",
@@ -88,7 +89,7 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
 
     // 安装证书, with the key pulled out as the certificate is written.
     control::arm_fault(
-        w.set.sim_state(),
+        w.keys.sim_state(),
         Fault {
             function: "C_CreateObject",
             at_call: 1,
@@ -104,7 +105,7 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
         String::from_utf8_lossy(&pulled.stderr)
     );
     assert!(String::from_utf8_lossy(&pulled.stderr).contains("已拔出"));
-    control::insert(w.set.sim_state(), &w.serial).unwrap();
+    control::insert(w.keys.sim_state(), &w.serial).unwrap();
     let progress = w.ok(&["progress", "--json", "--pin-fd", "0"], &pin_line);
     assert_eq!(progress["resumable"], serde_json::json!(["renew"]));
     let v = w.ok(&["resume", "--json", "--pin-fd", "0"], &pin_line);
