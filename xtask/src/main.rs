@@ -82,6 +82,37 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "fonts-noto-cjk",
         "Chinese text in the desktop app and its screenshots",
     ),
+    (
+        "poppler-utils",
+        "pdfsig, the outside check of the PDF signatures Keyward makes",
+    ),
+    (
+        "libnss3-tools",
+        "certutil, a trust store for pdfsig holding the test root",
+    ),
+    (
+        "python3-pip",
+        "installs the Python checkers below when they are missing",
+    ),
+];
+
+/// Python packages (PyPI), the module each is imported as, and why each is needed.
+const PYTHON_PACKAGES: &[(&str, &str, &str)] = &[
+    (
+        "asn1tools",
+        "asn1tools",
+        "decodes seals by the ASN.1 of GB/T 38540, a decoder Keyward did not write",
+    ),
+    (
+        "pyHanko",
+        "pyhanko",
+        "validates the PDF signatures Keyward makes against the test root",
+    ),
+    (
+        "cryptography",
+        "cryptography",
+        "checks the bridge's Web eID tokens with a verifier written from the format",
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -176,45 +207,6 @@ fn apt(args: &[&str]) -> Command {
     c
 }
 
-/// Python packages the tests run, as (module to import, PyPI package, why).
-const PYTHON_PACKAGES: &[(&str, &str, &str)] = &[(
-    "cryptography",
-    "cryptography",
-    "the Web eID token verifier of the bridge tests",
-)];
-
-/// Installs the Python packages that cannot be imported.
-fn python_packages() -> Result<()> {
-    let missing: Vec<&(&str, &str, &str)> = PYTHON_PACKAGES
-        .iter()
-        .filter(|(module, _, _)| {
-            !Command::new("python3")
-                .args(["-c", &format!("import {module}")])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    for (_, package, why) in &missing {
-        eprintln!("Installing {package} (PyPI) for {why}");
-    }
-    let mut pip = Command::new("python3");
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--break-system-packages",
-    ]);
-    pip.args(missing.iter().map(|(_, package, _)| *package));
-    run(&mut pip)
-}
-
 /// Installs what is missing, and nothing when everything is there.
 fn setup() -> Result<()> {
     let missing: Vec<&str> = DEBIAN_PACKAGES
@@ -239,7 +231,31 @@ fn setup() -> Result<()> {
         install.args(&missing);
         run(&mut install)?;
     }
-    python_packages()?;
+    let python_missing: Vec<&str> = PYTHON_PACKAGES
+        .iter()
+        .filter(|(_, module, _)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(package, _, _)| *package)
+        .collect();
+    if !python_missing.is_empty() {
+        eprintln!("Installing Python packages: {}", python_missing.join(" "));
+        let mut pip = Command::new("python3");
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ]);
+        // Debian's own Python refuses user packages without this; a venv'd one ignores it.
+        pip.env("PIP_BREAK_SYSTEM_PACKAGES", "1");
+        pip.args(&python_missing);
+        run(&mut pip)?;
+    }
     let nextest = cargo()
         .args(["nextest", "--version"])
         .output()
