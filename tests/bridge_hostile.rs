@@ -712,3 +712,86 @@ fn messages_are_signed_as_cms_openssl_verifies_and_the_operator_read_the_text() 
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn sign_data_signs_what_the_operator_read_as_openssl_verifies_it() {
+    let w = granted();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = w.connect(PORTAL);
+    let text = "投标人：广州市示例科技有限公司\n报价：壹佰万元整\n";
+    std::fs::write(dir.path().join("data"), text).unwrap();
+    for i in 0..2 {
+        let serial = w.serial(i);
+        let cert = keyward_flows::usekey::WebKeys::new(vec![w.module.clone()])
+            .certificate(&serial)
+            .unwrap();
+        std::fs::write(dir.path().join("cert.der"), &cert.certificate_der).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-pubkey", "-noout", "-in"])
+            .arg(dir.path().join("cert.der"))
+            .output()
+            .unwrap();
+        std::fs::write(dir.path().join("pub.pem"), out.stdout).unwrap();
+        w.agent.reply(Reply::Pin(USER_PIN, FinalTry::Refuse));
+        let a = c.call(
+            "keyward.signData",
+            json!({"key_serial": serial, "data": STANDARD.encode(text)}),
+        );
+        let r = &a["result"];
+        assert_eq!(r["algorithm"]["hashFunction"], "SHA-256", "{a}");
+        let mut sig = STANDARD.decode(r["signature"].as_str().unwrap()).unwrap();
+        if r["algorithm"]["cryptoAlgorithm"] == "ECC" {
+            sig = keyward_pki_raw_to_der(&sig);
+        }
+        std::fs::write(dir.path().join("sig"), &sig).unwrap();
+        // openssl hashes the data itself: the signature is over the data, not a digest the
+        // page chose.
+        let verify = |data: &str| {
+            std::process::Command::new("openssl")
+                .args(["dgst", "-sha256", "-verify"])
+                .arg(dir.path().join("pub.pem"))
+                .arg("-signature")
+                .arg(dir.path().join("sig"))
+                .arg(dir.path().join(data))
+                .output()
+                .unwrap()
+        };
+        let ok = verify("data");
+        assert!(ok.status.success(), "{serial}: {ok:?}");
+        std::fs::write(dir.path().join("other"), "报价：壹仟万元整").unwrap();
+        assert!(!verify("other").status.success());
+        // The operator read the text, not a digest.
+        match w.agent.shown().pop().unwrap().action {
+            Action::SignMessage { text: shown, .. } => assert_eq!(shown.as_deref(), Some(text)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn certificates_carry_the_pin_state_the_key_reports() {
+    let w = granted();
+    let serial = w.serial(1);
+    let mut c = w.connect(PORTAL);
+    let pin_of = |c: &mut common::bridge::Client| {
+        let list = c.call("keyward.certificates", json!({}));
+        list["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key_serial"] == serial)
+            .unwrap()["pin"]
+            .clone()
+    };
+    assert_eq!(pin_of(&mut c), json!({"state": "ok", "tries_left": 10}));
+    w.agent.reply(Reply::Pin("Wrong#2026pin", FinalTry::Refuse));
+    let a = c.call(
+        "keyward.authenticate",
+        json!({"nonce": NONCE, "key_serial": serial}),
+    );
+    assert_eq!(code(&a), "PIN_INCORRECT");
+    assert_eq!(
+        pin_of(&mut c),
+        json!({"state": "count_low", "tries_left": 9})
+    );
+}

@@ -125,6 +125,8 @@ pub enum Screen {
     Activate,
     /// The key's home card.
     Home,
+    /// 修改密码: the key's PIN change.
+    Pin,
 }
 
 /// Why a page asks for an authentication token; only what the operator is shown differs.
@@ -163,6 +165,16 @@ pub enum Call {
         /// What made it.
         hash_function: HashAlg,
     },
+    /// `keyward.signData`: a signature over data the operator is shown, as `keyward.sign`
+    /// answers it.
+    SignData {
+        /// Which key.
+        key_serial: String,
+        /// What is signed.
+        data: Vec<u8>,
+        /// What hashes it.
+        hash_function: HashAlg,
+    },
     /// `keyward.signMessage`.
     SignMessage {
         /// Which key.
@@ -189,6 +201,7 @@ impl Call {
             Call::Certificates => "keyward.certificates",
             Call::Authenticate { .. } => "keyward.authenticate",
             Call::Sign { .. } => "keyward.sign",
+            Call::SignData { .. } => "keyward.signData",
             Call::SignMessage { .. } => "keyward.signMessage",
             Call::Open { .. } => "keyward.open",
         }
@@ -200,9 +213,9 @@ impl Call {
             Call::Authenticate { key_serial, .. } | Call::Open { key_serial, .. } => {
                 key_serial.as_deref()
             }
-            Call::Sign { key_serial, .. } | Call::SignMessage { key_serial, .. } => {
-                Some(key_serial)
-            }
+            Call::Sign { key_serial, .. }
+            | Call::SignData { key_serial, .. }
+            | Call::SignMessage { key_serial, .. } => Some(key_serial),
             Call::Version | Call::Certificates => None,
         }
     }
@@ -319,6 +332,30 @@ fn call(method: &str, params: Value) -> Result<Call, RpcError> {
             Ok(Call::Sign {
                 key_serial: serial(p.key_serial)?,
                 hash,
+                hash_function,
+            })
+        }
+        "keyward.signData" => {
+            #[derive(Deserialize)]
+            struct P {
+                key_serial: String,
+                data: String,
+                hash_function: Option<String>,
+            }
+            let p: P = params_of(params)?;
+            let hash_function = match p.hash_function.as_deref() {
+                None => HashAlg::Sha256,
+                Some(name) => HashAlg::parse(name).ok_or_else(|| {
+                    RpcError::invalid("hash_function must be SHA-256, SHA-384 or SHA-512")
+                })?,
+            };
+            let data = base64_field("data", &p.data)?;
+            if data.is_empty() {
+                return Err(RpcError::invalid("data is empty"));
+            }
+            Ok(Call::SignData {
+                key_serial: serial(p.key_serial)?,
+                data,
                 hash_function,
             })
         }
@@ -535,6 +572,62 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{serial}");
         }
+    }
+
+    #[test]
+    fn sign_data_takes_data_and_an_optional_hash_function() {
+        let data = STANDARD.encode("投标报价 1,000 元");
+        let c = req(
+            "keyward.signData",
+            json!({"key_serial": "K1", "data": data}),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Call::SignData {
+                key_serial: "K1".into(),
+                data: "投标报价 1,000 元".as_bytes().to_vec(),
+                hash_function: HashAlg::Sha256,
+            }
+        );
+        assert_eq!(c.method(), "keyward.signData");
+        assert_eq!(c.key_serial(), Some("K1"));
+        let c = req(
+            "keyward.signData",
+            json!({"key_serial": "K1", "data": data, "hash_function": "SHA-512"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            c,
+            Call::SignData {
+                hash_function: HashAlg::Sha512,
+                ..
+            }
+        ));
+        for params in [
+            json!({"key_serial": "K1", "data": ""}),
+            json!({"key_serial": "K1", "data": "not base64!"}),
+            json!({"key_serial": "K1", "data": data, "hash_function": "MD5"}),
+            json!({"key_serial": "K 1", "data": data}),
+            json!({"data": data}),
+        ] {
+            let e = req("keyward.signData", params.clone()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{params}");
+        }
+    }
+
+    #[test]
+    fn the_pin_screen_is_one_keyward_open_may_bring_forward() {
+        let c = req("keyward.open", json!({"screen": "pin", "key_serial": "K1"})).unwrap();
+        assert_eq!(
+            c,
+            Call::Open {
+                screen: Screen::Pin,
+                key_serial: Some("K1".into())
+            }
+        );
+        let e = req("keyward.open", json!({"screen": "settings"})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
     }
 
     #[test]

@@ -476,10 +476,25 @@ async fn dispatch(
         Call::Version => Ok(version()),
         Call::Certificates => {
             let keys = shared.keys.clone();
-            let list = blocking(move || keys.certificates())
-                .await?
-                .map_err(flow_error)?;
-            Ok(Value::Array(list.iter().map(certificate_json).collect()))
+            let list = blocking(move || {
+                keys.certificates().map(|list| {
+                    list.into_iter()
+                        .map(|c| {
+                            // A key whose state cannot be read still lists; its PIN state is
+                            // then unknown.
+                            let pin = keys.pin_status(&c.serial).ok();
+                            (c, pin)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await?
+            .map_err(flow_error)?;
+            Ok(Value::Array(
+                list.iter()
+                    .map(|(c, pin)| certificate_json(c, pin.as_ref()))
+                    .collect(),
+            ))
         }
         Call::Authenticate {
             nonce,
@@ -519,6 +534,31 @@ async fn dispatch(
             let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
             let keys = shared.keys.clone();
             let serial = cert.serial.clone();
+            let signed =
+                blocking(move || keys.sign_digest(&serial, &pin, final_try, hash_function, &hash))
+                    .await?
+                    .map_err(flow_error)?;
+            Ok(json!({
+                "signature": STANDARD.encode(&signed.signature),
+                "algorithm": signed.algorithm(),
+            }))
+        }
+        Call::SignData {
+            key_serial,
+            data,
+            hash_function,
+        } => {
+            let cert = choose_key(shared, Some(key_serial)).await?;
+            let action = Action::SignMessage {
+                text: shown_text(&data),
+                bytes: data.len(),
+                sha256_hex: hex(&keyward_flows::HashAlg::Sha256.hash(&data)),
+            };
+            let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
+            let keys = shared.keys.clone();
+            let serial = cert.serial.clone();
+            // The digest is made here, from the data the operator was shown.
+            let hash = hash_function.hash(&data);
             let signed =
                 blocking(move || keys.sign_digest(&serial, &pin, final_try, hash_function, &hash))
                     .await?
@@ -716,8 +756,9 @@ async fn confirm(
     }
 }
 
-fn certificate_json(c: &KeyCertificate) -> Value {
+fn certificate_json(c: &KeyCertificate, pin: Option<&keyward_flows::PinStatus>) -> Value {
     json!({
+        "pin": pin.map(|p| json!({ "state": p.user, "tries_left": p.user_tries_left })),
         "key_serial": c.serial,
         "certificate": STANDARD.encode(&c.certificate_der),
         "organisation": c.summary.organization,
