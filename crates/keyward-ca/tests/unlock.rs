@@ -261,7 +261,8 @@ async fn another_requester_needs_attachments_and_a_reviewer() {
     assert_eq!(s, StatusCode::OK, "{att}");
     let sha = att["sha256"].as_str().unwrap().to_owned();
     assert_eq!(sha, hex::encode(keyward_ca_api::body_sha256(&jpeg())));
-    assert!(ca.data_dir().join("attachments").join(&sha).exists());
+    // Kept in the database, where every instance finds it; nothing in the data directory.
+    assert!(!ca.data_dir().join("attachments").join(&sha).exists());
     let mut pdf = b"%PDF-1.7\n".to_vec();
     pdf.extend_from_slice(b"authorisation letter");
     let (s, _) = upload(

@@ -1,5 +1,6 @@
 //! Attachments of a business (identity documents, stamped forms, seal scans): uploaded as
-//! the raw body, checked against their declared type, stored by content hash.
+//! the raw body, checked against their declared type, stored by content hash in the
+//! database, so every instance serves and reviews what any instance took in.
 
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -25,8 +26,25 @@ const TYPES: &[(&str, &[u8])] = &[
     ("application/pdf", b"%PDF-"),
 ];
 
-fn attachment_dir(state: &AppState) -> std::path::PathBuf {
-    state.data_dir().join("attachments")
+/// An attachment's bytes, from the database (every instance reads the same), or from the
+/// data directory for one uploaded before attachments moved to the database.
+pub async fn content(
+    conn: &mut sqlx::AnyConnection,
+    state: &AppState,
+    sha: &str,
+) -> CaResult<Vec<u8>> {
+    let row = sqlx::query("SELECT content_base64 FROM attachment_contents WHERE sha256 = $1")
+        .bind(sha)
+        .fetch_optional(conn)
+        .await?;
+    match row {
+        Some(row) => keyward_pki::pem::from_base64(&crate::db::text(&row, "content_base64")?)
+            .map_err(|_| CaError::Corrupt(format!("attachment {sha}"))),
+        None => {
+            let path = state.data_dir().join("attachments").join(sha);
+            std::fs::read(&path).map_err(|e| CaError::io(&path, e))
+        }
+    }
 }
 
 /// `POST /v1/businesses/{id}/attachments?kind=…`
@@ -93,11 +111,15 @@ pub async fn upload(
             "this business holds as many attachments as it can",
         );
     }
-    let dir = attachment_dir(&state);
-    std::fs::create_dir_all(&dir).map_err(|e| CaError::io(&dir, e))?;
-    let path = dir.join(&sha);
-    if !path.exists() {
-        crate::crypto::write_private(&path, &body)?;
+    {
+        // Stored once per content; the same file uploaded again (or by a request racing on
+        // another instance) is already there.
+        sqlx::query("INSERT INTO attachment_contents (sha256, content_base64, created_at) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
+            .bind(&sha)
+            .bind(keyward_pki::pem::base64(&body))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
     }
     let att_id = crate::db::new_id("at")?;
     let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
@@ -195,8 +217,10 @@ pub async fn download(
         .await?
         .ok_or_else(|| CaError::rejected(ErrorCode::NotFound, "no such attachment"))?;
     let ct = crate::db::text(&row, "content_type")?;
-    let path = attachment_dir(&state).join(&sha);
-    let bytes = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
+    let bytes = {
+        let mut conn = state.db().acquire().await?;
+        content(&mut conn, &state, &sha).await?
+    };
     let mut resp = bytes.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -58,8 +58,7 @@ pub async fn make_seal(
             "the seal is made from the stamped scan: upload it as a PNG or JPEG seal_scan",
         );
     };
-    let path = state.data_dir().join("attachments").join(&scan.sha256);
-    let image = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
+    let image = crate::routes::attachments::content(&mut *conn, state, &scan.sha256).await?;
     let picture = Picture {
         kind: if scan.content_type == "image/png" {
             "PNG"
