@@ -5,7 +5,7 @@
 
 use crate::error::{CaError, CaResult};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use std::path::Path;
 
 /// Ordered migrations: (version, name, statements).
@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "one pending payment per business", include_str!("../migrations/0005_one_pending_payment.sql")),
     (6, "electronic seals", include_str!("../migrations/0006_seals.sql")),
     (7, "staff accounts, business secrets, code tickets, per-address caps", include_str!("../migrations/0007_trust.sql")),
+    (8, "settings, instances, attachment contents", include_str!("../migrations/0008_instances.sql")),
 ];
 
 pub type Db = AnyPool;
@@ -67,14 +68,64 @@ pub async fn connect(url: Option<&str>, data_dir: &Path) -> CaResult<Db> {
     Ok(pool)
 }
 
+/// Whether a connection is to PostgreSQL (several instances may share it).
+pub fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name() == "PostgreSQL"
+}
+
+/// Serialises the transaction `conn` is in with every other transaction that takes the
+/// same `scope`, on any instance, until it ends: for a check-then-write (a cool-down, a
+/// daily cap) that must not be passed twice by requests racing on two instances. SQLite
+/// has one writer at a time already (one connection per instance, one instance per file).
+pub async fn lock(conn: &mut AnyConnection, scope: &str) -> CaResult<()> {
+    if is_postgres(conn) {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(scope))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A 64-bit advisory-lock key for a scope.
+fn lock_key(scope: &str) -> i64 {
+    let mut msg = b"keyward-ca lock\0".to_vec();
+    msg.extend_from_slice(scope.as_bytes());
+    let digest = keyward_ca_api::body_sha256(&msg);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
 async fn migrate(pool: &Db) -> CaResult<()> {
+    let mut conn = pool.acquire().await?;
+    // Instances starting together on one PostgreSQL database migrate one at a time.
+    let postgres = is_postgres(&conn);
+    if postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(lock_key("migrations"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply_migrations(&mut conn).await;
+    if postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(lock_key("migrations"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply_migrations(conn: &mut AnyConnection) -> CaResult<()> {
+    use sqlx::Connection;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     for (version, name, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(*version)
             .fetch_optional(&mut *tx)

@@ -1,6 +1,12 @@
 //! Limits: request rates per client address and overall (in memory, per instance, before
 //! any handler), and caps on what a caller can make the CA keep or send (in the database,
 //! so they hold across instances): codes sent, businesses opened, attachments, nonces.
+//!
+//! The request rates are per instance by design: they keep one instance out of overload
+//! and make guessing slow, and behind a balancer spreading over N instances an address
+//! gets up to N times the rate. Nothing a stranger could win by going faster rests on
+//! them: code guesses void a code after a few tries, and every daily cap, cool-down and
+//! single-use rule is in the database, checked under a lock taken in the transaction.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -79,9 +85,10 @@ impl
     }
 }
 
-/// The client's address: the peer of the connection (loopback when the request did not
-/// come over a socket, as in router-level tests; those may put a `ConnectInfo<Peer>` in the
-/// request to speak for another address).
+/// The client's address: the peer of the connection, or, when that peer is a trusted
+/// balancer, the last entry of the `X-Forwarded-For` it set (loopback when the request did
+/// not come over a socket, as in router-level tests; those may put a `ConnectInfo<Peer>` in
+/// the request to speak for another address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
@@ -91,11 +98,40 @@ impl ClientAddr {
     }
 
     fn from_extensions(ext: &axum::http::Extensions) -> Self {
-        ClientAddr(
-            ext.get::<ConnectInfo<Peer>>()
-                .map(|c| c.0.0.ip())
-                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        )
+        if let Some(addr) = ext.get::<ClientAddr>() {
+            return *addr;
+        }
+        ClientAddr(Self::peer(ext))
+    }
+
+    fn peer(ext: &axum::http::Extensions) -> IpAddr {
+        ext.get::<ConnectInfo<Peer>>()
+            .map(|c| c.0.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// Who sent `req`: the balancer's word for it only when the peer is one of `trusted`.
+    /// The last `X-Forwarded-For` entry is the one the trusted balancer added (whatever a
+    /// client put before it is ignored); an entry that is not an address leaves the peer.
+    pub fn resolve(
+        ext: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+        trusted: &[IpAddr],
+    ) -> Self {
+        let peer = Self::peer(ext);
+        if !trusted.contains(&peer) {
+            return ClientAddr(peer);
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .last()
+            .and_then(|v| v.parse::<IpAddr>().ok());
+        ClientAddr(forwarded.unwrap_or(peer))
     }
 
     /// As stored in the database.
@@ -110,6 +146,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self::from_extensions(&parts.extensions))
     }
+}
+
+/// The middleware that settles the client's address once, before the rate limits and every
+/// handler read it.
+pub async fn client_address(
+    axum::extract::State(trusted): axum::extract::State<Arc<Vec<IpAddr>>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Only this layer sets it: one a request carried in could not get here.
+    req.extensions_mut().remove::<ClientAddr>();
+    let addr = ClientAddr::resolve(req.extensions(), req.headers(), &trusted);
+    req.extensions_mut().insert(addr);
+    next.run(req).await
 }
 
 /// The rate-limit key: the client's address.
@@ -232,6 +282,7 @@ pub async fn count_today(
 }
 
 /// Refuses when `addr` already did `action` `cap` times today, then records this one.
+/// Requests from one address racing on several instances are taken one at a time.
 pub async fn spend(
     conn: &mut AnyConnection,
     addr: &ClientAddr,
@@ -240,6 +291,7 @@ pub async fn spend(
     cap: i64,
     now: i64,
 ) -> CaResult<()> {
+    crate::db::lock(&mut *conn, &format!("address:{}", addr.text())).await?;
     if count_today(&mut *conn, addr, action, key_serial, now).await? >= cap {
         return reject(
             ErrorCode::RateLimited,

@@ -200,8 +200,12 @@ pub async fn bootstrap(conn: &mut AnyConnection, token: &str, now: i64) -> CaRes
         .fetch_optional(&mut *conn)
         .await?;
     if exists.is_none() {
-        insert(conn, BOOTSTRAP_ADMIN, StaffRole::Admin, token, None, now).await?;
-        tracing::info!("bootstrap admin account made from the data directory's admin.token");
+        match insert(conn, BOOTSTRAP_ADMIN, StaffRole::Admin, token, None, now).await {
+            Ok(()) => tracing::info!("bootstrap admin account made from admin.token"),
+            // Another instance starting at the same moment made it.
+            Err(CaError::Rejected { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

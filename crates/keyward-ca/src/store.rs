@@ -507,6 +507,12 @@ pub async fn send_code(
     let key_serial = req.key_serial;
     let purpose = req.purpose;
     let address = req.address.map(crate::limits::ClientAddr::text);
+    // Requests for one key's codes racing on several instances pass the cool-down and the
+    // caps one at a time. The address's lock first, then the key's, as everywhere.
+    if let Some(addr) = &address {
+        db::lock(&mut *conn, &format!("address:{addr}")).await?;
+    }
+    db::lock(&mut *conn, &format!("codes:{key_serial}")).await?;
     let day = sqlx::query(
         "SELECT COUNT(*) AS n FROM sms_codes WHERE key_serial = $1 AND purpose = $2 AND created_at > $3",
     )

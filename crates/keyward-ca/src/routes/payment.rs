@@ -106,7 +106,7 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
     if p.status != PaymentStatus::Pending || n.status == PaymentStatus::Pending {
         return Ok(p);
     }
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
     )
     .bind(n.status.as_str())
@@ -114,6 +114,13 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
     .bind(&p.payment_id)
     .execute(&mut *tx)
     .await?;
+    if done.rows_affected() != 1 {
+        // The same notification, delivered to another instance too, got there first: it
+        // counts once, and this delivery is answered like any repeat.
+        drop(tx);
+        let mut conn = state.db().acquire().await?;
+        return load_payment(&mut conn, &n.payment_id).await;
+    }
     let b = store::load_business(&mut tx, &p.business_id).await?;
     let key = b.business.key_serial.as_deref();
     if n.status == PaymentStatus::Paid {

@@ -313,16 +313,32 @@ pub async fn authorisation(
         Some(sealed) => state.escrow().open(&context, &sealed)?,
         None => {
             let fresh = zeroize::Zeroizing::new(crate::crypto::random_hex(8)?);
-            let sealed = state.escrow().seal(&context, &fresh)?;
-            sqlx::query(
-                "UPDATE keys SET pending_so_pin_enc = $1, updated_at = $2 WHERE key_serial = $3",
+            let sealed = state.escrow().seal(&mut tx, &context, &fresh).await?;
+            // Only if no retry on another instance escrowed one first: the pending SO PIN
+            // is made once, and every answer names that one.
+            let done = sqlx::query(
+                "UPDATE keys SET pending_so_pin_enc = $1, updated_at = $2 WHERE key_serial = $3 AND pending_so_pin_enc IS NULL",
             )
             .bind(&sealed)
             .bind(now)
             .bind(&serial)
             .execute(&mut *tx)
             .await?;
-            fresh
+            if done.rows_affected() == 1 {
+                fresh
+            } else {
+                let row = sqlx::query("SELECT pending_so_pin_enc FROM keys WHERE key_serial = $1")
+                    .bind(&serial)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let sealed = crate::db::opt_text(&row, "pending_so_pin_enc")?.ok_or_else(|| {
+                    CaError::rejected(
+                        ErrorCode::WrongState,
+                        "the unlock changed meanwhile; ask again",
+                    )
+                })?;
+                state.escrow().open(&context, &sealed)?
+            }
         }
     };
     if b.business.state == BusinessState::Approved {
