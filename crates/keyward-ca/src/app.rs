@@ -1,9 +1,9 @@
 //! Shared state and the router.
 
 use crate::config::{Clock, RateLimit};
-use crate::crypto::Escrow;
 use crate::db::Db;
 use crate::error::CaError;
+use crate::escrow::Keyring;
 use crate::pki::CaMaterial;
 use crate::routes;
 use axum::Router;
@@ -29,7 +29,7 @@ pub struct AppState(Arc<Inner>);
 pub struct StateParts {
     pub db: Db,
     pub ca: CaMaterial,
-    pub escrow: Escrow,
+    pub escrow: Arc<Keyring>,
     pub clock: Clock,
     /// The keys payment notifications are accepted under: the real provider's (if
     /// configured) and, in sandbox mode, the sandbox provider's.
@@ -39,6 +39,8 @@ pub struct StateParts {
     pub sandbox_sms: bool,
     pub rate_limit: RateLimit,
     pub address_caps: crate::limits::AddressCaps,
+    /// Balancers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub data_dir: PathBuf,
 }
 
@@ -51,7 +53,7 @@ impl AppState {
     pub fn new(parts: StateParts) -> Self {
         AppState(Arc::new(Inner { parts }))
     }
-    /// Where attachments and keys live.
+    /// The data directory (attachments stored there before they moved to the database).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.0.parts.data_dir
     }
@@ -61,8 +63,12 @@ impl AppState {
     pub fn ca(&self) -> &CaMaterial {
         &self.0.parts.ca
     }
-    pub fn escrow(&self) -> &Escrow {
+    pub fn escrow(&self) -> &Keyring {
         &self.0.parts.escrow
+    }
+    /// The keyring, to share with the heartbeat.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.0.parts.escrow.clone()
     }
     pub fn clock(&self) -> &Clock {
         &self.0.parts.clock
@@ -269,6 +275,11 @@ pub fn router(state: AppState) -> Result<Router, CaError> {
         }))
         .layer(overall)
         .layer(per_address)
+        // Before the rate limits: who the client is, behind a trusted balancer too.
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(state.0.parts.trusted_proxies.clone()),
+            crate::limits::client_address,
+        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 // Paths carry key serials and ids, never secrets; bodies and headers are

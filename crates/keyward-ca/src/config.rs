@@ -1,6 +1,6 @@
 //! Configuration of one service instance, and the clock it reads.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -44,9 +44,17 @@ impl RateLimit {
 /// How a [`crate::Server`] is started.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Holds the SQLite database (by default), the CA hierarchy, the escrow key and the
-    /// bootstrap admin token. Created if missing.
+    /// Holds the SQLite database (by default) and, unless `secrets_dir` is given, the CA
+    /// hierarchy, the escrow keys and the bootstrap admin token, generated on first start.
+    /// Created if missing; not touched at all by an instance on PostgreSQL with a secrets
+    /// directory.
     pub data_dir: PathBuf,
+    /// Where the secrets are read from when they are kept apart from the data (several
+    /// instances share one copy): the issuing CA, the escrow keyring, the sandbox payment
+    /// key and the optional bootstrap admin token, laid out as in a data directory. Nothing
+    /// is generated there (`keyward-ca root …` and `keyward-ca secrets init` make it), and
+    /// the root's private key must not be there: the root stays offline.
+    pub secrets_dir: Option<PathBuf>,
     /// Where to listen; port 0 picks a free port (read it from the handle).
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…`; `None` means `keyward-ca.sqlite` in the data dir.
@@ -73,6 +81,13 @@ pub struct Config {
     /// Lifetime of the issuing CA certificate made on first start (the root lives ten
     /// years longer). Nothing it issues can outlive it: a client checks the chain.
     pub issuing_ca_years: i64,
+    /// Balancers whose `X-Forwarded-For` names the client: for a connection from one of
+    /// these, the client address (rate limits, daily caps, cool-downs) is the header's last
+    /// entry. From any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Seconds between an instance's heartbeats: it re-reads its escrow keyring and tells
+    /// the database which keys it holds (what `rotate-escrow` waits for).
+    pub heartbeat_seconds: u64,
 }
 
 impl Config {
@@ -81,6 +96,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             data_dir: data_dir.into(),
+            secrets_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: None,
             clock: Clock::system(),
@@ -92,6 +108,8 @@ impl Config {
             rate_limit: RateLimit::DEFAULT,
             address_caps: crate::limits::AddressCaps::DEFAULT,
             issuing_ca_years: 20,
+            trusted_proxies: Vec::new(),
+            heartbeat_seconds: crate::instances::DEFAULT_HEARTBEAT_SECONDS,
         }
     }
 
@@ -105,6 +123,11 @@ impl Config {
             address_caps: crate::limits::AddressCaps::LOOPBACK_TESTS,
             ..Config::new(data_dir)
         }
+    }
+
+    /// Where the secrets live: the secrets directory, or the data directory.
+    pub fn secrets(&self) -> &std::path::Path {
+        self.secrets_dir.as_deref().unwrap_or(&self.data_dir)
     }
 }
 

@@ -36,33 +36,74 @@ pub fn random_digits(digits: usize) -> CaResult<Zeroizing<String>> {
     Ok(out)
 }
 
-/// Reads a 32-byte secret kept as hex in `path`, creating it (mode 0600) on first use.
-pub fn load_or_create_secret(path: &Path) -> CaResult<Zeroizing<[u8; 32]>> {
-    let mut key = Zeroizing::new([0u8; 32]);
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let bytes = Zeroizing::new(
-                hex::decode(text.trim())
-                    .map_err(|_| CaError::Corrupt(format!("{} is not hex", path.display())))?,
-            );
-            if bytes.len() != 32 {
-                return Err(CaError::Corrupt(format!(
-                    "{} does not hold 32 bytes",
-                    path.display()
-                )));
-            }
-            key.copy_from_slice(&bytes);
+/// Refuses a secret file that anyone but its owner may read or write (on Unix: any group or
+/// other permission bit), so a key is never quietly exposed on a shared machine.
+pub fn check_private(path: &Path) -> CaResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| CaError::io(path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(CaError::Config(format!(
+                "{} may be read by others (mode {:03o}): make it the owner's alone (chmod 600)",
+                path.display(),
+                mode & 0o777
+            )));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            random(&mut key[..])?;
-            write_private(path, hex::encode(&key[..]).as_bytes())?;
-        }
-        Err(e) => return Err(CaError::io(path, e)),
     }
+    Ok(())
+}
+
+/// Reads a secret file, which must exist and be its owner's alone (mode 0600).
+pub fn read_private(path: &Path) -> CaResult<Zeroizing<String>> {
+    check_private(path)?;
+    Ok(Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| CaError::io(path, e))?,
+    ))
+}
+
+fn parse_secret(path: &Path, text: &str) -> CaResult<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(
+        hex::decode(text.trim())
+            .map_err(|_| CaError::Corrupt(format!("{} is not hex", path.display())))?,
+    );
+    if bytes.len() != 32 {
+        return Err(CaError::Corrupt(format!(
+            "{} does not hold 32 bytes",
+            path.display()
+        )));
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&bytes);
     Ok(key)
 }
 
-/// Reads a 32-byte secret kept as hex in `path`; it must exist.
+/// Makes a new 32-byte secret in `path` (hex, mode 0600); refuses to replace one.
+pub fn create_secret(path: &Path) -> CaResult<Zeroizing<[u8; 32]>> {
+    if path.exists() {
+        return Err(CaError::Config(format!(
+            "{} exists already",
+            path.display()
+        )));
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    random(&mut key[..])?;
+    write_private(path, hex::encode(&key[..]).as_bytes())?;
+    Ok(key)
+}
+
+/// Reads a 32-byte secret kept as hex in `path`, creating it (mode 0600) on first use.
+pub fn load_or_create_secret(path: &Path) -> CaResult<Zeroizing<[u8; 32]>> {
+    if path.exists() {
+        return read_secret(path);
+    }
+    create_secret(path)
+}
+
+/// Reads a 32-byte secret kept as hex in `path`; it must exist and be mode 0600.
 pub fn read_secret(path: &Path) -> CaResult<Zeroizing<[u8; 32]>> {
     if !path.exists() {
         return Err(CaError::Config(format!(
@@ -70,7 +111,8 @@ pub fn read_secret(path: &Path) -> CaResult<Zeroizing<[u8; 32]>> {
             path.display()
         )));
     }
-    load_or_create_secret(path)
+    let text = read_private(path)?;
+    parse_secret(path, &text)
 }
 
 /// Writes a file only its owner can read (mode 0600 on Unix), atomically.
@@ -144,10 +186,34 @@ impl Escrow {
         &self.keys[0].0
     }
 
+    /// The ids of every key this escrow holds, the sealing one first.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys.iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Whether this escrow holds the key with this id.
+    pub fn holds(&self, id: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == id)
+    }
+
+    /// The id of the key a record names; `None` for a record from before key ids.
+    pub fn key_id_of(sealed: &str) -> Option<&str> {
+        sealed.split_once(':').map(|(id, _)| id)
+    }
+
     /// Seals `secret`, bound to `context` (e.g. `so_pin:<key serial>`):
     /// `<key id>:hex(nonce || ct || tag)`.
     pub fn seal(&self, context: &str, secret: &str) -> CaResult<String> {
-        let (id, key) = &self.keys[0];
+        self.seal_under(self.current_key_id(), context, secret)
+    }
+
+    /// Seals `secret` under the key with id `id`, which this escrow must hold.
+    pub fn seal_under(&self, id: &str, context: &str, secret: &str) -> CaResult<String> {
+        let (id, key) = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == id)
+            .ok_or_else(|| CaError::Config(format!("escrow key {id} is not in the keyring")))?;
         let mut nonce = [0u8; 12];
         random(&mut nonce)?;
         let mut buf = Zeroizing::new(secret.as_bytes().to_vec());

@@ -23,9 +23,35 @@ struct Cli {
 enum Command {
     /// Serve the CA online service until interrupted.
     Serve {
-        /// Database, CA hierarchy, escrow key and the bootstrap admin token live here.
+        /// The SQLite database lives here, and without --secrets-dir everything else too
+        /// (made on first start). Not used on PostgreSQL with --secrets-dir.
         #[arg(long, env = "KEYWARD_CA_DATA_DIR", default_value = "keyward-ca-data")]
         data_dir: PathBuf,
+        /// Read the issuing CA, the escrow keyring and the tokens from here (shared by
+        /// every instance; made by `root issue` and `secrets init`; never the root's key).
+        #[arg(long, env = "KEYWARD_CA_SECRETS_DIR")]
+        secrets_dir: Option<PathBuf>,
+        /// A balancer in front of this instance whose X-Forwarded-For names the client
+        /// (repeat for several).
+        #[arg(
+            long = "trusted-proxy",
+            env = "KEYWARD_CA_TRUSTED_PROXIES",
+            value_delimiter = ','
+        )]
+        trusted_proxies: Vec<std::net::IpAddr>,
+        /// Seconds between heartbeats (re-reading the escrow keyring, reporting to the
+        /// database which keys this instance holds).
+        #[arg(long, default_value_t = keyward_ca::instances::DEFAULT_HEARTBEAT_SECONDS)]
+        heartbeat_seconds: u64,
+        /// Codes one client address may have sent in a day, all keys together.
+        #[arg(long, default_value_t = keyward_ca::limits::AddressCaps::DEFAULT.codes)]
+        codes_per_address: i64,
+        /// Codes one client address may have sent for one key in a day.
+        #[arg(long, default_value_t = keyward_ca::limits::AddressCaps::DEFAULT.codes_per_key)]
+        codes_per_key_and_address: i64,
+        /// Businesses one client address may open in a day without a key's signature.
+        #[arg(long, default_value_t = keyward_ca::limits::AddressCaps::DEFAULT.public_businesses)]
+        orders_per_address: i64,
         /// Address to listen on.
         #[arg(long, env = "KEYWARD_CA_LISTEN", default_value = "127.0.0.1:8750")]
         listen: SocketAddr,
@@ -65,6 +91,56 @@ enum Command {
         /// certificate "300 days ago", then serve today to show renewal).
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         clock_offset_days: i64,
+    },
+    /// The offline root CA: made, and used to certify the issuing CA, away from the
+    /// instances.
+    Root {
+        /// The root's folder (root.key, root.crt), kept offline.
+        #[arg(long, env = "KEYWARD_CA_ROOT_DIR")]
+        root_dir: PathBuf,
+        #[command(subcommand)]
+        action: RootAction,
+    },
+    /// The secrets directory the instances share.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+    /// Re-encrypt every escrowed PIN under a new escrow key, while the instances serve.
+    RotateEscrow {
+        /// The data directory of a CA that keeps its secrets there.
+        #[arg(long, env = "KEYWARD_CA_DATA_DIR", default_value = "keyward-ca-data")]
+        data_dir: PathBuf,
+        /// The secrets directory holding the escrow keyring (the new key is made there).
+        #[arg(long, env = "KEYWARD_CA_SECRETS_DIR")]
+        secrets_dir: Option<PathBuf>,
+        #[arg(long, env = "KEYWARD_CA_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Seconds to wait for every live instance to hold the new key.
+        #[arg(long, default_value_t = 300)]
+        wait_seconds: u64,
+        /// Seconds between the switch and the re-encryption, for requests under way.
+        #[arg(long, default_value_t = 5)]
+        grace_seconds: u64,
+        /// Delete the files of the keys no record names any more from the secrets
+        /// directory (copies elsewhere are for whoever made them).
+        #[arg(long)]
+        remove_unused: bool,
+    },
+    /// A TLS server certificate under the issuing CA, for a balancer that terminates TLS in
+    /// front of the instances.
+    TlsCert {
+        #[arg(long, env = "KEYWARD_CA_SECRETS_DIR")]
+        secrets_dir: PathBuf,
+        /// A DNS name or IP address the balancer answers to (repeat for several).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Where to write the chain (PEM: the server certificate, then the issuing CA).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Where to write the private key (PEM, PKCS#8, mode 0600).
+        #[arg(long)]
+        key: PathBuf,
     },
     /// Issuing station: provision a blank key for an organisation (random SO and transport
     /// PINs escrowed here, key pair and CSR on the key, certificate and chain written,
@@ -110,6 +186,52 @@ enum Command {
         data_dir: PathBuf,
         #[command(subcommand)]
         action: ReviewAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RootAction {
+    /// Make a new root CA in the root's folder.
+    Init {
+        /// Years the root is valid.
+        #[arg(long, default_value_t = 30)]
+        years: i64,
+    },
+    /// Certify a new issuing CA (a new key) into a secrets directory, with the root's
+    /// certificate and the seal maker.
+    Issue {
+        #[arg(long, env = "KEYWARD_CA_SECRETS_DIR")]
+        secrets_dir: PathBuf,
+        /// Years the issuing CA is valid (never past the root).
+        #[arg(long, default_value_t = 20)]
+        years: i64,
+        /// Replace an issuing CA that is there (what it issued no longer chains to the
+        /// new one).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Certify the issuing CA's key again, for `years` from today.
+    Renew {
+        #[arg(long, env = "KEYWARD_CA_SECRETS_DIR")]
+        secrets_dir: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        years: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsAction {
+    /// Make what a secrets directory lacks: an escrow key, and on request a bootstrap
+    /// admin token and the sandbox payment provider's key. What is there is kept.
+    Init {
+        #[arg(long, env = "KEYWARD_CA_SECRETS_DIR")]
+        secrets_dir: PathBuf,
+        /// A bootstrap `admin` staff token (admin.token).
+        #[arg(long)]
+        admin_token: bool,
+        /// The sandbox payment provider's key (payment-sandbox.key).
+        #[arg(long)]
+        sandbox_payments: bool,
     },
 }
 
@@ -172,6 +294,12 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve {
                 data_dir,
+                secrets_dir,
+                trusted_proxies,
+                heartbeat_seconds,
+                codes_per_address,
+                codes_per_key_and_address,
+                orders_per_address,
                 listen,
                 database_url,
                 plain_http,
@@ -186,6 +314,14 @@ fn main() -> anyhow::Result<()> {
                 burst_overall,
             } => {
                 let mut config = Config::new(data_dir);
+                config.secrets_dir = secrets_dir;
+                config.trusted_proxies = trusted_proxies;
+                config.heartbeat_seconds = heartbeat_seconds;
+                config.address_caps = keyward_ca::limits::AddressCaps {
+                    codes_per_key: codes_per_key_and_address,
+                    codes: codes_per_address,
+                    public_businesses: orders_per_address,
+                };
                 config.listen = listen;
                 config.database_url = database_url;
                 config.plain_http = plain_http;
@@ -212,16 +348,19 @@ fn main() -> anyhow::Result<()> {
                         .clock
                         .advance(time::Duration::days(clock_offset_days));
                 }
+                let secrets = config.secrets().to_owned();
                 let handle = Server::start(config).await?;
                 println!("keyward-ca listening on {}", handle.base_url());
-                println!(
-                    "bootstrap admin token: {}",
-                    handle.data_dir().join("admin.token").display()
-                );
+                if !handle.admin_token().is_empty() {
+                    println!(
+                        "bootstrap admin token: {}",
+                        secrets.join("admin.token").display()
+                    );
+                }
                 if !plain_http {
                     println!(
                         "trust anchor (pin it): {}",
-                        handle.data_dir().join("ca").join("root.crt").display()
+                        secrets.join("ca").join("root.crt").display()
                     );
                 }
                 shutdown_signal().await;
@@ -267,6 +406,82 @@ fn main() -> anyhow::Result<()> {
                 database_url,
                 action,
             } => staff(&data_dir, database_url.as_deref(), action).await,
+            Command::Root { root_dir, action } => root(&root_dir, action),
+            Command::Secrets {
+                action:
+                    SecretsAction::Init {
+                        secrets_dir,
+                        admin_token,
+                        sandbox_payments,
+                    },
+            } => {
+                let made = keyward_ca::offline::init_secrets(
+                    &secrets_dir,
+                    keyward_ca::offline::SecretsInit {
+                        admin_token,
+                        sandbox_payments,
+                    },
+                )?;
+                for path in made {
+                    println!("made {}", path.display());
+                }
+                Ok(())
+            }
+            Command::RotateEscrow {
+                data_dir,
+                secrets_dir,
+                database_url,
+                wait_seconds,
+                grace_seconds,
+                remove_unused,
+            } => {
+                let dir = secrets_dir.unwrap_or_else(|| data_dir.clone());
+                let db = keyward_ca::db::connect(database_url.as_deref(), &data_dir).await?;
+                let options = keyward_ca::escrow::RotateOptions {
+                    wait: std::time::Duration::from_secs(wait_seconds),
+                    grace: std::time::Duration::from_secs(grace_seconds),
+                    ..Default::default()
+                };
+                let done =
+                    keyward_ca::escrow::rotate(&db, &dir, options, |step| eprintln!("{step}"))
+                        .await;
+                db.close().await;
+                let done = done?;
+                println!(
+                    "escrow key {} is current ({}); {} record(s) re-encrypted",
+                    done.key_id,
+                    done.file.display(),
+                    done.reencrypted
+                );
+                for id in &done.unused {
+                    let file = keyward_ca::escrow::key_files(&dir)?.into_iter().find(|f| {
+                        keyward_ca::crypto::read_secret(f)
+                            .is_ok_and(|k| keyward_ca::crypto::escrow_key_id(&k) == *id)
+                    });
+                    match (file, remove_unused) {
+                        (Some(f), true) => {
+                            std::fs::remove_file(&f)?;
+                            println!("no record names escrow key {id}: removed {}", f.display());
+                        }
+                        (Some(f), false) => println!(
+                            "no record names escrow key {id}: {} may be removed from every secrets directory",
+                            f.display()
+                        ),
+                        (None, _) => {}
+                    }
+                }
+                Ok(())
+            }
+            Command::TlsCert {
+                secrets_dir,
+                names,
+                cert,
+                key,
+            } => {
+                keyward_ca::offline::tls_certificate(&secrets_dir, &names, &cert, &key)?;
+                println!("wrote {} and {}", cert.display(), key.display());
+                Ok(())
+            }
         }
     })
 }
@@ -378,6 +593,36 @@ async fn staff(
     }
     drop(conn);
     db.close().await;
+    Ok(())
+}
+
+/// `keyward-ca root …`, on the offline root's folder.
+fn root(root_dir: &std::path::Path, action: RootAction) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    match action {
+        RootAction::Init { years } => {
+            let crt = keyward_ca::offline::init_root(root_dir, years, now)?;
+            println!("made the root CA; what clients pin: {}", crt.display());
+        }
+        RootAction::Issue {
+            secrets_dir,
+            years,
+            replace,
+        } => {
+            keyward_ca::offline::issue_issuing_ca(root_dir, &secrets_dir, years, replace, now)?;
+            println!(
+                "issued the issuing CA into {}",
+                secrets_dir.join("ca").display()
+            );
+        }
+        RootAction::Renew { secrets_dir, years } => {
+            keyward_ca::offline::renew_issuing_ca(root_dir, &secrets_dir, years, now)?;
+            println!(
+                "renewed the issuing CA in {}; restart the instances one by one to serve it",
+                secrets_dir.join("ca").display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -42,7 +42,7 @@ impl std::fmt::Debug for CaMaterial {
     }
 }
 
-fn ca_dn(cn: &str) -> DistinguishedName {
+pub(crate) fn ca_dn(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, "CN");
     dn.push(DnType::OrganizationName, "Keyward Reference CA");
@@ -50,7 +50,7 @@ fn ca_dn(cn: &str) -> DistinguishedName {
     dn
 }
 
-fn random_serial() -> CaResult<SerialNumber> {
+pub(crate) fn random_serial() -> CaResult<SerialNumber> {
     let mut bytes = [0u8; 16];
     crypto::random(&mut bytes)?;
     bytes[0] &= 0x7f; // positive
@@ -58,7 +58,66 @@ fn random_serial() -> CaResult<SerialNumber> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
+/// The root CA's certificate: self-signed, valid `years` from `now`.
+pub(crate) fn root_params(now: OffsetDateTime, years: i64) -> CaResult<CertificateParams> {
+    let mut root = CertificateParams::default();
+    root.distinguished_name = ca_dn("Keyward Reference Root CA");
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    root.not_before = now - Duration::hours(1);
+    root.not_after = now + Duration::days(365 * years);
+    root.serial_number = Some(random_serial()?);
+    Ok(root)
+}
+
+/// The issuing CA's certificate (pathlen 0), valid `years` from `now`.
+pub(crate) fn issuing_params(now: OffsetDateTime, years: i64) -> CaResult<CertificateParams> {
+    let mut issuing = CertificateParams::default();
+    issuing.distinguished_name = ca_dn("Keyward Organisation Issuing CA");
+    issuing.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    issuing.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    issuing.use_authority_key_identifier_extension = true;
+    issuing.not_before = now - Duration::hours(1);
+    issuing.not_after = now + Duration::days(365 * years);
+    issuing.serial_number = Some(random_serial()?);
+    Ok(issuing)
+}
+
+/// The files an instance serves from: `ca/` of a secrets directory.
+pub const SERVING_FILES: &[&str] = &[
+    "root.crt",
+    "issuing.crt",
+    "issuing.key",
+    "seal-maker-sm2.crt",
+    "seal-maker-sm2.key",
+];
+
+/// Makes the SM2 seal maker in `ca_dir` unless it is there, certified by the root whose
+/// key is `root_dir/root.key` (the offline root's folder, or a data directory's `ca/`).
+pub fn ensure_seal_maker(
+    ca_dir: &Path,
+    root_dir: &Path,
+    root_pem: &str,
+    clock: &Clock,
+) -> CaResult<()> {
+    SealMaker::load_or_create(ca_dir, root_dir, root_pem, clock).map(|_| ())
+}
+
 impl CaMaterial {
+    /// Loads the hierarchy from `<dir>/ca` without making anything, as an instance serving
+    /// from a secrets directory does: the root's key is not needed, and not wanted there.
+    pub fn load(dir: &Path, clock: &Clock) -> CaResult<Self> {
+        let ca = dir.join("ca");
+        if let Some(missing) = SERVING_FILES.iter().find(|f| !ca.join(f).exists()) {
+            return Err(CaError::Config(format!(
+                "{} is missing: make the issuing CA with `keyward-ca root issue`",
+                ca.join(missing).display()
+            )));
+        }
+        // Everything is there, so nothing is made.
+        Self::load_or_create(dir, clock, 1)
+    }
+
     /// Loads the hierarchy from `<data_dir>/ca`, generating it on first start with an
     /// issuing CA valid `issuing_years` (the root ten years more).
     pub fn load_or_create(data_dir: &Path, clock: &Clock, issuing_years: i64) -> CaResult<Self> {
@@ -73,9 +132,9 @@ impl CaMaterial {
         };
         let root_pem = read("root.crt")?;
         let issuing_pem = read("issuing.crt")?;
-        let seal_maker = SealMaker::load_or_create(&dir, &root_pem, clock)?;
+        let seal_maker = SealMaker::load_or_create(&dir, &dir, &root_pem, clock)?;
         let seal_maker_pem = keyward_pki::pem::encode("CERTIFICATE", &seal_maker.cert_der);
-        let issuing_key = KeyPair::from_pem(&read("issuing.key")?)?;
+        let issuing_key = KeyPair::from_pem(&crypto::read_private(&dir.join("issuing.key"))?)?;
         let issuer = Issuer::from_ca_cert_pem(&issuing_pem, issuing_key)?;
         let issuing_der = pem_to_der(&issuing_pem, "CERTIFICATE")
             .ok_or_else(|| CaError::Corrupt("issuing.crt is not a PEM certificate".into()))?;
@@ -98,25 +157,12 @@ impl CaMaterial {
         let now = clock.now();
 
         let root_key = KeyPair::generate()?;
-        let mut root = CertificateParams::default();
-        root.distinguished_name = ca_dn("Keyward Reference Root CA");
-        root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        root.not_before = now - Duration::hours(1);
-        root.not_after = now + Duration::days(365 * (issuing_years + 10));
-        root.serial_number = Some(random_serial()?);
+        let root = root_params(now, issuing_years + 10)?;
         let root_cert = root.self_signed(&root_key)?;
         let root_issuer = Issuer::new(root, &root_key);
 
         let issuing_key = KeyPair::generate()?;
-        let mut issuing = CertificateParams::default();
-        issuing.distinguished_name = ca_dn("Keyward Organisation Issuing CA");
-        issuing.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        issuing.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        issuing.use_authority_key_identifier_extension = true;
-        issuing.not_before = now - Duration::hours(1);
-        issuing.not_after = now + Duration::days(365 * issuing_years);
-        issuing.serial_number = Some(random_serial()?);
+        let issuing = issuing_params(now, issuing_years)?;
         let issuing_cert = issuing.signed_by(&issuing_key, &root_issuer)?;
 
         crypto::write_private(&dir.join("root.key"), root_key.serialize_pem().as_bytes())?;
@@ -362,12 +408,16 @@ struct SealMaker {
 }
 
 impl SealMaker {
-    fn load_or_create(dir: &Path, root_pem: &str, clock: &Clock) -> CaResult<Self> {
+    fn load_or_create(
+        dir: &Path,
+        root_key_dir: &Path,
+        root_pem: &str,
+        clock: &Clock,
+    ) -> CaResult<Self> {
         let key_path = dir.join("seal-maker-sm2.key");
         let cert_path = dir.join("seal-maker-sm2.crt");
         if key_path.exists() && cert_path.exists() {
-            let hex_key =
-                std::fs::read_to_string(&key_path).map_err(|e| CaError::io(&key_path, e))?;
+            let hex_key = crypto::read_private(&key_path)?;
             let secret = zeroize::Zeroizing::new(
                 hex::decode(hex_key.trim())
                     .map_err(|_| CaError::Corrupt("seal-maker-sm2.key".into()))?,
@@ -385,7 +435,7 @@ impl SealMaker {
             crypto::random(buf).map_err(|_| keyward_pki::PkiError::Seal("random".into()))
         })
         .map_err(|_| CaError::Crypto("SM2 key generation failed"))?;
-        let root_key_path = dir.join("root.key");
+        let root_key_path = root_key_dir.join("root.key");
         let root_key_pem =
             std::fs::read_to_string(&root_key_path).map_err(|e| CaError::io(&root_key_path, e))?;
         let root_key = KeyPair::from_pem(&root_key_pem)?;

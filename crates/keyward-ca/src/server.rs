@@ -2,12 +2,14 @@
 
 use crate::app::{AppState, StateParts, router};
 use crate::config::{Clock, Config};
-use crate::crypto::{self, Escrow};
+use crate::crypto;
 use crate::error::{CaError, CaResult};
+use crate::escrow::Keyring;
 use crate::pki::CaMaterial;
 use axum::Router;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
@@ -21,42 +23,97 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the data dir (creating the database, CA hierarchy and secrets on first start).
+    /// Opens the database and the secrets. With a data directory alone, everything is
+    /// there and made on first start (the CA hierarchy with its root, the escrow key, the
+    /// bootstrap admin token). With a secrets directory nothing is made: it must hold the
+    /// issuing CA and an escrow key, and must not hold the root's key.
     pub async fn build(config: &Config) -> CaResult<Self> {
-        create_private_dir(&config.data_dir)?;
+        let stateless = config.database_url.is_some() && config.secrets_dir.is_some();
+        if !stateless {
+            create_private_dir(&config.data_dir)?;
+        }
+        let secrets = config.secrets();
+        let generate = config.secrets_dir.is_none();
+        if !generate {
+            if !secrets.is_dir() {
+                return Err(CaError::Config(format!(
+                    "the secrets directory {} does not exist",
+                    secrets.display()
+                )));
+            }
+            let root_key = secrets.join("ca").join("root.key");
+            if root_key.exists() {
+                return Err(CaError::Config(format!(
+                    "{} is the root CA's key: it stays offline, with `keyward-ca root`; an instance serves with the issuing CA alone",
+                    root_key.display()
+                )));
+            }
+        }
         let db = crate::db::connect(config.database_url.as_deref(), &config.data_dir).await?;
-        let ca =
-            CaMaterial::load_or_create(&config.data_dir, &config.clock, config.issuing_ca_years)?;
-        let escrow_key = crypto::load_or_create_secret(&config.data_dir.join("escrow.key"))?;
-        let escrow = Escrow::new(&escrow_key)?;
+        let ca = if generate {
+            CaMaterial::load_or_create(secrets, &config.clock, config.issuing_ca_years)?
+        } else {
+            CaMaterial::load(secrets, &config.clock)?
+        };
+        if generate && crate::escrow::key_files(secrets)?.is_empty() {
+            crypto::create_secret(&secrets.join(crate::escrow::FIRST_KEY_FILE))?;
+        }
+        let keyring = Arc::new(Keyring::load(secrets)?);
         let mut payment_keys = Vec::new();
         if let Some(file) = &config.payment_key_file {
             payment_keys.push(crypto::read_secret(file)?);
         }
         // The sandbox provider has a key of its own, used only in sandbox mode.
+        let secret = |name: &str| {
+            let path = secrets.join(name);
+            if generate {
+                crypto::load_or_create_secret(&path).map(Some)
+            } else if path.exists() {
+                crypto::read_secret(&path).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         let sandbox_payment_key = if config.sandbox_payments {
-            let key = crypto::load_or_create_secret(&config.data_dir.join("payment-sandbox.key"))?;
+            let key = secret("payment-sandbox.key")?.ok_or_else(|| {
+                CaError::Config(format!(
+                    "sandbox payments need {}: make it with `keyward-ca secrets init --sandbox-payments`",
+                    secrets.join("payment-sandbox.key").display()
+                ))
+            })?;
             payment_keys.push(key.clone());
             Some(key)
         } else {
             None
         };
-        let admin_key = crypto::load_or_create_secret(&config.data_dir.join("admin.token"))?;
-        let admin_token = Zeroizing::new(hex::encode(&admin_key[..]));
+        let admin_token = match secret("admin.token")? {
+            Some(key) => Zeroizing::new(hex::encode(&key[..])),
+            None => Zeroizing::new(String::new()),
+        };
         {
             let mut conn = db.acquire().await?;
-            crate::staff::bootstrap(&mut conn, &admin_token, config.clock.unix()).await?;
+            if !admin_token.is_empty() {
+                crate::staff::bootstrap(&mut conn, &admin_token, config.clock.unix()).await?;
+            }
+            check_one_root(&mut conn, &ca).await?;
+            crate::escrow::check_at_start(
+                &mut conn,
+                &keyring,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            )
+            .await?;
         }
         let state = AppState::new(StateParts {
             db,
             ca,
-            escrow,
+            escrow: keyring,
             clock: config.clock.clone(),
             payment_keys,
             sandbox_payment_key,
             sandbox_sms: config.sandbox_sms,
             rate_limit: config.rate_limit,
             address_caps: config.address_caps,
+            trusted_proxies: config.trusted_proxies.clone(),
             data_dir: config.data_dir.clone(),
         });
         Ok(App {
@@ -66,10 +123,36 @@ impl App {
         })
     }
 
-    /// The bootstrap admin account's bearer token (also in `<data dir>/admin.token`).
+    /// The bootstrap admin account's bearer token (`admin.token` among the secrets), or
+    /// empty when there is none (a secrets directory without one).
     pub fn admin_token(&self) -> &str {
         &self.admin_token
     }
+}
+
+/// The database belongs to one CA: the first instance records its root, and an instance
+/// with another root (its own data directory, say, where it made a hierarchy of its own)
+/// refuses to serve from it.
+async fn check_one_root(conn: &mut sqlx::AnyConnection, ca: &CaMaterial) -> CaResult<()> {
+    let der = crate::pki::pem_to_der(&ca.root_pem, "CERTIFICATE")
+        .ok_or_else(|| CaError::Corrupt("root.crt is not PEM".into()))?;
+    let fingerprint = crypto::sha256_hex(&der);
+    sqlx::query(
+        "INSERT INTO settings (name, value, updated_at) VALUES ('ca_root_sha256', $1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&fingerprint)
+    .bind(time::OffsetDateTime::now_utc().unix_timestamp())
+    .execute(&mut *conn)
+    .await?;
+    let recorded = crate::escrow::setting(conn, "ca_root_sha256")
+        .await?
+        .unwrap_or_default();
+    if recorded != fingerprint {
+        return Err(CaError::Config(format!(
+            "this database belongs to the CA whose root has SHA-256 {recorded}, not {fingerprint}: serve it with that CA's secrets (--secrets-dir)"
+        )));
+    }
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> CaResult<()> {
@@ -103,8 +186,38 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| CaError::Config(format!("no local address: {e}")))?;
+        // Known to the database before the first request: an escrow rotation waits for it.
+        let instance = crate::db::new_id("in")?;
+        {
+            let mut conn = app.state.db().acquire().await?;
+            crate::instances::beat(
+                &mut conn,
+                &instance,
+                &addr.to_string(),
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+                config.heartbeat_seconds,
+                &app.state.escrow().key_ids(),
+            )
+            .await?;
+        }
+        let heartbeat = crate::instances::spawn(
+            app.state.db().clone(),
+            app.state.keyring(),
+            instance.clone(),
+            addr.to_string(),
+            config.heartbeat_seconds,
+        );
+        let stopped = {
+            let state = app.state.clone();
+            move || async move {
+                heartbeat.abort();
+                if let Err(e) = crate::instances::remove(state.db(), &instance).await {
+                    tracing::warn!(error = %e, "instance not removed from the database");
+                }
+                state.db().close().await;
+            }
+        };
         let (tx, rx) = oneshot::channel::<()>();
-        let state = app.state.clone();
         let router = app.router.clone();
         let shutdown = async {
             let _ = rx.await;
@@ -120,7 +233,7 @@ impl Server {
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "server stopped with an error");
                 }
-                state.db().close().await;
+                stopped().await;
             })
         } else {
             let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
@@ -149,7 +262,7 @@ impl Server {
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "server stopped with an error");
                 }
-                state.db().close().await;
+                stopped().await;
             })
         };
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "keyward-ca listening");

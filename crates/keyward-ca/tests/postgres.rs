@@ -319,10 +319,13 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         "{v}"
     );
 
-    // Restart on the same database: everything is still there.
+    // Restart on the same database and data directory: everything is still there.
     let data = ca.data_dir();
     let clock = ca.clock.clone();
-    drop(ca);
+    let TestCa {
+        dir: _kept, app, ..
+    } = ca;
+    drop(app);
     let mut config = keyward_ca::Config::sandbox(&data);
     config.database_url = Some(cluster.url());
     config.clock = clock;

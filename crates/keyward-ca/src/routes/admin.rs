@@ -268,15 +268,26 @@ pub async fn register_key(
             "the certificate names another organisation",
         );
     }
-    let so_enc = state
-        .escrow()
-        .seal(&format!("so_pin:{}", req.key_serial), req.so_pin.expose())?;
-    let tp_enc = state.escrow().seal(
-        &format!("transport_pin:{}", req.key_serial),
-        req.transport_pin.expose(),
-    )?;
     let now = state.now();
     let mut tx = state.db().begin().await?;
+    // Sealed in the transaction that stores them, under the key the database names current
+    // at that moment (an escrow rotation may be switching it).
+    let so_enc = state
+        .escrow()
+        .seal(
+            &mut tx,
+            &format!("so_pin:{}", req.key_serial),
+            req.so_pin.expose(),
+        )
+        .await?;
+    let tp_enc = state
+        .escrow()
+        .seal(
+            &mut tx,
+            &format!("transport_pin:{}", req.key_serial),
+            req.transport_pin.expose(),
+        )
+        .await?;
     if sqlx::query("SELECT key_serial FROM keys WHERE key_serial = $1")
         .bind(&req.key_serial)
         .fetch_optional(&mut *tx)
