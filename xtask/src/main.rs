@@ -47,6 +47,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     ("keyutils", "a kernel keyring session for the keyring tests"),
     ("postgresql", "the CA service's PostgreSQL tests"),
+    (
+        "nginx",
+        "the balancer in front of three CA instances in the CA's multi-instance tests",
+    ),
     ("jq", "reads JSON in the demo and by hand"),
     (
         "nodejs",
@@ -303,7 +307,7 @@ fn test(filters: &[String]) -> Result<()> {
     nextest
         .args(["nextest", "run", "--workspace", "--no-fail-fast"])
         .args(filters)
-        // setup installed PostgreSQL: its tests must run, never skip.
+        // setup installed PostgreSQL and nginx: their tests must run, never skip.
         .env("KEYWARD_REQUIRE_POSTGRES", "1");
     run(&mut nextest)
 }

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use tower::ServiceExt;
 
+pub mod cluster;
+
 pub const USCC: &str = "91350100M000100Y43";
 pub const USCC2: &str = "91440101MA59ABCD1D";
 pub const PHONE: &str = "13800138000";
