@@ -1116,3 +1116,61 @@ fn an_instance_without_the_new_escrow_key_holds_the_rotation_back() {
     let (so, _) = d.unlock(&d.direct(2), &keys[0]);
     assert_eq!(so, SO_PIN);
 }
+
+#[test]
+fn an_attachment_taken_in_by_one_instance_is_reviewed_and_sealed_by_another() {
+    let Some(d) = Deployment::start(&[]) else {
+        return;
+    };
+    let key = d.issue(&d.admin(), "KWM00000500", 500);
+    d.activate(&d.client(), &key);
+    let created = d
+        .direct(0)
+        .apply_seal(
+            &SealApplication {
+                seal_name: organisation(500).name,
+                seal_kind: SealKind::Contract,
+                change: false,
+            },
+            &key,
+        )
+        .unwrap();
+    let id = created.business.id.clone();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(b" stamped on instance 0");
+    let att = d
+        .direct(0)
+        .upload_attachment(
+            &id,
+            BusinessAuth::Secret(&created.secret),
+            AttachmentKind::SealScan,
+            "image/png",
+            png.clone(),
+        )
+        .unwrap();
+    d.direct(1)
+        .submit_for_review(&id, BusinessAuth::Secret(&created.secret))
+        .unwrap();
+    // The reviewer on instance 2 reads the scan and approves; the seal is made there.
+    let http = http_client(&d.root_pem, None);
+    let resp = http
+        .get(format!(
+            "https://localhost:{}/admin/v1/attachments/{}",
+            d.instances[2].port, att.sha256
+        ))
+        .bearer_auth(&d.admin_token)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.bytes().unwrap().to_vec(), png);
+    let approved = d
+        .direct(2)
+        .with_admin(Secret::new(&d.admin_token))
+        .approve(&id, &keyward_ca_api::ReviewDecision { note: "ok".into() })
+        .unwrap();
+    assert_eq!(approved.state, BusinessState::CertificateIssued);
+    let doc = d.direct(1).seal(&key).unwrap();
+    let der = keyward_pki::pem::from_base64(&doc.seal_der_base64).unwrap();
+    // The picture in the seal is the scan instance 0 took in.
+    assert!(der.windows(png.len()).any(|w| w == png.as_slice()));
+}
