@@ -128,8 +128,7 @@ impl ClientAddr {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .last()
+            .rfind(|v| !v.is_empty())
             .and_then(|v| v.parse::<IpAddr>().ok());
         ClientAddr(forwarded.unwrap_or(peer))
     }
@@ -316,4 +315,41 @@ pub async fn check_open_businesses(conn: &mut AnyConnection, uscc: &str) -> CaRe
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(peer: [u8; 4], forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr {
+        let mut ext = axum::http::Extensions::new();
+        ext.insert(ConnectInfo(Peer(SocketAddr::from((peer, 40000)))));
+        let mut headers = axum::http::HeaderMap::new();
+        for f in forwarded {
+            headers.append("x-forwarded-for", f.parse().unwrap());
+        }
+        ClientAddr::resolve(&ext, &headers, trusted).0
+    }
+
+    #[test]
+    fn the_forwarded_address_counts_only_from_a_trusted_balancer_and_only_its_own_entry() {
+        let lb = IpAddr::from([127, 0, 0, 2]);
+        // Not the balancer: whatever the header says, the peer is the client.
+        assert_eq!(
+            from([127, 0, 0, 9], &["198.51.100.7"], &[lb]),
+            IpAddr::from([127, 0, 0, 9])
+        );
+        // The balancer: the entry it added last, not what the client put before it.
+        assert_eq!(
+            from([127, 0, 0, 2], &["198.51.100.7, 203.0.113.5"], &[lb]),
+            IpAddr::from([203, 0, 113, 5])
+        );
+        assert_eq!(
+            from([127, 0, 0, 2], &["198.51.100.7", "203.0.113.6"], &[lb]),
+            IpAddr::from([203, 0, 113, 6])
+        );
+        // Nothing usable: the balancer itself.
+        assert_eq!(from([127, 0, 0, 2], &["nonsense"], &[lb]), lb);
+        assert_eq!(from([127, 0, 0, 2], &[], &[lb]), lb);
+    }
 }
