@@ -302,6 +302,7 @@ pub async fn spend(
 
 /// Refuses a new business when the organisation already has too many open.
 pub async fn check_open_businesses(conn: &mut AnyConnection, uscc: &str) -> CaResult<()> {
+    crate::db::lock(&mut *conn, &format!("organisation:{uscc}")).await?;
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM businesses WHERE uscc = $1 AND state NOT IN ('completed', 'rejected', 'cancelled')",
     )

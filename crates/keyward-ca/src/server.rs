@@ -187,13 +187,19 @@ impl Server {
             .local_addr()
             .map_err(|e| CaError::Config(format!("no local address: {e}")))?;
         // Known to the database before the first request: an escrow rotation waits for it.
+        // Named by its machine and address, for the people reading about it.
         let instance = crate::db::new_id("in")?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let named = match host.trim() {
+            "" => addr.to_string(),
+            host => format!("{host}/{addr}"),
+        };
         {
             let mut conn = app.state.db().acquire().await?;
             crate::instances::beat(
                 &mut conn,
                 &instance,
-                &addr.to_string(),
+                &named,
                 time::OffsetDateTime::now_utc().unix_timestamp(),
                 config.heartbeat_seconds,
                 &app.state.escrow().key_ids(),
@@ -204,7 +210,7 @@ impl Server {
             app.state.db().clone(),
             app.state.keyring(),
             instance.clone(),
-            addr.to_string(),
+            named,
             config.heartbeat_seconds,
         );
         let stopped = {

@@ -93,6 +93,8 @@ pub async fn upload(
     let sha = crate::crypto::sha256_hex(&body);
     let now = state.now();
     let mut tx = state.db().begin().await?;
+    // Uploads to one business racing on several instances are counted one at a time.
+    crate::db::lock(&mut tx, &format!("attachments:{id}")).await?;
     let b = store::load_business(&mut tx, &id).await?;
     if !matches!(
         b.business.state,
