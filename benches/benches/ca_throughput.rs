@@ -12,6 +12,10 @@
 //!
 //! Each operation is one latency sample; ops per second is operations over the phase's wall
 //! time. The server's runtime has two worker threads; the clients share the same two cores.
+//!
+//! Then the same on three instances of the service on one PostgreSQL database (`postgresql3`),
+//! sharing one secrets directory made by the offline root, in the same runtime (so on the
+//! same two cores): each operation goes to the next instance in turn.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -133,21 +137,64 @@ fn phase<T: Sync>(
     )
 }
 
-fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> Result<()> {
+fn run(
+    db: &str,
+    database_url: Option<String>,
+    instances: usize,
+    keys: usize,
+    clients: usize,
+) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    // Sandbox payments and SMS, loopback limits: the benchmark is one client address.
-    let mut config = Config::sandbox(dir.path().join("ca"));
-    config.database_url = database_url;
-    let server = runtime.block_on(Server::start(config))?;
-    let client = CaClient::new(&ClientConfig::new(
-        server.base_url(),
-        Some(server.root_pem().to_owned()),
-    ))?;
-    let admin = client.clone().with_admin(Secret::new(server.admin_token()));
+    // Several instances share a secrets directory certified by an offline root.
+    let secrets = dir.path().join("secrets");
+    if instances > 1 {
+        let now = time::OffsetDateTime::now_utc();
+        let root = dir.path().join("root");
+        keyward_ca::offline::init_root(&root, 30, now)?;
+        keyward_ca::offline::issue_issuing_ca(&root, &secrets, 20, false, now)?;
+        keyward_ca::offline::init_secrets(
+            &secrets,
+            keyward_ca::offline::SecretsInit {
+                admin_token: true,
+                sandbox_payments: true,
+            },
+        )?;
+    }
+    let clock = keyward_ca::Clock::system();
+    let mut servers = Vec::new();
+    for n in 0..instances.max(1) {
+        // Sandbox payments and SMS, loopback limits: the benchmark is one client address.
+        let mut config = Config::sandbox(dir.path().join(format!("ca{n}")));
+        config.database_url = database_url.clone();
+        config.clock = clock.clone();
+        if instances > 1 {
+            config.secrets_dir = Some(secrets.clone());
+        }
+        servers.push(runtime.block_on(Server::start(config))?);
+    }
+    let server = &servers[0];
+    let every: Vec<CaClient> = servers
+        .iter()
+        .map(|s| {
+            CaClient::new(&ClientConfig::new(
+                s.base_url(),
+                Some(s.root_pem().to_owned()),
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    let admins: Vec<CaClient> = every
+        .iter()
+        .map(|c| c.clone().with_admin(Secret::new(server.admin_token())))
+        .collect();
+    // Each operation on the next instance.
+    let turn = AtomicUsize::new(0);
+    let next = || turn.fetch_add(1, Ordering::Relaxed) % every.len();
+    let client = &every[0];
+    let admin = &admins[0];
     let handler = Handler {
         name: "张经办".into(),
         id_number: "11010519491231002X".into(),
@@ -163,6 +210,7 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         orders.push((SoftKey { serial, key }, csr_pem, organisation(n + 1)?));
     }
     phase("issue", db, &orders, clients, |(k, csr_pem, org)| {
+        let admin = &admins[next()];
         let issued = admin.certify(&CertifyRequest {
             organisation: org.clone(),
             csr_pem: csr_pem.clone(),
@@ -215,6 +263,7 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         })
         .collect::<Result<_>>()?;
     phase("activate", db, &activations, clients, |(k, code)| {
+        let client = &every[next()];
         let ticket = tickets.get(&k.serial).context("no ticket")?;
         client.redeem_activation_code(&k.serial, code, ticket)?;
         client.confirm_activation(*k)?;
@@ -243,6 +292,7 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         &renewals,
         clients,
         |(old, new, new_csr, org)| {
+            let client = &every[next()];
             let created = client.apply_renewal(
                 &RenewalApplication {
                     years: 1,
@@ -269,15 +319,18 @@ fn run(db: &str, database_url: Option<String>, keys: usize, clients: usize) -> R
         .flat_map(|(_, new, _, _)| std::iter::repeat_n(new, 4))
         .collect();
     phase("progress", db, &queries, clients, |key| {
+        let client = &every[next()];
         let list = client.businesses(*key)?;
         if list.businesses.is_empty() {
             bail!("no business for {}", key.serial);
         }
         Ok(())
     })?;
-    drop(admin);
-    drop(client);
-    runtime.block_on(server.shutdown());
+    drop(admins);
+    drop(every);
+    for s in servers {
+        runtime.block_on(s.shutdown());
+    }
     Ok(())
 }
 
@@ -390,10 +443,15 @@ impl Drop for Cluster {
 fn main() -> Result<()> {
     let keys = env_usize("KEYWARD_BENCH_CA_KEYS", 1000);
     let clients = env_usize("KEYWARD_BENCH_CA_CLIENTS", 8);
-    run("sqlite", None, keys, clients)?;
+    run("sqlite", None, 1, keys, clients)?;
     match Cluster::start()? {
-        Some(cluster) => run("postgresql", Some(cluster.url()), keys, clients)?,
+        Some(cluster) => run("postgresql", Some(cluster.url()), 1, keys, clients)?,
         None => eprintln!("PostgreSQL server binaries not found: PostgreSQL figures skipped"),
+    }
+    // A fresh database for the three instances, so their figures start from empty too.
+    match Cluster::start()? {
+        Some(cluster) => run("postgresql3", Some(cluster.url()), 3, keys, clients)?,
+        None => eprintln!("PostgreSQL server binaries not found: three-instance figures skipped"),
     }
     Ok(())
 }

@@ -1033,7 +1033,7 @@ fn the_escrow_is_rotated_while_journeys_run_and_no_pin_is_ever_unreadable() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        during >= 3,
+        during >= 2,
         "only {during} journeys ran during the rotation"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
