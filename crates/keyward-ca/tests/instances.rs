@@ -1174,3 +1174,72 @@ fn an_attachment_taken_in_by_one_instance_is_reviewed_and_sealed_by_another() {
     // The picture in the seal is the scan instance 0 took in.
     assert!(der.windows(png.len()).any(|w| w == png.as_slice()));
 }
+
+#[test]
+fn instances_starting_together_on_an_empty_database_all_come_up() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (root, secrets) = (dir.path().join("root"), dir.path().join("secrets"));
+    run_ok(&["root", "--root-dir", p(&root), "init"]);
+    run_ok(&[
+        "root",
+        "--root-dir",
+        p(&root),
+        "issue",
+        "--secrets-dir",
+        p(&secrets),
+    ]);
+    run_ok(&[
+        "secrets",
+        "init",
+        "--secrets-dir",
+        p(&secrets),
+        "--admin-token",
+    ]);
+    // Four at the same moment: they migrate one at a time and make the admin account once.
+    let barrier = Barrier::new(4);
+    let started: Vec<Result<Child, String>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|n| {
+                let (barrier, secrets, url) = (&barrier, &secrets, cluster.url());
+                let data = dir.path().join(format!("data{n}"));
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut child = Command::new(bin())
+                        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+                        .args(["--data-dir", p(&data), "--secrets-dir", p(secrets)])
+                        .args(["--database-url", &url])
+                        .env("RUST_LOG", "warn")
+                        .env("RUST_BACKTRACE", "0")
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    let stdout = child.stdout.take().unwrap();
+                    let mut lines = std::io::BufReader::new(stdout).lines();
+                    match lines.next() {
+                        Some(Ok(l)) if l.contains("listening") => Ok(child),
+                        _ => Err(String::from_utf8_lossy(
+                            &child.wait_with_output().unwrap().stderr,
+                        )
+                        .into_owned()),
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut failed = Vec::new();
+    for s in started {
+        match s {
+            Ok(mut c) => {
+                c.kill().unwrap();
+                c.wait().unwrap();
+            }
+            Err(e) => failed.push(e),
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+}
