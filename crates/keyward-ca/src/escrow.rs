@@ -8,7 +8,8 @@
 //!
 //! Rotation (`keyward-ca rotate-escrow`), online, with no moment at which a live instance
 //! meets a record it cannot open:
-//! 1. a new key file is made (or the one a stopped rotation made is taken up again);
+//! 1. a new key file is made (or the one a stopped rotation made is taken up again, or,
+//!    when one stopped after its switch, the move to the current key is finished);
 //! 2. it waits until every live instance reports holding that key (a new key file reaches
 //!    another machine's secrets directory by whatever copies secrets there);
 //! 3. the new key becomes current: from then on records are sealed under it;
@@ -346,11 +347,22 @@ pub async fn rotate(
     let current = current_key(&mut conn)
         .await?
         .ok_or_else(|| CaError::Config("no current escrow key is recorded".into()))?;
-    // 1. The new key: the one a stopped rotation made, or a new file.
+    // 1. The new key: the one a stopped rotation made; the current one when a rotation
+    // stopped after the switch left records under older keys; or a new file.
+    let unfinished = key_ids_in_use(&mut conn)
+        .await?
+        .iter()
+        .any(|id| !id.is_empty() && *id != current);
     let next = match setting(&mut conn, NEXT_KEY).await? {
         Some(id) if keyring.key_ids().contains(&id) && id != current => {
             say(&format!("taking up the rotation to escrow key {id}"));
             id
+        }
+        _ if unfinished => {
+            say(&format!(
+                "finishing the move of every record to the current escrow key {current}"
+            ));
+            current.clone()
         }
         _ => {
             let mut key = Zeroizing::new([0u8; 32]);
