@@ -7,6 +7,7 @@
 //! - `tokens`: C_GetSlotList(present) and one C_GetTokenInfo per slot.
 //! - `session`: C_OpenSession and C_CloseSession.
 //! - `login`: C_Login(user) and C_Logout.
+//! - `open-login`: C_OpenSession, C_Login(user), C_Logout and C_CloseSession.
 //! - `sign`: find the private key by CKA_ID, then C_Sign (CKM_SHA256_RSA_PKCS for RSA;
 //!   SHA-256 in software and CKM_ECDSA for P-256, as Keyward does on SoftHSM).
 //! - `sign-held`: C_Sign on a key handle found beforehand (Keyward's `TokenSigner`).
@@ -140,6 +141,22 @@ pub fn run(c: &mut Criterion, name: &str, module_path: &Path) -> Result<()> {
                     "session",
                     bare.ctx.open_rw_session(token.slot),
                 )))
+            },
+        )?;
+
+        // A workflow step: open a session and log in on it at once. The guard takes its
+        // flags from the answer the opening's identity check read.
+        pair(
+            &mut g,
+            name,
+            &format!("open-login/{key}"),
+            &mut || {
+                let s = must("session", module.session(&token));
+                must("login", keyward_login(&s, &pin));
+            },
+            &mut || {
+                let s = must("session", bare.ctx.open_rw_session(token.slot));
+                must("login", bare_login(&s));
             },
         )?;
 

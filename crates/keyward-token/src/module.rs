@@ -54,6 +54,10 @@ pub struct Module {
     login_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Keys whose user PIN this process set with C_InitPIN since their last user login.
     pin_reset: Mutex<HashSet<String>>,
+    /// Per key, a count that moves before and after every PIN this process presents to it
+    /// (and every C_InitPIN): token info read at one count describes the PIN flags for as long
+    /// as the count has not moved, as far as this process is concerned.
+    pin_epochs: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -122,6 +126,7 @@ impl Module {
             info,
             login_locks: Mutex::new(HashMap::new()),
             pin_reset: Mutex::new(HashSet::new()),
+            pin_epochs: Mutex::new(HashMap::new()),
         });
         reg.insert(key, Arc::downgrade(&module));
         Ok(module)
@@ -241,10 +246,37 @@ impl Module {
     }
 
     /// Opens a read-write session on a key.
+    ///
+    /// The identity check's token info is handed to the session: the login guard of a login
+    /// made moments later on it reads its flags from that answer instead of asking the key
+    /// again (see [`TokenSession::login`]).
     pub fn session(self: &Arc<Self>, token: &TokenRef) -> Result<TokenSession> {
-        self.token_info(token)?;
+        // The count first, then the answer: a PIN presented in between moves the count, so
+        // an answer older than a presentation is never taken for a newer one.
+        let epoch = self.pin_epoch(&token.serial);
+        let info = self.token_info(token)?;
         let session = self.ctx.open_rw_session(token.slot)?;
-        Ok(TokenSession::new(Arc::clone(self), token.clone(), session))
+        Ok(TokenSession::new(
+            Arc::clone(self),
+            token.clone(),
+            session,
+            Some((std::time::Instant::now(), epoch, info)),
+        ))
+    }
+
+    /// The count of PIN events of key `serial` in this process.
+    pub(crate) fn pin_epoch(&self, serial: &str) -> u64 {
+        lock_mutex(&self.pin_epochs)
+            .get(serial)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Moves the count: a PIN is about to be, or has just been, presented to `serial`.
+    pub(crate) fn bump_pin_epoch(&self, serial: &str) {
+        let mut epochs = lock_mutex(&self.pin_epochs);
+        let e = epochs.entry(serial.to_owned()).or_insert(0);
+        *e = e.wrapping_add(1);
     }
 
     /// Waits for a slot event where the module can (blocking); `None` when it cannot.
@@ -261,6 +293,7 @@ impl Module {
     /// Records that this process has just set the user PIN of key `serial` (C_InitPIN):
     /// a lock flag read before the next user login may lag it (kryoptic's does).
     pub(crate) fn mark_pin_reset(&self, serial: &str, reset: bool) {
+        self.bump_pin_epoch(serial);
         let mut set = lock_mutex(&self.pin_reset);
         if reset {
             set.insert(serial.to_owned());

@@ -1,12 +1,15 @@
 //! A session on one key: the login guard, PIN changes, objects, keys and signatures.
 //!
 //! The login guard is the heart of the PIN promises. Before every login or PIN change it
-//! reads the token's flags; a locked PIN is refused without a call that could spend a try;
+//! reads the token's flags (a login moments after its session was opened, with no PIN
+//! presented to the key by this process in between, takes them from the answer the
+//! opening's identity check read: one C_GetTokenInfo per workflow step); a locked PIN is refused without a call that could spend a try;
 //! at the final try it needs the caller's explicit confirmation; it never retries by itself;
 //! and logins to one key are serialised, so two windows cannot race each other into a lock.
 
 use std::cell::OnceCell;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -14,6 +17,7 @@ use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::{Session, UserType};
+use cryptoki::slot::TokenInfo;
 use cryptoki::types::AuthPin;
 use keyward_pki::cert::CertNames;
 use keyward_pki::csr::{SHA256_DIGEST_INFO_PREFIX, ecdsa_raw_to_der};
@@ -94,7 +98,16 @@ pub struct TokenSession {
     sha256_rsa: OnceCell<bool>,
     /// What each private key (by handle) signs with, read once per session.
     schemes: std::cell::RefCell<std::collections::HashMap<u64, SignatureScheme>>,
+    /// The token info the session was opened with: when it was read, and the key's PIN
+    /// count then. The first login guard takes it if it is still fresh.
+    opened_with: std::cell::RefCell<Option<(Instant, u64, TokenInfo)>>,
 }
+
+/// How long the token info read when a session is opened serves its first login guard. A
+/// login follows the opening within microseconds in every workflow step; anything later
+/// asks the key again. PINs presented by this process in between are seen through the
+/// key's PIN count and always force a new read.
+const OPENED_INFO_FRESH: Duration = Duration::from_millis(200);
 
 impl std::fmt::Debug for TokenSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,14 +142,34 @@ fn bytes_attr(attrs: &[Attribute], t: AttributeType) -> Option<Vec<u8>> {
 }
 
 impl TokenSession {
-    pub(crate) fn new(module: Arc<Module>, token: TokenRef, session: Session) -> Self {
+    pub(crate) fn new(
+        module: Arc<Module>,
+        token: TokenRef,
+        session: Session,
+        opened_with: Option<(Instant, u64, TokenInfo)>,
+    ) -> Self {
         TokenSession {
             module,
             token,
             session,
             sha256_rsa: OnceCell::new(),
             schemes: Default::default(),
+            opened_with: std::cell::RefCell::new(opened_with),
         }
+    }
+
+    /// The token info for a login guard: the one the session was opened with when it is
+    /// fresh and no PIN of this key was presented since (used once), else a new read, which
+    /// also checks the slot still holds the same key.
+    fn guard_info(&self) -> Result<TokenInfo> {
+        let opened = self.opened_with.borrow_mut().take();
+        if let Some((read_at, epoch, info)) = opened
+            && read_at.elapsed() <= OPENED_INFO_FRESH
+            && epoch == self.module.pin_epoch(&self.token.serial)
+        {
+            return Ok(info);
+        }
+        self.module.token_info(&self.token)
     }
 
     /// The key this session is on.
@@ -164,7 +197,7 @@ impl TokenSession {
 
     fn guard(&self, role: PinRole, confirm: FinalTry) -> Result<()> {
         // The flags decide; the exact count (a vendor call) is not needed here.
-        let status = PinStatus::from_info(&self.module.token_info(&self.token)?, None);
+        let status = PinStatus::from_info(&self.guard_info()?, None);
         let state = match role {
             PinRole::User => status.user,
             PinRole::So => status.so,
@@ -182,11 +215,15 @@ impl TokenSession {
                 Err(TokenError::FinalTryUnconfirmed { role })
             }
             _ => Ok(()),
-        }
+        }?;
+        // A PIN is about to be presented: token info read before now no longer counts.
+        self.module.bump_pin_epoch(&self.token.serial);
+        Ok(())
     }
 
     /// Maps the outcome of a call that presented a PIN.
     fn pin_outcome(&self, role: PinRole, r: std::result::Result<(), CkError>) -> Result<()> {
+        self.module.bump_pin_epoch(&self.token.serial);
         match r {
             Ok(()) => Ok(()),
             Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {

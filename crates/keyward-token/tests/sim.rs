@@ -340,3 +340,73 @@ fn a_prehashed_digest_is_signed_as_openssl_expects_for_each_hash() {
         }
     }
 }
+
+/// The login guard of a session may take its flags from the answer read when the session
+/// was opened. PINs presented by another session of this process in between must still be
+/// seen: nine wrong PINs leave the final try, and the guard refuses to spend it unasked.
+#[test]
+fn a_guard_sees_pins_presented_since_its_session_was_opened() {
+    let (set, module, manifest) =
+        FixtureSet::build(&[KeyState::IssuedEc], &common::sim_module()).unwrap();
+    let token = module.find(None).unwrap();
+    let opened_first = module.session(&token).unwrap();
+    let other = module.session(&token).unwrap();
+    for _ in 0..9 {
+        other
+            .login(&pin("Wrong#00000"), FinalTry::Refuse)
+            .unwrap_err();
+    }
+    let e = opened_first
+        .login(&pin(USER_PIN), FinalTry::Refuse)
+        .unwrap_err();
+    assert!(matches!(e, TokenError::FinalTryUnconfirmed { .. }), "{e}");
+    assert_eq!(
+        control::tries(set.sim_state(), &manifest.tokens[0].serial)
+            .unwrap()
+            .user_left,
+        1,
+        "the final try was not spent"
+    );
+}
+
+/// Another program on the machine (pkcs11-tool, over the same simulated key) spends tries
+/// after a session was opened and before its login: once the opening's answer is no longer
+/// fresh, the guard asks the key again and refuses the final try.
+#[test]
+fn a_guard_asks_the_key_again_once_the_opening_answer_is_old() {
+    let (set, module, manifest) =
+        FixtureSet::build(&[KeyState::IssuedEc], &common::sim_module()).unwrap();
+    let token = module.find(None).unwrap();
+    let s = module.session(&token).unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..9 {
+        let out = std::process::Command::new("pkcs11-tool")
+            .envs(set.env())
+            .arg("--module")
+            .arg(common::sim_module())
+            .args([
+                "--token-label",
+                &manifest.tokens[0].label,
+                "--login",
+                "--pin",
+            ])
+            .arg("Wrong#00000")
+            .arg("--list-objects")
+            .output()
+            .expect("pkcs11-tool runs");
+        assert!(!out.status.success(), "a wrong PIN was refused");
+    }
+    assert_eq!(
+        control::tries(set.sim_state(), &manifest.tokens[0].serial)
+            .unwrap()
+            .user_left,
+        1,
+        "pkcs11-tool spent nine tries"
+    );
+    // The opening's answer serves for 200 ms at most.
+    if let Some(left) = std::time::Duration::from_millis(250).checked_sub(started.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let e = s.login(&pin(USER_PIN), FinalTry::Refuse).unwrap_err();
+    assert!(matches!(e, TokenError::FinalTryUnconfirmed { .. }), "{e}");
+}
