@@ -6,6 +6,8 @@
 //! - `test`: formatting, lints, every test of the workspace, and the desktop app end to end.
 //! - `e2e [--docs]`: the desktop app under Xvfb, driven through WebDriver over simulated keys.
 //! - `fixtures DIR`: a fixture folder of simulated keys, for trying things by hand.
+//! - `package [--debug] [--install-test]`: the operator's `.deb` and the CA's `.deb`
+//!   (`package.rs`), and with `--install-test` the install tests `test` runs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,6 +20,7 @@ mod fuzz;
 mod journey;
 mod layers;
 mod leaks;
+mod package;
 mod ui;
 
 /// Debian packages and why each is needed.
@@ -98,6 +101,19 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "python3-pip",
         "installs the Python checkers below when they are missing",
     ),
+    (
+        "x11-utils",
+        "xwininfo: the package test sees the installed app's window map",
+    ),
+    ("curl", "the package test asks the installed CA's /healthz"),
+    (
+        "desktop-file-utils",
+        "desktop-file-validate checks the package's desktop entries",
+    ),
+    (
+        "adduser",
+        "the CA package makes its system user when installed",
+    ),
 ];
 
 /// Python packages (PyPI), the module each is imported as, and why each is needed.
@@ -128,6 +144,13 @@ fn main() -> ExitCode {
         Some("e2e") => setup().and_then(|()| ui::e2e(&args[1..])),
         Some("bench") => setup().and_then(|()| bench::bench(&args[1..])),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("package") => setup().and_then(|()| {
+            let p = package::package(args[1..].iter().any(|a| a == "--debug"))?;
+            if args[1..].iter().any(|a| a == "--install-test") {
+                package::install_tests(&p)?;
+            }
+            Ok(())
+        }),
         Some("fuzz-api") => setup().and_then(|()| {
             run(cargo().args(["build", "-p", "keyward-ca"]))?;
             apifuzz::run_api_fuzz(100)
@@ -138,7 +161,7 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | demo | test [nextest filters…] | e2e [--docs] | bench [--quick] | fuzz [--seconds N] | fuzz-api | fixtures DIR>"
+                "usage: cargo xtask <setup | demo | test [nextest filters…] | e2e [--docs] | bench [--quick] | fuzz [--seconds N] | fuzz-api | fixtures DIR | package [--debug] [--install-test]>"
             );
             return ExitCode::from(2);
         }
@@ -280,6 +303,8 @@ fn target_dir() -> PathBuf {
 /// Formatting, lints, every crate built (the PKCS#11 modules too), every test.
 fn test(filters: &[String]) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // One version for the workspace, the UI and the packages.
+    package::check_versions()?;
     // The front ends reach the key and the CA through keyward-flows only.
     layers::check()?;
     // keyward-desktop embeds ui/dist at compile time: the UI is built before any cargo build.
@@ -301,6 +326,9 @@ fn test(filters: &[String]) -> Result<()> {
         fuzz::fuzz(&["--seconds".to_owned(), "10".to_owned()])?;
         // The desktop app end to end (under a minute).
         ui::e2e(&[])?;
+        // Both packages from the debug build just made, installed, used and removed.
+        let packages = package::package(true)?;
+        package::install_tests(&packages)?;
     }
     // Last, so its summary closes the run.
     let mut nextest = cargo();

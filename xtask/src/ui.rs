@@ -163,10 +163,10 @@ pub fn open_desktop(keys: &Path, ca: Option<(&str, &Path)>) -> Result<()> {
 
 /// A child process, leading its own process group, stopped with everything it started
 /// (tauri-driver starts WebKitWebDriver, which starts the app) when dropped.
-struct Guard(Child, &'static str);
+pub(crate) struct Guard(Child, &'static str);
 
 impl Guard {
-    fn spawn(cmd: &mut Command, name: &'static str) -> Result<Guard> {
+    pub(crate) fn spawn(cmd: &mut Command, name: &'static str) -> Result<Guard> {
         use std::os::unix::process::CommandExt;
         let child = cmd
             .process_group(0)
@@ -207,13 +207,13 @@ fn tauri_driver() -> Result<PathBuf> {
 
 /// A TCP port nothing listens on now, so runs by several engineers on one machine do not
 /// collide.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// An X display number no server holds.
-fn free_display() -> String {
+pub(crate) fn free_display() -> String {
     let n = (87..200)
         .find(|n| {
             !Path::new(&format!("/tmp/.X{n}-lock")).exists()
@@ -224,7 +224,7 @@ fn free_display() -> String {
 }
 
 /// Polls `ready` until it holds, or fails saying what never became ready.
-fn wait_until(what: &str, within: Duration, ready: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_until(what: &str, within: Duration, ready: impl Fn() -> bool) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < within {
         if ready() {

@@ -22,9 +22,12 @@ const EXIT_CODES: &str = "Exit codes: 0 done · 1 failure · 2 usage · 3 no key
 7 new PIN breaks the policy (nothing sent to the key) · 8 key removed · 9 PKCS#11 module missing or broken · \
 10 CA service unreachable or refused · 11 not at this step yet (renewal not open, not paid, under review)";
 
+/// The version and the commit it was built from, one version for the whole workspace.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYWARD_COMMIT"), ")");
+
 /// Keyward: your organisation certificate on its USB key.
 #[derive(Debug, Parser)]
-#[command(name = "keyward", version, about, after_help = EXIT_CODES)]
+#[command(name = "keyward", version = VERSION, about, after_help = EXIT_CODES)]
 struct Cli {
     /// The PKCS#11 module to use, bypassing driver discovery.
     #[arg(long, global = true, env = MODULE_ENV, value_name = "PATH")]
