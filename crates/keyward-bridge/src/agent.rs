@@ -91,6 +91,34 @@ pub enum Answer {
     Cancel,
     /// The deadline passed.
     TimedOut,
+    /// The key was pulled out while the operator was being asked: the operation ends, and
+    /// nothing is replayed when it comes back.
+    KeyRemoved,
+}
+
+/// How a private-key operation the operator confirmed ended, for the host to tell the
+/// operator in its own window (the page gets the same as an error code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done: the page has its token or signature.
+    Done,
+    /// Wrong PIN; the key's PIN state read right after (tries left, final try, locked).
+    PinIncorrect {
+        /// The PIN state now.
+        pin: PinStatus,
+    },
+    /// The PIN is locked: the operator unlocks it in Keyward (忘记密码).
+    PinLocked,
+    /// One try was left and the operator did not confirm spending it.
+    FinalTryUnconfirmed,
+    /// The key was pulled out during the operation.
+    KeyRemoved,
+    /// Something else failed; the error code the page receives.
+    Failed {
+        /// The stable code (`TOKEN_ERROR`, `KEY_NOT_FOUND`, …).
+        code: String,
+    },
 }
 
 /// The host's side of the bridge. Each method blocks until the operator answers or
@@ -105,4 +133,24 @@ pub trait Agent: Send + Sync {
     /// The page asks to bring a screen of Keyward forward. `Err` with a sentence when this
     /// host cannot (it has no window) or the operator declined.
     fn open(&self, origin: &Origin, screen: Screen, key: Option<&KeyShown>) -> Result<(), String>;
+
+    /// The operation `origin` had confirmed with [`Agent::confirm`] has ended on the key. Called
+    /// once per confirmed operation, whether or not the page is still connected. The origin
+    /// names it: an origin has one operation at a time.
+    fn finished(&self, origin: &Origin, outcome: &Outcome) {
+        let _ = (origin, outcome);
+    }
+
+    /// The question put to the operator for `origin` (consent, confirmation or opening a
+    /// screen) is no longer awaited: the page closed its connection before the answer. The
+    /// host takes the question down; its answer, if any, is dropped.
+    fn withdrawn(&self, origin: &Origin) {
+        let _ = origin;
+    }
+
+    /// A private-key operation of `origin` was refused before anyone was asked, because the
+    /// key's PIN is locked. A host with a window tells the operator and offers 忘记密码.
+    fn locked(&self, origin: &Origin, key: &KeyShown) {
+        let _ = (origin, key);
+    }
 }

@@ -53,8 +53,8 @@ pub enum Standing {
     Ask,
 }
 
-/// The grants of one user.
-#[derive(Debug)]
+/// The grants of one user. `Grants::default()` keeps nothing and grants nothing.
+#[derive(Debug, Default)]
 pub struct Grants {
     file: Option<PathBuf>,
     managed: BTreeSet<Origin>,

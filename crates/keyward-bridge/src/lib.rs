@@ -15,9 +15,9 @@ pub mod origin;
 pub mod protocol;
 pub mod server;
 
-pub use agent::{Action, Agent, Answer, Confirmation, Consent, KeyShown};
+pub use agent::{Action, Agent, Answer, Confirmation, Consent, KeyShown, Outcome};
 pub use origin::{Origin, parse_origin};
-pub use server::{Config, DEFAULT_PORT, Running, start};
+pub use server::{Config, DEFAULT_PORT, Running, probe, start, start_with_grants};
 
 /// What starting or running the bridge can fail with.
 #[derive(Debug, thiserror::Error)]

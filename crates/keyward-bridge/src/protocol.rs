@@ -429,12 +429,17 @@ fn check_nonce(nonce: &str) -> Result<(), RpcError> {
     Ok(())
 }
 
-fn serial(s: String) -> Result<String, RpcError> {
-    let ok = !s.is_empty()
+/// Whether `s` can be a key serial: 1 to [`MAX_SERIAL_LEN`] ASCII letters, digits, `-`,
+/// `_`, `.` or `:`. The one rule for a serial a page (or a `keyward://` link) names.
+pub fn is_key_serial(s: &str) -> bool {
+    !s.is_empty()
         && s.len() <= MAX_SERIAL_LEN
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn serial(s: String) -> Result<String, RpcError> {
+    if is_key_serial(&s) {
         Ok(s)
     } else {
         Err(RpcError::invalid(format!(

@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::BridgeError;
-use crate::agent::{Action, Agent, Answer, Confirmation, Consent, KeyShown};
+use crate::agent::{Action, Agent, Answer, Confirmation, Consent, KeyShown, Outcome};
 use crate::audit::{Audit, Entry};
 use crate::consent::{Grants, Standing};
 use crate::origin::{Origin, check_host, parse_origin};
@@ -84,7 +84,7 @@ struct Shared {
     port: u16,
     keys: WebKeys,
     agent: Arc<dyn Agent + Send + Sync>,
-    grants: Mutex<Grants>,
+    grants: Arc<Mutex<Grants>>,
     audit: Audit,
     /// Open connections by origin.
     per_origin: Mutex<HashMap<Origin, usize>>,
@@ -147,6 +147,19 @@ pub async fn start(
     grants: Grants,
     audit: Audit,
 ) -> Result<Running, BridgeError> {
+    start_with_grants(config, keys, agent, Arc::new(Mutex::new(grants)), audit).await
+}
+
+/// [`start`] with grants the host shares: a host that lists and revokes grants while the
+/// bridge runs (设置) holds the same [`Grants`], so a revocation counts at the next request
+/// and a grant's last use is never written back over it.
+pub async fn start_with_grants(
+    config: Config,
+    keys: WebKeys,
+    agent: Arc<dyn Agent + Send + Sync>,
+    grants: Arc<Mutex<Grants>>,
+    audit: Audit,
+) -> Result<Running, BridgeError> {
     if !config.listen.ip().is_loopback() {
         return Err(BridgeError::NotLoopback(config.listen));
     }
@@ -166,7 +179,7 @@ pub async fn start(
         config,
         keys,
         agent,
-        grants: Mutex::new(grants),
+        grants,
         audit,
         per_origin: Mutex::new(HashMap::new()),
         pending: Mutex::new(HashSet::new()),
@@ -207,6 +220,38 @@ pub async fn start(
         stop: Some(stop),
         task: Some(task),
     })
+}
+
+/// The origin a probe presents: a reserved name (RFC 2606) that no site can have.
+const PROBE_ORIGIN: &str = "https://keyward-probe.invalid";
+
+/// Who answers on `addr` when the bridge cannot listen there: `Some(version)` when it is a
+/// Keyward bridge (another copy of Keyward, or `keyward bridge serve`), `None` when it is
+/// another program or nothing answers within two seconds. Asks `keyward.version` only, which
+/// needs no grant.
+pub async fn probe(addr: SocketAddr) -> Option<String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let ask = async {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        let mut req = format!("ws://{addr}/").into_client_request().ok()?;
+        req.headers_mut()
+            .insert("origin", PROBE_ORIGIN.parse().ok()?);
+        let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.ok()?;
+        let ask = json!({"jsonrpc": "2.0", "id": 1, "method": "keyward.version"});
+        ws.send(Message::text(ask.to_string())).await.ok()?;
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Text(text) = msg {
+                let v: Value = serde_json::from_str(text.as_str()).ok()?;
+                let _ = ws.close(None).await;
+                return v["result"]["version"].as_str().map(str::to_owned);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(2), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Holds one of an origin's connections; gives it back when dropped.
@@ -387,6 +432,38 @@ async fn connection(shared: &Arc<Shared>, stream: TcpStream) {
     drop(slot);
 }
 
+/// A question put to the operator for an origin. Dropped before it was settled (the page's
+/// connection closed, so its request was abandoned), it tells the agent the question is
+/// withdrawn.
+struct Asking<'a> {
+    shared: &'a Shared,
+    origin: &'a Origin,
+    settled: bool,
+}
+
+impl<'a> Asking<'a> {
+    fn new(shared: &'a Shared, origin: &'a Origin) -> Self {
+        Asking {
+            shared,
+            origin,
+            settled: false,
+        }
+    }
+
+    /// Answered, or timed out: nothing to withdraw.
+    fn settle(&mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.shared.agent.withdrawn(self.origin);
+        }
+    }
+}
+
 /// Holds an origin's one pending operation; released when dropped.
 struct Pending<'a> {
     shared: &'a Shared,
@@ -507,17 +584,15 @@ async fn dispatch(
                 Purpose::Bind => Action::Bind,
             };
             let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
-            let (keys, origin, app) = (
-                shared.keys.clone(),
+            let (o, app) = (
                 origin.as_str().to_owned(),
                 shared.config.app_version.clone(),
             );
             let serial = cert.serial.clone();
-            let token = blocking(move || {
-                keys.authenticate(&serial, &pin, final_try, &origin, &nonce, &app)
+            let token = operate(shared, origin, move |keys| {
+                keys.authenticate(&serial, &pin, final_try, &o, &nonce, &app)
             })
-            .await?
-            .map_err(flow_error)?;
+            .await?;
             serde_json::to_value(token)
                 .map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))
         }
@@ -532,12 +607,11 @@ async fn dispatch(
                 digest_hex: hex(&hash),
             };
             let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
-            let keys = shared.keys.clone();
             let serial = cert.serial.clone();
-            let signed =
-                blocking(move || keys.sign_digest(&serial, &pin, final_try, hash_function, &hash))
-                    .await?
-                    .map_err(flow_error)?;
+            let signed = operate(shared, origin, move |keys| {
+                keys.sign_digest(&serial, &pin, final_try, hash_function, &hash)
+            })
+            .await?;
             Ok(json!({
                 "signature": STANDARD.encode(&signed.signature),
                 "algorithm": signed.algorithm(),
@@ -580,12 +654,11 @@ async fn dispatch(
                 sha256_hex: hex(&keyward_flows::HashAlg::Sha256.hash(&data)),
             };
             let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
-            let keys = shared.keys.clone();
             let serial = cert.serial.clone();
-            let cms =
-                blocking(move || keys.sign_message(&serial, &pin, final_try, &data, detached))
-                    .await?
-                    .map_err(flow_error)?;
+            let cms = operate(shared, origin, move |keys| {
+                keys.sign_message(&serial, &pin, final_try, &data, detached)
+            })
+            .await?;
             Ok(json!({ "cms": STANDARD.encode(&cms) }))
         }
         Call::Open { screen, key_serial } => {
@@ -593,10 +666,11 @@ async fn dispatch(
                 Some(s) => Some(shown(&choose_key(shared, Some(s)).await?)),
                 None => None,
             };
-            let (agent, origin) = (Arc::clone(&shared.agent), origin.clone());
-            blocking(move || agent.open(&origin, screen, key.as_ref()))
-                .await?
-                .map_err(|why| RpcError::new(ErrorCode::NotSupported, why))?;
+            let (agent, o) = (Arc::clone(&shared.agent), origin.clone());
+            let mut asking = Asking::new(shared, origin);
+            let opened = blocking(move || agent.open(&o, screen, key.as_ref())).await;
+            asking.settle();
+            opened?.map_err(|why| RpcError::new(ErrorCode::NotSupported, why))?;
             Ok(json!({}))
         }
     }
@@ -636,11 +710,13 @@ async fn consent(
     }
     let deadline = Instant::now() + shared.config.user_timeout;
     let (agent, o) = (Arc::clone(&shared.agent), origin.clone());
+    let mut asking = Asking::new(shared, origin);
     let asked = tokio::time::timeout(
         shared.config.user_timeout,
         blocking(move || agent.consent(&o, deadline)),
     )
     .await;
+    asking.settle();
     let answer = match asked {
         Ok(a) => a?,
         Err(_) => return Err(timeout()),
@@ -727,6 +803,8 @@ async fn confirm(
         .await?
         .map_err(flow_error)?;
     if pin.user == PinState::Locked {
+        let (agent, o, key) = (Arc::clone(&shared.agent), origin.clone(), shown(cert));
+        blocking(move || agent.locked(&o, &key)).await?;
         return Err(RpcError::new(
             ErrorCode::PinLocked,
             "the key's PIN is locked; the operator must unlock it in Keyward (忘记密码)",
@@ -740,19 +818,63 @@ async fn confirm(
         deadline: Instant::now() + shared.config.user_timeout,
     };
     let agent = Arc::clone(&shared.agent);
+    let mut asking = Asking::new(shared, origin);
     let answer = tokio::time::timeout(
         shared.config.user_timeout,
         blocking(move || agent.confirm(&confirmation)),
     )
-    .await
-    .map_err(|_| timeout())??;
-    match answer {
+    .await;
+    asking.settle();
+    match answer.map_err(|_| timeout())?? {
         Answer::Pin { pin, final_try } => Ok((pin, final_try)),
         Answer::Cancel => Err(RpcError::new(
             ErrorCode::UserCancelled,
             "the operator cancelled",
         )),
         Answer::TimedOut => Err(timeout()),
+        Answer::KeyRemoved => Err(RpcError::new(
+            ErrorCode::KeyRemoved,
+            "the key was pulled out while the operator was asked",
+        )),
+    }
+}
+
+/// Runs a confirmed operation on the key, off the network threads, and tells the agent how
+/// it ended — from the worker itself, so the agent hears of it even when the page has gone
+/// meanwhile.
+async fn operate<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    origin: &Origin,
+    work: impl FnOnce(&WebKeys) -> Result<T, FlowError> + Send + 'static,
+) -> Result<T, RpcError> {
+    let (keys, agent, o) = (
+        shared.keys.clone(),
+        Arc::clone(&shared.agent),
+        origin.clone(),
+    );
+    blocking(move || {
+        let result = work(&keys);
+        agent.finished(&o, &outcome(&result));
+        result
+    })
+    .await?
+    .map_err(flow_error)
+}
+
+/// How an operation ended, as the host tells the operator.
+fn outcome<T>(result: &Result<T, FlowError>) -> Outcome {
+    use keyward_flows::TokenError as T;
+    match result {
+        Ok(_) => Outcome::Done,
+        Err(FlowError::Token(T::PinIncorrect { status, .. })) => {
+            Outcome::PinIncorrect { pin: *status }
+        }
+        Err(FlowError::Token(T::PinLocked { .. })) => Outcome::PinLocked,
+        Err(FlowError::Token(T::FinalTryUnconfirmed { .. })) => Outcome::FinalTryUnconfirmed,
+        Err(FlowError::Token(t)) if t.is_key_removed() => Outcome::KeyRemoved,
+        Err(e) => Outcome::Failed {
+            code: flow_code(e).as_str(),
+        },
     }
 }
 
@@ -782,6 +904,17 @@ fn shown_text(data: &[u8]) -> Option<String> {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The error code a failure other than the PIN's reaches the page with (as [`flow_error`]).
+fn flow_code(e: &FlowError) -> ErrorCode {
+    use keyward_flows::TokenError as T;
+    match e {
+        FlowError::NoCertificate | FlowError::Token(T::NoSuchToken(_)) => ErrorCode::KeyNotFound,
+        FlowError::Token(t) if t.is_key_removed() => ErrorCode::KeyRemoved,
+        FlowError::Token(_) => ErrorCode::TokenError,
+        _ => ErrorCode::InternalError,
+    }
 }
 
 /// A workflow's failure as the page receives it: the key's state, never more.
