@@ -32,6 +32,12 @@ const COMMANDS: &[&str] = &[
     "seal_show",
     "progress_list",
     "flow_pending",
+    "bridge_status",
+    "bridge_revoke",
+    "bridge_prompts",
+    "bridge_answer",
+    "bridge_confirm",
+    "navigation_take",
 ];
 
 fn main() {

@@ -24,7 +24,14 @@
 //!   ([`standing`]) and arrives as `token://changed`.
 //! - A tray icon keeps the app reachable and names the keys that need something (expiry
 //!   within 90, 30 or 7 days, a locked PIN, an activation, an install waiting).
+//! - The browser bridge runs while the app runs ([`bridge`]): consent, confirmation and the
+//!   PIN in this window, grants listed and revoked in 设置; a busy port or another copy of
+//!   Keyward is shown there and in the tray.
+//! - One copy runs at a time: a second launch hands its `keyward://` link ([`deeplink`]) to
+//!   the running one and exits.
 
+pub mod bridge;
+pub mod deeplink;
 pub mod error;
 pub mod flows;
 pub mod keys;
@@ -343,6 +350,9 @@ fn start_watching(app: tauri::AppHandle) {
                 }
                 TokenEvent::Removed { serial } => {
                     standings.gone(&serial);
+                    if let Some(host) = handle.try_state::<bridge::BridgeHost>() {
+                        host.prompts().key_removed(&serial);
+                    }
                     tray.remove(&serial, lang);
                     handle.emit(EVENT_REMOVED, Removed { serial })
                 }
@@ -473,12 +483,35 @@ pub fn commands<R: tauri::Runtime>()
         flows::seal_show,
         flows::progress_list,
         flows::flow_pending,
+        bridge::bridge_status,
+        bridge::bridge_revoke,
+        bridge::bridge_prompts,
+        bridge::bridge_answer,
+        bridge::bridge_confirm,
+        bridge::navigation_take,
     ]
+}
+
+/// A second launch of Keyward: its `keyward://` link, if it carries a valid one, opens that
+/// screen here; the window comes forward either way.
+fn second_launch<R: tauri::Runtime>(app: &tauri::AppHandle<R>, argv: Vec<String>) {
+    tracing::info!("a second launch handed over to this copy");
+    match deeplink::from_args(argv.iter().skip(1)) {
+        Some(to) => bridge::navigate(app, to),
+        None => bridge::raise(app, false),
+    }
 }
 
 /// Builds the app: state, commands, logging and the key watchers.
 pub fn builder() -> tauri::Builder<tauri::Wry> {
     tauri::Builder::default()
+        // First, so a second copy hands its arguments over and exits before it does anything.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            second_launch(app, argv);
+        }))
+        // Registers the keyward:// scheme with the system; the links themselves are read by
+        // `deeplink`, from the arguments (Linux, Windows) or the system's open event (macOS).
+        .plugin(tauri_plugin_deep_link::init())
         // Expiry reminders as desktop notifications, sent from Rust only: the window's
         // capability grants none of the plugin's commands.
         .plugin(tauri_plugin_notification::init())
@@ -493,11 +526,26 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
                 version = env!("CARGO_PKG_VERSION"),
                 "Keyward desktop starting"
             );
+            let data = journal
+                .parent()
+                .map_or_else(|| config.clone(), PathBuf::from);
             let desktop = Desktop::new(Keys::new(), &config, logs).with_journal_dir(journal);
             let lang = desktop.lang();
             app.manage(desktop);
             app.manage(tray::Tray::new(&config));
             tray::Tray::install(app.handle(), lang);
+            app.manage(bridge::BridgeHost::new(
+                &config,
+                &data,
+                Box::new(bridge::TauriWindow(app.handle().clone())),
+            ));
+            let navigation = bridge::Navigation::default();
+            if let Some(to) = deeplink::from_args(std::env::args().skip(1)) {
+                navigation.set(to);
+            }
+            app.manage(navigation);
+            deep_links(app);
+            bridge::start(app.handle().clone());
             if let Err(e) = start_standings(app.handle()) {
                 tracing::warn!(error = %e, "cannot start asking the CA about keys");
             }
@@ -509,10 +557,45 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
         })
 }
 
-/// Runs the app until its window closes.
-pub fn run() {
-    if let Err(e) = builder().run(tauri::generate_context!()) {
-        eprintln!("keyward: the desktop app failed: {e}");
-        std::process::exit(1);
+/// The `keyward://` scheme: registered with the desktop where the system learns it at run
+/// time (release builds only, so development and test runs leave the system's handlers
+/// alone), and on macOS, where links arrive as an event rather than as arguments, read here.
+fn deep_links(app: &tauri::App) {
+    #[cfg(all(any(target_os = "linux", windows), not(debug_assertions)))]
+    {
+        use tauri_plugin_deep_link::DeepLinkExt;
+        if let Err(e) = app.deep_link().register_all() {
+            tracing::warn!(error = %e, "cannot register the keyward:// scheme");
+        }
     }
+    #[cfg(target_os = "macos")]
+    {
+        use tauri_plugin_deep_link::DeepLinkExt;
+        let handle = app.handle().clone();
+        app.deep_link().on_open_url(move |event| {
+            let links: Vec<String> = event.urls().iter().map(|u| u.to_string()).collect();
+            if let Some(to) = deeplink::from_args(links) {
+                bridge::navigate(&handle, to);
+            }
+        });
+    }
+    let _ = app;
+}
+
+/// Runs the app until it quits; the bridge stops with it.
+pub fn run() {
+    let app = match builder().build(tauri::generate_context!()) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("keyward: the desktop app failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let (tauri::RunEvent::Exit, Some(host)) =
+            (event, handle.try_state::<bridge::BridgeHost>())
+        {
+            tauri::async_runtime::block_on(host.stop());
+        }
+    });
 }

@@ -130,6 +130,8 @@ pub struct Tray {
     icon: Mutex<Option<TrayIcon>>,
     keys: Mutex<BTreeMap<String, KeyView>>,
     reminders: Mutex<Reminders>,
+    /// What is wrong with the browser bridge, when something is (a busy port, another copy).
+    bridge: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Tray {
@@ -196,7 +198,14 @@ impl Tray {
         self.refresh(lang);
     }
 
-    fn refresh(&self, lang: Lang) {
+    /// The browser bridge's trouble, or `None` once it serves.
+    pub fn set_bridge(&self, line: Option<String>, lang: Lang) {
+        *self.bridge.lock().unwrap_or_else(PoisonError::into_inner) = line;
+        self.refresh(lang);
+    }
+
+    /// The tray's title and tooltip now.
+    pub fn text(&self, lang: Lang) -> (String, String) {
         let lines: Vec<String> = self
             .keys
             .lock()
@@ -204,8 +213,22 @@ impl Tray {
             .values()
             .filter_map(|k| attention(k, lang))
             .collect();
+        let bridge = self
+            .bridge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let title = if lines.is_empty() {
-            "Keyward".to_owned()
+            match &bridge {
+                Some(_) => lang
+                    .pick(
+                        "Keyward · 网页调用不可用",
+                        "Keyward · 網頁呼叫無法使用",
+                        "Keyward · web access unavailable",
+                    )
+                    .to_owned(),
+                None => "Keyward".to_owned(),
+            }
         } else {
             match lang {
                 Lang::ZhCn => format!("Keyward · {} 把 USB Key 需要处理", lines.len()),
@@ -214,9 +237,15 @@ impl Tray {
             }
         };
         let tooltip = std::iter::once(title.clone())
+            .chain(bridge)
             .chain(lines)
             .collect::<Vec<_>>()
             .join("\n");
+        (title, tooltip)
+    }
+
+    fn refresh(&self, lang: Lang) {
+        let (title, tooltip) = self.text(lang);
         if let Some(icon) = self
             .icon
             .lock()
@@ -356,6 +385,21 @@ mod tests {
             attention(&key, Lang::En).as_deref(),
             Some("广州示例科技有限公司: seal to install")
         );
+    }
+
+    #[test]
+    fn a_bridge_that_cannot_serve_is_named_in_the_tray() {
+        let tray = Tray::default();
+        assert_eq!(tray.text(Lang::ZhCn).0, "Keyward");
+        tray.set_bridge(
+            Some("网页调用不可用：端口 127.0.0.1:28231 被其他程序占用".into()),
+            Lang::ZhCn,
+        );
+        let (title, tooltip) = tray.text(Lang::ZhCn);
+        assert_eq!(title, "Keyward · 网页调用不可用");
+        assert!(tooltip.contains("28231"), "{tooltip}");
+        tray.set_bridge(None, Lang::ZhCn);
+        assert_eq!(tray.text(Lang::ZhCn).1, "Keyward");
     }
 
     #[test]
