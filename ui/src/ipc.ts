@@ -471,3 +471,112 @@ export async function onKeyEvents(handlers: KeyEvents): Promise<UnlistenFn> {
   ])
   return () => offs.forEach((off) => off())
 }
+
+// The browser bridge: what pages ask, answered in this window. The PIN goes in one call,
+// `bridgeConfirm`, and the caller empties its field afterwards; no event ever carries it.
+
+/** An origin as the operator reads it: the registrable domain is the part to emphasise. */
+export interface OriginShown {
+  origin: string
+  scheme: string
+  prefix: string
+  registrable: string
+  port: number | null
+}
+
+export interface KeyShown {
+  serial: string
+  organisation: string
+  credit_code: string | null
+}
+
+export type BridgeAction =
+  | { kind: 'login' }
+  | { kind: 'bind' }
+  | { kind: 'sign_digest'; hash: 'SHA-256' | 'SHA-384' | 'SHA-512'; digest_hex: string }
+  | { kind: 'sign_message'; text: string | null; bytes: number; sha256_hex: string }
+
+export type Screen = 'renew' | 'seal' | 'unlock' | 'activate' | 'home'
+
+interface PromptBase {
+  id: number
+  origin: OriginShown
+  /** Milliseconds left to answer when the shell sent it; null for a notice. */
+  expires_in_ms: number | null
+  timeout_seconds: number
+}
+
+export type Prompt = PromptBase &
+  (
+    | { kind: 'consent' }
+    | { kind: 'confirm'; key: KeyShown; action: BridgeAction; pin: PinStatus }
+    | { kind: 'open'; screen: Screen; key: KeyShown | null }
+    | { kind: 'locked'; key: KeyShown }
+  )
+
+export type Reply = 'once' | 'always' | 'deny' | 'cancel' | 'open' | 'dismiss'
+
+export type Outcome =
+  | { outcome: 'done' }
+  | { outcome: 'pin_incorrect'; pin: PinStatus }
+  | { outcome: 'pin_locked' }
+  | { outcome: 'final_try_unconfirmed' }
+  | { outcome: 'key_removed' }
+  | { outcome: 'failed'; code: string }
+
+export type EndedReason = 'timeout' | 'withdrawn' | 'key_removed' | 'closed'
+
+export type BridgeStatus =
+  | { state: 'starting' }
+  | { state: 'listening'; url: string }
+  | { state: 'other_keyward'; addr: string; version: string }
+  | { state: 'port_busy'; addr: string; reason: string }
+  | { state: 'failed'; reason: string }
+  | { state: 'stopped' }
+
+export interface GrantView {
+  origin: OriginShown
+  granted_at: string
+  last_used: string
+}
+
+export interface BridgeInfo {
+  status: BridgeStatus
+  grants: GrantView[]
+}
+
+export interface Navigate {
+  screen: Screen
+  key: string | null
+}
+
+export const bridgeStatus = () => call<BridgeInfo>('bridge_status')
+export const bridgeRevoke = (origin: string) => call<BridgeInfo>('bridge_revoke', { origin })
+export const bridgePrompts = () => call<Prompt[]>('bridge_prompts')
+export const bridgeAnswer = (id: number, reply: Reply) => call<null>('bridge_answer', { id, reply })
+/** The operator's confirmation with the PIN; resolves with how the operation ended on the key. */
+export const bridgeConfirm = (args: { id: number; pin: string; confirmFinalTry: boolean }) =>
+  call<Outcome>('bridge_confirm', args)
+export const navigationTake = () => call<Navigate | null>('navigation_take')
+
+export const EVENT_PROMPTS = 'bridge://prompts'
+export const EVENT_ENDED = 'bridge://ended'
+export const EVENT_STATUS = 'bridge://status'
+export const EVENT_NAVIGATE = 'app://navigate'
+
+export interface BridgeEvents {
+  prompts: (list: Prompt[]) => void
+  ended: (id: number, reason: EndedReason) => void
+  navigate: () => void
+  status?: (s: BridgeStatus) => void
+}
+
+export async function onBridgeEvents(h: BridgeEvents): Promise<UnlistenFn> {
+  const offs = await Promise.all([
+    listen<Prompt[]>(EVENT_PROMPTS, (e) => h.prompts(e.payload)),
+    listen<{ id: number; reason: EndedReason }>(EVENT_ENDED, (e) => h.ended(e.payload.id, e.payload.reason)),
+    listen(EVENT_NAVIGATE, () => h.navigate()),
+    listen<BridgeStatus>(EVENT_STATUS, (e) => h.status?.(e.payload)),
+  ])
+  return () => offs.forEach((off) => off())
+}
