@@ -66,6 +66,7 @@ fn screen(name: &str) -> Result<Screen, LinkRefused> {
         "unlock" => Screen::Unlock,
         "activate" => Screen::Activate,
         "home" => Screen::Home,
+        "pin" => Screen::Pin,
         _ => return Err(LinkRefused::Screen),
     })
 }

@@ -629,14 +629,13 @@ async fn dispatch(
                 sha256_hex: hex(&keyward_flows::HashAlg::Sha256.hash(&data)),
             };
             let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
-            let keys = shared.keys.clone();
             let serial = cert.serial.clone();
             // The digest is made here, from the data the operator was shown.
             let hash = hash_function.hash(&data);
-            let signed =
-                blocking(move || keys.sign_digest(&serial, &pin, final_try, hash_function, &hash))
-                    .await?
-                    .map_err(flow_error)?;
+            let signed = operate(shared, origin, move |keys| {
+                keys.sign_digest(&serial, &pin, final_try, hash_function, &hash)
+            })
+            .await?;
             Ok(json!({
                 "signature": STANDARD.encode(&signed.signature),
                 "algorithm": signed.algorithm(),
