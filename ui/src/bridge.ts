@@ -48,6 +48,8 @@ export function routeFor(to: Navigate): string {
       return `/seal${q}`
     case 'activate':
       return `/activate${q}`
+    case 'pin':
+      return to.key ? `/cert/${encodeURIComponent(to.key)}?change_pin=1` : '/cert?change_pin=1'
     case 'unlock':
       return to.key ? `/unlock/${encodeURIComponent(to.key)}` : '/unlock'
     default:

@@ -496,7 +496,7 @@ export type BridgeAction =
   | { kind: 'sign_digest'; hash: 'SHA-256' | 'SHA-384' | 'SHA-512'; digest_hex: string }
   | { kind: 'sign_message'; text: string | null; bytes: number; sha256_hex: string }
 
-export type Screen = 'renew' | 'seal' | 'unlock' | 'activate' | 'home'
+export type Screen = 'renew' | 'seal' | 'unlock' | 'activate' | 'home' | 'pin'
 
 interface PromptBase {
   id: number

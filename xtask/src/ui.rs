@@ -314,6 +314,9 @@ pub fn e2e(args: &[String]) -> Result<()> {
     )?;
 
     let (port, native_port) = (free_port()?, free_port()?);
+    // The app's browser bridge on a port of this run (not the machine's 28231), with half a
+    // minute to answer so the run can wait out a timeout.
+    let bridge = format!("127.0.0.1:{}", free_port()?);
     let mut drv = Command::new(driver);
     drv.args(["--port", &port.to_string()])
         .args(["--native-port", &native_port.to_string()])
@@ -326,6 +329,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("KEYWARD_LANG", "zh-CN")
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
+        .env("KEYWARD_BRIDGE_LISTEN", &bridge)
+        .env("KEYWARD_BRIDGE_USER_TIMEOUT", "30")
         // Keyward's own crates at their most detailed, for the PIN-leak check after the run.
         .env("KEYWARD_LOG", APP_LOG)
         // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, WebKitWebDriver's
@@ -359,6 +364,9 @@ pub fn e2e(args: &[String]) -> Result<()> {
             target_dir().join("debug").join("keyward-ca"),
         )
         .env("KEYWARD_E2E_CA_PORT", ca_port.to_string())
+        .env("KEYWARD_E2E_BRIDGE", format!("ws://{bridge}/"))
+        .env("KEYWARD_E2E_DISPLAY", &display)
+        .env("KEYWARD_E2E_APP_DIR", &app_dir)
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
         .env("KEYWARD_CA_DATA_DIR", &ca_dir)
