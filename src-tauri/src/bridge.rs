@@ -182,6 +182,11 @@ pub trait Window: Send + Sync {
     fn ended(&self, id: u64, reason: Ended);
     /// Go to a screen (the operator agreed to a page's `keyward.open`).
     fn navigate(&self, to: Navigate);
+    /// A confirmed operation ended on the key `serial`: its PIN state may have changed
+    /// (a try spent, or the count reset), so the window's view of it is read again.
+    fn key_used(&self, serial: &str) {
+        let _ = serial;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -225,8 +230,8 @@ struct Waiting {
 struct Book {
     next: u64,
     waiting: Vec<Waiting>,
-    /// The window waiting for the outcome of an origin's confirmed operation.
-    outcomes: Vec<(Origin, mpsc::Sender<Outcome>)>,
+    /// The window waiting for the outcome of an origin's confirmed operation, and the key.
+    outcomes: Vec<(Origin, String, mpsc::Sender<Outcome>)>,
 }
 
 /// The desktop's [`Agent`]: every question becomes a prompt in the window.
@@ -385,9 +390,13 @@ impl Prompts {
             .waiting
             .iter()
             .find(|w| w.id == id && matches!(w.question, Question::Confirm { .. }))?;
+        let serial = match &w.question {
+            Question::Confirm { key, .. } => key.serial.clone(),
+            _ => return None,
+        };
         let (origin, wake) = (w.origin.clone(), w.wake.clone()?);
-        state.outcomes.retain(|(o, _)| o != &origin);
-        state.outcomes.push((origin, tx));
+        state.outcomes.retain(|(o, _, _)| o != &origin);
+        state.outcomes.push((origin, serial, tx));
         drop(state);
         wake.send(Wake::Pin(pin, final_try)).ok()?;
         Some(rx)
@@ -471,9 +480,14 @@ impl Agent for Prompts {
 
     fn finished(&self, origin: &Origin, outcome: &Outcome) {
         let mut state = self.lock();
-        if let Some(at) = state.outcomes.iter().position(|(o, _)| o == origin) {
-            let (_, tx) = state.outcomes.remove(at);
-            let _ = tx.send(outcome.clone());
+        let Some(at) = state.outcomes.iter().position(|(o, _, _)| o == origin) else {
+            return;
+        };
+        let (_, serial, tx) = state.outcomes.remove(at);
+        drop(state);
+        let _ = tx.send(outcome.clone());
+        if *outcome != Outcome::KeyRemoved {
+            self.window.key_used(&serial);
         }
     }
 
@@ -656,7 +670,24 @@ impl BridgeHost {
     /// The host, with grants in `config_dir/bridge-grants.json` and the audit log in
     /// `data_dir/bridge-audit.jsonl`, prompts shown through `window`.
     pub fn new(config_dir: &Path, data_dir: &Path, window: Box<dyn Window>) -> Self {
-        let timeout = user_timeout();
+        Self::at(
+            config_dir,
+            data_dir,
+            window,
+            listen_address(),
+            user_timeout(),
+        )
+    }
+
+    /// [`BridgeHost::new`] listening on `listen`, giving the operator `timeout` to answer,
+    /// whatever the environment says.
+    pub fn at(
+        config_dir: &Path,
+        data_dir: &Path,
+        window: Box<dyn Window>,
+        listen: SocketAddr,
+        timeout: Duration,
+    ) -> Self {
         BridgeHost {
             grants: Arc::new(Mutex::new(load_grants(
                 config_dir.join("bridge-grants.json"),
@@ -664,7 +695,7 @@ impl BridgeHost {
             prompts: Arc::new(Prompts::new(window, timeout)),
             status: Mutex::new(Status::Starting),
             running: Mutex::new(None),
-            listen: listen_address(),
+            listen,
             audit: data_dir.join("bridge-audit.jsonl"),
         }
     }
@@ -830,15 +861,15 @@ pub fn navigate<R: tauri::Runtime>(app: &tauri::AppHandle<R>, to: Navigate) {
 }
 
 /// The main window, as the agent's [`Window`].
-pub struct TauriWindow<R: tauri::Runtime>(pub tauri::AppHandle<R>);
+pub struct TauriWindow(pub tauri::AppHandle);
 
-impl<R: tauri::Runtime> std::fmt::Debug for TauriWindow<R> {
+impl std::fmt::Debug for TauriWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TauriWindow(main)")
     }
 }
 
-impl<R: tauri::Runtime> Window for TauriWindow<R> {
+impl Window for TauriWindow {
     fn prompts(&self, prompts: Vec<PromptView>, raise_it: bool) {
         let any = !prompts.is_empty();
         if let Err(e) = self.0.emit_to("main", EVENT_PROMPTS, prompts) {
@@ -859,6 +890,10 @@ impl<R: tauri::Runtime> Window for TauriWindow<R> {
 
     fn navigate(&self, to: Navigate) {
         navigate(&self.0, to);
+    }
+
+    fn key_used(&self, serial: &str) {
+        crate::resend_key(&self.0, serial);
     }
 }
 
@@ -996,6 +1031,7 @@ mod tests {
         prompts: Mutex<Vec<(Vec<PromptView>, bool)>>,
         ended: Mutex<Vec<(u64, Ended)>>,
         navigated: Mutex<Vec<Navigate>>,
+        used: Mutex<Vec<String>>,
     }
 
     struct Fake(Arc<Recorded>);
@@ -1009,6 +1045,9 @@ mod tests {
         }
         fn navigate(&self, to: Navigate) {
             self.0.navigated.lock().unwrap().push(to);
+        }
+        fn key_used(&self, serial: &str) {
+            self.0.used.lock().unwrap().push(serial.to_owned());
         }
     }
 
@@ -1151,6 +1190,8 @@ mod tests {
         };
         a.finished(&c.origin, &wrong);
         assert_eq!(outcome.recv_timeout(Duration::from_secs(1)).unwrap(), wrong);
+        // The key's PIN state changed: the window reads it again.
+        assert_eq!(rec.used.lock().unwrap().as_slice(), ["K1".to_owned()]);
         // What the window was sent never held the PIN.
         let sent = serde_json::to_string(
             &*rec

@@ -380,22 +380,24 @@ fn start_standings(app: &tauri::AppHandle) -> std::io::Result<()> {
     let for_change = app.clone();
     desktop.standings.start(
         move || for_client.state::<Desktop>().standing_client(),
-        move |serial| {
-            let desktop = for_change.state::<Desktop>();
-            let view = match desktop.keys.view(Some(serial)) {
-                Ok(v) => desktop.standings.enrich(v),
-                // Pulled out meanwhile: the removal event says so.
-                Err(_) => return,
-            };
-            let lang = desktop.lang();
-            for_change
-                .state::<tray::Tray>()
-                .upsert(&for_change, &view, lang);
-            if let Err(e) = for_change.emit(EVENT_CHANGED, view) {
-                tracing::warn!(error = %e, "sending a key's new standing to the window failed");
-            }
-        },
+        move |serial| resend_key(&for_change, serial),
     )
+}
+
+/// Reads a key again and re-sends its view to the window and the tray (its standing with
+/// the CA changed, or the bridge used it and its PIN state may have).
+pub(crate) fn resend_key(app: &tauri::AppHandle, serial: &str) {
+    let desktop = app.state::<Desktop>();
+    let view = match desktop.keys.view(Some(serial)) {
+        Ok(v) => desktop.standings.enrich(v),
+        // Pulled out meanwhile: the removal event says so.
+        Err(_) => return,
+    };
+    let lang = desktop.lang();
+    app.state::<tray::Tray>().upsert(app, &view, lang);
+    if let Err(e) = app.emit(EVENT_CHANGED, view) {
+        tracing::warn!(error = %e, "sending a key's new state to the window failed");
+    }
 }
 
 /// Logs to `keyward.YYYY-MM-DD.log` in `dir`, a week kept; `KEYWARD_LOG` sets the filter.

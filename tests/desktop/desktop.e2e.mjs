@@ -27,6 +27,8 @@
 // with wrong PINs, an unlock someone else applied for (from another computer, the CLI) is
 // named and not taken over, and 忘记密码 brings the key back (the handler of record's own
 // application goes through at once, SMS code, new PIN).
+// The browser bridge as the app hosts it (tests/desktop/bridge.e2e.mjs): a WebSocket client
+// speaks as pages do while the window is answered as the operator does.
 // Each screen is photographed. Last, two figures for docs/benchmarks.md, written to
 // target/e2e/desktop-measured.json: insert → key on Home (20 inserts; timed from just before
 // the simulator's insert command to the page's own note of the card appearing, so the
@@ -38,6 +40,7 @@ import { connect } from 'node:net'
 import { deflateSync } from 'node:zlib'
 import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { bridgeSteps } from './bridge.e2e.mjs'
 
 const env = (name) => {
   const v = process.env[name]
@@ -270,7 +273,14 @@ async function shot(name, forDocs = true) {
 }
 
 const steps = []
+// KEYWARD_E2E_ONLY (a regular expression) runs only the steps it matches, and the first:
+// for working on a few steps; the suite runs them all.
+const ONLY = process.env.KEYWARD_E2E_ONLY ? new RegExp(process.env.KEYWARD_E2E_ONLY) : null
 async function step(name, fn) {
+  if (ONLY && steps.length > 0 && !ONLY.test(name)) {
+    console.log(`- ${name} (skipped)`)
+    return
+  }
   const start = Date.now()
   try {
     await fn()
@@ -452,6 +462,12 @@ async function main() {
       await go(`#/renew?serial=${serial('expired')}`)
       await waitFor('the eligibility', () => exists('[data-testid=renew-eligibility][data-status=expired]'))
       await shot('renew-expired')
+    })
+
+    // The browser bridge: a page's client against the app's bridge, answered in the window.
+    await bridgeSteps({
+      step, waitFor, js, click, text, exists, type, go, sim, shot, serial, manifest, USER_PIN,
+      APP, APP_DIR, BRIDGE: env('KEYWARD_E2E_BRIDGE'), DISPLAY: env('KEYWARD_E2E_DISPLAY'),
     })
 
     await step('设置与关于: language, drivers, the CA and its pinned root, version', async () => {

@@ -22,6 +22,12 @@ pub fn e2e_pins() -> Vec<String> {
     .map(|s| (*s).to_owned())
     .collect();
     pins.extend((1000..=1010).map(|n| format!("Wrong#{n}")));
+    // The wrong PINs tests/desktop/bridge.e2e.mjs types in the bridge's confirmations.
+    pins.extend(
+        (2101..=2102)
+            .chain(2111..=2119)
+            .map(|n| format!("Wrong#{n}")),
+    );
     pins
 }
 
