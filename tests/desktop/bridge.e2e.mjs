@@ -347,6 +347,7 @@ export async function bridgeSteps(h) {
     if (await exists('[data-testid=bridge-grant][data-origin="https://ggzy-e2e.gov.cn.evil-e2e.example.com"]')) {
       throw new Error('a denied origin is listed as allowed')
     }
+    await js('document.querySelector("[data-testid=bridge-settings]").scrollIntoView({ block: "center" })')
     await shot('settings-bridge')
     await click(`[data-testid=bridge-grant][data-origin="${PORTAL}"] [data-testid=bridge-revoke]`)
     await waitFor('the grant gone', () => exists('[data-testid=bridge-grants-none]'))

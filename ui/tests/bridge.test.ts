@@ -112,3 +112,55 @@ describe('the bridge prompt', () => {
     expect(routeFor({ screen: 'home', key: null })).toBe('/')
   })
 })
+
+describe('设置 · 网页调用', () => {
+  async function settings(info: unknown, onRevoke?: (origin: string) => unknown) {
+    const calls: string[] = []
+    mockIPC((cmd, args) => {
+      calls.push(cmd)
+      if (cmd === 'bridge_status') return info
+      if (cmd === 'bridge_revoke') return onRevoke?.((args as { origin: string }).origin)
+      return null
+    })
+    const { default: BridgeSettings } = await import('../src/components/BridgeSettings.vue')
+    const w = mount(BridgeSettings)
+    await flush()
+    await flush()
+    return { w, calls }
+  }
+
+  it('names another program holding the port, never a silent failure', async () => {
+    const { w } = await settings({ status: { state: 'port_busy', addr: '127.0.0.1:28231', reason: 'in use' }, grants: [] })
+    const status = w.find('[data-testid=bridge-status]')
+    expect(status.attributes('data-state')).toBe('port_busy')
+    expect(status.text()).toContain('127.0.0.1:28231')
+    expect(status.text()).toContain('其他程序占用')
+  })
+
+  it('names another Keyward', async () => {
+    const { w } = await settings({ status: { state: 'other_keyward', addr: '127.0.0.1:28231', version: '0.1.0' }, grants: [] })
+    expect(w.find('[data-testid=bridge-status]').text()).toContain('另一个 Keyward')
+  })
+
+  it('lists a grant with when it was allowed and last used, and revokes it', async () => {
+    const grant = {
+      origin: { origin: 'https://www.ggzy.gov.cn', scheme: 'https://', prefix: 'www.', registrable: 'ggzy.gov.cn', port: null },
+      granted_at: '2026-11-30T08:00:00Z',
+      last_used: '2026-12-01T09:30:00Z',
+    }
+    const revoked: string[] = []
+    const { w } = await settings({ status: { state: 'listening', url: 'ws://127.0.0.1:28231/' }, grants: [grant] }, (o) => {
+      revoked.push(o)
+      return { status: { state: 'listening', url: 'ws://127.0.0.1:28231/' }, grants: [] }
+    })
+    const row = w.find('[data-testid=bridge-grant]')
+    expect(row.find('[data-testid=bridge-registrable]').text()).toBe('ggzy.gov.cn')
+    expect(row.text()).toContain('允许时间')
+    expect(row.text()).toContain('最近使用')
+    await row.find('[data-testid=bridge-revoke]').trigger('click')
+    await flush()
+    expect(revoked).toEqual(['https://www.ggzy.gov.cn'])
+    expect(w.find('[data-testid=bridge-grants-none]').exists()).toBe(true)
+    expect(w.find('[data-testid=bridge-revoked]').text()).toContain('https://www.ggzy.gov.cn')
+  })
+})
