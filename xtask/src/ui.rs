@@ -83,14 +83,9 @@ pub fn build() -> Result<()> {
     let stamp = ui.join("node_modules").join(".package-lock.json");
     if modified(&stamp).is_none_or(|s| modified(&lock).is_some_and(|l| l > s)) {
         let t = Instant::now();
-        // `npm ci` first. Where the lock file lacks other platforms' optional packages
-        // (npm 11 leaves out those the registry it used could not resolve: the Tauri CLI's,
-        // rollup's) npm ci refuses it as out of sync; `install --no-save` then keeps to the
-        // locked versions without rewriting the file.
-        if run(npm().arg("ci")).is_err() {
-            eprintln!("npm ci refused the lock file; installing from it with npm install");
-            run(npm().args(["install", "--no-save"]))?;
-        }
+        // Exactly the lock file: it names every platform's optional packages (the Tauri
+        // CLI's, rollup's), so npm ci takes it on any machine.
+        run(npm().arg("ci"))?;
         eprintln!("UI dependencies installed in {:.1?}", t.elapsed());
     }
     let built = modified(&ui.join("dist").join("index.html"));
