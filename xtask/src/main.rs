@@ -3,7 +3,8 @@
 //!
 //! - `setup`: the Debian packages and cargo tools the project needs, installed when missing.
 //! - `demo`: builds the keys in every state and walks them through the `keyward` CLI.
-//! - `test`: formatting, lints, every test of the workspace, and the desktop app end to end.
+//! - `test`: formatting, lints, every test of the workspace (the portal SDK's too), and the
+//!   desktop app end to end.
 //! - `e2e [--docs]`: the desktop app under Xvfb, driven through WebDriver over simulated keys.
 //! - `fixtures DIR`: a fixture folder of simulated keys, for trying things by hand.
 //! - `package [--debug] [--install-test]`: the operator's `.deb` and the CA's `.deb`
@@ -21,6 +22,7 @@ mod journey;
 mod layers;
 mod leaks;
 mod package;
+mod sdk;
 mod ui;
 
 /// Debian packages and why each is needed.
@@ -96,6 +98,14 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     (
         "libnss3-tools",
         "certutil, a trust store for pdfsig holding the test root",
+    ),
+    (
+        "chromium",
+        "the browser the portal tests drive: the SDK and the sample portal, end to end",
+    ),
+    (
+        "chromium-driver",
+        "chromedriver, which the portal tests drive Chromium through (WebDriver)",
     ),
     (
         "python3-pip",
@@ -291,6 +301,8 @@ fn setup() -> Result<()> {
         eprintln!("Installing cargo-nextest (each token test runs in its own process)");
         run(cargo().args(["install", "cargo-nextest", "--locked"]))?;
     }
+    // The portal SDK's packages (TypeScript, Vitest), from its lock file.
+    sdk::install_packages()?;
     Ok(())
 }
 
@@ -310,6 +322,9 @@ fn test(filters: &[String]) -> Result<()> {
     // keyward-desktop embeds ui/dist at compile time: the UI is built before any cargo build.
     ui::build()?;
     ui::test()?;
+    // The portal SDK: its tests, and sdk/dist, which the browser tests load into Chromium.
+    sdk::build()?;
+    sdk::test()?;
     run(cargo().args([
         "clippy",
         "--workspace",

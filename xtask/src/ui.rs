@@ -24,15 +24,20 @@ fn ui_dir() -> PathBuf {
 }
 
 fn npm() -> Command {
+    npm_in(&ui_dir())
+}
+
+/// npm in `dir`, quiet about updates, funding and audits.
+pub(crate) fn npm_in(dir: &Path) -> Command {
     let mut c = Command::new("npm");
-    c.current_dir(ui_dir())
+    c.current_dir(dir)
         .env("npm_config_update_notifier", "false")
         .env("npm_config_fund", "false")
         .env("npm_config_audit", "false");
     c
 }
 
-fn check_node() -> Result<()> {
+pub(crate) fn check_node() -> Result<()> {
     let out = Command::new("node")
         .arg("--version")
         .output()
@@ -53,7 +58,7 @@ fn check_node() -> Result<()> {
 }
 
 /// The newest modification time under `path` (a file or a folder, recursively).
-fn newest(path: &Path) -> SystemTime {
+pub(crate) fn newest(path: &Path) -> SystemTime {
     let mut best = SystemTime::UNIX_EPOCH;
     let Ok(meta) = std::fs::metadata(path) else {
         return best;
@@ -70,24 +75,35 @@ fn newest(path: &Path) -> SystemTime {
     best
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
+pub(crate) fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The packages of the npm project in `dir` from its committed lock file, when
+/// `node_modules` is missing or older than it.
+pub(crate) fn install(dir: &Path) -> Result<()> {
+    check_node()?;
+    let lock = dir.join("package-lock.json");
+    let stamp = dir.join("node_modules").join(".package-lock.json");
+    if modified(&stamp).is_none_or(|s| modified(&lock).is_some_and(|l| l > s)) {
+        let t = Instant::now();
+        // Exactly the lock file: it names every platform's optional packages (the Tauri
+        // CLI's, rollup's), so npm ci takes it on any machine.
+        run(npm_in(dir).arg("ci"))?;
+        eprintln!(
+            "npm packages of {} installed in {:.1?}",
+            dir.display(),
+            t.elapsed()
+        );
+    }
+    Ok(())
 }
 
 /// The packages from the committed lock file when `node_modules` is missing or older than it,
 /// then `vite build` (after type-checking) when any source is newer than `ui/dist`.
 pub fn build() -> Result<()> {
-    check_node()?;
     let ui = ui_dir();
-    let lock = ui.join("package-lock.json");
-    let stamp = ui.join("node_modules").join(".package-lock.json");
-    if modified(&stamp).is_none_or(|s| modified(&lock).is_some_and(|l| l > s)) {
-        let t = Instant::now();
-        // Exactly the lock file: it names every platform's optional packages (the Tauri
-        // CLI's, rollup's), so npm ci takes it on any machine.
-        run(npm().arg("ci"))?;
-        eprintln!("UI dependencies installed in {:.1?}", t.elapsed());
-    }
+    install(&ui)?;
     let built = modified(&ui.join("dist").join("index.html"));
     let sources = [
         "src",
