@@ -9,6 +9,8 @@
 //!   [`Env`] over them on the CA's clock.
 //! - [`cli`]: the `keyward` binary run against keys and a CA.
 //! - [`bridge`]: the browser bridge in process, a scripted operator, a WebSocket client.
+//! - [`portal`]: the sample procurement portal in process and an HTTPS client of its API.
+//! - [`chromium`]: headless Chromium through chromedriver.
 //!
 //! Tests run under nextest, one per process: building the keys exports SoftHSM's environment
 //! into the test process, so build them first thing. Binaries of the workspace (`keyward`,
@@ -18,8 +20,10 @@
 
 pub mod bridge;
 pub mod ca;
+pub mod chromium;
 pub mod cli;
 pub mod keys;
+pub mod portal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
