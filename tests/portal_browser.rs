@@ -216,6 +216,16 @@ fn a_supplier_binds_logs_in_and_bids_with_the_key_in_chromium() {
     b.goto(&format!("{PORTAL}/"));
     b.find("#connect");
 
+    // Nothing reaches Keyward before the supplier clicks: a script connecting on its own is
+    // refused by the SDK, though the browser would let it through here.
+    let v = b.eval_async(
+        "const done = arguments[arguments.length - 1]; \
+         window.keywardPortal.bridge.connect().then(() => done('connected'), (e) => done(e.code))",
+        json!([]),
+    );
+    assert_eq!(v, "NEEDS_USER_GESTURE");
+    assert!(j.serve.audit().is_empty(), "{:?}", j.serve.audit());
+
     // A supplier account with a password.
     b.fill("#account", "gz-supplier");
     b.fill("#password", "Supplier#2026");
@@ -446,6 +456,15 @@ fn with_local_network_access_asking_the_sdk_explains_first_then_says_what_to_do(
     assert!(text.contains("请选择“允许”"), "{text}");
     assert!(text.contains("USB Key 密码只在 Keyward 中输入"), "{text}");
     b.screenshot(&shots.join("lna-explained.png"));
+
+    // A script that connects on its own, with no click to answer for, is refused by the SDK
+    // before the browser is asked anything.
+    let v = b.eval_async(
+        "const done = arguments[arguments.length - 1]; \
+         window.keywardPortal.bridge.connect().then(() => done('connected'), (e) => done(e.code))",
+        json!([]),
+    );
+    assert_eq!(v, "NEEDS_USER_GESTURE");
 
     // The question is asked and refused (headless Chromium refuses it): the SDK tells a
     // refusal from Keyward not running, and says where to allow it.

@@ -91,13 +91,19 @@ function chosenKey() {
 
 /** Connects from the click being handled (call it first, before any await). */
 function ready() {
+  const status = $('bridge-status')
+  // "Connected" again only once the list of keys is read afresh.
+  status.dataset.connected = 'false'
   return bridge.connect().then(async (v) => {
-    $('bridge-status').textContent = `已连接 Keyward ${v.version}`
-    $('bridge-status').dataset.connected = 'true'
     // Connected: whatever the browser asked was answered.
     $('lna-notice').hidden = true
     certs = await bridge.certificates()
     renderCerts()
+    status.textContent = `已连接 Keyward ${v.version}`
+    status.dataset.connected = 'true'
+  }, (e) => {
+    status.textContent = '未连接'
+    throw e
   })
 }
 
