@@ -143,6 +143,11 @@ const PYTHON_PACKAGES: &[(&str, &str, &str)] = &[
         "cryptography",
         "checks the bridge's Web eID tokens with a verifier written from the format",
     ),
+    (
+        "pyhanko-cli",
+        "pyhanko.cli",
+        "the `pyhanko sign validate` command the tests run",
+    ),
 ];
 
 fn main() -> ExitCode {
