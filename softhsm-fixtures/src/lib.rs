@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use keyward_pki::csr::build_csr;
+use keyward_pki::seal::{CertList, Picture, SealInfo, SealMakerKey};
 use keyward_pki::{OrgSubject, Pin, uscc};
 use keyward_token::{FinalTry, KeySpec, Module};
 use rcgen::{
@@ -43,6 +44,10 @@ pub const CHAIN_ID: &[u8] = &[0xCA];
 pub const DATA_APPLICATION: &str = "keyward";
 /// Label of the fixture data object.
 pub const DATA_LABEL: &str = "fixture-note";
+/// CKA_APPLICATION of a key's seal object (keyward-flows' `seal::SEAL_APPLICATION`).
+pub const SEAL_APPLICATION: &str = "keyward";
+/// CKA_LABEL of a key's seal object (keyward-flows' `seal::SEAL_LABEL`).
+pub const SEAL_LABEL: &str = "electronic-seal";
 
 /// The states a fixture key can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,17 +65,21 @@ pub enum KeyState {
     Expired,
     /// Issued (EC) with a data object besides.
     WithData,
+    /// Issued (RSA) with an installed electronic seal bound to its certificate: made by the
+    /// set's SM2 seal maker (certified by the test root), written as the key's seal object.
+    Sealed,
 }
 
 impl KeyState {
     /// Every state, in a stable order.
-    pub const ALL: [KeyState; 6] = [
+    pub const ALL: [KeyState; 7] = [
         KeyState::Blank,
         KeyState::IssuedRsa,
         KeyState::IssuedEc,
         KeyState::NearExpiry,
         KeyState::Expired,
         KeyState::WithData,
+        KeyState::Sealed,
     ];
 
     /// The token label used for this state.
@@ -82,13 +91,14 @@ impl KeyState {
             KeyState::NearExpiry => "kw-near-expiry",
             KeyState::Expired => "kw-expired",
             KeyState::WithData => "kw-with-data",
+            KeyState::Sealed => "kw-sealed",
         }
     }
 
     fn key_spec(self) -> Option<KeySpec> {
         match self {
             KeyState::Blank => None,
-            KeyState::IssuedRsa | KeyState::NearExpiry | KeyState::Expired => {
+            KeyState::IssuedRsa | KeyState::NearExpiry | KeyState::Expired | KeyState::Sealed => {
                 Some(KeySpec::Rsa2048)
             }
             KeyState::IssuedEc | KeyState::WithData => Some(KeySpec::EcP256),
@@ -149,6 +159,9 @@ pub struct Manifest {
     pub root_pem: String,
     /// The test CA's issuing certificate, PEM.
     pub issuing_pem: String,
+    /// The test CA's SM2 seal maker certificate (under the root), PEM.
+    #[serde(default)]
+    pub seal_maker_pem: String,
 }
 
 /// A fixture folder.
@@ -318,6 +331,10 @@ impl FixtureSet {
                 session.write_certificate(&cert, KEY_ID, &org.organization)?;
                 session.write_certificate(&ca.issuing_der, CHAIN_ID, "Keyward Test Issuing CA")?;
                 session.write_certificate(&ca.root_der, &[0xCA, 0x00], "Keyward Test Root CA")?;
+                if state == KeyState::Sealed {
+                    let seal = ca.make_seal(&org.organization, &cert, now)?;
+                    session.write_data(SEAL_APPLICATION, SEAL_LABEL, &seal, false)?;
+                }
                 if state == KeyState::WithData {
                     session.write_data(
                         DATA_APPLICATION,
@@ -338,6 +355,7 @@ impl FixtureSet {
             tokens,
             root_pem: pem("CERTIFICATE", &ca.root_der),
             issuing_pem: pem("CERTIFICATE", &ca.issuing_der),
+            seal_maker_pem: pem("CERTIFICATE", &ca.seal_maker_der),
         };
         std::fs::write(
             self.dir.join("fixtures.json"),
@@ -371,13 +389,17 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     keyward_pki::pem::encode(label, der)
 }
 
-/// A two-level test CA (root → issuing) made fresh for each fixture set.
+/// A two-level test CA (root → issuing) made fresh for each fixture set, with an SM2 seal
+/// maker certified by the root.
 pub struct TestCa {
     issuing: Issuer<'static, KeyPair>,
+    seal_maker: SealMakerKey,
     /// Root certificate, DER.
     pub root_der: Vec<u8>,
     /// Issuing CA certificate, DER.
     pub issuing_der: Vec<u8>,
+    /// The seal maker's certificate, DER.
+    pub seal_maker_der: Vec<u8>,
 }
 
 impl std::fmt::Debug for TestCa {
@@ -410,11 +432,65 @@ impl TestCa {
         let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let issuing_params = ca_params("Keyward Test Issuing CA", 0);
         let issuing_cert = issuing_params.signed_by(&issuing_key, &root)?;
+        let seal_maker = SealMakerKey::generate(|buf| {
+            getrandom(buf).map_err(|e| keyward_pki::PkiError::Seal(e.to_string()))
+        })?;
+        let (_, root_x509) = x509_parser::parse_x509_certificate(root_cert.der())
+            .map_err(|e| anyhow::anyhow!("root: {e}"))?;
+        let now = OffsetDateTime::now_utc();
+        let root_key = root.key();
+        let seal_maker_der = keyward_pki::seal::maker_certificate(
+            root_x509.subject().as_raw(),
+            "Keyward Test CA",
+            &seal_maker.public_key_spki(),
+            &[0x5e, 0xa1],
+            now - Duration::days(800),
+            now + Duration::days(3650),
+            &|tbs| {
+                rcgen::SigningKey::sign(root_key, tbs)
+                    .map_err(|e| keyward_pki::PkiError::Seal(e.to_string()))
+            },
+        )?;
         Ok(TestCa {
             issuing: Issuer::new(issuing_params, issuing_key),
+            seal_maker,
             root_der: root_cert.der().to_vec(),
             issuing_der: issuing_cert.der().to_vec(),
+            seal_maker_der,
         })
+    }
+
+    /// A GB/T 38540 seal (official seal, 40 mm, a drawn red stamp as its PNG picture) bound
+    /// to `cert_der`, signed by the seal maker.
+    pub fn make_seal(
+        &self,
+        organisation: &str,
+        cert_der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>> {
+        let info = SealInfo {
+            version: keyward_pki::seal::SEAL_VERSION,
+            vid: "keyward-fixtures".into(),
+            es_id: format!("KW-FIXTURE-{}", now.unix_timestamp()),
+            seal_type: keyward_pki::seal::SEAL_TYPE_OFFICIAL,
+            name: organisation.to_owned(),
+            cert_list: CertList::Certs(vec![cert_der.to_vec()]),
+            created: now,
+            valid_start: now - Duration::days(1),
+            valid_end: now + Duration::days(335),
+            picture: Picture {
+                kind: "PNG".into(),
+                data: seal_png(),
+                width: 40,
+                height: 40,
+            },
+            ext_datas: None,
+        };
+        Ok(keyward_pki::seal::build(
+            &info,
+            &self.seal_maker_der,
+            &self.seal_maker,
+        )?)
     }
 
     /// Issues an organisation certificate for a CSR, keeping the CSR's subject.
@@ -436,6 +512,56 @@ impl TestCa {
         req.params.use_authority_key_identifier_extension = true;
         Ok(req.signed_by(&self.issuing)?.der().to_vec())
     }
+}
+
+fn getrandom(buf: &mut [u8]) -> std::result::Result<(), String> {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| "no system randomness".to_owned())
+}
+
+/// A round red stamp with a star, 240 × 240 pixels on transparency: the picture of the
+/// fixture seals.
+pub fn seal_png() -> Vec<u8> {
+    let size = 240u32;
+    let c = f64::from(size) / 2.0;
+    // The star: ten vertices alternating outer and inner radius, point up.
+    let star: Vec<(f64, f64)> = (0..10)
+        .map(|i| {
+            let r = if i % 2 == 0 { 0.42 * c } else { 0.17 * c };
+            let a = -std::f64::consts::FRAC_PI_2 + f64::from(i) * std::f64::consts::PI / 5.0;
+            (c + r * a.cos(), c + r * a.sin())
+        })
+        .collect();
+    let inside = |x: f64, y: f64| {
+        let mut odd = false;
+        for i in 0..star.len() {
+            let (x1, y1) = star[i];
+            let (x2, y2) = star[(i + 1) % star.len()];
+            if (y1 > y) != (y2 > y) && x < x1 + (y - y1) * (x2 - x1) / (y2 - y1) {
+                odd = !odd;
+            }
+        }
+        odd
+    };
+    let mut data = Vec::with_capacity((size * size * 4) as usize);
+    for y in 0..size {
+        for x in 0..size {
+            let (px, py) = (f64::from(x) + 0.5, f64::from(y) + 0.5);
+            let r = ((px - c).powi(2) + (py - c).powi(2)).sqrt();
+            let on = (c - 14.0..c - 3.0).contains(&r) || inside(px, py);
+            data.extend([206, 17, 38, if on { 235 } else { 0 }]);
+        }
+    }
+    let mut out = Vec::new();
+    let mut e = png::Encoder::new(&mut out, size, size);
+    e.set_color(png::ColorType::Rgba);
+    e.set_depth(png::BitDepth::Eight);
+    if let Ok(mut w) = e.write_header() {
+        let _ = w.write_image_data(&data);
+    }
+    out
 }
 
 /// keyward-sim as the workspace builds it, found from a test binary

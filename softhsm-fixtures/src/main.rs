@@ -23,7 +23,7 @@ fn main() -> Result<()> {
             "--module" => module = PathBuf::from(args.next().context("--module needs a path")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: keyward-fixtures DIR [--module PATH] [STATE…]\nstates: blank issued-rsa issued-ec near-expiry expired with-data (default: all)"
+                    "usage: keyward-fixtures DIR [--module PATH] [STATE…]\nstates: blank issued-rsa issued-ec near-expiry expired with-data sealed (default: all)"
                 );
                 return Ok(());
             }
