@@ -202,7 +202,7 @@ pub(crate) struct WatchArgs {
     poll: bool,
 }
 
-fn step_text(step: Step, lang: Lang) -> &'static str {
+pub(crate) fn step_text(step: Step, lang: Lang) -> &'static str {
     match step {
         Step::ReadingKey => lang.pick("读取证书介质", "讀取憑證介質", "reading the key"),
         Step::ContactingCa => lang.pick("连接 CA 服务", "連線 CA 服務", "contacting the CA"),
@@ -217,6 +217,7 @@ fn step_text(step: Step, lang: Lang) -> &'static str {
             "簽署憑證請求",
             "signing the certificate request",
         ),
+        Step::Signing => lang.pick("在证书介质内签名", "在憑證介質內簽章", "signing on the key"),
         Step::Issuing => lang.pick(
             "CA 签发证书",
             "CA 簽發憑證",

@@ -31,6 +31,11 @@ pub mod exit {
     pub const CA: i32 = 10;
     /// The business is not at this step: renewal not open, not paid, under review, done.
     pub const NOT_NOW: i32 = 11;
+    /// The document cannot be stamped as asked (encrypted, damaged, too large, no such
+    /// page, off the page, the output exists): nothing was signed, the input is untouched.
+    pub const DOCUMENT: i32 = 12;
+    /// A document's signatures were read and at least one does not hold.
+    pub const NOT_VALID: i32 = 13;
 }
 
 /// The exit code for a workflow error.
@@ -67,7 +72,9 @@ pub fn flow_exit_code(e: &FlowError) -> i32 {
         | FlowError::SealScanNotImage
         | FlowError::SealInvalid(_)
         | FlowError::SealOtherCertificate
-        | FlowError::SealWriteMismatch => exit::FAILURE,
+        | FlowError::SealWriteMismatch
+        | FlowError::File { .. } => exit::FAILURE,
+        FlowError::Pdf(_) | FlowError::OutputExists(_) | FlowError::OutputIsInput => exit::DOCUMENT,
     }
 }
 

@@ -13,6 +13,8 @@
 //! - [`unlock`]: 忘记密码 — identity, review, SMS code, SO reset, SO PIN rotation.
 //! - [`renew`]: 证书续期 and 安装证书 — apply, pay, install with a new key pair.
 //! - [`seal`]: 申请印章, 变更印章 and 安装印章 — the organisation's electronic seal.
+//! - [`stamp`]: 盖章 — a PDF stamped with the key's seal and signed on the key (PAdES), and
+//!   stamps checked.
 //! - [`progress`]: 办理进度查询, the business list.
 //! - [`standing`]: where a key stands at the CA — awaiting activation, or with a certificate
 //!   or seal waiting to be installed.
@@ -35,6 +37,7 @@ pub mod pin;
 pub mod progress;
 pub mod renew;
 pub mod seal;
+pub mod stamp;
 pub mod standing;
 pub mod station;
 pub mod unlock;
@@ -138,6 +141,23 @@ pub enum FlowError {
     /// not chain to the pinned root: it is not installed.
     #[error("the issued certificate is not trusted: {0}")]
     CertificateUntrusted(String),
+    /// The document cannot be stamped or read as it is.
+    #[error(transparent)]
+    Pdf(#[from] keyward_pdf::PdfError),
+    /// A file could not be read or written.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        reason: String,
+    },
+    /// The stamped document would replace a file that exists.
+    #[error("{0} exists already; stamped documents are saved as new files")]
+    OutputExists(std::path::PathBuf),
+    /// The stamped document would replace the document it stamps.
+    #[error("the stamped document would replace the original")]
+    OutputIsInput,
 }
 
 impl From<ClientError> for FlowError {
@@ -185,6 +205,8 @@ pub enum Step {
     GeneratingKey,
     /// Signing a certificate request on the key.
     SigningRequest,
+    /// Signing a document on the key.
+    Signing,
     /// The CA issues the certificate.
     Issuing,
     /// Writing to the key.

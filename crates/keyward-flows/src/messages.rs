@@ -141,6 +141,107 @@ fn pki_error(e: &PkiError, lang: Lang) -> UserError {
     )
 }
 
+/// A document that cannot be stamped or read, in words. Nothing was signed and the
+/// document itself is untouched in every case.
+fn pdf_error(e: &keyward_pdf::PdfError, lang: Lang) -> UserError {
+    use keyward_pdf::PdfError as P;
+    let untouched = lang.pick(
+        "原文件未改动。",
+        "原檔案未改動。",
+        "The document is untouched.",
+    );
+    let (code, text) = match e {
+        P::TooLarge { limit, .. } => (
+            "pdf_too_large",
+            match lang {
+                Lang::ZhCn => format!("文件超过 {} MB，无法盖章。", limit / (1024 * 1024)),
+                Lang::ZhTw => format!("檔案超過 {} MB，無法蓋章。", limit / (1024 * 1024)),
+                Lang::En => format!("the document is larger than {} MB and cannot be stamped.", limit / (1024 * 1024)),
+            },
+        ),
+        P::Encrypted => (
+            "pdf_encrypted",
+            lang.pick(
+                "文件已加密或设有密码，无法盖章。请先取消加密再试。",
+                "檔案已加密或設有密碼，無法蓋章。請先取消加密再試。",
+                "the document is encrypted or password-protected; remove the protection first.",
+            )
+            .to_owned(),
+        ),
+        P::Damaged(_) => (
+            "pdf_damaged",
+            lang.pick(
+                "文件不是有效的 PDF 或已损坏，无法盖章。",
+                "檔案不是有效的 PDF 或已損毀，無法蓋章。",
+                "the file is not a valid PDF or is damaged.",
+            )
+            .to_owned(),
+        ),
+        P::PageOutOfRange { page, pages } => (
+            "page_out_of_range",
+            match lang {
+                Lang::ZhCn => format!("文件只有 {pages} 页，没有第 {page} 页。"),
+                Lang::ZhTw => format!("檔案只有 {pages} 頁，沒有第 {page} 頁。"),
+                Lang::En => format!("the document has {pages} pages; there is no page {page}."),
+            },
+        ),
+        P::OffPage => (
+            "seal_off_page",
+            lang.pick(
+                "印章超出了页面范围，请把盖章位置往页面内移。",
+                "印章超出了頁面範圍，請把蓋章位置往頁面內移。",
+                "the seal would not lie wholly on the page; move it inwards.",
+            )
+            .to_owned(),
+        ),
+        P::RotatedPage(page) => (
+            "page_rotated",
+            match lang {
+                Lang::ZhCn => format!("第 {page} 页是旋转页面，暂不支持在旋转页面上盖章。"),
+                Lang::ZhTw => format!("第 {page} 頁是旋轉頁面，暫不支援在旋轉頁面上蓋章。"),
+                Lang::En => format!("page {page} is rotated; stamping rotated pages is not supported yet."),
+            },
+        ),
+        P::CrossPageAfterSignature => (
+            "cross_page_after_signature",
+            lang.pick(
+                "文件已有签章，骑缝章须在其他签章之前加盖。请对未签章的文件先盖骑缝章。",
+                "檔案已有簽章，騎縫章須在其他簽章之前加蓋。請對未簽章的檔案先蓋騎縫章。",
+                "the document is signed already; a cross-page seal goes on before any other signature.",
+            )
+            .to_owned(),
+        ),
+        P::Picture(_) => (
+            "seal_picture",
+            lang.pick(
+                "印章图片无法使用，请联系 CA 客服重新制作印章。",
+                "印章圖片無法使用，請聯絡 CA 客服重新製作印章。",
+                "the seal's picture cannot be used; ask the CA to make the seal again.",
+            )
+            .to_owned(),
+        ),
+        P::SignatureTooLarge { .. } => (
+            "signature_too_large",
+            lang.pick(
+                "签名数据过大，无法写入文件。请联系 CA 客服。",
+                "簽章資料過大，無法寫入檔案。請聯絡 CA 客服。",
+                "the signature is too large for the room kept for it; contact the CA.",
+            )
+            .to_owned(),
+        ),
+        P::Signature(_) => (
+            "pdf_signature_unreadable",
+            lang.pick(
+                "文件中的签章无法读取。",
+                "檔案中的簽章無法讀取。",
+                "a signature in the document cannot be read.",
+            )
+            .to_owned(),
+        ),
+    };
+    ue(code, format!("{text} {untouched}（{e}）"))
+}
+
 /// An instant as the operator reads it: in the computer's own time zone, to the minute.
 pub fn local_time(at: time::OffsetDateTime) -> String {
     use chrono::TimeZone;
@@ -557,6 +658,43 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
                     "the new certificate failed its checks; nothing was written and the old certificate still works. Contact the CA. ({why})"
                 ),
             },
+        ),
+        FlowError::Pdf(p) => pdf_error(p, lang),
+        FlowError::File { path, reason } => ue(
+            "file_io",
+            match lang {
+                Lang::ZhCn => format!("无法读写文件 {}：{reason}", path.display()),
+                Lang::ZhTw => format!("無法讀寫檔案 {}：{reason}", path.display()),
+                Lang::En => format!(
+                    "the file {} could not be read or written: {reason}",
+                    path.display()
+                ),
+            },
+        ),
+        FlowError::OutputExists(path) => ue(
+            "output_exists",
+            match lang {
+                Lang::ZhCn => format!(
+                    "文件 {} 已存在。盖章后的文件另存为新文件，请换一个文件名。",
+                    path.display()
+                ),
+                Lang::ZhTw => format!(
+                    "檔案 {} 已存在。蓋章後的檔案另存為新檔案，請換一個檔名。",
+                    path.display()
+                ),
+                Lang::En => format!(
+                    "{} exists already. A stamped document is saved as a new file: choose another name.",
+                    path.display()
+                ),
+            },
+        ),
+        FlowError::OutputIsInput => ue(
+            "output_is_input",
+            t(
+                "不能覆盖原文件。盖章后的文件另存为新文件，请换一个文件名。",
+                "不能覆蓋原檔案。蓋章後的檔案另存為新檔案，請換一個檔名。",
+                "the original is never overwritten. A stamped document is saved as a new file: choose another name.",
+            ),
         ),
         FlowError::NothingInProgress(what) => ue(
             "nothing_in_progress",

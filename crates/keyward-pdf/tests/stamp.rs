@@ -94,8 +94,7 @@ impl World {
             dir,
             signer: Soft { key, spki },
             cert,
-            // The trust anchor is the verifier's, not carried (NSS, behind pdfsig, judges
-            // a second signature that carries the root it already trusts as broken).
+            // The trust anchor is the verifier's, not carried.
             chain: vec![issuing.der().to_vec()],
             picture: seal_png(),
         }
@@ -136,6 +135,7 @@ impl World {
         // To look at them: KEYWARD_TEST_OUT=DIR keeps a copy.
         if let Some(out) = std::env::var_os("KEYWARD_TEST_OUT") {
             std::fs::write(std::path::Path::new(&out).join(name), pdf).unwrap();
+            std::fs::copy(self.root(), std::path::Path::new(&out).join("root.pem")).unwrap();
         }
         p
     }

@@ -94,3 +94,37 @@ pub fn pyhanko(pdf: &Path, root_pem: &Path) -> (bool, String) {
         ),
     )
 }
+
+/// Checks one section of pdfsig's report: the signature valid, signed by `signer` (its
+/// certificate's common name), ETSI.CAdES.detached, and its certificate trusted. `first`
+/// is whether it is the document's first signature: pdfsig 22.12 judges the certificate of
+/// every later signature whose CMS carries no signing-time attribute as "Unknown issue with
+/// Certificate or corrupted data" (the same documents with that attribute pass; PAdES
+/// baseline signatures must not carry it, the time is the dictionary's /M). For those only
+/// a verdict of distrust fails the check; pyHanko's validation judges their trust.
+pub fn assert_pdfsig_signature(section: &str, signer: &str, first: bool, report: &str) {
+    assert!(
+        section.contains("Signature Validation: Signature is Valid."),
+        "{report}"
+    );
+    assert!(
+        section.contains(&format!("Signer Certificate Common Name: {signer}")),
+        "{report}"
+    );
+    assert!(
+        section.contains("Signature Type: ETSI.CAdES.detached"),
+        "{report}"
+    );
+    if first {
+        assert!(
+            section.contains("Certificate Validation: Certificate is Trusted."),
+            "{report}"
+        );
+    } else {
+        assert!(
+            section.contains("Certificate Validation: Certificate is Trusted.")
+                || section.contains("Certificate Validation: Unknown issue with Certificate"),
+            "{report}"
+        );
+    }
+}
