@@ -4,6 +4,7 @@
 mod bridge;
 mod flows;
 mod messages;
+mod stamp;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,7 +21,9 @@ use messages::{exit, exit_code, label};
 const EXIT_CODES: &str = "Exit codes: 0 done · 1 failure · 2 usage · 3 no key or several keys · \
 4 wrong PIN · 5 PIN locked (use keyward unlock) · 6 one try left, not confirmed · \
 7 new PIN breaks the policy (nothing sent to the key) · 8 key removed · 9 PKCS#11 module missing or broken · \
-10 CA service unreachable or refused · 11 not at this step yet (renewal not open, not paid, under review)";
+10 CA service unreachable or refused · 11 not at this step yet (renewal not open, not paid, under review) · \
+12 document refused (encrypted, damaged, too large, no such page, off the page, output exists; nothing signed) · \
+13 a signature checked by stamp verify does not hold";
 
 /// The version and the commit it was built from, one version for the whole workspace.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYWARD_COMMIT"), ")");
@@ -87,6 +90,9 @@ enum Command {
     /// 办理进度查询: every business of a key with its timeline (the CA shows them to the key
     /// alone: asks for the PIN; one line on --pin-fd).
     Progress(flows::ProgressArgs),
+    /// 盖章: stamp a PDF with the key's electronic seal, signed on the key (PAdES), saved
+    /// as a new file; `stamp verify FILE` checks a document's stamps.
+    Stamp(stamp::StampArgs),
     /// Carry on with an interrupted workflow.
     Resume(flows::ResumeArgs),
     /// Report keys plugged in, pulled out and changed, until stopped.
@@ -242,6 +248,7 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
         Command::Renew { command } => ctx.renew(command),
         Command::Seal { command } => ctx.seal(command),
         Command::Progress(a) => ctx.progress(a),
+        Command::Stamp(a) => ctx.stamp(a),
         Command::Resume(a) => ctx.resume(a),
         Command::Watch(a) => ctx.watch(a),
         Command::Bridge { command } => ctx.bridge(command),
