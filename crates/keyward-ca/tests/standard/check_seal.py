@@ -10,6 +10,7 @@ OUT_DIR/maker.der (the maker's certificate).
 """
 
 import datetime
+import hashlib
 import json
 import os
 import resource
@@ -70,6 +71,9 @@ def main():
         "cert_list_type": prop["certListType"],
         "cert_list": list_type,
         "cert_count": len(cert_list),
+        # CertInfoList holds certificates: their SHA-256, to compare with a signer's.
+        "cert_sha256": [hashlib.sha256(c).hexdigest() for c in cert_list]
+        if list_type == "CertInfoList" else [],
         "create_date": prop["createDate"].isoformat(),
         "valid_start": prop["validStart"].isoformat(),
         "valid_end": prop["validEnd"].isoformat(),
