@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../../keyward-pdf/tests/tools/mod.rs"]
+mod tools;
 
 use std::process::Command;
 
@@ -386,4 +388,67 @@ fn after_a_renewal_the_seal_is_installed_again_for_the_new_certificate() {
     let shown = seal::show(&w.env, t).unwrap();
     assert!(shown.verified);
     assert_eq!(shown.image, PNG);
+}
+
+/// The whole path of 盖章: a seal the reference CA made from a real scan (申请印章, review,
+/// 安装印章) stamps a PDF with an EC key; pdfsig and pyHanko accept the signature under the
+/// CA's own root, and `stamp::verify` finds the seal made under that root and bound to the
+/// signer.
+#[test]
+fn a_seal_the_ca_made_stamps_a_pdf_accepted_under_the_cas_root() {
+    use keyward_flows::stamp::{self, Place};
+    let w = World::new(1, KeySpec::EcP256);
+    let t = &w.tokens[0];
+    w.activate(t);
+    let scan = softhsm_fixtures::seal_png();
+    applied_and_approved(&w, 0, false, &scan, SealKind::Official);
+    seal::install(&w.env, t, &pin(PIN), FinalTry::Refuse, None).unwrap();
+
+    let document = keyward_pdf::sample_document(2, false);
+    let preview = stamp::preview(&w.module, t, &document, time::OffsetDateTime::now_utc())
+        .expect("the installed seal can stamp");
+    assert_eq!(preview.pages.len(), 2);
+    assert_eq!(
+        preview.seal_image, scan,
+        "the picture is the scan the CA was given"
+    );
+    let done = stamp::stamp(
+        &w.module,
+        t,
+        &pin(PIN),
+        FinalTry::Refuse,
+        &document,
+        Place::Usual { page: None },
+        time::OffsetDateTime::now_utc(),
+        None,
+    )
+    .unwrap();
+    assert!(done.document.starts_with(&document));
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ca-root.pem");
+    std::fs::write(&root, w.server.root_pem()).unwrap();
+    let pdf = dir.path().join("stamped.pdf");
+    std::fs::write(&pdf, &done.document).unwrap();
+    let nss = tools::nss_store(dir.path(), &root);
+    let report = tools::pdfsig(&pdf, &nss);
+    let sigs = tools::pdfsig_signatures(&report);
+    assert_eq!(sigs.len(), 1, "{report}");
+    tools::assert_pdfsig_signature(&sigs[0], &organisation(1).name, true, &report);
+    let (ok, text) = tools::pyhanko(&pdf, &root);
+    assert!(
+        ok && text.contains("The signer's certificate is trusted."),
+        "{text}"
+    );
+
+    let root_der = keyward_pki::pem::decode(w.server.root_pem(), "CERTIFICATE").unwrap();
+    let r = stamp::verify(&done.document, &root_der, time::OffsetDateTime::now_utc()).unwrap();
+    assert!(r.all_valid, "{r:#?}");
+    let s = &r.signatures[0];
+    assert_eq!(
+        s.organization.as_deref(),
+        Some(organisation(1).name.as_str())
+    );
+    let sealed = s.seal.as_ref().unwrap();
+    assert!(sealed.made_under_root && sealed.bound_to_signer && sealed.picture_matches);
 }
