@@ -524,6 +524,11 @@ fn getrandom(buf: &mut [u8]) -> std::result::Result<(), String> {
 /// A round red stamp with a star, 240 × 240 pixels on transparency: the picture of the
 /// fixture seals.
 pub fn seal_png() -> Vec<u8> {
+    stamp_png([206, 17, 38])
+}
+
+/// The same drawing in another colour (`rgb`): a picture that is not the seal's.
+pub fn stamp_png(rgb: [u8; 3]) -> Vec<u8> {
     let size = 240u32;
     let c = f64::from(size) / 2.0;
     // The star: ten vertices alternating outer and inner radius, point up.
@@ -551,7 +556,7 @@ pub fn seal_png() -> Vec<u8> {
             let (px, py) = (f64::from(x) + 0.5, f64::from(y) + 0.5);
             let r = ((px - c).powi(2) + (py - c).powi(2)).sqrt();
             let on = (c - 14.0..c - 3.0).contains(&r) || inside(px, py);
-            data.extend([206, 17, 38, if on { 235 } else { 0 }]);
+            data.extend([rgb[0], rgb[1], rgb[2], if on { 235 } else { 0 }]);
         }
     }
     let mut out = Vec::new();

@@ -392,3 +392,107 @@ fn the_original_and_existing_files_are_never_overwritten() {
     );
     assert!(!out.exists());
 }
+
+/// Stamps made by hand outside the flow, as a forger would: the kw-sealed key's seal shown
+/// under a signature by another key, and the right key's signature over a picture that is
+/// not its seal's. Both signatures are sound; `verify` must still refuse each, by name.
+#[test]
+fn verify_refuses_a_seal_shown_by_another_signer_and_a_picture_not_the_seals() {
+    use keyward_pdf::{ImageKind, Placement, SealPicture, StampSpec};
+    use keyward_pki::cms::{self, Content, SignOptions};
+    let k = Keys::new(&[KeyState::Sealed, KeyState::IssuedRsa]);
+    let seal_der = k
+        .module
+        .session(&k.token(KeyState::Sealed))
+        .unwrap()
+        .read_data(SEAL_APPLICATION, SEAL_LABEL)
+        .unwrap()
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let forge = |state: KeyState, picture: &[u8]| -> Vec<u8> {
+        let doc = keyward_pdf::sample_document(1, false);
+        let spec = StampSpec {
+            picture: SealPicture {
+                data: picture,
+                kind: ImageKind::Png,
+                width_mm: 40.0,
+                height_mm: 40.0,
+            },
+            placement: Placement::Page {
+                page: 1,
+                x_mm: 100.0,
+                y_mm: 100.0,
+            },
+            seal_der: &seal_der,
+            signer_name: "forger",
+            time: now,
+            reason: None,
+        };
+        let prepared = keyward_pdf::prepare(&doc, &spec).unwrap();
+        let session = k.module.session(&k.token(state)).unwrap();
+        session
+            .login(&Pin::new(USER_PIN.to_owned()), FinalTry::Refuse)
+            .unwrap();
+        let certs = session.certificates().unwrap();
+        let cert = certs
+            .iter()
+            .find(|c| c.id == softhsm_fixtures::KEY_ID)
+            .unwrap();
+        let chain: Vec<Vec<u8>> = certs
+            .iter()
+            .filter(|c| c.id == softhsm_fixtures::CHAIN_ID)
+            .map(|c| c.der.clone())
+            .collect();
+        let signer = session.signer(softhsm_fixtures::KEY_ID).unwrap();
+        let signature = cms::sign(
+            &signer,
+            &cert.der,
+            &chain,
+            Content::DetachedDigest(prepared.digest()),
+            &SignOptions::pades(),
+        )
+        .unwrap();
+        prepared.finish(&signature).unwrap()
+    };
+
+    // The seal of kw-sealed, signed by kw-issued-rsa.
+    let r = stamp::verify(
+        &forge(KeyState::IssuedRsa, &softhsm_fixtures::seal_png()),
+        &k.root_der(),
+        now,
+    )
+    .unwrap();
+    let s = &r.signatures[0];
+    assert!(s.intact && s.chain_trusted, "{s:#?}");
+    let seal = s.seal.as_ref().unwrap();
+    assert!(seal.made_under_root && seal.picture_matches, "{s:#?}");
+    assert!(!seal.bound_to_signer, "{s:#?}");
+    assert!(!s.valid && !r.all_valid);
+    assert!(s.problems.iter().any(|p| p.contains("another certificate")));
+
+    // The right signer, and a blue picture in place of the seal's red one.
+    let r = stamp::verify(
+        &forge(
+            KeyState::Sealed,
+            &softhsm_fixtures::stamp_png([20, 40, 200]),
+        ),
+        &k.root_der(),
+        now,
+    )
+    .unwrap();
+    let s = &r.signatures[0];
+    assert!(s.intact && s.chain_trusted, "{s:#?}");
+    let seal = s.seal.as_ref().unwrap();
+    assert!(seal.made_under_root && seal.bound_to_signer, "{s:#?}");
+    assert!(!seal.picture_matches, "{s:#?}");
+    assert!(!s.valid && !r.all_valid);
+
+    // The control: the same hand-made stamp with the seal's own picture and signer holds.
+    let r = stamp::verify(
+        &forge(KeyState::Sealed, &softhsm_fixtures::seal_png()),
+        &k.root_der(),
+        now,
+    )
+    .unwrap();
+    assert!(r.all_valid, "{r:#?}");
+}
