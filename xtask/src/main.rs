@@ -148,6 +148,11 @@ const PYTHON_PACKAGES: &[(&str, &str, &str)] = &[
         "pyhanko.cli",
         "the `pyhanko sign validate` command the tests run",
     ),
+    (
+        "gmssl",
+        "gmssl",
+        "a second SM2 verifier of seals, pure Python, beside OpenSSL",
+    ),
 ];
 
 fn main() -> ExitCode {

@@ -1,7 +1,8 @@
 //! The seal the reference CA makes, checked by parts Keyward did not write: Python's
 //! asn1tools decodes it with an ASN.1 module typed from GB/T 38540-2020 (version 4,
-//! GeneralizedTime dates) and finds it canonical DER, and OpenSSL 3 verifies its SM2
-//! signature with SM3 and the default distinguishing ID over `esealInfo` as received.
+//! GeneralizedTime dates) and finds it canonical DER, and OpenSSL 3 and gmssl (a pure-Python
+//! SM2) each verify its SM2 signature with SM3 and the default distinguishing ID over
+//! `esealInfo` as received.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -109,8 +110,29 @@ fn sm2_verify(dir: &Path, message: &str) -> bool {
     o.status.success() && text.contains("Signature Verified Successfully")
 }
 
+/// gmssl's verdict on the seal check_seal.py took apart in `dir`, over `message` there
+/// (tests/standard/sm2_gmssl.py).
+fn sm2_verified_by_gmssl(dir: &Path, message: &str) -> bool {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standard/sm2_gmssl.py");
+    let o = Command::new("timeout")
+        .args(["60", "python3"])
+        .arg(script)
+        .args([message, "signature.der", "maker.der"])
+        .current_dir(dir)
+        .output()
+        .expect("python3 (cargo xtask setup installs gmssl)");
+    let text = String::from_utf8_lossy(&o.stdout);
+    // Anything but a clean verdict either way (a missing module, a decoding error) fails.
+    assert!(
+        text.trim() == "verified" || text.trim() == "not verified",
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.status.success() && text.trim() == "verified"
+}
+
 #[tokio::test]
-async fn the_reference_cas_seal_is_gbt_38540_version_4_and_verifies_with_openssl() {
+async fn the_reference_cas_seal_is_gbt_38540_version_4_and_verifies_with_openssl_and_gmssl() {
     let ca = TestCa::new().await;
     let (der, cert) = reference_ca_seal(&ca).await;
     let dir = tempfile::tempdir().unwrap();
@@ -162,7 +184,12 @@ async fn the_reference_cas_seal_is_gbt_38540_version_4_and_verifies_with_openssl
         sm2_verify(dir.path(), "info.der"),
         "OpenSSL verifies the seal"
     );
-    // And refuses it over a changed esealInfo.
+    // gmssl, a second SM2 implementation (pure Python), agrees.
+    assert!(
+        sm2_verified_by_gmssl(dir.path(), "info.der"),
+        "gmssl verifies the seal"
+    );
+    // And both refuse it over a changed esealInfo.
     let mut changed = std::fs::read(dir.path().join("info.der")).unwrap();
     let last = changed.len() - 1;
     changed[last] ^= 1;
@@ -170,6 +197,10 @@ async fn the_reference_cas_seal_is_gbt_38540_version_4_and_verifies_with_openssl
     assert!(
         !sm2_verify(dir.path(), "changed.der"),
         "a changed seal fails"
+    );
+    assert!(
+        !sm2_verified_by_gmssl(dir.path(), "changed.der"),
+        "a changed seal fails for gmssl"
     );
 }
 

@@ -3,8 +3,8 @@
 //! pages, then checked by parts Keyward did not write — pdfsig (NSS trusting only the
 //! fixtures' root), pyHanko (that root as its one trust anchor), the seal each signature
 //! keeps decoded by asn1tools from GB/T 38540's ASN.1 and its SM2 signature verified by
-//! OpenSSL 3 — and by `keyward stamp verify`. Refusals exit 12 before the PIN reaches the
-//! key and leave every file as it was.
+//! OpenSSL 3 and by gmssl — and by `keyward stamp verify`. Refusals exit 12 before the PIN
+//! reaches the key and leave every file as it was.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../keyward-pdf/tests/tools/mod.rs"]
@@ -299,6 +299,26 @@ fn sm2_verified_by_openssl(dir: &Path, message: &str) -> bool {
         && String::from_utf8_lossy(&o.stdout).contains("Signature Verified Successfully")
 }
 
+/// gmssl's verdict, as [`sm2_verified_by_openssl`] (keyward-ca's tests/standard/sm2_gmssl.py).
+fn sm2_verified_by_gmssl(dir: &Path, message: &str) -> bool {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../keyward-ca/tests/standard/sm2_gmssl.py");
+    let o = Command::new("timeout")
+        .args(["60", "python3"])
+        .arg(script)
+        .args([message, "signature.der", "maker.der"])
+        .current_dir(dir)
+        .output()
+        .expect("python3 (cargo xtask setup installs gmssl)");
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.trim() == "verified" || said.trim() == "not verified",
+        "{said}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.status.success() && said.trim() == "verified"
+}
+
 #[test]
 fn stamped_once_twice_and_across_pages_from_the_command_line_and_checked_outside() {
     let w = World::new(&[KeyState::Sealed]);
@@ -367,8 +387,8 @@ fn stamped_once_twice_and_across_pages_from_the_command_line_and_checked_outside
     assert!(said.contains(key.credit_code.as_deref().unwrap()), "{said}");
 
     // The seal each signature keeps, read by pyHanko out of the PDF, decoded by asn1tools
-    // from the standard's ASN.1 and verified by OpenSSL: version 4, the organisation's
-    // name, bound to the very certificate that signed.
+    // from the standard's ASN.1 and verified by OpenSSL and gmssl: version 4, the
+    // organisation's name, bound to the very certificate that signed.
     let found = seals_by_pyhanko(&twice, &w.root_pem(), w.dir.path());
     assert_eq!(found.len(), 2, "{found:?}");
     for f in &found {
@@ -383,11 +403,13 @@ fn stamped_once_twice_and_across_pages_from_the_command_line_and_checked_outside
         assert_eq!(read["cert_list"], "CertInfoList");
         assert_eq!(read["cert_sha256"], serde_json::json!([f["signer_sha256"]]));
         assert!(sm2_verified_by_openssl(parts.path(), "info.der"));
+        assert!(sm2_verified_by_gmssl(parts.path(), "info.der"));
         let mut changed = std::fs::read(parts.path().join("info.der")).unwrap();
         let last = changed.len() - 1;
         changed[last] ^= 1;
         std::fs::write(parts.path().join("changed.der"), changed).unwrap();
         assert!(!sm2_verified_by_openssl(parts.path(), "changed.der"));
+        assert!(!sm2_verified_by_gmssl(parts.path(), "changed.der"));
     }
 
     // Against another CA's root: the chain and the seal's maker fail, exit 13.
