@@ -5,7 +5,7 @@
 //! one an unlock rotated to), transport PIN or SMS code may be found — as text, in hex, in
 //! base64 or as a list of byte values — in the logs, the journal as it stood at each
 //! interruption and at the end, the errors the workflows returned, the command line's output
-//! and log, the CA's data folder (its database holds PINs only encrypted; it is the SMS
+//! and log, a document stamped on the key, the CA's data folder (its database holds PINs only encrypted; it is the SMS
 //! outbox, so codes are looked for everywhere else) or the simulator's state and log. The
 //! business secrets and code tickets the CA hands out are looked for everywhere but the
 //! journal, which needs them to carry on (the CA keeps only their hashes).
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{PIN, World, handler, pin};
+use common::{PIN, World, handler, organisation, pin};
 use keyward_ca_api::ErrorCode;
 use keyward_flows::activate::{ActivateInput, activate};
 use keyward_flows::{FlowError, renew, unlock};
@@ -460,6 +460,59 @@ fn no_pin_of_any_kind_reaches_a_log_a_journal_or_a_database() {
     plug_back(&w, t);
     interrupted(&mut ev, &w, "renewal install", first);
     renew::install(&w.env, t, &pin(unlocked), FinalTry::Refuse, None).unwrap();
+
+    // 申请印章 · 安装印章, then 盖章: a stamp refused for a wrong PIN, one made; the stamped
+    // document is searched too.
+    let b = keyward_flows::seal::apply(
+        &w.env,
+        t,
+        &pin(unlocked),
+        FinalTry::Refuse,
+        &organisation(1).name,
+        keyward_ca_api::SealKind::Official,
+        false,
+        &softhsm_fixtures::seal_png(),
+        "image/png",
+    )
+    .unwrap();
+    admin
+        .approve(
+            &b.id,
+            &keyward_ca_api::ReviewDecision {
+                note: "印模清晰".into(),
+            },
+        )
+        .unwrap();
+    keyward_flows::seal::install(&w.env, t, &pin(unlocked), FinalTry::Refuse, None).unwrap();
+    let document = keyward_pdf::sample_document(1, false);
+    let stamp_wrong = "Wrong#Stamp2026";
+    ev.secret("wrong PIN given to stamp", stamp_wrong);
+    let place = keyward_flows::stamp::Place::Usual { page: None };
+    let now = time::OffsetDateTime::now_utc();
+    let e = keyward_flows::stamp::stamp(
+        &w.module,
+        t,
+        &pin(stamp_wrong),
+        FinalTry::Refuse,
+        &document,
+        place,
+        now,
+        None,
+    )
+    .unwrap_err();
+    ev.error("stamp with a wrong PIN", &e);
+    let stamped = keyward_flows::stamp::stamp(
+        &w.module,
+        t,
+        &pin(unlocked),
+        FinalTry::Refuse,
+        &document,
+        place,
+        now,
+        None,
+    )
+    .unwrap();
+    ev.place("stamped document", stamped.document);
 
     // The SO PINs after that: the one the unlock rotated to is the one the CA releases next.
     w.advance_days(1);
