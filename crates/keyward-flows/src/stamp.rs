@@ -352,17 +352,26 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), FlowError> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let written = (|| {
+    let staged = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        // A hard link fails when the name exists: no file is ever replaced.
-        std::fs::hard_link(&tmp, path)
+        f.sync_all()
     })();
+    // A hard link fails when the name exists: no file is ever replaced.
+    let written = staged.and_then(|()| std::fs::hard_link(&tmp, path));
     let _ = std::fs::remove_file(&tmp);
+    let written = match written {
+        // A file system without hard links (FAT on a USB stick, some network shares): the
+        // name itself, created only if absent, written in place.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() => {
+            tracing::debug!(error = %e, "no hard link; writing the new file in place");
+            write_exclusive(path, bytes)
+        }
+        other => other,
+    };
     match written {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -370,6 +379,22 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), FlowError> {
         }
         Err(e) => Err(err(e)),
     }
+}
+
+/// Creates `path`, which must not exist, with `bytes`; a file left half-written by a failed
+/// write is removed (it is ours: the creation succeeded).
+fn write_exclusive(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let done = f.write_all(bytes).and_then(|()| f.sync_all());
+    if done.is_err() {
+        drop(f);
+        let _ = std::fs::remove_file(path);
+    }
+    done
 }
 
 /// [`stamp`] from the file `input` to the new file `output`. `output` must name another,
@@ -624,7 +649,30 @@ pub fn verify(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_new_file_is_written_whole_and_never_over_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pdf");
+        write_new_file(&path, b"stamped").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"stamped");
+        assert!(matches!(
+            write_new_file(&path, b"again"),
+            Err(FlowError::OutputExists(_))
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"stamped");
+        // No staging file is left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // The fallback for file systems without hard links refuses an existing name too.
+        let e = write_exclusive(&path, b"again").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"stamped");
+        let other = dir.path().join("other.pdf");
+        write_exclusive(&other, b"in place").unwrap();
+        assert_eq!(std::fs::read(&other).unwrap(), b"in place");
+    }
 
     #[test]
     fn pdf_dates_read_as_rfc3339() {
