@@ -303,7 +303,7 @@ async fn app_info(desktop: State<'_, Desktop>) -> Result<AppInfo, CommandError> 
         })
         .collect();
     Ok(AppInfo {
-        version: env!("CARGO_PKG_VERSION"),
+        version: keyward_version::VERSION_LINE,
         log_dir: desktop.log_dir.clone(),
         module_env: std::env::var(keyward_flows::keys::MODULE_ENV).ok(),
         watching,

@@ -484,6 +484,13 @@ async function main() {
       if (shown !== want) throw new Error(`设置 shows ${shown}, the CA's root is ${want}`)
       console.log(`  root fingerprint ${want.slice(0, 23)}… matches${byOpenssl ? ' openssl' : ''}`)
       if (!(await text('[data-testid=ca-root-source]')).includes('KEYWARD_CA_ROOT')) throw new Error('the root’s source is not named')
+      // One version for everything, with the commit the app was built from.
+      const version = await text('[data-testid=version]')
+      const cli = execFileSync(CLI, ['--version'], { encoding: 'utf8' }).trim().replace(/^keyward /, '')
+      if (!/^Keyward \d+\.\d+\.\d+ \((?:[0-9a-f]{12}|unknown)\)$/.test(version) || version !== `Keyward ${cli}`) {
+        throw new Error(`设置 shows ${version}; keyward --version says ${cli}`)
+      }
+      console.log(`  ${version}, as keyward --version`)
       await js('document.querySelector("[data-testid=ca-settings]").scrollIntoView()')
       await shot('settings')
       await click('[data-lang=en]')

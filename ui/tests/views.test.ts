@@ -40,7 +40,7 @@ describe('设置与关于', () => {
   it('lists the drivers found and why the others failed, and the version', async () => {
     mockIPC((cmd) => {
       if (cmd === 'driver_list') return drivers
-      if (cmd === 'app_info') return { version: '0.1.0', log_dir: '/tmp/logs', module_env: null, watching: [] }
+      if (cmd === 'app_info') return { version: '0.1.0 (0123456789ab)', log_dir: '/tmp/logs', module_env: null, watching: [] }
     })
     const w = mount(SettingsView, { global: { plugins: [await testRouter('/settings')] } })
     await flush()
@@ -49,7 +49,7 @@ describe('设置与关于', () => {
     expect(rows[0].text()).toContain('可用')
     expect(rows[1].text()).toContain('CKR_GENERAL_ERROR')
     expect(rows[1].text()).toContain('驱动配置 NETCA')
-    expect(w.find('[data-testid=version]').text()).toBe('Keyward 0.1.0')
+    expect(w.find('[data-testid=version]').text()).toBe('Keyward 0.1.0 (0123456789ab)')
   })
 
   it('saves the language through the shell and switches at once, keeping the CA settings', async () => {

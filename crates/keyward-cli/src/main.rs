@@ -25,12 +25,9 @@ const EXIT_CODES: &str = "Exit codes: 0 done · 1 failure · 2 usage · 3 no key
 12 document refused (encrypted, damaged, too large, no such page, off the page, output exists; nothing signed) · \
 13 a signature checked by stamp verify does not hold";
 
-/// The version and the commit it was built from, one version for the whole workspace.
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYWARD_COMMIT"), ")");
-
 /// Keyward: your organisation certificate on its USB key.
 #[derive(Debug, Parser)]
-#[command(name = "keyward", version = VERSION, about, after_help = EXIT_CODES)]
+#[command(name = "keyward", version = keyward_version::VERSION_LINE, about, after_help = EXIT_CODES)]
 struct Cli {
     /// The PKCS#11 module to use, bypassing driver discovery.
     #[arg(long, global = true, env = MODULE_ENV, value_name = "PATH")]
