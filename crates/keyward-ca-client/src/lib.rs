@@ -550,6 +550,22 @@ impl CaClient {
         self.get("/healthz")
     }
 
+    /// `GET /healthz`, and the service's clock as its `Date` header gives it (an HTTP-date,
+    /// as sent), for a clock-skew check.
+    pub fn health_and_date(&self) -> Result<(Health, Option<String>), ClientError> {
+        let response = self
+            .http
+            .get(self.url("/healthz"))
+            .send()
+            .map_err(|e| self.transport(e))?;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((self.read(response)?, date))
+    }
+
     /// `GET /v1/ca/chain`.
     pub fn chain(&self) -> Result<CaChain, ClientError> {
         self.get("/v1/ca/chain")

@@ -247,7 +247,7 @@ impl Ctx {
     }
 
     /// The CA client's settings from `--ca` and `--ca-root`, when a CA is named.
-    fn ca_settings(&self) -> Option<CaSettings> {
+    pub(crate) fn ca_settings(&self) -> Option<CaSettings> {
         let url = self.ca.clone()?;
         Some(CaSettings::new(
             url,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use keyward_flows::doctor::ProbeRunner;
 use keyward_flows::keys::{Keys, MODULE_ENV, ROLE_CHAIN, ROLE_ORGANISATION};
 use keyward_flows::{FinalTry, Module, PinRole, PinState, PinStatus, TokenError, TokenRef};
 use keyward_pki::{Lang, Pin};
@@ -57,6 +58,9 @@ enum Command {
     Tokens,
     /// The PKCS#11 modules found, and why others failed.
     Drivers,
+    /// 环境检测: which key is plugged in and what is missing (drivers, PC/SC, udev, the
+    /// CA). Exits 0 when all is well, 1 when it finds a problem.
+    Doctor,
     /// Certificates on a key.
     Cert {
         #[command(subcommand)]
@@ -168,6 +172,8 @@ impl Failure {
 pub(crate) type CliResult<T> = Result<T, Failure>;
 
 fn main() {
+    // Started again as a module's test load: load it, answer, exit.
+    keyward_flows::doctor::serve_probe_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -218,7 +224,8 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
         keys: match &cli.module {
             Some(path) => Keys::with_module(path),
             None => Keys::new(),
-        },
+        }
+        .with_probe(ProbeRunner::this_executable()),
         ca: cli.ca,
         ca_root: cli.ca_root,
         data_dir: cli.data_dir,
@@ -226,6 +233,7 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
     match cli.command {
         Command::Tokens => ctx.tokens(),
         Command::Drivers => ctx.drivers(),
+        Command::Doctor => ctx.doctor(),
         Command::Cert {
             command: CertCommand::Show(t),
         } => ctx.cert_show(t.token.as_deref()),
@@ -341,6 +349,35 @@ impl Ctx {
             if let Some(e) = &r.error {
                 println!("    {e}");
             }
+        }
+        Ok(())
+    }
+
+    fn doctor(&self) -> CliResult<()> {
+        use keyward_flows::doctor::{self, DoctorOptions, Severity};
+        let mut options = DoctorOptions::new(self.lang);
+        options.probe = ProbeRunner::this_executable();
+        options.ca = self.ca_settings();
+        let report = doctor::check(&self.keys, &options);
+        if self.json {
+            print_json(&report)?;
+        } else {
+            println!("{}", report.verdict);
+            for f in &report.findings {
+                let mark = match f.severity {
+                    Severity::Problem => "✗",
+                    Severity::Warning => "!",
+                    Severity::Ok => "✓",
+                    Severity::Info => "·",
+                };
+                println!("{mark} [{}] {}", f.code, f.message);
+                if let Some(fix) = f.fix.as_ref().filter(|_| f.severity <= Severity::Warning) {
+                    println!("    → {fix}");
+                }
+            }
+        }
+        if !report.healthy {
+            std::process::exit(exit::FAILURE);
         }
         Ok(())
     }

@@ -22,7 +22,10 @@ use keyward_token::discovery::{self, Candidate};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use keyward_token::discovery::{MODULE_ENV, ModuleSource};
+pub use keyward_token::discovery::{Candidate as ModuleCandidate, MODULE_ENV, ModuleSource};
+pub use keyward_token::{DriverProfile, Quirk, UsbId};
+
+use crate::doctor::{ProbeOutcome, ProbeRunner};
 pub use keyward_token::{
     FinalTry, Module, PinRole, PinState, PinStatus, TokenDescription, TokenError, TokenEvent,
     TokenRef, WatchMode, WatchOptions, Watcher,
@@ -172,6 +175,7 @@ pub struct DriverReport {
 pub struct Keys {
     explicit: Option<PathBuf>,
     modules: Mutex<Vec<Arc<Module>>>,
+    probe: Option<ProbeRunner>,
 }
 
 impl Keys {
@@ -185,17 +189,66 @@ impl Keys {
         Keys {
             explicit: Some(path.to_owned()),
             modules: Mutex::new(Vec::new()),
+            probe: None,
         }
+    }
+
+    /// Modules whose profile has the `load-in-child` quirk are test-loaded with `probe`
+    /// first (a child process, a timeout) and left out, with the reason, when the test
+    /// load hangs or fails: this process never waits on them. Without a runner they are
+    /// loaded as any other.
+    pub fn with_probe(mut self, probe: Option<ProbeRunner>) -> Self {
+        self.probe = probe;
+        self
     }
 
     fn candidates(&self) -> Result<Vec<Candidate>, TokenError> {
         let profiles = discovery::embedded_profiles()?;
+        self.candidates_with(&profiles, &discovery::library_dirs())
+    }
+
+    /// The modules discovery would try, with these profiles and library folders.
+    pub fn candidates_with(
+        &self,
+        profiles: &[DriverProfile],
+        lib_dirs: &[PathBuf],
+    ) -> Result<Vec<Candidate>, TokenError> {
         Ok(discovery::candidates(
             self.explicit.as_deref(),
-            &profiles,
-            &discovery::library_dirs(),
-            &discovery::p11kit_config_dirs(),
+            profiles,
+            lib_dirs,
+            &self.p11kit_dirs(),
         ))
+    }
+
+    /// The p11-kit configuration folders searched, lowest precedence first.
+    pub fn p11kit_dirs(&self) -> Vec<PathBuf> {
+        discovery::p11kit_config_dirs()
+    }
+
+    /// Opens one candidate, test-loading it in a child first when its profile asks for it.
+    fn open_candidate(&self, path: &Path) -> Result<Arc<Module>, TokenError> {
+        if let Some(runner) = &self.probe {
+            let profiles = discovery::embedded_profiles()?;
+            let in_child = discovery::profile_for_module(&profiles, path, None)
+                .is_some_and(|p| p.has_quirk(Quirk::LoadInChild));
+            if in_child {
+                let reason = match runner.probe(path) {
+                    ProbeOutcome::Loaded { .. } => None,
+                    ProbeOutcome::Failed { reason } => Some(reason),
+                    ProbeOutcome::TimedOut { seconds } => Some(format!(
+                        "it did not answer C_Initialize within {seconds} s (tested in a child process)"
+                    )),
+                };
+                if let Some(reason) = reason {
+                    return Err(TokenError::ModuleLoad {
+                        path: path.to_owned(),
+                        reason,
+                    });
+                }
+            }
+        }
+        Module::open(path)
     }
 
     /// Every module that loads, opened once. A module named explicitly (or by the
@@ -212,7 +265,7 @@ impl Keys {
         });
         let mut tried = Vec::new();
         for c in &candidates {
-            match Module::open(&c.path) {
+            match self.open_candidate(&c.path) {
                 Ok(m) => cache.push(m),
                 Err(e) if explicit => return Err(e),
                 Err(e) => {
@@ -337,7 +390,7 @@ impl Keys {
             .candidates()?
             .into_iter()
             .map(|c| {
-                let r = Module::open(&c.path);
+                let r = self.open_candidate(&c.path);
                 DriverReport {
                     loaded: r.is_ok(),
                     error: r.as_ref().err().map(ToString::to_string),

@@ -8,6 +8,8 @@
 //!
 //! - [`keys`]: the keys plugged in and what each one shows (the Home card, `keyward tokens`).
 //! - [`connect`]: the CA client every front end makes from the same settings.
+//! - [`doctor`]: 环境检测 — which key is plugged in and what is missing (USB, drivers,
+//!   PC/SC, udev, modules test-loaded in a child, the CA), with stable finding codes.
 //! - [`activate`]: 激活证书 — SMS code and a PIN of the operator's own.
 //! - [`pin`]: 修改密码 — the login guard and the policy.
 //! - [`unlock`]: 忘记密码 — identity, review, SMS code, SO reset, SO PIN rotation.
@@ -29,6 +31,7 @@
 
 pub mod activate;
 pub mod connect;
+pub mod doctor;
 pub mod identity;
 pub mod journal;
 pub mod keys;

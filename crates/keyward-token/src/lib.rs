@@ -1,6 +1,9 @@
 //! Keyward's PKCS#11 layer: everything Keyward does to a USB key goes through here.
 //!
-//! - [`discovery`]: which module reaches the key — driver profiles, p11-kit, or a path.
+//! - [`discovery`]: which module reaches the key — driver profiles, p11-kit, or a path;
+//!   the architecture a module file was built for.
+//! - [`profile`]: driver profiles — USB IDs, module files, `CK_INFO` match, PIN limits,
+//!   quirks, udev rule, SM2 mechanism codes.
 //! - [`module`]: a loaded module, the keys it sees, their info and PIN status.
 //! - [`session`]: the login guard, PIN changes, certificates, data objects, on-key key
 //!   generation and signing.
@@ -11,9 +14,11 @@
 //! This crate knows nothing of HTTP, JSON documents, the CA or the desktop shell.
 
 pub mod discovery;
+mod elf;
 pub mod error;
 pub mod info;
 pub mod module;
+pub mod profile;
 pub mod session;
 pub mod uri;
 mod vendor;
@@ -22,6 +27,7 @@ pub mod watch;
 pub use error::{PinRole, Result, TokenError};
 pub use info::{PinState, PinStatus, TokenDescription};
 pub use module::{Module, ModuleInfo, TokenRef};
+pub use profile::{DriverProfile, Quirk, UsbId};
 pub use session::{CertObject, FinalTry, KeyObject, KeySpec, TokenSession, TokenSigner};
 pub use uri::Pkcs11Uri;
 pub use vendor::PIN_TRIES_SYMBOL;

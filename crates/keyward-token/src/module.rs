@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::error::{Result, TokenError};
 use crate::info::{PinStatus, TokenDescription, flag_names};
+use crate::profile::{DriverProfile, Quirk};
 use crate::session::TokenSession;
 use crate::uri::Pkcs11Uri;
 use crate::vendor::Extensions;
@@ -51,6 +52,7 @@ pub struct Module {
     pub(crate) ctx: Pkcs11,
     info: ModuleInfo,
     ext: Extensions,
+    profile: Mutex<Option<Arc<DriverProfile>>>,
     login_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Keys whose user PIN this process set with C_InitPIN since their last user login.
     pin_reset: Mutex<HashSet<String>>,
@@ -92,6 +94,12 @@ impl Module {
         if let Some(m) = reg.get(&key).and_then(Weak::upgrade) {
             return Ok(m);
         }
+        if let Err(arch) = crate::elf::check_arch(&key) {
+            return Err(load_err(format!(
+                "this driver is for {arch}; this computer is {}",
+                crate::elf::host_arch()
+            )));
+        }
         let ctx = Pkcs11::new(&key).map_err(|e| {
             load_err(match e {
                 CkError::LibraryLoading(l) => format!("cannot load it as a PKCS#11 module: {l}"),
@@ -119,9 +127,26 @@ impl Module {
             version: li.library_version().to_string(),
             cryptoki_version: li.cryptoki_version().to_string(),
         };
-        tracing::info!(module = %key.display(), manufacturer = %info.manufacturer, "PKCS#11 module loaded");
+        let profile = crate::profile::embedded_profiles()
+            .ok()
+            .and_then(|all| {
+                crate::profile::profile_for_module(
+                    &all,
+                    &key,
+                    Some((&info.manufacturer, &info.description)),
+                )
+                .cloned()
+            })
+            .map(Arc::new);
+        tracing::info!(
+            module = %key.display(),
+            manufacturer = %info.manufacturer,
+            profile = profile.as_ref().map_or("-", |p| p.name.as_str()),
+            "PKCS#11 module loaded"
+        );
         let module = Arc::new(Module {
             ext: Extensions::probe(&key),
+            profile: Mutex::new(profile),
             ctx,
             info,
             login_locks: Mutex::new(HashMap::new()),
@@ -137,15 +162,43 @@ impl Module {
         &self.info
     }
 
+    /// The driver profile this module was matched to when it was opened (by what it says
+    /// about itself, else by its file name), if any.
+    pub fn profile(&self) -> Option<Arc<DriverProfile>> {
+        lock_mutex(&self.profile).clone()
+    }
+
+    /// Replaces the profile (a caller with profiles of its own, or a test): its quirks
+    /// drive this module from the next call on.
+    pub fn set_profile(&self, profile: Option<DriverProfile>) {
+        *lock_mutex(&self.profile) = profile.map(Arc::new);
+    }
+
+    /// Does the module's profile declare this quirk?
+    pub fn has_quirk(&self, quirk: Quirk) -> bool {
+        lock_mutex(&self.profile)
+            .as_ref()
+            .is_some_and(|p| p.has_quirk(quirk))
+    }
+
     /// Initialised keys present now. A slot holding an uninitialised token (a blank key,
-    /// or SoftHSM's free slot) is left out: there is nothing on it for an operator.
+    /// or SoftHSM's free slot) is left out: there is nothing on it for an operator. With the
+    /// `phantom-slot` quirk, a slot that says a token is present but cannot describe it, or
+    /// describes one without a serial number, is left out too instead of failing the list.
     pub fn tokens(&self) -> Result<Vec<TokenRef>> {
+        let phantom = self.has_quirk(Quirk::PhantomSlot);
         // One C_GetTokenInfo a slot: the initialised flag is read from the same answer.
         let slots = self.ctx.get_slots_with_token()?;
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
             match self.ctx.get_token_info(slot) {
                 Ok(info) if !info.token_initialized() => {}
+                Ok(info) if phantom && info.serial_number().trim().is_empty() => {
+                    tracing::debug!(slot = slot.id(), "phantom slot without a serial left out");
+                }
+                Err(CkError::Pkcs11(rv, _)) if phantom => {
+                    tracing::debug!(slot = slot.id(), rv = %rv, "phantom slot left out");
+                }
                 Ok(info) => out.push(TokenRef {
                     slot,
                     serial: info.serial_number().trim().to_owned(),

@@ -59,7 +59,8 @@ pub struct WatchOptions {
     pub poll: Duration,
     /// Rescan period for PIN state changes when it has.
     pub state_poll: Duration,
-    /// Never use C_WaitForSlotEvent, even if the module answers it (a driver profile quirk).
+    /// Never use C_WaitForSlotEvent, even if the module answers it. A module whose profile
+    /// has the `no-wait-for-slot-event` quirk is polled whatever this says.
     pub force_polling: bool,
 }
 
@@ -146,7 +147,9 @@ impl Watcher {
     ) -> std::io::Result<Watcher> {
         let stop = Arc::new(AtomicBool::new(false));
         let (wake_tx, wake_rx) = mpsc::channel::<()>();
-        let mode = if !options.force_polling && has_slot_events(&module) {
+        let force_polling =
+            options.force_polling || module.has_quirk(crate::profile::Quirk::NoWaitForSlotEvent);
+        let mode = if !force_polling && has_slot_events(&module) {
             WatchMode::SlotEvents
         } else {
             WatchMode::Polling

@@ -28,6 +28,10 @@ pub enum Effect {
     /// `C_GetInfo`, `C_WaitForSlotEvent`) every token the process knows is
     /// pulled out and the call then proceeds.
     RemoveToken,
+    /// The call blocks this many seconds before it goes on as usual: a driver waiting on a
+    /// device or a vendor helper that never answers. On `C_Initialize` it is what makes a
+    /// client that loads modules in its own process hang.
+    Hang(u64),
 }
 
 /// A fault to arm: `effect` happens at the `at_call`-th call of `function`

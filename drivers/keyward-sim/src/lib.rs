@@ -45,8 +45,10 @@
 //!   can start the next operation at once. A pulled token (`RemoveToken`)
 //!   stops the call before it reaches the module underneath, so a write at
 //!   that call never happens.
-//!   `C_Initialize` can carry a `Return` fault too (the module then stays
-//!   uninitialised); `C_GetFunctionList` and `C_Finalize` cannot.
+//!   A `Hang` fault blocks the call for a number of seconds and then lets it go
+//!   on. `C_Initialize` can carry a `Return` fault (the module then stays
+//!   uninitialised) or a `Hang` one (a driver that does not answer);
+//!   `C_GetFunctionList` and `C_Finalize` cannot.
 //! * **Identity**: per-token overrides of manufacturer, model and serial.
 //!
 //! A token is named, in the control API and the command, by the serial a

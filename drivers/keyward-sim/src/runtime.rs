@@ -210,12 +210,24 @@ pub(crate) fn initialize(args: *mut c_void) -> Ck<CK_RV> {
         .faults
         .iter()
         .any(|f| !f.fired && f.function == "C_Initialize")
-        && let Some(Effect::Return(rv)) = store
+    {
+        match store
             .update(|st| st.count_call("C_Initialize"))
             .map_err(fail)?
-    {
-        warn!(function = "C_Initialize", rv, "injected fault fires");
-        return Err(rv);
+        {
+            Some(Effect::Return(rv)) => {
+                warn!(function = "C_Initialize", rv, "injected fault fires");
+                return Err(rv);
+            }
+            Some(Effect::Hang(secs)) => {
+                warn!(
+                    function = "C_Initialize",
+                    secs, "injected fault fires: hanging"
+                );
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+            }
+            Some(Effect::RemoveToken) | None => {}
+        }
     }
     let funcs = load_function_list(&config.module).map_err(fail)?;
     let mut rt = Runtime {
@@ -596,6 +608,10 @@ impl Runtime {
         warn!(function = name, ?effect, "injected fault fires");
         match effect {
             Effect::Return(rv) => Ok(Some(rv)),
+            Effect::Hang(secs) => {
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+                Ok(None)
+            }
             Effect::RemoveToken => match target {
                 Target::Slot(slot, Some(t)) => {
                     self.pull(t, slot)?;

@@ -51,6 +51,9 @@ enum Command {
         /// Pull the token out instead.
         #[arg(long)]
         remove_token: bool,
+        /// Block the call this many seconds instead, then go on (C_Initialize too).
+        #[arg(long, value_name = "SECONDS")]
+        hang: Option<u64>,
     },
     /// Forget every fault.
     ClearFaults,
@@ -79,13 +82,20 @@ fn run(cli: &Cli) -> Result<(), String> {
             at_call,
             rv,
             remove_token,
+            hang,
         } => {
-            let effect = match (rv, remove_token) {
-                (Some(rv), false) => Effect::Return(
+            let effect = match (rv, remove_token, hang) {
+                (Some(rv), false, None) => Effect::Return(
                     control::parse_rv(rv).ok_or_else(|| format!("unknown return code {rv:?}"))?,
                 ),
-                (None, true) => Effect::RemoveToken,
-                _ => return Err("give exactly one of --return CKR_… or --remove-token".into()),
+                (None, true, None) => Effect::RemoveToken,
+                (None, false, Some(secs)) => Effect::Hang(*secs),
+                _ => {
+                    return Err(
+                        "give exactly one of --return CKR_…, --remove-token or --hang SECONDS"
+                            .into(),
+                    );
+                }
             };
             let id = control::arm_fault(
                 &dir,
@@ -143,6 +153,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                         .map(str::to_string)
                         .unwrap_or_else(|| format!("{rv:#x}")),
                     Effect::RemoveToken => "remove token".into(),
+                    Effect::Hang(secs) => format!("hang {secs} s"),
                 };
                 println!(
                     "fault {}: {} call {} → {} ({} counted{})",
