@@ -5,10 +5,100 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
+
 use common::cli::CliWorld;
 use common::{PIN, handler};
 use keyward_sim::control::{self, Effect, Fault};
 use serde_json::Value;
+
+/// Every string the journal holds under a name like a secret (business secrets, code
+/// tickets): what the support bundle must never carry.
+fn journal_secrets(data_dir: &Path, into: &mut Vec<String>) {
+    fn walk(v: &Value, name: &str, into: &mut Vec<String>) {
+        match v {
+            Value::String(s)
+                if ["secret", "ticket", "code"]
+                    .iter()
+                    .any(|n| name.contains(n))
+                    && s.len() >= 4 =>
+            {
+                into.push(s.clone());
+            }
+            Value::Object(m) => m.iter().for_each(|(k, v)| walk(v, k, into)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, name, into)),
+            _ => {}
+        }
+    }
+    for e in std::fs::read_dir(data_dir.join("journal"))
+        .into_iter()
+        .flatten()
+    {
+        let e = e.unwrap();
+        if let Ok(v) = serde_json::from_slice::<Value>(&std::fs::read(e.path()).unwrap()) {
+            walk(&v, "", into);
+        }
+    }
+}
+
+/// `keyward support-bundle`, then the archive — unpacked by tar, and its raw bytes —
+/// searched for every secret.
+fn bundle_holds_none_of(w: &CliWorld, name: &str, secrets: &[String]) {
+    let out = w.dir.path().join(name);
+    let v = w.ok(
+        &[
+            "support-bundle",
+            "--json",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    let files: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for want in [
+        "doctor.json",
+        "versions.json",
+        "modules.json",
+        "tokens.json",
+        "journal.json",
+    ] {
+        assert!(
+            files.contains(&format!("keyward-support/{want}").as_str()),
+            "{files:?}"
+        );
+    }
+    let raw = Command::new("gzip").arg("-dc").arg(&out).output().unwrap();
+    assert!(raw.status.success());
+    let unpacked = w.dir.path().join(format!("{name}.d"));
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = Command::new("tar")
+        .arg("-xzf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let tokens = std::fs::read_to_string(unpacked.join("keyward-support/tokens.json")).unwrap();
+    assert!(
+        tokens.contains(&w.serial),
+        "the key's info is there: {tokens}"
+    );
+    for secret in secrets {
+        assert!(
+            !raw.stdout
+                .windows(secret.len())
+                .any(|win| win == secret.as_bytes()),
+            "{secret:?} is in the support bundle {name}"
+        );
+    }
+}
 
 #[test]
 fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line() {
@@ -37,7 +127,10 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
         sent.get("ticket").is_none(),
         "the ticket stays in the journal"
     );
+    let mut secrets: Vec<String> = Vec::new();
+    journal_secrets(&w.dir.path().join("client"), &mut secrets);
     let code = w.sms_code();
+    let first_code = code.clone();
     let v = w.ok(
         &["activate", "--json", "--code", &code, "--pin-fd", "0"],
         &pin_line,
@@ -83,6 +176,7 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
         &pin_line,
     );
     assert_eq!(v["fee_fen"], 60000);
+    journal_secrets(&w.dir.path().join("client"), &mut secrets);
     let unpaid = w.keyward(&["renew", "install", "--pin-fd", "0"], &pin_line);
     assert_eq!(unpaid.status.code(), Some(11));
     w.ok(&["renew", "pay", "--json", "--sandbox"], "");
@@ -106,6 +200,15 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
     );
     assert!(String::from_utf8_lossy(&pulled.stderr).contains("已拔出"));
     control::insert(w.keys.sim_state(), &w.serial).unwrap();
+    // A support bundle while the renewal waits in the journal with its secret.
+    journal_secrets(&w.dir.path().join("client"), &mut secrets);
+    assert!(
+        !secrets.is_empty(),
+        "the journal holds the renewal's secret"
+    );
+    let mut now: Vec<String> = secrets.clone();
+    now.extend([PIN.to_owned(), first_code.clone()]);
+    bundle_holds_none_of(&w, "mid.tar.gz", &now);
     let progress = w.ok(&["progress", "--json", "--pin-fd", "0"], &pin_line);
     assert_eq!(progress["resumable"], serde_json::json!(["renew"]));
     let v = w.ok(&["resume", "--json", "--pin-fd", "0"], &pin_line);
@@ -152,7 +255,9 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
         "",
     );
     assert_eq!(v["state"], "approved");
+    journal_secrets(&w.dir.path().join("client"), &mut secrets);
     let code = w.sms_code();
+    let unlock_code = code.clone();
     w.ok(
         &[
             "unlock", "finish", "--json", "--code", &code, "--pin-fd", "0",
@@ -176,4 +281,42 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
     for kind in ["issue", "renewal", "unlock"] {
         assert!(kinds.contains(&(kind, "completed")), "{kinds:?}");
     }
+
+    // 支持包 after the whole journey: a log line that carries an ID number and a PIN (as a
+    // careless line might) is scrubbed, and no PIN, SMS code, business secret, ticket or
+    // ID number the journey used is anywhere in the archive.
+    let logs = w.dir.path().join("client/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("keyward.log"),
+        format!(
+            "INFO unlock applied for {} ({}) pin={PIN} phone={}\n",
+            h.name, h.id_number, h.phone
+        ),
+    )
+    .unwrap();
+    let mut all = secrets;
+    all.extend([
+        PIN.to_owned(),
+        "Unlocked#2026".to_owned(),
+        "Wrong#00001".to_owned(),
+        "Next#2026xx".to_owned(),
+        first_code,
+        unlock_code,
+        h.id_number.clone(),
+        h.phone.clone(),
+        softhsm_fixtures::USER_PIN.to_owned(),
+        softhsm_fixtures::SO_PIN.to_owned(),
+    ]);
+    bundle_holds_none_of(&w, "end.tar.gz", &all);
+    let log = std::fs::read_to_string(
+        w.dir
+            .path()
+            .join("end.tar.gz.d/keyward-support/logs/keyward.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains(&h.id_number[..6]) && log.contains("<redacted>"),
+        "{log}"
+    );
 }

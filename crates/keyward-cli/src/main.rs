@@ -61,6 +61,14 @@ enum Command {
     /// 环境检测: which key is plugged in and what is missing (drivers, PC/SC, udev, the
     /// CA). Exits 0 when all is well, 1 when it finds a problem.
     Doctor,
+    /// A support bundle (.tar.gz) for the CA's support: the environment check, versions,
+    /// modules, token infos, unfinished workflows' steps and recent logs — no PIN, code,
+    /// secret or ID number.
+    SupportBundle {
+        /// The archive to write.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Certificates on a key.
     Cert {
         #[command(subcommand)]
@@ -234,6 +242,7 @@ fn run(cli: Cli, lang: Lang) -> CliResult<()> {
         Command::Tokens => ctx.tokens(),
         Command::Drivers => ctx.drivers(),
         Command::Doctor => ctx.doctor(),
+        Command::SupportBundle { output } => ctx.support_bundle(&output),
         Command::Cert {
             command: CertCommand::Show(t),
         } => ctx.cert_show(t.token.as_deref()),
@@ -353,12 +362,45 @@ impl Ctx {
         Ok(())
     }
 
-    fn doctor(&self) -> CliResult<()> {
-        use keyward_flows::doctor::{self, DoctorOptions, Severity};
-        let mut options = DoctorOptions::new(self.lang);
+    fn doctor_report(&self) -> keyward_flows::doctor::DoctorReport {
+        let mut options = keyward_flows::doctor::DoctorOptions::new(self.lang);
         options.probe = ProbeRunner::this_executable();
         options.ca = self.ca_settings();
-        let report = doctor::check(&self.keys, &options);
+        keyward_flows::doctor::check(&self.keys, &options)
+    }
+
+    fn support_bundle(&self, output: &std::path::Path) -> CliResult<()> {
+        let report = self.doctor_report();
+        let data = flows::data_dir(self.data_dir.as_deref());
+        let journal = keyward_flows::Journal::new(data.join("journal"));
+        let input = keyward_flows::support::BundleInput {
+            keys: &self.keys,
+            doctor: &report,
+            journal: &journal,
+            log_dirs: vec![data.join("logs")],
+            log_days: 7,
+        };
+        let summary = keyward_flows::support::write_bundle(output, &input).map_err(|e| {
+            Failure::other(
+                exit::FAILURE,
+                "support_bundle",
+                format!("{}: {e}", output.display()),
+            )
+        })?;
+        if self.json {
+            return print_json(&summary);
+        }
+        println!(
+            "{}: {}",
+            label("bundle_written", self.lang),
+            summary.path.display()
+        );
+        Ok(())
+    }
+
+    fn doctor(&self) -> CliResult<()> {
+        use keyward_flows::doctor::Severity;
+        let report = self.doctor_report();
         if self.json {
             print_json(&report)?;
         } else {

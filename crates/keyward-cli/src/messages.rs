@@ -235,6 +235,7 @@ pub fn label(key: &str, lang: Lang) -> &'static str {
             "There is no certificate on the key.",
         ),
         "changed" => lang.pick("密码修改成功。", "密碼修改成功。", "PIN changed."),
+        "bundle_written" => lang.pick("支持包已生成", "支援包已產生", "Support bundle written"),
         "old_pin" => lang.pick("原密码: ", "原密碼: ", "Current PIN: "),
         "new_pin" => lang.pick("新密码: ", "新密碼: ", "New PIN: "),
         "again" => lang.pick("再次输入新密码: ", "再次輸入新密碼: ", "New PIN again: "),

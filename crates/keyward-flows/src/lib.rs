@@ -23,6 +23,8 @@
 //! - [`station`]: the CA's issuing station, provisioning a key for an organisation.
 //! - [`usekey`]: using the key from a web page (through the browser bridge): certificates,
 //!   Web eID authentication tokens, signatures over digests.
+//! - [`support`]: the support bundle — the environment check, versions, modules, token
+//!   infos, journal steps and scrubbed logs in one `.tar.gz`, without a secret.
 //! - [`messages`]: every error as the `{code, message}` a person reads.
 //!
 //! The front ends (the CLI, the desktop shell, the browser bridge) use this crate and
@@ -43,6 +45,7 @@ pub mod seal;
 pub mod stamp;
 pub mod standing;
 pub mod station;
+pub mod support;
 pub mod unlock;
 pub mod usekey;
 
