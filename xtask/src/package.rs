@@ -81,10 +81,17 @@ pub fn check_versions() -> Result<()> {
     Ok(())
 }
 
-/// USB IDs of the real keys the driver profiles name, for the udev rule that lets the
-/// logged-in user reach them (TAG+="uaccess").
-fn usb_ids() -> Result<BTreeSet<(String, String)>> {
+/// What the real driver profiles ask of udev: the rules a profile carries (`[udev]`, file
+/// name and rule, for keys whose vendor module opens the device itself), and the USB IDs of
+/// the others, for one rule that lets the logged-in user reach them (TAG+="uaccess").
+struct UdevNeeds {
+    rules: Vec<(String, String)>,
+    ids: BTreeSet<(String, String)>,
+}
+
+fn udev_needs() -> Result<UdevNeeds> {
     let mut ids = BTreeSet::new();
+    let mut rules = Vec::new();
     let dir = root().join("drivers").join("profiles");
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
@@ -99,6 +106,21 @@ fn usb_ids() -> Result<BTreeSet<(String, String)>> {
         let doc: toml::Table = text
             .parse()
             .with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(udev) = doc.get("udev") {
+            let file = udev.get("file").and_then(|v| v.as_str());
+            let rule = udev.get("rule").and_then(|v| v.as_str());
+            let (Some(file), Some(rule)) = (file, rule) else {
+                bail!("{}: [udev] needs file and rule", path.display());
+            };
+            if file.contains('/') || !file.ends_with(".rules") {
+                bail!(
+                    "{}: udev file {file:?} is not a rules file name",
+                    path.display()
+                );
+            }
+            rules.push((file.to_owned(), format!("{rule}\n")));
+            continue;
+        }
         for id in doc
             .get("usb")
             .and_then(|u| u.as_array())
@@ -112,7 +134,7 @@ fn usb_ids() -> Result<BTreeSet<(String, String)>> {
             ids.insert((vendor.to_ascii_lowercase(), product.to_ascii_lowercase()));
         }
     }
-    Ok(ids)
+    Ok(UdevNeeds { rules, ids })
 }
 
 fn udev_rules(ids: &BTreeSet<(String, String)>) -> String {
@@ -158,7 +180,7 @@ fn desktop_deb(debug: bool) -> Result<PathBuf> {
     let work = bin.join("package");
     std::fs::create_dir_all(&work)?;
     let packaging = root().join("packaging").join("deb");
-    let ids = usb_ids()?;
+    let udev = udev_needs()?;
     let mut files = serde_json::Map::new();
     files.insert(
         "/usr/bin/keyward".into(),
@@ -172,12 +194,20 @@ fn desktop_deb(debug: bool) -> Result<PathBuf> {
             .to_string()
             .into(),
     );
-    if !ids.is_empty() {
+    if !udev.ids.is_empty() {
         let rules = work.join("60-keyward-keys.rules");
-        std::fs::write(&rules, udev_rules(&ids))?;
+        std::fs::write(&rules, udev_rules(&udev.ids))?;
         files.insert(
             "/usr/lib/udev/rules.d/60-keyward-keys.rules".into(),
             rules.display().to_string().into(),
+        );
+    }
+    for (file, rule) in &udev.rules {
+        let path = work.join(file);
+        std::fs::write(&path, rule)?;
+        files.insert(
+            format!("/usr/lib/udev/rules.d/{file}"),
+            path.display().to_string().into(),
         );
     }
     let icons = root().join("src-tauri").join("icons");
@@ -381,6 +411,13 @@ fn check_desktop_contents(deb: &Path) -> Result<()> {
     ] {
         if !files.iter().any(|f| f == needed) {
             bail!("{} lacks {needed}; it holds {files:?}", deb.display());
+        }
+    }
+    // Every udev rule a real driver profile carries, under its own name.
+    for (file, _) in udev_needs()?.rules {
+        let path = format!("/usr/lib/udev/rules.d/{file}");
+        if !files.contains(&path) {
+            bail!("{} lacks the udev rule {path}", deb.display());
         }
     }
     // The desktop entries as the desktop reads them, checked by desktop-file-utils.
