@@ -1,4 +1,6 @@
 //! Embeds every driver profile of `drivers/profiles/` (a new profile is a new file there).
+//! A release build leaves out the profiles of the test modules — the simulator and kryoptic —
+//! so what ships looks for real drivers only.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -15,6 +17,15 @@ fn main() {
         Err(e) => panic!("drivers/profiles cannot be read: {e}"),
     };
     files.sort();
+    // Profiles of modules that exist only for tests, left out of release builds.
+    const TEST_ONLY: &[&str] = &["keyward-sim.toml", "kryoptic.toml"];
+    if std::env::var("PROFILE").as_deref() == Ok("release") {
+        files.retain(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_none_or(|n| !TEST_ONLY.contains(&n))
+        });
+    }
     let mut out = String::from(
         "/// Every profile file: its name and text.\npub(super) const PROFILES: &[(&str, &str)] = &[\n",
     );

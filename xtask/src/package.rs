@@ -168,6 +168,9 @@ pub fn package(debug: bool) -> Result<Packages> {
         build.arg("--release");
     }
     run(&mut build)?;
+    if !debug {
+        check_release_binaries()?;
+    }
     let desktop = desktop_deb(debug)?;
     let ca = ca_deb(debug)?;
     check_desktop_contents(&desktop)?;
@@ -345,6 +348,21 @@ fn dir_size(dir: &Path) -> Result<u64> {
         };
     }
     Ok(total)
+}
+
+/// The release binaries look for real drivers only: no test module's profile is compiled
+/// into them (debug builds keep them, for the tests).
+fn check_release_binaries() -> Result<()> {
+    let bin = profile_dir(false);
+    for exe in ["keyward-desktop", "keyward"] {
+        let data = std::fs::read(bin.join(exe))?;
+        for needle in ["libkeyward_sim.so", "libkryoptic"] {
+            if data.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                bail!("the release {exe} still carries the {needle} driver profile");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The paths a package installs, from `dpkg-deb --contents`.
