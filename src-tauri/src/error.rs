@@ -87,6 +87,19 @@ pub const FLOW_CODES: &[&str] = &[
     "ca_unlock_under_way",
     "ca_forbidden",
     "ca_unauthorized",
+    "pdf_too_large",
+    "pdf_encrypted",
+    "pdf_damaged",
+    "page_out_of_range",
+    "seal_off_page",
+    "page_rotated",
+    "cross_page_after_signature",
+    "seal_picture",
+    "signature_too_large",
+    "pdf_signature_unreadable",
+    "file_io",
+    "output_exists",
+    "output_is_input",
     codes::CA_NOT_SET,
     codes::CA_ROOT,
     codes::BAD_ARGUMENT,
@@ -545,6 +558,28 @@ mod tests {
                 assert!(!c.message.is_empty());
             }
         }
+        // 签章's files: the original never overwritten, an existing output refused.
+        let out = PathBuf::from("/tmp/投标书-已盖章.pdf");
+        let cases = [
+            (FlowError::OutputExists(out.clone()), "output_exists"),
+            (FlowError::OutputIsInput, "output_is_input"),
+            (
+                FlowError::File {
+                    path: out.clone(),
+                    reason: "denied".into(),
+                },
+                "file_io",
+            ),
+        ];
+        for (e, code) in cases {
+            for lang in Lang::ALL {
+                let c = CommandError::flow(&e, lang);
+                assert_eq!(c.code, code);
+                assert!(FLOW_CODES.contains(&c.code));
+            }
+        }
+        let zh = CommandError::flow(&FlowError::OutputExists(out), Lang::ZhCn);
+        assert!(zh.message.contains("已存在"), "{}", zh.message);
         let zh = CommandError::flow(&FlowError::RenewalNotOpen { opens_in_days: 12 }, Lang::ZhCn);
         assert!(zh.message.contains("12"), "{}", zh.message);
 

@@ -6,6 +6,9 @@
 //! - The workflows with the CA ([`flows`]): `activate_send_code`, `activate`, `unlock_*`,
 //!   `renew_status`, `renew_apply`, `renew_pay`, `renew_install`, `seal_*`,
 //!   `progress_list`, `flow_pending`, and `ca_root_show` / `ca_root_inspect` for Settings.
+//! - 签章 ([`stamp`]): `stamp_preview`, `stamp_file`, `stamp_verify`, over the key alone
+//!   (no CA): a PDF named by its path stamped with the key's seal into a new file, and its
+//!   signatures checked against the pinned root.
 //!   Slow ones report their steps through a `tauri::ipc::Channel`. The CA address and its
 //!   pinned root are settings (defaults from `KEYWARD_CA_URL` / `KEYWARD_CA_ROOT`); a root
 //!   chosen in the window is pinned only after its fingerprint was confirmed there, as a
@@ -37,6 +40,7 @@ pub mod flows;
 pub mod keys;
 pub mod root;
 pub mod settings;
+pub mod stamp;
 pub mod standing;
 pub mod tray;
 
@@ -485,6 +489,9 @@ pub fn commands<R: tauri::Runtime>()
         flows::seal_show,
         flows::progress_list,
         flows::flow_pending,
+        stamp::stamp_preview,
+        stamp::stamp_file,
+        stamp::stamp_verify,
         bridge::bridge_status,
         bridge::bridge_revoke,
         bridge::bridge_prompts,

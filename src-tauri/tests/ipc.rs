@@ -354,3 +354,191 @@ fn an_unreachable_ca_gets_its_own_code() {
     .unwrap_err();
     assert_eq!(e["code"], "ca_offline", "{e}");
 }
+
+/// A plain PDF of `pages` A4 pages, written by hand.
+fn plain_pdf(pages: usize) -> Vec<u8> {
+    let mut objects = vec![
+        "<</Type/Catalog/Pages 2 0 R>>".to_owned(),
+        format!(
+            "<</Type/Pages/Count {pages}/Kids[{}]>>",
+            (0..pages)
+                .map(|i| format!("{} 0 R", 3 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    ];
+    for i in 0..pages {
+        let content = format!("0 0 1 rg {} 700 50 50 re f", 100 + i);
+        objects.push(format!(
+            "<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents {} 0 R>>",
+            4 + 2 * i
+        ));
+        objects.push(format!(
+            "<</Length {}>>stream\n{content}\nendstream",
+            content.len()
+        ));
+    }
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (n, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n{o}\nendobj\n", n + 1).bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for o in offsets {
+        pdf.extend(format!("{o:010} 00000 n \n").bytes());
+    }
+    pdf.extend(
+        format!(
+            "trailer\n<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    pdf
+}
+
+/// 签章 through the window: the pages and the seal before any PIN, the refusals before the
+/// PIN (no try spent, no file written), the stamp into a new file beside the untouched
+/// original, and its check against the pinned root.
+#[test]
+fn the_window_stamps_a_pdf_into_a_new_file_and_checks_it() {
+    let (set, _module, manifest) =
+        FixtureSet::build(&[KeyState::Sealed, KeyState::IssuedEc], &sim_module()).unwrap();
+    let root = set.dir().join("root.pem");
+    std::fs::write(
+        set.dir().join("settings.json"),
+        json!({ "language": "zh-CN", "ca_root": root }).to_string(),
+    )
+    .unwrap();
+    let (_app, w) = window(set.dir());
+    let sealed = manifest.tokens[0].serial.clone();
+    let plain = manifest.tokens[1].serial.clone();
+    let docs = tempfile::tempdir().unwrap();
+    let input = docs.path().join("投标书.pdf");
+    let original = plain_pdf(2);
+    std::fs::write(&input, &original).unwrap();
+    let path = input.to_str().unwrap();
+
+    let view = call(
+        &w,
+        "stamp_preview",
+        json!({ "serial": sealed, "path": path }),
+    )
+    .unwrap();
+    assert_eq!(view["pages"].as_array().unwrap().len(), 2);
+    let width = view["pages"][0]["width_mm"].as_f64().unwrap();
+    assert!((width - 209.9).abs() < 0.2, "{width}");
+    assert!(
+        view["seal_image_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/")
+    );
+    assert_eq!(
+        view["organization"],
+        manifest.tokens[0].organization.clone().unwrap().as_str()
+    );
+    let suggested = docs.path().join("投标书-已盖章.pdf");
+    assert_eq!(view["suggested_output"], suggested.to_str().unwrap());
+
+    // A key without a seal, a damaged file: refused before any PIN.
+    let e = call(
+        &w,
+        "stamp_preview",
+        json!({ "serial": plain, "path": path }),
+    )
+    .unwrap_err();
+    assert_eq!(e["code"], "no_seal");
+    let junk = docs.path().join("junk.pdf");
+    std::fs::write(&junk, b"%PDF-1.4 not really").unwrap();
+    let e = call(
+        &w,
+        "stamp_preview",
+        json!({ "serial": sealed, "path": junk.to_str().unwrap() }),
+    )
+    .unwrap_err();
+    assert_eq!(e["code"], "pdf_damaged");
+
+    let stamp = |place: Value, output: &std::path::Path, pin: &str| {
+        call(
+            &w,
+            "stamp_file",
+            json!({
+                "serial": sealed,
+                "path": path,
+                "output": output.to_str().unwrap(),
+                "place": place,
+                "pin": pin,
+                "confirmFinalTry": false,
+                "progress": "__CHANNEL__:1",
+            }),
+        )
+    };
+    let at = json!({ "kind": "at", "page": 1, "x_mm": 100.0, "y_mm": 60.0 });
+    // Refused before the PIN: the original as output, a page that does not exist, a place
+    // off the page; a wrong PIN answers with the tries left.
+    assert_eq!(
+        stamp(at.clone(), &input, "Wrong#3001").unwrap_err()["code"],
+        "output_is_input"
+    );
+    let e = stamp(
+        json!({ "kind": "at", "page": 3, "x_mm": 100.0, "y_mm": 60.0 }),
+        &suggested,
+        "Wrong#3001",
+    )
+    .unwrap_err();
+    assert_eq!(e["code"], "page_out_of_range");
+    let e = stamp(
+        json!({ "kind": "at", "page": 1, "x_mm": 1.0, "y_mm": 60.0 }),
+        &suggested,
+        "Wrong#3001",
+    )
+    .unwrap_err();
+    assert_eq!(e["code"], "seal_off_page");
+    let tries = |serial: &str| {
+        call(&w, "pin_status", json!({ "serial": serial })).unwrap()["status"]["user_tries_left"]
+            .clone()
+    };
+    assert_eq!(tries(&sealed), 10, "a refusal cost a PIN try");
+    let e = stamp(at.clone(), &suggested, "Wrong#3001").unwrap_err();
+    assert_eq!(e["code"], "pin_incorrect");
+    assert_eq!(e["pin"]["user_tries_left"], 9);
+    assert!(!e.to_string().contains("Wrong#3001"));
+    assert!(!suggested.exists());
+
+    let done = stamp(at.clone(), &suggested, USER_PIN).unwrap();
+    assert_eq!(done["output"], suggested.to_str().unwrap());
+    assert_eq!(done["pages"], json!([1]));
+    assert!(done.get("document").is_none());
+    assert!(!done.to_string().contains(USER_PIN));
+    assert_eq!(std::fs::read(&input).unwrap(), original);
+    let stamped = std::fs::read(&suggested).unwrap();
+    assert!(stamped.starts_with(&original));
+
+    // An existing output is refused and left as it was.
+    let e = stamp(at, &suggested, USER_PIN).unwrap_err();
+    assert_eq!(e["code"], "output_exists");
+    assert_eq!(std::fs::read(&suggested).unwrap(), stamped);
+
+    let report = call(
+        &w,
+        "stamp_verify",
+        json!({ "path": suggested.to_str().unwrap() }),
+    )
+    .unwrap();
+    assert_eq!(report["all_valid"], true, "{report}");
+    let s = &report["signatures"][0];
+    assert_eq!(s["organization"], view["organization"]);
+    assert_eq!(
+        s["credit_code"],
+        manifest.tokens[0].credit_code.clone().unwrap().as_str()
+    );
+    assert_eq!(s["chain_trusted"], true);
+    assert_eq!(s["seal"]["bound_to_signer"], true);
+    // The original has no stamp.
+    let report = call(&w, "stamp_verify", json!({ "path": path })).unwrap();
+    assert_eq!(report["signatures"], json!([]));
+    assert_eq!(report["all_valid"], false);
+}
