@@ -258,6 +258,65 @@ export interface KeyProgress {
   resumable: FlowKind[]
 }
 
+/** A page of the document to stamp, in millimetres. */
+export interface PageView {
+  width_mm: number
+  height_mm: number
+}
+
+/** What the 签章 page draws before the PIN: the pages and the key's seal. */
+export interface StampView {
+  pages: PageView[]
+  signatures: number
+  seal_name: string
+  seal_width_mm: number
+  seal_height_mm: number
+  seal_image_url: string
+  organization: string | null
+  /** `<name>-已盖章.pdf` beside the original, not yet taken. */
+  suggested_output: string
+}
+
+/** Where the seal goes: its centre on one page, or 骑缝章 across every page's right edge. */
+export type StampPlace =
+  | { kind: 'at'; page: number; x_mm: number; y_mm: number }
+  | { kind: 'cross_page'; y_mm: number | null }
+
+export interface StampedFile {
+  field: string
+  pages: number[]
+  bytes: number
+  output: string
+}
+
+export interface SealCheck {
+  name: string
+  es_id: string
+  made_under_root: boolean
+  bound_to_signer: boolean
+  picture_matches: boolean
+}
+
+export interface SignatureReport {
+  field: string
+  pages: number[]
+  organization: string | null
+  credit_code: string | null
+  signer: string | null
+  signed_at: string | null
+  intact: boolean
+  unchanged_since: boolean
+  chain_trusted: boolean
+  seal: SealCheck | null
+  valid: boolean
+  problems: string[]
+}
+
+export interface StampReport {
+  signatures: SignatureReport[]
+  all_valid: boolean
+}
+
 export interface AppInfo {
   version: string
   log_dir: string
@@ -451,6 +510,16 @@ export const sealShow = (serial: string) => call<SealShown>('seal_show', { seria
 export const progressList = (args: { serial: string; pin: string; confirmFinalTry: boolean }) =>
   call<KeyProgress>('progress_list', args)
 export const flowPending = (serial: string) => call<FlowKind[]>('flow_pending', { serial })
+
+/** 签章: the document at `path` (read by the shell) and the key's seal; no PIN. */
+export const stampPreview = (serial: string, path: string) => call<StampView>('stamp_preview', { serial, path })
+/** 盖章 into the new file `output`; the caller empties its PIN field afterwards. */
+export const stampFile = (
+  args: { serial: string; path: string; output: string; place: StampPlace; pin: string; confirmFinalTry: boolean },
+  onProgress?: (p: Progress) => void,
+) => call<StampedFile>('stamp_file', { ...args, progress: steps(onProgress) })
+/** Every signature of the document at `path`, against the pinned CA root. */
+export const stampVerify = (path: string) => call<StampReport>('stamp_verify', { path })
 
 export const EVENT_INSERTED = 'token://inserted'
 export const EVENT_REMOVED = 'token://removed'

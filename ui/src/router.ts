@@ -7,6 +7,7 @@ import RenewView from './views/RenewView.vue'
 import SealView from './views/SealView.vue'
 import ProgressView from './views/ProgressView.vue'
 import UnlockView from './views/UnlockView.vue'
+import StampView from './views/StampView.vue'
 
 export const routes = [
   { path: '/', name: 'home', component: HomeView },
@@ -15,6 +16,7 @@ export const routes = [
   { path: '/unlock/:serial?', name: 'unlock', component: UnlockView, props: true },
   { path: '/renew', name: 'renew', component: RenewView },
   { path: '/seal', name: 'seal', component: SealView },
+  { path: '/stamp', name: 'stamp', component: StampView },
   { path: '/progress', name: 'progress', component: ProgressView },
   { path: '/settings', name: 'settings', component: SettingsView },
 ]
