@@ -213,6 +213,9 @@ describe('签章', () => {
     expect(w.find('[data-testid=stamp-form]').exists()).toBe(true)
     expect(w.find('[data-testid=stamp-done]').exists()).toBe(false)
     expect((w.find('[data-testid=pin]').element as HTMLInputElement).value).toBe('')
+    // Another name typed: the refusal gives way.
+    await w.find('[data-testid=stamp-output]').setValue('/home/clerk/投标书-已盖章-2.pdf')
+    expect(w.find('[data-testid=error]').exists()).toBe(false)
   })
 
   it('a wrong PIN shows the tries left the key reports', async () => {
