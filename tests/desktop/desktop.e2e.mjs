@@ -23,6 +23,8 @@
 // with its progress, the key pulled out in the middle of writing the certificate (a fault
 // armed in the simulator), plugged back in, and the install resumed — then a seal is applied
 // for with a PNG scan, approved by the CA's reviewer, shown waiting on Home and installed;
+// 签章 stamps a PDF with that seal (placed by a click on the page, an existing output
+// refused), pdfsig finds the stamp valid and trusted and the original is unchanged;
 // 办理进度查询 lists every business once the PIN is given; last the key is run down to a lock
 // with wrong PINs, an unlock someone else applied for (from another computer, the CLI) is
 // named and not taken over, and 忘记密码 brings the key back (the handler of record's own
@@ -38,7 +40,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { connect } from 'node:net'
 import { deflateSync } from 'node:zlib'
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { bridgeSteps } from './bridge.e2e.mjs'
 
@@ -248,6 +250,73 @@ async function chooseFile(css, name, type, bytes) {
     name,
     type,
     bytes.toString('base64'),
+  )
+}
+
+// A two-page document (A4 portrait, then landscape), written by hand and rewritten by cairo
+// when poppler's pdftocairo is there: what the stamp goes on is another program's PDF.
+function tenderPdf(dir) {
+  const pages = [[595, 842], [842, 595]]
+  const objects = [
+    '<</Type/Catalog/Pages 2 0 R>>',
+    `<</Type/Pages/Count ${pages.length}/Kids[${pages.map((_, i) => `${4 + 2 * i} 0 R`).join(' ')}]>>`,
+    '<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>',
+  ]
+  pages.forEach(([w, h], i) => {
+    const content = `BT /F1 20 Tf 72 ${h - 80} Td (Tender document, page ${i + 1}) Tj ET 0.6 g 72 ${h - 300} ${w - 144} 180 re f`
+    objects.push(`<</Type/Page/Parent 2 0 R/MediaBox[0 0 ${w} ${h}]/Resources<</Font<</F1 3 0 R>>>>/Contents ${5 + 2 * i} 0 R>>`)
+    objects.push(`<</Length ${content.length}>>stream\n${content}\nendstream`)
+  })
+  let pdf = '%PDF-1.4\n'
+  const offsets = []
+  objects.forEach((o, n) => {
+    offsets.push(pdf.length)
+    pdf += `${n + 1} 0 obj\n${o}\nendobj\n`
+  })
+  const xref = pdf.length
+  pdf += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`
+  for (const o of offsets) pdf += `${String(o).padStart(10, '0')} 00000 n \n`
+  pdf += `trailer\n<</Size ${objects.length + 1}/Root 1 0 R>>\nstartxref\n${xref}\n%%EOF\n`
+  // A fresh folder: nothing a previous run stamped is there.
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  const hand = join(dir, 'hand.pdf')
+  writeFileSync(hand, pdf, 'latin1')
+  const out = join(dir, '投标书.pdf')
+  execFileSync('pdftocairo', ['-pdf', hand, out], { stdio: 'pipe' })
+  return out
+}
+
+// pdfsig's report on `pdf`, with an NSS store that trusts only `rootPem`.
+function pdfsig(pdf, rootPem, dir) {
+  const db = join(dir, 'nssdb')
+  mkdirSync(db, { recursive: true })
+  execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password'], { stdio: 'pipe' })
+  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'Keyward CA root', '-t', 'CT,C,C', '-i', rootPem], { stdio: 'pipe' })
+  try {
+    return execFileSync('pdfsig', ['-nssdir', `sql:${db}`, pdf], { stdio: 'pipe' }).toString()
+  } catch (e) {
+    return `${e.stdout ?? ''}${e.stderr ?? ''}`
+  }
+}
+
+const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex')
+
+// A click at `xMm`, `yMm` (millimetres from the left and top edge) of page `page` of the
+// 签章 page, where the operator's pointer would land.
+async function clickPage(page, xMm, yMm) {
+  const outline = `[data-testid=stamp-page-outline][data-page="${page}"]`
+  await js(
+    `const el = document.querySelector(arguments[0])
+     const box = el.getBoundingClientRect()
+     const k = el.clientHeight / Number(el.dataset.heightMm)
+     const x = box.left + el.clientLeft + arguments[1] * k
+     const y = box.top + el.clientTop + arguments[2] * k
+     const at = { bubbles: true, clientX: x, clientY: y }
+     el.dispatchEvent(new MouseEvent('click', at))`,
+    outline,
+    xMm,
+    yMm,
   )
 }
 
@@ -672,6 +741,81 @@ async function main() {
       await click('[data-testid=seal-install-button]')
       await waitFor('the seal on the key', () => exists('[data-testid=seal-image]'), 60000)
       await shot('seal')
+    })
+
+    await step('签章: a PDF stamped with the seal just installed, checked from outside, the original untouched', async () => {
+      const dir = join(SHOTS, '..', 'stamp')
+      const input = tenderPdf(dir)
+      const before = sha256(input)
+      // The key's card offers 签章 now that it holds a seal.
+      await go('#/')
+      const card = `[data-serial="${blank}"]`
+      await waitFor('签章 on the card', () => exists(`${card} [data-testid=go-stamp]`), 15000)
+      await click(`${card} [data-testid=go-stamp]`)
+      await waitFor('the 签章 page', () => exists('[data-testid=stamp-path]'))
+      await type('[data-testid=stamp-path]', input)
+      await click('[data-testid=stamp-open]')
+      await waitFor('the pages', async () => (await count('[data-testid=stamp-page-outline]')) === 2, 15000)
+      // Outlines in the pages' proportions: portrait, then landscape.
+      const ratios = await js(
+        `return [...document.querySelectorAll('[data-testid=stamp-page-outline]')].map((e) => e.getBoundingClientRect().width / e.getBoundingClientRect().height)`,
+      )
+      if (!(Math.abs(ratios[0] - 595 / 842) < 0.02 && Math.abs(ratios[1] - 842 / 595) < 0.02)) throw new Error(`page outlines ${ratios}`)
+      const suggested = join(dir, '投标书-已盖章.pdf')
+      const output = await js('return document.querySelector("[data-testid=stamp-output]").value')
+      if (output !== suggested) throw new Error(`the page suggests ${output}`)
+      // The seal placed by a click on page 1, over the grey block.
+      await clickPage(1, 150, 200)
+      await waitFor('the seal on page 1', () => exists('[data-page="1"] [data-testid=stamp-seal]'))
+      // Where the page says the seal is, to within the pointer's whole pixel (1.5 mm here).
+      const where = await text('[data-testid=stamp-place]')
+      const [, pg, x, y] = where.match(/第 (\d+) 页，距左边 ([\d.]+) 毫米、距顶边 ([\d.]+) 毫米/) ?? []
+      if (pg !== '1' || Math.abs(x - 150) > 2 || Math.abs(y - 200) > 2) throw new Error(`the page says: ${where}`)
+      // An existing file is never replaced: refused before the PIN, the file as it was.
+      const taken = join(dir, '投标书-旧稿.pdf')
+      writeFileSync(taken, 'an earlier copy')
+      await type('[data-testid=stamp-output]', taken)
+      await type('[data-testid=pin]', NEW_PIN)
+      await click('[data-testid=stamp-submit]')
+      await waitFor('the existing output refused', () => exists('[data-testid=error][data-code=output_exists]'), 30000)
+      if (readFileSync(taken, 'utf8') !== 'an earlier copy') throw new Error('an existing file was changed')
+      if (await js('return document.querySelector("[data-testid=pin]").value')) throw new Error('the PIN field was not emptied')
+      // The suggested name back, as the operator would retype it (the field, re-enabled after
+      // the call, is set the way typing sets it: its value, then an input event).
+      await js(
+        `const el = document.querySelector('[data-testid=stamp-output]')
+         el.value = arguments[0]
+         el.dispatchEvent(new Event('input', { bubbles: true }))`,
+        suggested,
+      )
+      if ((await js('return document.querySelector("[data-testid=stamp-output]").value')) !== suggested) throw new Error('the output name was not set')
+      await type('[data-testid=pin]', NEW_PIN)
+      if (await exists('[data-testid=error]')) throw new Error('the refusal stayed after another name was typed')
+      await js('document.querySelector("[data-testid=stamp-form]").scrollIntoView({ block: "start" })')
+      await shot('stamp')
+      await click('[data-testid=stamp-submit]')
+      await waitFor('the stamp and its check', () => exists('[data-testid=stamp-report]'), 60000)
+      const report = await text('[data-testid=stamp-signature]')
+      for (const want of [ORG, '91440101MA5DM00032']) if (!report.includes(want)) throw new Error(`the check says: ${report}`)
+      if ((await js('return document.querySelector("[data-testid=stamp-report]").dataset.valid')) !== 'true') {
+        throw new Error(`the check failed: ${report}`)
+      }
+      for (const f of ['sig-intact', 'sig-unchanged', 'sig-chain', 'sig-seal-bound']) {
+        if ((await text(`[data-testid=${f}]`)) !== '是') throw new Error(`${f}: ${report}`)
+      }
+      await js('document.querySelector("[data-testid=stamp-done]").scrollIntoView({ block: "start" })')
+      await shot('stamp-done')
+      // From outside: poppler's pdfsig, trusting only the CA's root, finds it valid.
+      const sig = pdfsig(suggested, CA_ROOT, dir)
+      for (const want of ['Signature Validation: Signature is Valid.', 'Certificate Validation: Certificate is Trusted.', 'ETSI.CAdES.detached']) {
+        if (!sig.includes(want)) throw new Error(`pdfsig says:\n${sig}`)
+      }
+      if ((sig.match(/\nSignature #/g) ?? []).length !== 1) throw new Error(`pdfsig says:\n${sig}`)
+      // The original is byte for byte what it was, and the stamp was appended to it.
+      if (sha256(input) !== before) throw new Error('the original changed')
+      const original = readFileSync(input)
+      if (!readFileSync(suggested).subarray(0, original.length).equals(original)) throw new Error('the stamp is not an incremental update')
+      console.log(`  stamped ${suggested}: pdfsig valid and trusted, the original unchanged`)
     })
 
     await step('办理进度查询: the PIN, then every business with its timeline', async () => {
