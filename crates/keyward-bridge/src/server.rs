@@ -612,10 +612,7 @@ async fn dispatch(
                 keys.sign_digest(&serial, &pin, final_try, hash_function, &hash)
             })
             .await?;
-            Ok(json!({
-                "signature": STANDARD.encode(&signed.signature),
-                "algorithm": signed.algorithm(),
-            }))
+            Ok(signature_answer(&signed))
         }
         Call::SignData {
             key_serial,
@@ -623,11 +620,7 @@ async fn dispatch(
             hash_function,
         } => {
             let cert = choose_key(shared, Some(key_serial)).await?;
-            let action = Action::SignMessage {
-                text: shown_text(&data),
-                bytes: data.len(),
-                sha256_hex: hex(&keyward_flows::HashAlg::Sha256.hash(&data)),
-            };
+            let action = message_action(&data);
             let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
             let serial = cert.serial.clone();
             // The digest is made here, from the data the operator was shown.
@@ -636,10 +629,7 @@ async fn dispatch(
                 keys.sign_digest(&serial, &pin, final_try, hash_function, &hash)
             })
             .await?;
-            Ok(json!({
-                "signature": STANDARD.encode(&signed.signature),
-                "algorithm": signed.algorithm(),
-            }))
+            Ok(signature_answer(&signed))
         }
         Call::SignMessage {
             key_serial,
@@ -647,11 +637,7 @@ async fn dispatch(
             detached,
         } => {
             let cert = choose_key(shared, Some(key_serial)).await?;
-            let action = Action::SignMessage {
-                text: shown_text(&data),
-                bytes: data.len(),
-                sha256_hex: hex(&keyward_flows::HashAlg::Sha256.hash(&data)),
-            };
+            let action = message_action(&data);
             let (pin, final_try) = confirm(shared, origin, &cert, action).await?;
             let serial = cert.serial.clone();
             let cms = operate(shared, origin, move |keys| {
@@ -889,6 +875,24 @@ fn certificate_json(c: &KeyCertificate, pin: Option<&keyward_flows::PinStatus>) 
             .not_after
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
+    })
+}
+
+/// What the operator is shown before `signData` or `signMessage`: the data itself where it
+/// reads as text, its size and SHA-256 always.
+fn message_action(data: &[u8]) -> Action {
+    Action::SignMessage {
+        text: shown_text(data),
+        bytes: data.len(),
+        sha256_hex: hex(&keyward_flows::HashAlg::Sha256.hash(data)),
+    }
+}
+
+/// The answer to `sign` and `signData`.
+fn signature_answer(signed: &keyward_flows::usekey::DigestSignature) -> Value {
+    json!({
+        "signature": STANDARD.encode(&signed.signature),
+        "algorithm": signed.algorithm(),
     })
 }
 
