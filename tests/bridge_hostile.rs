@@ -106,12 +106,22 @@ fn an_origin_not_granted_cannot_list_certificates_and_is_not_asked_again_at_once
         "keyward.certificates",
         "keyward.authenticate",
         "keyward.sign",
+        "keyward.signData",
+        "keyward.signMessage",
+        "keyward.open",
     ] {
         let params = match method {
             "keyward.authenticate" => json!({"nonce": NONCE}),
             "keyward.sign" => {
                 json!({"key_serial": w.serial(0), "hash": STANDARD.encode([0u8; 32]), "hash_function": "SHA-256"})
             }
+            "keyward.signData" => {
+                json!({"key_serial": w.serial(0), "data": STANDARD.encode(b"pay 1000"), "hash_function": "SHA-256"})
+            }
+            "keyward.signMessage" => {
+                json!({"key_serial": w.serial(0), "data": STANDARD.encode(b"pay 1000")})
+            }
+            "keyward.open" => json!({"screen": "pin", "key_serial": w.serial(0)}),
             _ => json!({}),
         };
         let a = evil.call(method, params);
