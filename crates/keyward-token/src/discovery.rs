@@ -404,6 +404,32 @@ mod tests {
     }
 
     #[test]
+    fn eight_vendor_keys_are_known_by_their_usb_ids_and_say_where_from() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../drivers/profiles");
+        let mut with_ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("profiles folder") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("profile text");
+            let p = DriverProfile::from_toml(&text, &path).expect("profile");
+            if p.usb.is_empty() {
+                continue;
+            }
+            // A USB ID is a claim about hardware: the file says where it comes from.
+            assert!(
+                text.contains("# Sources:"),
+                "{} has USB IDs but no sources",
+                p.name
+            );
+            with_ids.push(p.name);
+        }
+        with_ids.sort();
+        assert!(
+            with_ids.len() >= 8,
+            "vendor profiles with USB IDs: {with_ids:?}"
+        );
+    }
+
+    #[test]
     fn a_broken_profile_names_its_file() {
         let e = DriverProfile::from_toml("name = 3", Path::new("bad.toml")).expect_err("bad");
         assert!(e.to_string().contains("bad.toml"), "{e}");
