@@ -1,6 +1,6 @@
 //! 环境检测 (`keyward doctor`) as an operator's computer shows it: a key plugged in whose
 //! driver is missing, the fixture keys healthy with the CA, a driver that hangs in
-//! C_Initialize, a driver built for another architecture.
+//! C_Initialize, a driver built for another architecture, pcscd's readers and their ATRs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -272,4 +272,170 @@ fn a_driver_for_another_architecture_is_named_as_such() {
     assert_eq!(wrong[0]["detail"]["module_arch"], arch);
     let verdict = report["verdict"].as_str().unwrap();
     assert!(verdict.contains(&format!("适用于 {arch}")), "{verdict}");
+}
+
+/// A card in a virtual reader, as pcscd's vpcd driver expects one: it connects to the
+/// driver's port and answers its commands (length-prefixed frames; one byte 0x04 asks for
+/// the ATR, 0x00–0x02 power it off, on and reset; longer frames are APDUs).
+fn virtual_card(port: u16, atr: Vec<u8>) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut s = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("vpcd never listened on {port}: {e}"),
+            }
+        };
+        let send = |s: &mut std::net::TcpStream, data: &[u8]| {
+            let len = u16::try_from(data.len()).unwrap().to_be_bytes();
+            s.write_all(&len).and_then(|()| s.write_all(data))
+        };
+        let mut len = [0u8; 2];
+        while s.read_exact(&mut len).is_ok() {
+            let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if s.read_exact(&mut frame).is_err() {
+                break;
+            }
+            let answer: Option<&[u8]> = match frame.as_slice() {
+                [0x04] => Some(&atr),
+                [_] => None,
+                // Any APDU: "function not supported", as a card with no application says.
+                _ => Some(&[0x6A, 0x81]),
+            };
+            if let Some(a) = answer
+                && send(&mut s, a).is_err()
+            {
+                break;
+            }
+        }
+    })
+}
+
+/// pcscd with the vpcd reader driver on `port`, in a mount namespace of its own so that its
+/// fixed socket folder is a temporary one: this test's pcscd is nobody else's.
+struct Pcscd {
+    child: std::process::Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pcscd {
+    fn start(port: u16) -> Pcscd {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("reader.conf.d");
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            conf.join("vpcd"),
+            format!(
+                "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:{port}\n\
+                 LIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID {port}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/pcscd").unwrap();
+        let child = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(r#"mount --bind "$1" /run/pcscd && exec pcscd --foreground -c "$2""#)
+            .arg("pcscd")
+            .arg(&run)
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("pcscd (Debian packages pcscd and vsmartcard-vpcd, run as root)");
+        let socket = run.join("pcscd.comm");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "pcscd made no socket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pcscd {
+            child,
+            socket,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        // `unshare` execs sh which execs pcscd: the child is pcscd itself.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// PC/SC as pcscd shows it: a reader with a card gives its ATR, the second reader of the
+/// same driver is empty, and nothing is connected to or reset. With no reader at all, the
+/// check says so without calling it "no key"; without pcscd it says pcscd is not running.
+#[test]
+fn pcsc_readers_and_their_atrs_are_listed() {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pcscd = Pcscd::start(port);
+    // The ATR of a CCID key's chip as a vendor might answer (made up for the test).
+    let atr = vec![
+        0x3B, 0x9F, 0x95, 0x81, 0x31, 0xFE, 0x9F, 0x00, 0x66, 0x46, 0x53,
+    ];
+    let _card = virtual_card(port, atr.clone());
+    let sys = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let doctor = |socket: &Path| {
+        let out = Command::new(binary("keyward"))
+            .args(["doctor", "--json"])
+            .env("PCSCLITE_CSOCK_NAME", socket)
+            .env("KEYWARD_SYSFS_USB", sys.path())
+            .env("KEYWARD_DATA_DIR", data.path())
+            .env_remove("KEYWARD_PKCS11_MODULE")
+            .env_remove("KEYWARD_CA_URL")
+            .env_remove("LANG")
+            .output()
+            .unwrap();
+        json(&out)
+    };
+    // The card reaches pcscd a moment after it connects.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let r = doctor(&pcscd.socket);
+        if r["pcsc"]["survey"]["readers"][0]["card_present"] == true || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(report["pcsc"]["running"], true, "{report:#}");
+    let readers = report["pcsc"]["survey"]["readers"].as_array().unwrap();
+    assert_eq!(readers.len(), 2, "{report:#}");
+    assert_eq!(readers[0]["name"], "Virtual PCD 00 00");
+    assert_eq!(readers[0]["atr"], hex::encode_upper(&atr));
+    assert_eq!(readers[1]["card_present"], false);
+    assert!(readers[1]["atr"].is_null());
+    let listed = findings(&report, "pcsc_reader");
+    assert_eq!(listed.len(), 2, "{report:#}");
+    let with_card = listed[0]["message"].as_str().unwrap();
+    assert!(
+        with_card.contains("Virtual PCD 00 00") && with_card.contains(&hex::encode_upper(&atr)),
+        "{with_card}"
+    );
+    assert_eq!(listed[0]["detail"]["atr"], hex::encode_upper(&atr));
+    assert!(findings(&report, "pcsc_no_readers").is_empty());
+
+    // pcscd gone: "not running", never a reader list.
+    drop(pcscd);
+    let report = doctor(&data.path().join("no-pcscd.comm"));
+    assert_eq!(report["pcsc"]["running"], false, "{report:#}");
+    assert_eq!(report["pcsc"]["survey"]["state"], "no_service");
+    assert_eq!(
+        findings(&report, "pcscd_not_running").len(),
+        1,
+        "{report:#}"
+    );
+    assert!(findings(&report, "pcsc_reader").is_empty());
 }

@@ -51,6 +51,14 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "kryoptic's OpenSSL bindings are generated at build time",
     ),
     ("keyutils", "a kernel keyring session for the keyring tests"),
+    (
+        "pcscd",
+        "the PC/SC service 环境检测 lists readers and ATRs from (and libpcsclite)",
+    ),
+    (
+        "vsmartcard-vpcd",
+        "a virtual reader for pcscd, with a card the doctor test answers for",
+    ),
     ("postgresql", "the CA service's PostgreSQL tests"),
     (
         "nginx",

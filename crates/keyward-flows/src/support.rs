@@ -268,7 +268,7 @@ const README: &str = "Keyward 支持包 / support bundle\n\n\
 doctor.json   环境检测 / the environment check\n\
 versions.json 版本 / versions\n\
 modules.json  驱动及其 CK_INFO / the PKCS#11 modules and their CK_INFO\n\
-tokens.json   介质信息与标志 / each key's token info and flags\n\
+tokens.json   USB Key 信息与标志 / each key's token info and flags\n\
 journal.json  未完成业务的步骤 / the step of each unfinished workflow\n\
 logs/         近期日志（已脱敏）/ recent logs, scrubbed\n\n\
 不含 PIN、短信验证码、业务密钥、私钥或完整身份证号。\n\

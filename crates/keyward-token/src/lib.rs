@@ -7,6 +7,7 @@
 //! - [`module`]: a loaded module, the keys it sees, their info and PIN status.
 //! - [`session`]: the login guard, PIN changes, certificates, data objects, on-key key
 //!   generation and signing.
+//! - [`pcsc`]: the readers pcscd offers and the ATR in each, for the environment check.
 //! - [`uri`]: PKCS#11 URIs (RFC 7512).
 //! - [`watch`]: keys inserted, removed and changed, by slot events or polling.
 //! - [`error`]: the one error type, keeping the PKCS#11 function and return code.
@@ -18,6 +19,7 @@ mod elf;
 pub mod error;
 pub mod info;
 pub mod module;
+pub mod pcsc;
 pub mod profile;
 pub mod session;
 pub mod uri;

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use keyward_pki::{CertSummary, Lang};
 use keyward_token::discovery::{self, Candidate, ModuleSource, P11KitState};
+use keyward_token::pcsc::{self, PcscSurvey};
 use keyward_token::{DriverProfile, Quirk};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -79,13 +80,16 @@ pub struct ModuleCheck {
     pub probe: Option<ProbeOutcome>,
 }
 
-/// PC/SC as far as the check can tell without talking to it.
+/// PC/SC: pcscd, its readers and the ATR in each (read without connecting to any card).
 #[derive(Debug, Clone, Serialize)]
 pub struct PcscState {
-    /// Is pcscd running (its socket is there, or a process of that name)?
+    /// Is pcscd running (it answered, or without the PC/SC library: its socket is there, or
+    /// a process of that name)?
     pub running: bool,
     /// The socket looked at.
     pub socket: PathBuf,
+    /// What pcscd answered.
+    pub survey: PcscSurvey,
 }
 
 /// A USB device the profiles recognise.
@@ -193,6 +197,17 @@ pub(crate) enum Fact {
         needed: bool,
     },
     PcscdRunning,
+    PcscLibraryMissing {
+        needed: bool,
+    },
+    PcscNoReaders {
+        needed: bool,
+    },
+    PcscReader {
+        name: String,
+        atr: Option<String>,
+        in_use: bool,
+    },
     UdevRuleMissing {
         vendor: String,
         model: String,
@@ -252,6 +267,9 @@ impl Fact {
             Fact::UnknownCcid { .. } => "unknown_ccid_device",
             Fact::PcscdMissing { .. } => "pcscd_not_running",
             Fact::PcscdRunning => "pcscd_running",
+            Fact::PcscLibraryMissing { .. } => "pcsc_library_missing",
+            Fact::PcscNoReaders { .. } => "pcsc_no_readers",
+            Fact::PcscReader { .. } => "pcsc_reader",
             Fact::UdevRuleMissing { .. } => "udev_rule_missing",
             Fact::DeviceNoAccess { .. } => "device_no_access",
             Fact::ModuleOk { .. } => "module_ok",
@@ -285,13 +303,21 @@ impl Fact {
                     Severity::Warning
                 }
             }
-            Fact::PcscdMissing { needed } => {
+            Fact::PcscdMissing { needed } | Fact::PcscLibraryMissing { needed } => {
                 if *needed {
                     Severity::Problem
                 } else {
                     Severity::Info
                 }
             }
+            Fact::PcscNoReaders { needed } => {
+                if *needed {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                }
+            }
+            Fact::PcscReader { .. } => Severity::Ok,
             Fact::UdevRuleMissing { .. } | Fact::UnknownCcid { .. } => Severity::Warning,
             Fact::KeyReady { .. }
             | Fact::PcscdRunning
@@ -336,7 +362,14 @@ impl Fact {
             Fact::UnknownCcid { usb, product } => {
                 vec![("usb_id", s(usb)), ("product", s(product))]
             }
-            Fact::PcscdMissing { needed } => vec![("needed", Value::Bool(*needed))],
+            Fact::PcscdMissing { needed }
+            | Fact::PcscLibraryMissing { needed }
+            | Fact::PcscNoReaders { needed } => vec![("needed", Value::Bool(*needed))],
+            Fact::PcscReader { name, atr, in_use } => vec![
+                ("reader", s(name)),
+                ("atr", atr.as_deref().map_or(Value::Null, s)),
+                ("in_use", Value::Bool(*in_use)),
+            ],
             Fact::PcscdRunning | Fact::NoKey => vec![],
             Fact::UdevRuleMissing {
                 vendor,
@@ -439,9 +472,16 @@ fn pcsc_state() -> PcscState {
         .flatten()
         .filter_map(Result::ok)
         .any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "pcscd"));
+    let survey = pcsc::survey();
+    let running = match survey {
+        PcscSurvey::Readers { .. } | PcscSurvey::Failed { .. } => true,
+        PcscSurvey::NoService => false,
+        PcscSurvey::LibraryMissing => socket.exists() || process,
+    };
     PcscState {
-        running: socket.exists() || process,
+        running,
         socket,
+        survey,
     }
 }
 
@@ -657,13 +697,34 @@ pub fn check(keys: &Keys, options: &DoctorOptions) -> DoctorReport {
             }
         }
     }
-    facts.push(if pcsc.running {
-        Fact::PcscdRunning
-    } else {
-        Fact::PcscdMissing {
+    match &pcsc.survey {
+        PcscSurvey::LibraryMissing => facts.push(Fact::PcscLibraryMissing {
             needed: ccid_needed,
+        }),
+        PcscSurvey::Readers { readers } => {
+            facts.push(Fact::PcscdRunning);
+            if readers.is_empty() {
+                // Not "no key": a key with its own driver never shows as a reader.
+                facts.push(Fact::PcscNoReaders {
+                    needed: ccid_needed,
+                });
+            }
+            for r in readers {
+                facts.push(Fact::PcscReader {
+                    name: r.name.clone(),
+                    atr: r.atr.clone(),
+                    in_use: r.in_use,
+                });
+            }
         }
-    });
+        PcscSurvey::NoService | PcscSurvey::Failed { .. } => facts.push(if pcsc.running {
+            Fact::PcscdRunning
+        } else {
+            Fact::PcscdMissing {
+                needed: ccid_needed,
+            }
+        }),
+    }
 
     // Each module.
     let mut key_count = 0usize;

@@ -30,8 +30,8 @@ pub(super) fn say(fact: &Fact, lang: Lang) -> (String, Option<String>) {
                     ),
                 ),
                 Some(t(
-                    "请安装证书服务机构提供的该介质驱动，然后重新插入 USB Key".into(),
-                    "請安裝憑證服務機構提供的該介質驅動，然後重新插入 USB Key".into(),
+                    "请安装证书服务机构提供的该 USB Key 的驱动，然后重新插入 USB Key".into(),
+                    "請安裝憑證服務機構提供的該 USB Key 的驅動，然後重新插入 USB Key".into(),
                     "install the driver for this key from your CA, then plug the key in again"
                         .into(),
                 )),
@@ -63,8 +63,8 @@ pub(super) fn say(fact: &Fact, lang: Lang) -> (String, Option<String>) {
         ),
         Fact::KeyNotSeen { vendor, model, usb } => (
             t(
-                format!("已插入 {vendor} {model}（{usb}），驱动已加载，但未读到该介质"),
-                format!("已插入 {vendor} {model}（{usb}），驅動已載入，但未讀到該介質"),
+                format!("已插入 {vendor} {model}（{usb}），驱动已加载，但未读到该 USB Key"),
+                format!("已插入 {vendor} {model}（{usb}），驅動已載入，但未讀到該 USB Key"),
                 format!(
                     "{vendor} {model} ({usb}) is plugged in and its driver loads, but the driver does not see the key"
                 ),
@@ -98,6 +98,59 @@ pub(super) fn say(fact: &Fact, lang: Lang) -> (String, Option<String>) {
                 )
             }),
         ),
+        Fact::PcscLibraryMissing { needed } => (
+            t(
+                "未安装智能卡库 libpcsclite".into(),
+                "未安裝智慧卡函式庫 libpcsclite".into(),
+                "the smart-card library libpcsclite is not installed".into(),
+            ),
+            needed.then(|| {
+                t(
+                    "请安装智能卡服务：sudo apt install pcscd".into(),
+                    "請安裝智慧卡服務：sudo apt install pcscd".into(),
+                    "install the smart-card service: sudo apt install pcscd".into(),
+                )
+            }),
+        ),
+        Fact::PcscNoReaders { needed } => (
+            t(
+                "智能卡服务未列出读卡器（使用自带驱动的 USB Key 不经过它，这不代表没有 USB Key）"
+                    .into(),
+                "智慧卡服務未列出讀卡機（使用自帶驅動的 USB Key 不經過它，這不代表沒有 USB Key）"
+                    .into(),
+                "the smart-card service lists no reader (a USB Key with its own driver never \
+                 shows there, so this does not mean no key)"
+                    .into(),
+            ),
+            needed.then(|| {
+                t(
+                    "请安装 CCID 驱动（sudo apt install libccid），然后重新插入 USB Key".into(),
+                    "請安裝 CCID 驅動（sudo apt install libccid），然後重新插入 USB Key".into(),
+                    "install the CCID driver (sudo apt install libccid), then plug the key in again"
+                        .into(),
+                )
+            }),
+        ),
+        Fact::PcscReader { name, atr, in_use } => {
+            let busy_cn = if *in_use { "，正被其他程序使用" } else { "" };
+            let busy_tw = if *in_use { "，正被其他程式使用" } else { "" };
+            let busy_en = if *in_use { ", in use by another program" } else { "" };
+            (
+                match atr {
+                    Some(atr) => t(
+                        format!("读卡器 {name}：有卡，ATR {atr}{busy_cn}"),
+                        format!("讀卡機 {name}：有卡，ATR {atr}{busy_tw}"),
+                        format!("reader {name}: a card is in, ATR {atr}{busy_en}"),
+                    ),
+                    None => t(
+                        format!("读卡器 {name}：无卡"),
+                        format!("讀卡機 {name}：無卡"),
+                        format!("reader {name}: no card"),
+                    ),
+                },
+                None,
+            )
+        }
         Fact::PcscdRunning => (
             t(
                 "智能卡服务 pcscd 正在运行".into(),
@@ -137,8 +190,8 @@ pub(super) fn say(fact: &Fact, lang: Lang) -> (String, Option<String>) {
                 format!("this user may not open {vendor} {model} ({node})"),
             ),
             Some(t(
-                "请安装该介质的 udev 规则后重新插入".into(),
-                "請安裝該介質的 udev 規則後重新插入".into(),
+                "请安装该 USB Key 的 udev 规则后重新插入".into(),
+                "請安裝該 USB Key 的 udev 規則後重新插入".into(),
                 "install the key's udev rule and plug it in again".into(),
             )),
         ),
@@ -148,8 +201,8 @@ pub(super) fn say(fact: &Fact, lang: Lang) -> (String, Option<String>) {
             keys,
         } => (
             t(
-                format!("驱动 {path}（{manufacturer}）加载正常，读到 {keys} 个介质"),
-                format!("驅動 {path}（{manufacturer}）載入正常，讀到 {keys} 個介質"),
+                format!("驱动 {path}（{manufacturer}）加载正常，读到 {keys} 个 USB Key"),
+                format!("驅動 {path}（{manufacturer}）載入正常，讀到 {keys} 個 USB Key"),
                 format!("the driver {path} ({manufacturer}) loads and sees {keys} key(s)"),
             ),
             None,
@@ -309,6 +362,18 @@ pub(super) fn samples() -> Vec<Fact> {
         },
         Fact::PcscdMissing { needed: true },
         Fact::PcscdRunning,
+        Fact::PcscLibraryMissing { needed: true },
+        Fact::PcscNoReaders { needed: true },
+        Fact::PcscReader {
+            name: "Virtual PCD 00 00".into(),
+            atr: Some("3B00".into()),
+            in_use: true,
+        },
+        Fact::PcscReader {
+            name: "Virtual PCD 00 01".into(),
+            atr: None,
+            in_use: false,
+        },
         Fact::UdevRuleMissing {
             vendor: s("v"),
             model: s("m"),
