@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<api::ApiError>(data);
     round_trip::<api::Health>(data);
     round_trip::<api::CaChain>(data);
+    round_trip::<api::CaProfile>(data);
     round_trip::<api::KeyStatus>(data);
     round_trip::<api::CertificateHistory>(data);
     round_trip::<api::CodeSent>(data);

@@ -140,6 +140,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "CaChain",
     ),
     ep(
+        "GET",
+        "/v1/ca/profile",
+        "The CA's name and support contacts (hotline, online channel, hours, web address, how to apply anew or replace a key)",
+        Public,
+        None,
+        "CaProfile",
+    ),
+    ep(
         "POST",
         "/v1/nonces",
         "A single-use nonce for a signed request about a key",

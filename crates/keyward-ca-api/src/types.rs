@@ -74,6 +74,27 @@ pub struct CaChain {
     pub seal_maker_pem: String,
 }
 
+/// `GET /v1/ca/profile`: who the CA is and how its support is reached, for the client to
+/// show wherever the operator cannot go on alone (an expired certificate, a key not
+/// detected, the CA unreachable). Every field is text in the CA's own words, shown as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaProfile {
+    /// The CA's name as operators know it.
+    pub display_name: String,
+    /// The support hotline.
+    pub hotline: String,
+    /// An online channel (a QQ group, a web chat, …), as the CA words it.
+    pub online: String,
+    /// When support answers.
+    pub office_hours: String,
+    /// The CA's web address.
+    pub website: String,
+    /// How to apply for a new certificate (新申请): where and with what.
+    pub new_application: String,
+    /// How to replace a lost or broken key (补办): where and with what.
+    pub replacement: String,
+}
+
 wire_enum! {
     /// The legal form of an organisation.
     OrganisationKind {

@@ -25,6 +25,7 @@ fn decode_all(data: &[u8]) -> usize {
         round_trip::<api::ApiError>(data),
         round_trip::<api::Health>(data),
         round_trip::<api::CaChain>(data),
+        round_trip::<api::CaProfile>(data),
         round_trip::<api::KeyStatus>(data),
         round_trip::<api::CertificateHistory>(data),
         round_trip::<api::CodeSent>(data),

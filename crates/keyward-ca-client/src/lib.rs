@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use keyward_ca_api::auth::{BUSINESS_SECRET_HEADER, NONCE_HEADER, SIGNATURE_HEADER};
 use keyward_ca_api::{
-    ApiError, AuditLog, Business, BusinessForm, BusinessList, CaChain, CertificateHistory,
-    CertifyRequest, ChangeForm, CodeSent, CreatedBusiness, CsrSubmission, ErrorCode, Health,
-    Invoice, InvoiceDetails, IssuedCertificate, KeyStanding, KeyStatus, NonceGrant, NonceRequest,
-    OpenBusinessNotice, PaymentRequest, PaymentStatus, RedeemCodeRequest, RefundForm,
-    RegisterKeyRequest, RegisteredKey, RenewalApplication, ReviewDecision, ReviewQueue,
+    ApiError, AuditLog, Business, BusinessForm, BusinessList, CaChain, CaProfile,
+    CertificateHistory, CertifyRequest, ChangeForm, CodeSent, CreatedBusiness, CsrSubmission,
+    ErrorCode, Health, Invoice, InvoiceDetails, IssuedCertificate, KeyStanding, KeyStatus,
+    NonceGrant, NonceRequest, OpenBusinessNotice, PaymentRequest, PaymentStatus, RedeemCodeRequest,
+    RefundForm, RegisterKeyRequest, RegisteredKey, RenewalApplication, ReviewDecision, ReviewQueue,
     SandboxOutcome, Secret, SmsOutbox, TransportPinRelease, UnlockApplication, UnlockAuthorisation,
     body_sha256, request_purpose, signing_input,
 };
@@ -569,6 +569,11 @@ impl CaClient {
     /// `GET /v1/ca/chain`.
     pub fn chain(&self) -> Result<CaChain, ClientError> {
         self.get("/v1/ca/chain")
+    }
+
+    /// `GET /v1/ca/profile`: the CA's name and support contacts.
+    pub fn profile(&self) -> Result<CaProfile, ClientError> {
+        self.get("/v1/ca/profile")
     }
 
     /// A single-use nonce for a request about `key_serial`.

@@ -42,6 +42,8 @@ pub struct StateParts {
     /// Balancers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub data_dir: PathBuf,
+    /// The CA's name and support contacts (`GET /v1/ca/profile`).
+    pub profile: keyward_ca_api::CaProfile,
 }
 
 #[derive(Debug)]
@@ -56,6 +58,10 @@ impl AppState {
     /// The data directory (attachments stored there before they moved to the database).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.0.parts.data_dir
+    }
+    /// The CA's name and support contacts.
+    pub fn profile(&self) -> &keyward_ca_api::CaProfile {
+        &self.0.parts.profile
     }
     pub fn db(&self) -> &Db {
         &self.0.parts.db
@@ -139,6 +145,7 @@ pub fn routes() -> Vec<(Method, &'static str, Handler)> {
         r!(get, "/healthz", meta::healthz),
         r!(get, "/openapi.json", meta::openapi),
         r!(get, "/v1/ca/chain", meta::chain),
+        r!(get, "/v1/ca/profile", meta::profile),
         r!(post, "/v1/nonces", activation::nonce),
         r!(get, "/v1/keys/{serial}/standing", activation::standing),
         r!(get, "/v1/keys/{serial}", activation::key_status),

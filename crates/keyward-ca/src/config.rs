@@ -88,6 +88,9 @@ pub struct Config {
     /// Seconds between an instance's heartbeats: it re-reads its escrow keyring and tells
     /// the database which keys it holds (what `rotate-escrow` waits for).
     pub heartbeat_seconds: u64,
+    /// The CA's name and support contacts, served at `GET /v1/ca/profile`. By default
+    /// [`placeholder_profile`]: obvious placeholders, to be replaced by a deployment's own.
+    pub profile: keyward_ca_api::CaProfile,
 }
 
 impl Config {
@@ -110,6 +113,7 @@ impl Config {
             issuing_ca_years: 20,
             trusted_proxies: Vec::new(),
             heartbeat_seconds: crate::instances::DEFAULT_HEARTBEAT_SECONDS,
+            profile: placeholder_profile(),
         }
     }
 
@@ -128,6 +132,21 @@ impl Config {
     /// Where the secrets live: the secrets directory, or the data directory.
     pub fn secrets(&self) -> &std::path::Path {
         self.secrets_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+}
+
+/// The reference CA's support profile until a deployment sets its own: every value says it
+/// is an example, and none reaches a real company (the numbers are all zeros, the web
+/// address is under the reserved `.invalid` domain).
+pub fn placeholder_profile() -> keyward_ca_api::CaProfile {
+    keyward_ca_api::CaProfile {
+        display_name: "Keyward 参考 CA（示例，非真实机构）".into(),
+        hotline: "000-0000-0000（示例号码）".into(),
+        online: "QQ 群 000000000（示例）".into(),
+        office_hours: "工作日 9:00–17:00（示例）".into(),
+        website: "https://ca.example.invalid/".into(),
+        new_application: "新申请：在 CA 网站提交【新申请】，按要求上传营业执照和经办人身份证，缴费后 CA 寄出新的 USB Key（示例流程）".into(),
+        replacement: "补办：USB Key 丢失或损坏时，在 CA 网站提交【补办】，上传营业执照和经办人身份证，缴费后 CA 寄出新的 USB Key（示例流程）".into(),
     }
 }
 

@@ -19,6 +19,50 @@ struct Cli {
     command: Command,
 }
 
+/// The CA's name and support contacts (`GET /v1/ca/profile`); each one not given keeps the
+/// reference CA's placeholder.
+#[derive(clap::Args, Debug)]
+struct SupportArgs {
+    /// The CA's name as operators know it.
+    #[arg(long, env = "KEYWARD_CA_DISPLAY_NAME")]
+    display_name: Option<String>,
+    /// The support hotline.
+    #[arg(long, env = "KEYWARD_CA_SUPPORT_HOTLINE")]
+    support_hotline: Option<String>,
+    /// An online support channel (a QQ group, a web chat), as operators should read it.
+    #[arg(long, env = "KEYWARD_CA_SUPPORT_ONLINE")]
+    support_online: Option<String>,
+    /// When support answers.
+    #[arg(long, env = "KEYWARD_CA_SUPPORT_HOURS")]
+    support_hours: Option<String>,
+    /// The CA's web address.
+    #[arg(long, env = "KEYWARD_CA_SUPPORT_WEBSITE")]
+    support_website: Option<String>,
+    /// How to apply for a new certificate (新申请).
+    #[arg(long, env = "KEYWARD_CA_SUPPORT_NEW_APPLICATION")]
+    support_new_application: Option<String>,
+    /// How to replace a lost or broken key (补办).
+    #[arg(long, env = "KEYWARD_CA_SUPPORT_REPLACEMENT")]
+    support_replacement: Option<String>,
+}
+
+impl SupportArgs {
+    fn apply(self, p: &mut keyward_ca_api::CaProfile) {
+        let set = |field: &mut String, v: Option<String>| {
+            if let Some(v) = v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+                *field = v;
+            }
+        };
+        set(&mut p.display_name, self.display_name);
+        set(&mut p.hotline, self.support_hotline);
+        set(&mut p.online, self.support_online);
+        set(&mut p.office_hours, self.support_hours);
+        set(&mut p.website, self.support_website);
+        set(&mut p.new_application, self.support_new_application);
+        set(&mut p.replacement, self.support_replacement);
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the CA online service until interrupted.
@@ -91,6 +135,8 @@ enum Command {
         /// certificate "300 days ago", then serve today to show renewal).
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         clock_offset_days: i64,
+        #[command(flatten)]
+        support: SupportArgs,
     },
     /// The offline root CA: made, and used to certify the issuing CA, away from the
     /// instances.
@@ -312,8 +358,10 @@ fn main() -> anyhow::Result<()> {
                 burst_per_address,
                 rate_overall,
                 burst_overall,
+                support,
             } => {
                 let mut config = Config::new(data_dir);
+                support.apply(&mut config.profile);
                 config.secrets_dir = secrets_dir;
                 config.trusted_proxies = trusted_proxies;
                 config.heartbeat_seconds = heartbeat_seconds;

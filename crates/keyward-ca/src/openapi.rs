@@ -85,6 +85,7 @@ pub fn examples() -> Vec<(&'static str, Value)> {
                 seal_maker_pem: "…".into(),
             }),
         ),
+        ("CaProfile", v(&crate::config::placeholder_profile())),
         (
             "CertifyRequest",
             v(&CertifyRequest {

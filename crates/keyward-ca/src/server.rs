@@ -115,6 +115,7 @@ impl App {
             address_caps: config.address_caps,
             trusted_proxies: config.trusted_proxies.clone(),
             data_dir: config.data_dir.clone(),
+            profile: config.profile.clone(),
         });
         Ok(App {
             router: router(state.clone())?,

@@ -130,6 +130,7 @@ fn openapi_examples_are_real_wire_values() {
             "Health" => serde_json::from_value::<Health>(example).is_ok(),
             "OpenApi" => example["openapi"] == "3.1.0",
             "CaChain" => serde_json::from_value::<CaChain>(example).is_ok(),
+            "CaProfile" => serde_json::from_value::<CaProfile>(example).is_ok(),
             "IssuedCertificate" => serde_json::from_value::<IssuedCertificate>(example).is_ok(),
             "SmsOutbox" => serde_json::from_value::<SmsOutbox>(example).is_ok(),
             "AuditLog" => serde_json::from_value::<AuditLog>(example).is_ok(),

@@ -8,6 +8,8 @@
 //!
 //! - [`keys`]: the keys plugged in and what each one shows (the Home card, `keyward tokens`).
 //! - [`connect`]: the CA client every front end makes from the same settings.
+//! - [`contacts`]: the CA's support contacts, the last ones fetched kept for when the CA
+//!   does not answer.
 //! - [`doctor`]: 环境检测 — which key is plugged in and what is missing (USB, drivers,
 //!   PC/SC, udev, modules test-loaded in a child, the CA), with stable finding codes.
 //! - [`activate`]: 激活证书 — SMS code and a PIN of the operator's own.
@@ -33,6 +35,7 @@
 
 pub mod activate;
 pub mod connect;
+pub mod contacts;
 pub mod doctor;
 pub mod identity;
 pub mod journal;

@@ -1,9 +1,9 @@
-//! Health, the OpenAPI document, the CA chain.
+//! Health, the OpenAPI document, the CA chain, the CA's support profile.
 
 use crate::app::AppState;
 use axum::Json;
 use axum::extract::State;
-use keyward_ca_api::{CaChain, Health};
+use keyward_ca_api::{CaChain, CaProfile, Health};
 
 pub async fn healthz() -> Json<Health> {
     Json(Health {
@@ -25,4 +25,9 @@ pub async fn chain(State(state): State<AppState>) -> Json<CaChain> {
         issuing_pem: ca.issuing_pem.clone(),
         seal_maker_pem: ca.seal_maker_pem.clone(),
     })
+}
+
+/// Who the CA is and how its support is reached: the same for everyone.
+pub async fn profile(State(state): State<AppState>) -> Json<CaProfile> {
+    Json(state.profile().clone())
 }
