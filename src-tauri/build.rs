@@ -41,6 +41,9 @@ const COMMANDS: &[&str] = &[
     "bridge_answer",
     "bridge_confirm",
     "navigation_take",
+    "ca_profile",
+    "doctor_report",
+    "support_bundle",
 ];
 
 fn main() {

@@ -17,6 +17,8 @@ pub mod codes {
     pub const SETTINGS: &str = "settings";
     /// A bug: a command failed in a way it should not (it is in the log).
     pub const INTERNAL: &str = "internal";
+    /// The support bundle could not be written (disk full, folder not writable).
+    pub const SUPPORT_BUNDLE: &str = "support_bundle";
     /// No CA service address is set (设置 · CA 服务).
     pub const CA_NOT_SET: &str = "ca_not_set";
     /// The pinned CA root file cannot be read or is not a certificate.
@@ -136,6 +138,7 @@ pub const ALL_CODES: &[&str] = &[
     codes::PIN_MISMATCH,
     codes::SETTINGS,
     codes::INTERNAL,
+    codes::SUPPORT_BUNDLE,
 ];
 
 /// Every code at all: the token layer's and the shell's, then the workflows'.
@@ -289,16 +292,16 @@ fn describe(e: &TokenError, lang: Lang) -> String {
     match e {
         TokenError::ModuleLoad { .. } => lang
             .pick(
-                "无法加载 USB Key 驱动。请重新安装证书驱动后再试；详情见“设置 · 驱动”。",
-                "無法載入 USB Key 驅動。請重新安裝憑證驅動後再試；詳情見「設定 · 驅動」。",
-                "The USB key driver cannot be loaded. Reinstall the certificate driver and try again; see Settings · Drivers.",
+                "无法加载 USB Key 驱动。请重新安装证书驱动后再试；“环境检测”页会指出缺少什么。",
+                "無法載入 USB Key 驅動。請重新安裝憑證驅動後再試；「環境檢測」頁會指出缺少什麼。",
+                "The USB Key driver cannot be loaded. Reinstall the certificate driver and try again; the Environment check page says what is missing.",
             )
             .into(),
         TokenError::NoModule { .. } => lang
             .pick(
-                "没有找到 USB Key 驱动。请先安装 CA 提供的证书驱动。",
-                "沒有找到 USB Key 驅動。請先安裝 CA 提供的憑證驅動。",
-                "No USB key driver was found. Install the certificate driver your CA provides first.",
+                "没有找到 USB Key 驱动。请先安装 CA 提供的证书驱动；“环境检测”页会指出缺少哪一个。",
+                "沒有找到 USB Key 驅動。請先安裝 CA 提供的憑證驅動；「環境檢測」頁會指出缺少哪一個。",
+                "No USB Key driver was found. Install the certificate driver your CA provides first; the Environment check page says which one is missing.",
             )
             .into(),
         TokenError::Profile { .. } => lang
@@ -672,7 +675,7 @@ mod tests {
         assert_eq!(codes, ALL_CODES[..codes.len()]);
         assert_eq!(
             &ALL_CODES[codes.len()..],
-            &["pin_mismatch", "settings", "internal"]
+            &["pin_mismatch", "settings", "internal", "support_bundle"]
         );
     }
 

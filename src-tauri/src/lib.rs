@@ -42,6 +42,7 @@ pub mod root;
 pub mod settings;
 pub mod stamp;
 pub mod standing;
+pub mod support;
 pub mod tray;
 
 use std::path::PathBuf;
@@ -498,6 +499,9 @@ pub fn commands<R: tauri::Runtime>()
         bridge::bridge_answer,
         bridge::bridge_confirm,
         bridge::navigation_take,
+        support::ca_profile,
+        support::doctor_report,
+        support::support_bundle,
     ]
 }
 
@@ -538,7 +542,11 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             let data = journal
                 .parent()
                 .map_or_else(|| config.clone(), PathBuf::from);
-            let desktop = Desktop::new(Keys::new(), &config, logs).with_journal_dir(journal);
+            // A driver whose profile asks for it is test-loaded in a child (this executable,
+            // started again) before this process loads it.
+            let keys =
+                Keys::new().with_probe(keyward_flows::doctor::ProbeRunner::this_executable());
+            let desktop = Desktop::new(keys, &config, logs).with_journal_dir(journal);
             let lang = desktop.lang();
             app.manage(desktop);
             app.manage(tray::Tray::new(&config));

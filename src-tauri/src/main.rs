@@ -4,5 +4,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    // Started again as a driver's test load (环境检测): load it, answer, exit.
+    keyward_flows::doctor::serve_probe_if_asked();
     keyward_desktop::run();
 }

@@ -649,3 +649,72 @@ export async function onBridgeEvents(h: BridgeEvents): Promise<UnlistenFn> {
   ])
   return () => offs.forEach((off) => off())
 }
+
+// ── Support: the CA's contacts, 环境检测 and the support bundle ──────────────────────────
+
+/** The CA's name and support contacts, in its own words. */
+export interface CaProfile {
+  display_name: string
+  hotline: string
+  online: string
+  office_hours: string
+  website: string
+  /** How to apply for a new certificate (新申请). */
+  new_application: string
+  /** How to replace a lost or broken key (补办). */
+  replacement: string
+}
+
+export interface Contacts {
+  profile: CaProfile
+  /** When it was fetched from the CA (RFC 3339). */
+  fetched_at: string
+  ca_url: string
+  /** False: the copy kept from the last fetch, the CA not answering now. */
+  fresh: boolean
+}
+
+export type Severity = 'problem' | 'warning' | 'ok' | 'info'
+
+export interface Finding {
+  code: string
+  severity: Severity
+  message: string
+  fix: string | null
+  detail: Record<string, unknown>
+}
+
+export interface UsbDevice {
+  name: string
+  id: string
+  manufacturer: string | null
+  product: string | null
+  ccid: boolean
+  node: string | null
+}
+
+export interface DoctorReport {
+  healthy: boolean
+  verdict: string
+  findings: Finding[]
+  arch: string
+  version: string
+  usb_keys: { device: UsbDevice; profile: string }[]
+  usb_devices: UsbDevice[]
+  pcsc: { running: boolean; socket: string }
+  modules: { path: string; arch: string | null; profile: string | null; probe: unknown }[]
+}
+
+export interface BundleWritten {
+  path: string
+  folder: string
+  bytes: number
+  files: string[]
+}
+
+/** The CA's contacts: fetched now, or the copy kept from the last fetch; null when neither. */
+export const caProfile = () => call<Contacts | null>('ca_profile')
+/** 环境检测: the verdict in one sentence and every finding. */
+export const doctorReport = () => call<DoctorReport>('doctor_report')
+/** 生成诊断包: written into the Downloads folder; where it is comes back. */
+export const supportBundle = () => call<BundleWritten>('support_bundle')

@@ -8,6 +8,7 @@ import SealView from './views/SealView.vue'
 import ProgressView from './views/ProgressView.vue'
 import UnlockView from './views/UnlockView.vue'
 import StampView from './views/StampView.vue'
+import DoctorView from './views/DoctorView.vue'
 
 export const routes = [
   { path: '/', name: 'home', component: HomeView },
@@ -19,6 +20,7 @@ export const routes = [
   { path: '/stamp', name: 'stamp', component: StampView },
   { path: '/progress', name: 'progress', component: ProgressView },
   { path: '/settings', name: 'settings', component: SettingsView },
+  { path: '/doctor', name: 'doctor', component: DoctorView },
 ]
 
 export function makeRouter() {

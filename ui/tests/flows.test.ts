@@ -235,9 +235,18 @@ describe('证书续期', () => {
     expect(w.find('[data-testid=renew-apply-form]').exists()).toBe(false)
 
     clearMocks()
-    shell({ renew_status: () => renewState({ certificate: { ...certificate, renewal: { status: 'expired' } } }) })
+    shell({
+      renew_status: () =>
+        renewState({ certificate: { ...certificate, days_left: -10, renewal: { status: 'expired' } } }),
+    })
     const again = await page(RenewView, '/renew')
-    expect(again.w.find('[data-testid=renew-eligibility]').text()).toContain('重新申请')
+    const said = again.w.find('[data-testid=renew-eligibility]').text()
+    expect(said).toContain('证书已过期，需按【新申请】重新办理')
+    expect(said).toContain('已过期 10 天')
+    expect(said).not.toContain('还有')
+    expect(said).not.toContain('-10')
+    // No renewal steps pretend there is a way forward.
+    expect(again.w.find('.wizard-steps, [data-testid=wizard-steps]').exists()).toBe(false)
   })
 
   it('applies with years, fee and invoice, signed with the PIN; the PIN field is emptied', async () => {

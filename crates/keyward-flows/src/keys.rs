@@ -485,6 +485,14 @@ pub fn next_step(
     cert: Option<&CertSummary>,
     standing: Option<&Standing>,
 ) -> NextStep {
+    let waits = |k| standing.is_some_and(|s| s.has(k));
+    let renewal = cert.map(|c| &c.renewal);
+    // An expired certificate is a dead end whatever else the key says: unlocking or
+    // activating it would cost the operator time for a certificate nobody accepts. Only a
+    // renewed certificate already waiting to be installed is a way forward.
+    if matches!(renewal, Some(RenewalStatus::Expired)) && !waits(WaitingKind::InstallCertificate) {
+        return NextStep::ApplyNew;
+    }
     if pin.user == PinState::Locked {
         return NextStep::Unlock;
     }
@@ -493,13 +501,8 @@ pub fn next_step(
     if pin.user_to_be_changed || awaiting {
         return NextStep::Activate;
     }
-    let waits = |k| standing.is_some_and(|s| s.has(k));
     if waits(WaitingKind::InstallCertificate) {
         return NextStep::InstallCertificate;
-    }
-    let renewal = cert.map(|c| &c.renewal);
-    if matches!(renewal, Some(RenewalStatus::Expired)) {
-        return NextStep::ApplyNew;
     }
     if waits(WaitingKind::InstallSeal) {
         return NextStep::InstallSeal;
@@ -586,6 +589,15 @@ mod tests {
         assert_eq!(
             next_step(&pin(PinState::Locked, false), Some(&valid), Some(&all)),
             NextStep::Unlock
+        );
+        // But an expired certificate is not worth unlocking or activating: apply anew.
+        assert_eq!(
+            next_step(&pin(PinState::Locked, false), Some(&expired), None),
+            NextStep::ApplyNew
+        );
+        assert_eq!(
+            next_step(&pin(PinState::Ok, true), Some(&expired), None),
+            NextStep::ApplyNew
         );
         // Activation: the key's flag, or the CA's word alone.
         assert_eq!(
