@@ -294,14 +294,14 @@ fn describe(e: &TokenError, lang: Lang) -> String {
             .pick(
                 "无法加载 USB Key 驱动。请重新安装证书驱动后再试；“环境检测”页会指出缺少什么。",
                 "無法載入 USB Key 驅動。請重新安裝憑證驅動後再試；「環境檢測」頁會指出缺少什麼。",
-                "The USB Key driver cannot be loaded. Reinstall the certificate driver and try again; the Environment check page says what is missing.",
+                "The USB key driver cannot be loaded. Reinstall the certificate driver and try again; the Environment check page says what is missing.",
             )
             .into(),
         TokenError::NoModule { .. } => lang
             .pick(
                 "没有找到 USB Key 驱动。请先安装 CA 提供的证书驱动；“环境检测”页会指出缺少哪一个。",
                 "沒有找到 USB Key 驅動。請先安裝 CA 提供的憑證驅動；「環境檢測」頁會指出缺少哪一個。",
-                "No USB Key driver was found. Install the certificate driver your CA provides first; the Environment check page says which one is missing.",
+                "No USB key driver was found. Install the certificate driver your CA provides first; the Environment check page says which one is missing.",
             )
             .into(),
         TokenError::Profile { .. } => lang
