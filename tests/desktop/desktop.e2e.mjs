@@ -66,6 +66,19 @@ const CA_DIR = env('KEYWARD_CA_DATA_DIR')
 const CA_ROOT = join(CA_DIR, 'ca', 'root.crt')
 // The app's own folder (settings, the pinned root's copy), as cargo xtask e2e sets it.
 const APP_DIR = join(SHOTS, '..', 'desktop')
+// The folder shaped like /sys/bus/usb/devices the app's 环境检测 reads (KEYWARD_SYSFS_USB).
+const SYSFS_USB = env('KEYWARD_E2E_SYSFS_USB')
+// A USB device plugged into that folder, as keyward_flows::doctor::plant_device lays it out.
+function plantUsb(name, id, manufacturer, product) {
+  const dir = join(SYSFS_USB, name)
+  const [v, p] = id.split(':')
+  mkdirSync(join(dir, `${name}:1.0`), { recursive: true })
+  writeFileSync(join(dir, 'idVendor'), `${v}\n`)
+  writeFileSync(join(dir, 'idProduct'), `${p}\n`)
+  writeFileSync(join(dir, 'manufacturer'), `${manufacturer}\n`)
+  writeFileSync(join(dir, 'product'), `${product}\n`)
+  writeFileSync(join(dir, `${name}:1.0`, 'bInterfaceClass'), '03\n')
+}
 const CLI = join(dirname(SIM), 'keyward')
 const NEW_PIN = 'Keyward#2026ok'
 const UNLOCKED_PIN = 'Unlocked#2027ok'
@@ -469,14 +482,54 @@ async function main() {
       console.log(`  appeared after ${Date.now() - t1} ms`)
     })
 
-    await step('no key: the friendly picture', async () => {
+    await step('no key: the friendly picture, with 环境检测 naming a key whose driver is missing', async () => {
+      // A Longmai GM3000 plugged in, its driver not installed; every simulated key pulled.
+      plantUsb('1-1', '055c:e618', 'Longmai', 'mToken GM3000')
       for (const t of manifest.tokens) {
         sim('remove', t.serial)
         console.log(`  removed ${t.serial}`)
       }
       await waitFor('the empty state', () => exists('[data-testid=empty-state]'))
+      const verdict = await waitFor(
+        'the verdict on the empty state',
+        async () => (await exists('[data-testid=empty-verdict]')) && text('[data-testid=empty-verdict]'),
+        20000,
+      )
+      if (!verdict.includes('已插入 龙脉 mToken GM3000（055c:e618），但未安装其驱动')) throw new Error(`the empty state says: ${verdict}`)
+      console.log(`  empty state: ${verdict.split('\n')[0]}`)
+      const page = await text('[data-testid=empty-state]')
+      for (const want of ['USB 接口', '集线器', '【补办】']) {
+        if (!page.includes(want)) throw new Error(`the empty state lacks ${want}`)
+      }
+      await waitFor('the CA’s contacts', () => exists('[data-testid=empty-state] [data-testid=support-hotline]'), 15000)
       await shot('home-empty')
-      for (const t of manifest.tokens) sim('insert', t.serial)
+
+      // 环境检测: the same verdict, every finding, and the support bundle written.
+      await click('[data-testid=empty-go-doctor]')
+      await waitFor('the doctor page', () => exists('[data-testid=doctor-verdict]'), 20000)
+      const sentence = await text('[data-testid=doctor-verdict] .sentence')
+      if (!sentence.startsWith('已插入 龙脉 mToken GM3000（055c:e618），但未安装其驱动')) throw new Error(`环境检测 says: ${sentence}`)
+      if (!(await exists('[data-testid=doctor-group-usb] [data-code=driver_missing][data-severity=problem]'))) throw new Error('no driver_missing finding')
+      if (!(await exists('[data-testid=doctor-group-modules] [data-code=module_ok]'))) throw new Error('the simulator module is not reported')
+      if (!(await exists('[data-testid=doctor-group-ca] [data-code=ca_ok]'))) throw new Error('the CA is not reported reachable')
+      await click('[data-testid=support-bundle]')
+      const bundle = await waitFor('the bundle', async () => (await exists('[data-testid=bundle-path]')) && text('[data-testid=bundle-path]'), 30000)
+      const listed = execFileSync('tar', ['tzf', bundle], { encoding: 'utf8' })
+      if (!listed.includes('keyward-support/doctor.json')) throw new Error(`the bundle holds: ${listed}`)
+      const report = JSON.parse(execFileSync('tar', ['xzOf', bundle, 'keyward-support/doctor.json'], { encoding: 'utf8' }))
+      if (!report.findings.some((f) => f.code === 'driver_missing' && f.detail.usb_id === '055c:e618')) throw new Error('the bundle’s report lacks the GM3000')
+      console.log(`  support bundle ${bundle} (${listed.trim().split('\n').length} files)`)
+      await shot('doctor')
+
+      // The GM3000 unplugged; one key in: its card alone.
+      rmSync(join(SYSFS_USB, '1-1'), { recursive: true, force: true })
+      await go('#/')
+      const one = serial('issued-rsa')
+      sim('insert', one)
+      await waitFor('the one key', async () => (await count('[data-testid=key-card]')) === 1)
+      await waitFor('its seal action', () => exists(`[data-serial="${one}"] [data-testid=go-apply-seal]`))
+      await shot('home-one-key')
+      for (const t of manifest.tokens) if (t.serial !== one) sim('insert', t.serial)
       await waitFor('all keys back', async () => (await count('[data-testid=key-card]')) === everyKey)
     })
 
@@ -527,9 +580,21 @@ async function main() {
       await shot('home-locked', false)
     })
 
-    await step('证书续期 on an expired certificate says to apply anew', async () => {
-      await go(`#/renew?serial=${serial('expired')}`)
+    await step('证书续期 on an expired certificate says to apply anew, with the CA’s contacts', async () => {
+      // Home leads the expired (and locked) key to 新申请, not to 忘记密码.
+      const key = serial('expired')
+      const card = `[data-serial="${key}"]`
+      const next = await text(`${card} [data-testid=key-next]`)
+      if (next !== '证书已过期，需按【新申请】重新办理') throw new Error(`the expired key says: ${next}`)
+      if (await exists(`${card} a[href*="/unlock/"]`)) throw new Error('an expired key is sent to 忘记密码')
+      await go(`#/renew?serial=${key}`)
       await waitFor('the eligibility', () => exists('[data-testid=renew-eligibility][data-status=expired]'))
+      await waitFor('the CA’s contacts', () => exists('[data-testid=renew-eligibility] [data-testid=support-hotline]'), 15000)
+      const said = await text('[data-testid=renew-eligibility]')
+      if (!said.includes('证书已过期，需按【新申请】重新办理') || !said.includes('已过期') || said.includes('还有')) {
+        throw new Error(`证书续期 says: ${said}`)
+      }
+      if (await exists('[data-testid=wizard-steps]')) throw new Error('the renewal steps are shown for an expired certificate')
       await shot('renew-expired')
     })
 
@@ -567,6 +632,12 @@ async function main() {
       await go('#/')
       await waitFor('English home', async () => (await text('h1')).includes('USB keys'))
       await shot('home-en')
+      await go('#/settings')
+      await click('[data-lang=zh-TW]')
+      await waitFor('繁體中文', async () => (await text('h1')).includes('設定'))
+      await go('#/')
+      await waitFor('the home page in 繁體中文', async () => (await text('[data-testid=nav]')).includes('憑證續期'))
+      await shot('home-zh-TW')
       await go('#/settings')
       await click('[data-lang=zh-CN]')
       await waitFor('Chinese again', async () => (await text('h1')).includes('设置'))
@@ -658,6 +729,21 @@ async function main() {
 
     await step('300 days later, 证书续期: apply, pay (sandbox), 安装证书', async () => {
       await stopCa()
+      // While the CA is down: asking it for anything (here a new activation code) fails, and
+      // the error says so, with the contacts kept from the last fetch.
+      await go(`#/activate?serial=${blank}`)
+      await waitFor('the activation page', () => exists('[data-testid=send-code]'))
+      await click('[data-testid=send-code]')
+      await waitFor(
+        'the CA-unreachable error with the kept contacts',
+        () => exists('[data-testid=error] [data-testid=support-stale]'),
+        30000,
+      )
+      const code = await js('return document.querySelector("[data-testid=error]").dataset.code')
+      if (code !== 'ca_offline') throw new Error(`the CA stopped gives ${code}`)
+      const stale = await text('[data-testid=support-stale]')
+      if (!/上次获取于 \d{4}-\d{2}-\d{2} \d{2}:\d{2}/.test(stale) || stale.includes('UTC')) throw new Error(`the kept copy says: ${stale}`)
+      await shot('ca-unreachable')
       await startCa(0)
       // The key's own clock is today's: its certificate, made 300 days ago, is in the window.
       await go('#/')

@@ -141,7 +141,10 @@ describe('HomeView', () => {
     const w = mount(HomeView, { global: { plugins: [await testRouter()] } })
     await startKeys()
     await flush()
-    expect(w.find('[data-testid=error]').attributes('data-code')).toBe('no_module')
+    // The empty state, saying why (环境检测 could not tell more here).
+    expect(w.find('[data-testid=empty-state]').exists()).toBe(true)
+    expect(w.find('[data-testid=empty-verdict]').attributes('data-code')).toBe('no_module')
+    expect(w.find('[data-testid=empty-verdict]').text()).toContain('没有找到 USB Key 驱动')
   })
 })
 

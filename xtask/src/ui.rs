@@ -280,6 +280,13 @@ pub fn e2e(args: &[String]) -> Result<()> {
     if ca_dir.exists() {
         std::fs::remove_dir_all(&ca_dir)?;
     }
+    // The USB devices the app's 环境检测 sees: an empty folder shaped like sysfs, where the
+    // run plants a key whose driver is missing.
+    let sysfs_usb = dir.join("sysfs-usb");
+    if sysfs_usb.exists() {
+        std::fs::remove_dir_all(&sysfs_usb)?;
+    }
+    std::fs::create_dir_all(&sysfs_usb)?;
     let ca_port = free_port()?;
     let ca_url = format!("https://localhost:{ca_port}");
     let ca_root = ca_dir.join("ca").join("root.crt");
@@ -342,6 +349,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("KEYWARD_CA_ROOT", &ca_root)
         .env("KEYWARD_BRIDGE_LISTEN", &bridge)
         .env("KEYWARD_BRIDGE_USER_TIMEOUT", "30")
+        .env("KEYWARD_SYSFS_USB", &sysfs_usb)
         // Keyward's own crates at their most detailed, for the PIN-leak check after the run.
         .env("KEYWARD_LOG", APP_LOG)
         // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, WebKitWebDriver's
@@ -378,6 +386,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("KEYWARD_E2E_BRIDGE", format!("ws://{bridge}/"))
         .env("KEYWARD_E2E_DISPLAY", &display)
         .env("KEYWARD_E2E_APP_DIR", &app_dir)
+        .env("KEYWARD_E2E_SYSFS_USB", &sysfs_usb)
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
         .env("KEYWARD_CA_DATA_DIR", &ca_dir)

@@ -145,8 +145,8 @@ pub fn placeholder_profile() -> keyward_ca_api::CaProfile {
         online: "QQ 群 000000000（示例）".into(),
         office_hours: "工作日 9:00–17:00（示例）".into(),
         website: "https://ca.example.invalid/".into(),
-        new_application: "新申请：在 CA 网站提交【新申请】，按要求上传营业执照和经办人身份证，缴费后 CA 寄出新的 USB Key（示例流程）".into(),
-        replacement: "补办：USB Key 丢失或损坏时，在 CA 网站提交【补办】，上传营业执照和经办人身份证，缴费后 CA 寄出新的 USB Key（示例流程）".into(),
+        new_application: "在 CA 网站提交【新申请】，按要求上传营业执照和经办人身份证，缴费后 CA 寄出新的 USB Key（示例流程）".into(),
+        replacement: "USB Key 丢失或损坏时，在 CA 网站提交【补办】，上传营业执照和经办人身份证，缴费后 CA 寄出新的 USB Key（示例流程）".into(),
     }
 }
 

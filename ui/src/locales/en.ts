@@ -18,6 +18,7 @@ const en: Messages = {
     title: 'USB keys plugged in',
     count: '{n} in all',
     empty_title: 'Plug in your USB key',
+    empty_title_seen: 'The USB Key plugged in cannot be used yet',
     empty_body: 'Put the USB key your CA sent you into a USB port. It appears here by itself within a moment; there is nothing to click.',
     empty_hint1: 'A lit LED means the key is connected',
     empty_hint2: 'Several keys at once are fine',

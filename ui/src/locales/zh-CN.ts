@@ -16,6 +16,7 @@ export default {
     title: '已插入的 USB Key',
     count: '共 {n} 把',
     empty_title: '请插入 USB Key',
+    empty_title_seen: '插入的 USB Key 暂时用不了',
     empty_body: '将 CA 寄给您的 USB Key 插入电脑的 USB 接口，稍等片刻它就会出现在这里，无需点击刷新。',
     empty_hint1: '指示灯亮起表示 USB Key 已连接',
     empty_hint2: '可以同时插入多把 USB Key',

@@ -18,6 +18,7 @@ const zhTW: Messages = {
     title: '已插入的 USB Key',
     count: '共 {n} 把',
     empty_title: '請插入 USB Key',
+    empty_title_seen: '插入的 USB Key 暫時無法使用',
     empty_body: '將 CA 寄給您的 USB Key 插入電腦的 USB 連接埠，稍等片刻它就會出現在這裡，無需點擊重新整理。',
     empty_hint1: '指示燈亮起表示 USB Key 已連接',
     empty_hint2: '可以同時插入多把 USB Key',
