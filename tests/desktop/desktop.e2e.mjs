@@ -743,6 +743,7 @@ async function main() {
       if (code !== 'ca_offline') throw new Error(`the CA stopped gives ${code}`)
       const stale = await text('[data-testid=support-stale]')
       if (!/上次获取于 \d{4}-\d{2}-\d{2} \d{2}:\d{2}/.test(stale) || stale.includes('UTC')) throw new Error(`the kept copy says: ${stale}`)
+      await js('document.querySelector("[data-testid=error]").scrollIntoView()')
       await shot('ca-unreachable')
       await startCa(0)
       // The key's own clock is today's: its certificate, made 300 days ago, is in the window.

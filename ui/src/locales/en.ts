@@ -495,7 +495,7 @@ const en: Messages = {
     website: 'Website',
     new_application: 'New application',
     replacement: 'Replacement',
-    stale: 'The CA cannot be reached now; these contacts were fetched on {time}.',
+    stale: 'The CA cannot be reached now; the contacts below were fetched on {time}.',
     none: 'The CA’s contacts cannot be fetched now. Contact the CA that issued your certificate; its contacts are in the papers that came with the USB Key.',
     ask: 'This needs the CA’s help; contact its support:',
     ask_unreachable: 'If it stays unreachable, contact the CA’s support:',

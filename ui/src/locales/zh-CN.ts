@@ -493,7 +493,7 @@ export default {
     website: '网址',
     new_application: '新申请',
     replacement: '补办',
-    stale: '暂时连不上 CA，以上是上次获取于 {time} 的联系方式。',
+    stale: '暂时连不上 CA，以下是上次获取于 {time} 的联系方式。',
     none: '暂时无法获取 CA 的联系方式。请联系为您办理证书的 CA，联系方式见 CA 随 USB Key 提供的资料。',
     ask: '这一步需要 CA 协助，请联系 CA 客服：',
     ask_unreachable: '如果一直连不上，请联系 CA 客服：',

@@ -495,7 +495,7 @@ const zhTW: Messages = {
     website: '網址',
     new_application: '新申請',
     replacement: '補辦',
-    stale: '暫時連不上 CA，以上是上次取得於 {time} 的聯絡方式。',
+    stale: '暫時連不上 CA，以下是上次取得於 {time} 的聯絡方式。',
     none: '暫時無法取得 CA 的聯絡方式。請聯絡為您辦理憑證的 CA，聯絡方式見 CA 隨 USB Key 提供的資料。',
     ask: '這一步需要 CA 協助，請聯絡 CA 客服：',
     ask_unreachable: '如果一直連不上，請聯絡 CA 客服：',
