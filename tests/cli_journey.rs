@@ -320,3 +320,68 @@ fn activate_renew_through_a_pulled_key_lock_out_and_unlock_from_the_command_line
         "{log}"
     );
 }
+
+/// `keyward tokens` in text shows the expiry date on the operator's calendar: a certificate
+/// ending at 17:30 UTC ends on the next day in Beijing. The JSON keeps the instant in RFC 3339.
+#[test]
+fn text_output_shows_dates_in_the_operator_time_zone() {
+    use time::format_description::well_known::Rfc3339;
+    let keys = common::Keys::blank(1);
+    let ca = common::Ca::start();
+    // The CA's clock to 17:30 UTC today, so that the certificate it issues ends at that time.
+    let now = time::OffsetDateTime::now_utc();
+    let mut target = now.replace_time(time::macros::time!(17:30));
+    if target > now {
+        target -= time::Duration::days(1);
+    }
+    ca.advance(target - now);
+    let token = keys.tokens().remove(0);
+    common::keys::issue(
+        &ca,
+        &keys.module,
+        &token,
+        &common::named_organisation("广州时区测试有限公司", "91440101MA5TX0001"),
+        keyward_flows::KeySpec::Rsa2048,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = |tz: &str, json: bool| {
+        let mut cmd = common::cli::command(&keys, None, dir.path());
+        cmd.env("TZ", tz);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.args(["cert", "show"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: Value = serde_json::from_str(&run("Asia/Shanghai", true)).unwrap();
+    let text = json.to_string();
+    let not_after =
+        find_key(&json, "not_after").unwrap_or_else(|| panic!("no not_after in {text}"));
+    let at = time::OffsetDateTime::parse(&not_after, &Rfc3339).unwrap();
+    assert_eq!((at.hour(), at.minute()), (17, 30), "{not_after}");
+    let utc_day = at.date().to_string();
+    let beijing_day = (at + time::Duration::hours(8)).date().to_string();
+    let beijing = run("Asia/Shanghai", false);
+    assert!(beijing.contains(&format!("— {beijing_day}")), "{beijing}");
+    assert!(!beijing.contains(&format!("— {utc_day}")), "{beijing}");
+    let utc = run("UTC", false);
+    assert!(utc.contains(&format!("— {utc_day}")), "{utc}");
+}
+
+/// The first string value under `key` anywhere in `v`.
+fn find_key(v: &Value, key: &str) -> Option<String> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}

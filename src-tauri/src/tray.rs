@@ -105,7 +105,11 @@ pub fn reminder_text(key: &KeyView, lang: Lang) -> Option<(String, String)> {
         .organization
         .clone()
         .unwrap_or_else(|| key.token.label.clone());
-    let (days, date) = (cert.days_left, cert.not_after.date());
+    // The date on the operator's calendar, as 我的证书 shows it.
+    let (days, date) = (
+        cert.days_left,
+        keyward_flows::localtime::date(cert.not_after),
+    );
     Some(match lang {
         Lang::ZhCn => (
             "证书即将到期".to_owned(),
@@ -316,6 +320,35 @@ mod tests {
         let (title, body) = reminder_text(&key, Lang::ZhCn).unwrap();
         assert_eq!(title, "证书即将到期");
         assert!(body.contains("6 天后"), "{body}");
+    }
+
+    #[test]
+    fn the_reminder_names_the_expiry_date_in_beijing_time() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "tray::tests::reminder_date_under_tz",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env("TZ", "Asia/Shanghai")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    #[ignore = "run by the_reminder_names_the_expiry_date_in_beijing_time with TZ set"]
+    fn reminder_date_under_tz() {
+        let mut key = sample(6);
+        // 17:30 UTC on 22 October is 01:30 on the 23rd in Beijing.
+        key.certificate.as_mut().unwrap().not_after = time::macros::datetime!(2026-10-22 17:30 UTC);
+        let (_, body) = reminder_text(&key, Lang::ZhCn).unwrap();
+        assert!(body.contains("（2026-10-23）"), "{body}");
+        let (_, body) = reminder_text(&key, Lang::En).unwrap();
+        assert!(body.contains("(2026-10-23)"), "{body}");
     }
 
     fn sample(days_left: i64) -> KeyView {

@@ -73,6 +73,11 @@ impl Ca {
         &self.runtime
     }
 
+    /// Moves the CA's clock by `by` (back, when negative).
+    pub fn advance(&self, by: time::Duration) {
+        self.server.clock().advance(by);
+    }
+
     /// Moves the CA's clock by `days` (back, when negative).
     pub fn advance_days(&self, days: i64) {
         self.server.clock().advance(time::Duration::days(days));

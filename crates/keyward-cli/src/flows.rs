@@ -663,10 +663,19 @@ impl Ctx {
                 let s = keyward_flows::renew::install(&env, &t, &pin, confirm, Some(&mut on))
                     .map_err(&fail)?;
                 let text = match self.lang {
-                    Lang::ZhCn => format!("证书安装成功，新有效期至 {}。", s.not_after.date()),
-                    Lang::ZhTw => format!("憑證安裝成功，新有效期至 {}。", s.not_after.date()),
+                    Lang::ZhCn => format!(
+                        "证书安装成功，新有效期至 {}。",
+                        keyward_flows::localtime::date(s.not_after)
+                    ),
+                    Lang::ZhTw => format!(
+                        "憑證安裝成功，新有效期至 {}。",
+                        keyward_flows::localtime::date(s.not_after)
+                    ),
                     Lang::En => {
-                        format!("certificate installed; valid until {}.", s.not_after.date())
+                        format!(
+                            "certificate installed; valid until {}.",
+                            keyward_flows::localtime::date(s.not_after)
+                        )
                     }
                 };
                 self.done(&s, &text)
@@ -813,8 +822,8 @@ impl Ctx {
                 let text = format!(
                     "{} ({kind}) {} — {} {} {} bytes, {checked}",
                     v.summary.name,
-                    v.summary.valid_start.date(),
-                    v.summary.valid_end.date(),
+                    keyward_flows::localtime::date(v.summary.valid_start),
+                    keyward_flows::localtime::date(v.summary.valid_end),
                     v.summary.image_type,
                     v.summary.image_len,
                 );
@@ -841,7 +850,12 @@ impl Ctx {
                 b.fee_fen / 100
             );
             for e in &b.timeline {
-                println!("    {} {} {}", e.at.date(), e.state.as_str(), e.note);
+                println!(
+                    "    {} {} {}",
+                    keyward_flows::localtime::minute(e.at),
+                    e.state.as_str(),
+                    e.note
+                );
             }
         }
         for k in &p.resumable {

@@ -333,7 +333,7 @@ impl Ctx {
                 println!(
                     "  {}: {} ({} {})",
                     label("until", l),
-                    c.not_after.date(),
+                    keyward_flows::localtime::date(c.not_after),
                     c.days_left,
                     label("days", l)
                 );
@@ -454,8 +454,8 @@ impl Ctx {
             println!(
                 "{}: {} — {} ({} {})",
                 label("validity", l),
-                c.not_before.date(),
-                c.not_after.date(),
+                keyward_flows::localtime::date(c.not_before),
+                keyward_flows::localtime::date(c.not_after),
                 c.days_left,
                 label("days", l)
             );

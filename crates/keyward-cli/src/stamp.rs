@@ -247,7 +247,16 @@ impl Ctx {
             println!(
                 "  {}: {}",
                 l.pick("签章时间", "簽章時間", "signed at"),
-                s.signed_at.as_deref().unwrap_or("-")
+                s.signed_at
+                    .as_deref()
+                    .map(|at| {
+                        time::OffsetDateTime::parse(
+                            at,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .map_or_else(|_| at.to_owned(), keyward_flows::localtime::minute)
+                    })
+                    .unwrap_or_else(|| "-".to_owned())
             );
             let pages: Vec<String> = s.pages.iter().map(u32::to_string).collect();
             println!(

@@ -23,7 +23,7 @@ pub struct Identity {
 pub fn identities(session: &TokenSession, now: OffsetDateTime) -> Result<Vec<Identity>, FlowError> {
     let mut out = Vec::new();
     for c in session.certificates()? {
-        let Ok(summary) = CertSummary::from_der(&c.der, now) else {
+        let Ok(summary) = CertSummary::from_der(&c.der, crate::localtime::local(now)) else {
             tracing::warn!(label = %c.label, "a certificate on the key could not be read; skipped");
             continue;
         };

@@ -20,7 +20,6 @@ use keyward_pki::seal::{Seal, SealSummary};
 use keyward_pki::{CertSummary, Pin, PinPolicy, RenewalStatus};
 use keyward_token::discovery::{self, Candidate};
 use serde::Serialize;
-use time::OffsetDateTime;
 
 pub use keyward_token::discovery::{Candidate as ModuleCandidate, MODULE_ENV, ModuleSource};
 pub use keyward_token::{DriverProfile, Quirk, UsbId};
@@ -452,7 +451,7 @@ fn read_seal(m: &Arc<Module>, t: &TokenRef) -> SealState {
 
 fn read_certificates(m: &Arc<Module>, t: &TokenRef) -> Result<Vec<CertEntry>, TokenError> {
     let session = m.session(t)?;
-    let now = OffsetDateTime::now_utc();
+    let now = crate::localtime::now();
     let mut out = Vec::new();
     for c in session.certificates()? {
         let summary = CertSummary::from_der(&c.der, now)?;
@@ -540,7 +539,7 @@ mod tests {
     }
 
     fn cert(renewal: RenewalStatus) -> CertSummary {
-        let now = OffsetDateTime::now_utc();
+        let now = time::OffsetDateTime::now_utc();
         CertSummary {
             subject: "CN=示例".into(),
             organization: Some("广州示例科技有限公司".into()),
@@ -579,7 +578,7 @@ mod tests {
         use WaitingKind as W;
         let ok = pin(PinState::Ok, false);
         let valid = cert(RenewalStatus::NotYet {
-            opens_at: OffsetDateTime::now_utc(),
+            opens_at: time::OffsetDateTime::now_utc(),
             opens_in_days: 200,
         });
         let expired = cert(RenewalStatus::Expired);
@@ -654,7 +653,7 @@ mod tests {
                 flags: Vec::new(),
             },
             certificate: Some(cert(RenewalStatus::NotYet {
-                opens_at: OffsetDateTime::now_utc(),
+                opens_at: time::OffsetDateTime::now_utc(),
                 opens_in_days: 200,
             })),
             certificate_error: None,

@@ -40,6 +40,7 @@ pub mod doctor;
 pub mod identity;
 pub mod journal;
 pub mod keys;
+pub mod localtime;
 pub mod messages;
 pub mod pin;
 pub mod progress;

@@ -244,13 +244,7 @@ fn pdf_error(e: &keyward_pdf::PdfError, lang: Lang) -> UserError {
 
 /// An instant as the operator reads it: in the computer's own time zone, to the minute.
 pub fn local_time(at: time::OffsetDateTime) -> String {
-    use chrono::TimeZone;
-    match chrono::Local.timestamp_opt(at.unix_timestamp(), 0) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-            t.format("%Y-%m-%d %H:%M").to_string()
-        }
-        chrono::LocalResult::None => at.to_string(),
-    }
+    crate::localtime::minute(at)
 }
 
 fn api_message(code: ErrorCode, lang: Lang) -> String {

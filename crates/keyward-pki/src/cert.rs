@@ -60,12 +60,12 @@ pub enum RenewalStatus {
         /// The first instant renewal is accepted.
         #[serde(with = "::time::serde::rfc3339")]
         opens_at: OffsetDateTime,
-        /// Whole days until then.
+        /// Days until then, counted on the calendar of `now`'s offset; at least 1.
         opens_in_days: i64,
     },
     /// Inside the 90 days before expiry: renew now.
     Open {
-        /// Whole days until expiry.
+        /// Days until expiry, counted on the calendar of `now`'s offset.
         days_left: i64,
     },
     /// Expired: renewal is no longer possible; a new application is needed.
@@ -95,7 +95,8 @@ pub struct CertSummary {
     /// End of validity.
     #[serde(with = "::time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
-    /// Whole days from `now` to expiry; negative once expired.
+    /// Days from `now` to expiry, counted on the calendar of `now`'s offset (the expiry's
+    /// date there minus `now`'s date); negative once expired.
     pub days_left: i64,
     /// The subject key.
     pub key: KeyAlgorithm,
@@ -108,7 +109,9 @@ pub struct CertSummary {
 }
 
 impl CertSummary {
-    /// Reads a DER certificate as of `now`.
+    /// Reads a DER certificate as of `now`. Days are counted on the calendar of `now`'s
+    /// offset: pass `now` in the operator's time zone so that "days left" agrees with the
+    /// expiry date the operator reads.
     pub fn from_der(der: &[u8], now: OffsetDateTime) -> Result<Self, PkiError> {
         let (rest, cert) =
             parse_x509_certificate(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
@@ -121,7 +124,7 @@ impl CertSummary {
         let subject = cert.subject();
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
-        let days_left = whole_days(not_after - now);
+        let days_left = days_to_expiry(not_after, now);
         Ok(CertSummary {
             subject: name_text(subject),
             organization: first_attr(subject.iter_organization()),
@@ -195,27 +198,25 @@ pub fn renewal_status(not_after: OffsetDateTime, now: OffsetDateTime) -> Renewal
     let opens_at = not_after - Duration::days(RENEWAL_WINDOW_DAYS);
     if now >= opens_at {
         RenewalStatus::Open {
-            days_left: whole_days(not_after - now),
+            days_left: days_to_expiry(not_after, now),
         }
     } else {
         RenewalStatus::NotYet {
             opens_at,
-            opens_in_days: ceil_days(opens_at - now),
+            opens_in_days: calendar_days(opens_at, now).max(1),
         }
     }
 }
 
-fn whole_days(d: Duration) -> i64 {
-    d.whole_days()
+/// `at`'s date minus `now`'s date, both read in `now`'s offset.
+fn calendar_days(at: OffsetDateTime, now: OffsetDateTime) -> i64 {
+    (at.to_offset(now.offset()).date() - now.date()).whole_days()
 }
 
-fn ceil_days(d: Duration) -> i64 {
-    let days = d.whole_days();
-    if d > Duration::days(days) {
-        days + 1
-    } else {
-        days
-    }
+/// Days left on the calendar, never 0 or more once `not_after` has passed.
+fn days_to_expiry(not_after: OffsetDateTime, now: OffsetDateTime) -> i64 {
+    let days = calendar_days(not_after, now);
+    if now >= not_after { days.min(-1) } else { days }
 }
 
 fn first_attr<'a>(mut it: impl Iterator<Item = &'a AttributeTypeAndValue<'a>>) -> Option<String> {
@@ -392,9 +393,34 @@ mod tests {
         ));
         assert_eq!(
             renewal_status(exp, exp - Duration::hours(1)),
-            RenewalStatus::Open { days_left: 0 }
+            RenewalStatus::Open { days_left: 1 }
         );
         assert_eq!(renewal_status(exp, exp), RenewalStatus::Expired);
+    }
+
+    #[test]
+    fn days_are_counted_on_the_calendar_of_the_operator() {
+        // 17:30 UTC on 22 October is 01:30 on 23 October in Beijing.
+        let exp = datetime!(2026-10-22 17:30 UTC);
+        let beijing = ::time::UtcOffset::from_hms(8, 0, 0).expect("offset");
+        let now = datetime!(2026-10-22 02:00 UTC);
+        assert_eq!(days_to_expiry(exp, now), 0);
+        assert_eq!(days_to_expiry(exp, now.to_offset(beijing)), 1);
+        // Late on the day before, the expiry is "tomorrow" in both zones; after it, expired.
+        let evening = datetime!(2026-10-22 23:00 +8);
+        assert_eq!(days_to_expiry(exp, evening), 1);
+        assert_eq!(days_to_expiry(exp, datetime!(2026-10-23 01:31 +8)), -1);
+        assert_eq!(days_to_expiry(exp, datetime!(2026-10-25 09:00 +8)), -2);
+        // Renewal opens 90 days before, and the count of days to it is read there too.
+        let open = renewal_status(exp, datetime!(2026-07-25 02:00 +8));
+        assert_eq!(open, RenewalStatus::Open { days_left: 90 });
+        assert!(matches!(
+            renewal_status(exp, datetime!(2026-07-24 23:00 +8)),
+            RenewalStatus::NotYet {
+                opens_in_days: 1,
+                ..
+            }
+        ));
     }
 
     #[test]
