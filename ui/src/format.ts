@@ -3,12 +3,53 @@
 import { t } from './i18n'
 import type { KeyAlgorithm, PinStatus } from './ipc'
 
-export function date(iso: string): string {
-  return iso.slice(0, 10)
+// Every date and time the operator reads is on the computer's own clock (Beijing time on a
+// Chinese system): the CA and the key speak UTC, and a date cut from the UTC instant is a
+// day early for the evening hours of Beijing. `timeZone` is for tests; the screens leave it
+// out and get the system's zone.
+
+interface Parts {
+  year: string
+  month: string
+  day: string
+  hour: string
+  minute: string
 }
 
-export function dateTime(iso: string): string {
-  return iso.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC')
+const formats = new Map<string, Intl.DateTimeFormat>()
+
+function parts(iso: string, timeZone?: string): Parts | null {
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return null
+  const zone = timeZone ?? ''
+  let f = formats.get(zone)
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    })
+    formats.set(zone, f)
+  }
+  const out: Record<string, string> = {}
+  for (const p of f.formatToParts(d)) out[p.type] = p.value
+  return { year: out.year, month: out.month, day: out.day, hour: out.hour, minute: out.minute }
+}
+
+/** The operator's date of an instant: `2026-10-23`. */
+export function date(iso: string, timeZone?: string): string {
+  const p = parts(iso, timeZone)
+  return p ? `${p.year}-${p.month}-${p.day}` : iso
+}
+
+/** An instant on the operator's own clock, to the minute: `2026-10-23 01:30`. */
+export function dateTime(iso: string, timeZone?: string): string {
+  const p = parts(iso, timeZone)
+  return p ? `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}` : iso
 }
 
 export function keyAlgorithm(k: KeyAlgorithm): string {
@@ -48,19 +89,13 @@ export async function copyText(text: string): Promise<void> {
   }
 }
 
-const pad = (n: number) => String(n).padStart(2, '0')
+/** The same as `dateTime`. */
+export const localDateTime = dateTime
 
-/** An instant on the operator's own clock, to the minute: `2026-12-01 10:42`. */
-export function localDateTime(iso: string): string {
-  const d = new Date(iso)
-  if (Number.isNaN(d.getTime())) return iso
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`
-}
-
-/** An instant on the operator's own clock, to the minute: `10:42` today, else with the date. */
-export function clock(iso: string): string {
-  const d = new Date(iso)
-  if (Number.isNaN(d.getTime())) return iso
-  const sameDay = d.toDateString() === new Date().toDateString()
-  return sameDay ? `${pad(d.getHours())}:${pad(d.getMinutes())}` : localDateTime(iso)
+/** An instant on the operator's own clock: `10:42` when it is today there, else with the date. */
+export function clock(iso: string, timeZone?: string, now: Date = new Date()): string {
+  const p = parts(iso, timeZone)
+  if (!p) return iso
+  const today = date(now.toISOString(), timeZone)
+  return `${p.year}-${p.month}-${p.day}` === today ? `${p.hour}:${p.minute}` : dateTime(iso, timeZone)
 }

@@ -345,6 +345,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("NO_AT_BRIDGE", "1")
         .env("KEYWARD_DESKTOP_DIR", &app_dir)
         .env("KEYWARD_LANG", "zh-CN")
+        // Beijing time, as on the operator's computer: every date and time shown is local.
+        .env("TZ", "Asia/Shanghai")
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
         .env("KEYWARD_BRIDGE_LISTEN", &bridge)
@@ -387,6 +389,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("KEYWARD_E2E_DISPLAY", &display)
         .env("KEYWARD_E2E_APP_DIR", &app_dir)
         .env("KEYWARD_E2E_SYSFS_USB", &sysfs_usb)
+        .env("TZ", "Asia/Shanghai")
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
         .env("KEYWARD_CA_DATA_DIR", &ca_dir)
