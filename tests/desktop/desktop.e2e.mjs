@@ -807,6 +807,14 @@ async function main() {
       await waitFor('the seal form', () => exists('[data-testid=seal-apply-form]'), 15000)
       await chooseFile('[data-testid=seal-scan]', 'stamp-scan.png', 'image/png', scanPng())
       await waitFor('the preview', () => exists('[data-testid=file-preview] img'))
+      // The scan itself shows (the window's content policy lets the page's blob: URL through),
+      // not only its name; the button reads in Keyward's language.
+      const size = await waitFor('the scan drawn', () =>
+        js('const i = document.querySelector("[data-testid=file-preview] img"); return i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null'),
+      )
+      if (size[0] !== 120 || size[1] !== 120) throw new Error(`the preview is ${size}`)
+      const chooser = await text('[data-testid=seal-scan-button]')
+      if (chooser !== '选择文件') throw new Error(`the file button reads ${chooser}`)
       await type('[data-testid=pin]', NEW_PIN)
       await shot('seal-apply')
       await click('[data-testid=seal-apply]')

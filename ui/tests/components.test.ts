@@ -5,6 +5,7 @@ import { emit } from '@tauri-apps/api/event'
 import KeyCard from '../src/components/KeyCard.vue'
 import HomeView from '../src/views/HomeView.vue'
 import App from '../src/App.vue'
+import FileChoice from '../src/components/FileChoice.vue'
 import { setLang } from '../src/i18n'
 import { resetKeys, startKeys } from '../src/keys'
 import { key, pin } from './samples'
@@ -181,5 +182,27 @@ describe('navigation badges', () => {
     await emit('token://removed', { serial: 'B2' })
     await flush()
     expect(w.find('[data-testid=nav-badge-seal]').exists()).toBe(false)
+  })
+})
+
+describe('FileChoice', () => {
+  it("has Keyward's own button in the chosen language, which opens the hidden file input", async () => {
+    for (const [lang, label, none] of [
+      ['zh-CN', '选择文件', '未选择文件'],
+      ['zh-TW', '選擇檔案', '未選擇檔案'],
+      ['en', 'Choose file', 'No file chosen'],
+    ] as const) {
+      setLang(lang)
+      const w = mount(FileChoice, { props: { accept: ['image/png'], testid: 'scan' } })
+      expect(w.find('[data-testid=scan-button]').text()).toBe(label)
+      expect(w.find('[data-testid=file-name]').text()).toBe(none)
+      const input = w.find('input[type=file]')
+      expect(input.classes()).toContain('file-input')
+      let opened = 0
+      ;(input.element as HTMLInputElement).click = () => void opened++
+      await w.find('[data-testid=scan-button]').trigger('click')
+      expect(opened).toBe(1)
+      w.unmount()
+    }
   })
 })

@@ -220,6 +220,8 @@ const en: Messages = {
     which_key: 'For which USB key:',
     pin: 'Certificate PIN',
     back_home: 'Back to Home',
+    choose_file: 'Choose file',
+    no_file: 'No file chosen',
     file_type: 'Only {types} files can be chosen.',
     file_size: 'The file is empty or larger than {mb} MB; choose another.',
     unlock_steps: ['Who is asking', 'Documents (automatic for the handler)', 'CA review', 'SMS code and new PIN', 'Unlocked'],

@@ -218,6 +218,8 @@ export default {
     which_key: '为哪把 USB Key 办理：',
     pin: '证书密码（PIN）',
     back_home: '返回主页',
+    choose_file: '选择文件',
+    no_file: '未选择文件',
     file_type: '只能选择 {types} 文件。',
     file_size: '文件为空或超过 {mb} MB，请重新选择。',
     unlock_steps: ['填写申请人身份', '上传材料（经办人本人自动审核）', '等待 CA 审核', '短信验证码和新密码', '完成解锁'],

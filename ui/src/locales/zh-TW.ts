@@ -220,6 +220,8 @@ const zhTW: Messages = {
     which_key: '為哪把 USB Key 辦理：',
     pin: '憑證密碼（PIN）',
     back_home: '返回主頁',
+    choose_file: '選擇檔案',
+    no_file: '未選擇檔案',
     file_type: '只能選擇 {types} 檔案。',
     file_size: '檔案為空或超過 {mb} MB，請重新選擇。',
     unlock_steps: ['填寫申請人身分', '上傳資料（經辦人本人自動審核）', '等待 CA 審核', '簡訊驗證碼和新密碼', '完成解鎖'],
