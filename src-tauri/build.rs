@@ -35,6 +35,8 @@ const COMMANDS: &[&str] = &[
     "stamp_preview",
     "stamp_file",
     "stamp_verify",
+    "cert_export_path",
+    "cert_export",
     "bridge_status",
     "bridge_revoke",
     "bridge_prompts",

@@ -36,6 +36,7 @@
 pub mod bridge;
 pub mod deeplink;
 pub mod error;
+pub mod export;
 pub mod flows;
 pub mod keys;
 pub mod root;
@@ -492,6 +493,8 @@ pub fn commands<R: tauri::Runtime>()
         flows::flow_pending,
         stamp::stamp_preview,
         stamp::stamp_file,
+        export::cert_export_path,
+        export::cert_export,
         stamp::stamp_verify,
         bridge::bridge_status,
         bridge::bridge_revoke,

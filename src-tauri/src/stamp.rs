@@ -87,7 +87,7 @@ fn path_arg(path: &str, lang: Lang) -> Result<PathBuf, CommandError> {
 
 impl Desktop {
     /// Runs stamp work for the key `serial` on a blocking worker thread (no CA involved).
-    async fn stamping<T, F>(&self, serial: String, work: F) -> Result<T, CommandError>
+    pub(crate) async fn stamping<T, F>(&self, serial: String, work: F) -> Result<T, CommandError>
     where
         T: Send + 'static,
         F: FnOnce(

@@ -542,3 +542,78 @@ fn the_window_stamps_a_pdf_into_a_new_file_and_checks_it() {
     assert_eq!(report["signatures"], json!([]));
     assert_eq!(report["all_valid"], false);
 }
+
+/// 导出证书 through the window: the organisation certificate as PEM and as DER, each read
+/// back by openssl and matching the fingerprint 我的证书 shows; an existing file is never
+/// replaced, and an empty path is refused before the key is asked.
+#[test]
+fn the_window_exports_the_certificate_as_pem_and_der() {
+    let (set, _module, manifest) =
+        FixtureSet::build(&[KeyState::IssuedRsa], &sim_module()).unwrap();
+    let (_app, w) = window(set.dir());
+    let serial = manifest.tokens[0].serial.clone();
+    let shown = call(&w, "cert_show", json!({ "serial": serial })).unwrap();
+    let sha256 = shown["certificates"][0]["summary"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let suggested = call(
+        &w,
+        "cert_export_path",
+        json!({ "serial": serial, "format": "pem" }),
+    )
+    .unwrap();
+    assert!(
+        suggested.as_str().unwrap().ends_with("-证书.pem"),
+        "{suggested}"
+    );
+
+    for (format, inform, name) in [("pem", "PEM", "证书.pem"), ("der", "DER", "证书.cer")] {
+        let path = out.path().join(name);
+        let done = call(
+            &w,
+            "cert_export",
+            json!({ "serial": serial, "format": format, "path": path }),
+        )
+        .unwrap();
+        assert!(done["bytes"].as_u64().unwrap() > 100, "{done}");
+        let printed = std::process::Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+                "-inform",
+                inform,
+                "-in",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(printed.status.success(), "{printed:?}");
+        let text = String::from_utf8(printed.stdout).unwrap();
+        assert_eq!(
+            text.trim().split('=').nth(1).unwrap().replace(':', ""),
+            sha256,
+            "{format}"
+        );
+        // Again to the same name: refused, the file as it was.
+        let before = std::fs::read(&path).unwrap();
+        let again = call(
+            &w,
+            "cert_export",
+            json!({ "serial": serial, "format": format, "path": path }),
+        )
+        .unwrap_err();
+        assert_eq!(again["code"], "output_exists", "{again}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+    let empty = call(
+        &w,
+        "cert_export",
+        json!({ "serial": serial, "format": "pem", "path": " " }),
+    )
+    .unwrap_err();
+    assert_eq!(empty["code"], "bad_argument", "{empty}");
+}

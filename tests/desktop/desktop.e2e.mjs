@@ -540,7 +540,40 @@ async function main() {
       const org = await text('[data-testid=cert-org]')
       const want = manifest.tokens.find((t) => t.state === 'issued-rsa').organization
       if (want && !org.includes(want)) throw new Error(`organisation missing: ${org}`)
+      // Beijing time, never UTC; 忘记密码 at the top; the raw details folded away.
+      const page = await js('return document.querySelector("main").innerText')
+      if (page.includes('UTC')) throw new Error(`a time in UTC: ${page}`)
+      if (await js('return document.querySelector("[data-testid=cert-technical]").open')) throw new Error('技术信息 is open')
       await shot('certificate')
+      await js('document.querySelector("[data-testid=cert-technical]").open = true')
+      await js('document.querySelector("[data-testid=cert-technical]").scrollIntoView({ block: "start" })')
+      await shot('certificate-technical')
+      await js('window.scrollTo(0, 0); document.querySelector("main").scrollTo?.(0, 0)')
+    })
+
+    await step('导出证书: PEM and DER files that openssl reads, with the fingerprint shown', async () => {
+      const dir = join(SHOTS, '..', 'export')
+      rmSync(dir, { recursive: true, force: true })
+      mkdirSync(dir, { recursive: true })
+      const shown = (await js('return [...document.querySelectorAll("[data-testid=cert-technical] dd .value")].map((e) => e.textContent.trim())'))
+        .find((v) => /^[0-9A-F]{64}$/.test(v))
+      if (!shown) throw new Error('no SHA-256 fingerprint under 技术信息')
+      await click('[data-testid=export-open]')
+      await waitFor('the suggested file', async () => (await js('return document.querySelector("[data-testid=export-path]").value')).endsWith('.pem'))
+      for (const [format, inform, name] of [['pem', 'PEM', '证书.pem'], ['der', 'DER', '证书.cer']]) {
+        await click(`[data-testid=export-${format}]`)
+        const file = join(dir, name)
+        await new Promise((r) => setTimeout(r, 200))
+        await type('[data-testid=export-path]', file)
+        await click('[data-testid=export-save]')
+        await waitFor(`the ${format} file written`, () => exists('[data-testid=export-done]'), 10000)
+        const out = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-inform', inform, '-in', file], { stdio: 'pipe' })
+        const got = out.toString().trim().split('=')[1].replaceAll(':', '')
+        if (got !== shown) throw new Error(`${format}: openssl reads ${got}, the page shows ${shown}`)
+        console.log(`  ${file}: openssl reads the certificate shown (${format})`)
+      }
+      await js('document.querySelector("[data-testid=export-form]").scrollIntoView({ block: "center" })')
+      await shot('certificate-export', false)
     })
 
     await step('修改密码: a weak PIN is held back, a wrong PIN shows tries left, a good one changes', async () => {
@@ -836,6 +869,11 @@ async function main() {
       await click('[data-testid=seal-install-button]')
       await waitFor('the seal on the key', () => exists('[data-testid=seal-image]'), 60000)
       await shot('seal')
+      // 我的证书 shows the seal the key now holds.
+      await go(`#/cert/${blank}`)
+      await waitFor('the seal on 我的证书', () =>
+        js('const i = document.querySelector("[data-testid=cert-seal-image]"); return !!i && i.complete && i.naturalWidth > 0'),
+      15000)
     })
 
     await step('签章: a PDF stamped with the seal just installed, checked from outside, the original untouched', async () => {

@@ -414,6 +414,13 @@ async function callFile<T>(command: string, bytes: Uint8Array, args: Record<stri
 
 export const tokenList = () => call<KeyView[]>('token_list')
 export const certShow = (serial: string) => call<CertDetails>('cert_show', { serial })
+/** 导出证书: PEM (text) or DER (binary). */
+export type CertFormat = 'pem' | 'der'
+/** Where 导出证书 would write: a free name in the Documents folder. */
+export const certExportPath = (serial: string, format: CertFormat) => call<string>('cert_export_path', { serial, format })
+/** 导出证书 to the new file `path` (never over an existing file); no PIN. */
+export const certExport = (args: { serial: string; format: CertFormat; path: string }) =>
+  call<{ path: string; bytes: number }>('cert_export', args)
 export const pinStatus = (serial: string) => call<PinInfo>('pin_status', { serial })
 export const driverList = () => call<DriverReport[]>('driver_list')
 export const settingsGet = () => call<Settings>('settings_get')

@@ -298,9 +298,48 @@ describe('我的证书', () => {
     })
     await flush()
     expect(w.find('[data-testid=cert-org]').text()).toContain('91440101MA59ABCDEX')
-    expect(w.findAll('[data-testid=cert-org] button.copy').length).toBeGreaterThan(5)
+    // 忘记密码 first on the page, before the certificate; the raw subject and the PKCS#11 URI
+    // folded away under 技术信息, with their copy buttons.
+    const html = w.html()
+    expect(html.indexOf('data-testid="forgot-pin"')).toBeLessThan(html.indexOf('data-testid="cert-org"'))
+    expect(w.find('[data-testid=cert-org]').text()).not.toContain('pkcs11:')
+    const tech = w.find('[data-testid=cert-technical]')
+    expect(tech.element.tagName).toBe('DETAILS')
+    expect((tech.element as HTMLDetailsElement).open).toBe(false)
+    expect(tech.find('summary').text()).toBe('技术信息')
+    expect(tech.text()).toContain('pkcs11:')
+    expect(tech.findAll('button.copy').length).toBeGreaterThan(5)
     expect(w.find('[data-testid=cert-chain]').text()).toContain('Keyward Test Issuing CA')
     expect(w.find('[data-testid=cert-pin-state]').text()).toBe('正常')
+    expect(w.text()).not.toContain('UTC')
+  })
+
+  it('exports the certificate to the file named, PEM or DER, and says where', async () => {
+    upsert(key('A1'))
+    const calls: { cmd: string; args: unknown }[] = []
+    mockIPC((cmd, args) => {
+      calls.push({ cmd, args })
+      if (cmd === 'cert_show') return details((args as { serial: string }).serial)
+      if (cmd === 'cert_export_path') return `/home/clerk/文档/广州示例科技有限公司-证书.${(args as { format: string }).format === 'pem' ? 'pem' : 'cer'}`
+      if (cmd === 'cert_export') return { path: (args as { path: string }).path, bytes: 1234 }
+    })
+    const w = mount(CertificateView, {
+      props: { serial: 'A1' },
+      global: { plugins: [await testRouter('/cert/A1')] },
+    })
+    await flush()
+    await w.find('[data-testid=export-open]').trigger('click')
+    await flush()
+    const path = w.find('[data-testid=export-path]').element as HTMLInputElement
+    expect(path.value).toBe('/home/clerk/文档/广州示例科技有限公司-证书.pem')
+    await w.find('[data-testid=export-der]').setValue(true)
+    await flush()
+    expect(path.value.endsWith('.cer')).toBe(true)
+    await w.find('[data-testid=export-form]').trigger('submit')
+    await flush()
+    const sent = calls.find((c) => c.cmd === 'cert_export')!.args as Record<string, unknown>
+    expect(sent).toMatchObject({ serial: 'A1', format: 'der', path: '/home/clerk/文档/广州示例科技有限公司-证书.cer' })
+    expect(w.find('[data-testid=export-done]').text()).toContain('广州示例科技有限公司-证书.cer')
   })
 
   it('says what to do when the key was pulled out', async () => {

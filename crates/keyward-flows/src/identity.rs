@@ -73,3 +73,46 @@ impl RequestSigner for KeySigner<'_> {
         Ok(self.session.sign(&self.key_id, input)?)
     }
 }
+
+/// How 导出证书 writes the organisation certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertFormat {
+    /// Base64 between `-----BEGIN CERTIFICATE-----` lines (`.pem`, `.crt`).
+    Pem,
+    /// The bare DER bytes (`.der`, `.cer`).
+    Der,
+}
+
+impl CertFormat {
+    /// The file name extension that goes with it.
+    pub fn extension(self) -> &'static str {
+        match self {
+            CertFormat::Pem => "pem",
+            CertFormat::Der => "cer",
+        }
+    }
+}
+
+/// 导出证书: the key's organisation certificate (the newest, when it holds several) written
+/// as a new file at `path` in `format` — never over an existing file. No PIN: a certificate
+/// is public. Returns what the certificate says.
+pub fn export_certificate(
+    module: &std::sync::Arc<keyward_token::Module>,
+    token: &keyward_token::TokenRef,
+    format: CertFormat,
+    path: &std::path::Path,
+) -> Result<CertSummary, FlowError> {
+    let session = module.session(token)?;
+    let id = identities(&session, OffsetDateTime::now_utc())?
+        .into_iter()
+        .next()
+        .ok_or(FlowError::NoCertificate)?;
+    let bytes = match format {
+        CertFormat::Pem => keyward_pki::pem::encode("CERTIFICATE", &id.cert_der).into_bytes(),
+        CertFormat::Der => id.cert_der,
+    };
+    crate::stamp::write_new_file(path, &bytes)?;
+    tracing::info!(path = %path.display(), ?format, "certificate exported");
+    Ok(id.summary)
+}
