@@ -6,6 +6,7 @@ import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 import ActivateView from '../src/views/ActivateView.vue'
 import RenewView from '../src/views/RenewView.vue'
 import SealView from '../src/views/SealView.vue'
+import BusinessTimeline from '../src/components/BusinessTimeline.vue'
 import ProgressView from '../src/views/ProgressView.vue'
 import UnlockView from '../src/views/UnlockView.vue'
 import StepProgress from '../src/components/StepProgress.vue'
@@ -550,6 +551,24 @@ describe('忘记密码', () => {
   })
 })
 
+describe('BusinessTimeline', () => {
+  it('leaves out a note that says nothing, keeps one that does, and shows the local time', async () => {
+    const b = business('seal', 'under_review', 0)
+    b.timeline = [
+      { at: '2026-10-22T17:30:00Z', state: 'submitted', note: '' },
+      { at: '2026-10-22T18:00:00Z', state: 'approved', note: '审核通过：' },
+      { at: '2026-10-22T18:10:00Z', state: 'rejected', note: '审核未通过：印模不清晰' },
+    ]
+    const w = mount(BusinessTimeline, { props: { b } })
+    const notes = w.findAll('[data-testid=event-note]').map((n) => n.text())
+    expect(notes).toEqual(['· 审核未通过：印模不清晰'])
+    expect(w.text()).not.toContain('审核通过：')
+    expect(w.find('[data-testid=business-state]').classes()).toContain('warn')
+    expect(w.find('[data-testid=business-state]').text()).toBe('审核中')
+    expect(w.text()).not.toContain('UTC')
+  })
+})
+
 describe('办理进度查询', () => {
   const list = () => ({
     businesses: [business('renewal', 'paid', 20000), business('issue', 'completed')],
@@ -578,6 +597,12 @@ describe('办理进度查询', () => {
     expect(rows[0].text()).toContain('证书续期')
     expect(rows[0].text()).toContain('已支付')
     expect(w.find('[data-testid=pin]').exists()).toBe(false)
+    // The 业务编号 to quote, the state in words and in a colour, the invoice, no empty note.
+    expect(rows[0].find('[data-testid=business-id]').text()).toBe('B1')
+    expect(rows[0].find('[data-testid=business-state]').classes()).toContain('good')
+    expect(rows[0].find('[data-testid=business-invoice]').text()).toContain('业务完成后开具')
+    expect(rows[1].find('[data-testid=business-invoice]').exists()).toBe(false)
+    expect(rows[0].findAll('[data-testid=event-note]')).toHaveLength(0)
 
     // Asking again needs the PIN again: the field comes back empty.
     await w.find('[data-testid=progress-again]').trigger('click')

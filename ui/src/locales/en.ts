@@ -258,7 +258,7 @@ const en: Messages = {
     intro: 'Activation needs an SMS code: click “Get code” and the CA texts one to the handler registered for this key. Activation is free.',
     code_first: 'Ask for the code first. Once the SMS arrives, type the code and set a new PIN.',
     resumable: 'This computer asked for a code for this key before (or an activation was interrupted). If the SMS you have is less than 10 minutes old, type its code; otherwise ask for a new one.',
-    next: 'Next: the key’s initial PIN is replaced by yours and the CA records the activation.',
+    next: 'Next: the USB Key’s initial certificate password is replaced by yours, and activation is complete.',
     done: 'The certificate is activated. Remember the new PIN: you need it to log in and sign.',
   },
   code: {
@@ -407,6 +407,12 @@ const en: Messages = {
     why_pin: 'The CA shows a key’s business to that key alone: the PIN is used on the USB key for this one signature, is never kept, and the query is free.',
     show: 'Show progress',
     loading: 'Asking the CA…',
+    business_id: 'Business number: ',
+    quote_id: '(quote it when you contact the CA)',
+    invoice_sent: 'E-invoice: the business is completed; the e-invoice is sent to the e-mail given in the application within 1–2 working days.',
+    invoice_after: 'E-invoice: issued once the business is completed, sent to the e-mail given in the application within 1–2 working days.',
+    invoice_none: 'E-invoice: none, the business was not completed.',
+    empty_hint: 'Once you activate, unlock, renew or apply for a seal with this USB Key, its progress shows here.',
     again: 'Ask again (the PIN is needed again)',
   },
   business: {

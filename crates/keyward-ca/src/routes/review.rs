@@ -109,7 +109,7 @@ async fn decide(
             BusinessState::UnderReview,
             BusinessState::Approved,
             now,
-            &format!("审核通过：{}", d.note),
+            &decision_note("审核通过", &d.note),
         )
         .await?;
         record(&mut tx, &b.business, "approved", &d, &reviewer, now).await?;
@@ -131,7 +131,7 @@ async fn decide(
             BusinessState::UnderReview,
             BusinessState::Rejected,
             now,
-            &format!("审核未通过：{}", d.note),
+            &decision_note("审核未通过", &d.note),
         )
         .await?;
         record(&mut tx, &b.business, "rejected", &d, &reviewer, now).await?;
@@ -161,4 +161,28 @@ pub async fn reject_business(
     body: Result<Bytes, BytesRejection>,
 ) -> CaResult<Json<Business>> {
     decide(state, caller, headers, id, body, false).await
+}
+
+/// The timeline's note for a decision: "审核通过：<the reviewer's note>", or the decision
+/// alone when the reviewer wrote none (never a colon with nothing after it).
+fn decision_note(decision: &str, note: &str) -> String {
+    match note.trim() {
+        "" => decision.to_owned(),
+        n => format!("{decision}：{n}"),
+    }
+}
+
+#[cfg(test)]
+mod decision_tests {
+    use super::decision_note;
+
+    #[test]
+    fn a_decision_without_a_note_has_no_empty_colon() {
+        assert_eq!(decision_note("审核通过", ""), "审核通过");
+        assert_eq!(decision_note("审核通过", "  "), "审核通过");
+        assert_eq!(
+            decision_note("审核未通过", "印模不清晰"),
+            "审核未通过：印模不清晰"
+        );
+    }
 }
