@@ -377,6 +377,13 @@ async function step(name, fn) {
   console.log(`✓ ${name} (${ms} ms)`)
 }
 
+// 设置's 高级 section (the CA address and its root), folded by default, opened as a clerk would.
+async function openAdvanced() {
+  await waitFor('高级', () => exists('[data-testid=advanced]'))
+  if (!(await js('return document.querySelector("[data-testid=advanced]").open'))) await click('[data-testid=advanced] summary')
+  await waitFor('高级 open', () => js('return document.querySelector("[data-testid=advanced]").open'))
+}
+
 async function changePin(oldPin, newPin, again = newPin) {
   await type('[data-testid=old-pin]', oldPin)
   await type('[data-testid=new-pin]', newPin)
@@ -641,6 +648,10 @@ async function main() {
       await go('#/settings')
       await waitFor('the drivers', () => exists('[data-testid=driver]'))
       await waitFor('the pinned root', () => exists('[data-testid=ca-root-sha256]'))
+      // 高级 is folded while the CA and its root are fine; the version is up front.
+      if (await js('return document.querySelector("[data-testid=advanced]").open')) throw new Error('高级 open with nothing to fix')
+      await shot('settings')
+      await openAdvanced()
       // The fingerprint shown is the CA root's, as openssl and this file compute it.
       const pem = readFileSync(CA_ROOT, 'utf8')
       const want = fingerprint(pem)
@@ -659,7 +670,7 @@ async function main() {
       }
       console.log(`  ${version}, as keyward --version`)
       await js('document.querySelector("[data-testid=ca-settings]").scrollIntoView()')
-      await shot('settings')
+      await shot('settings-advanced', false)
       await click('[data-lang=en]')
       await waitFor('English', async () => (await text('h1')).includes('Settings'))
       await go('#/')
@@ -679,6 +690,7 @@ async function main() {
     await step('设置: a root is pinned only as confirmed in the window, as the app’s own copy', async () => {
       await go('#/settings')
       await waitFor('the root form', () => exists('[data-testid=ca-root-path]'))
+      await openAdvanced()
       // A bundle (the root twice) is refused: trusting two while showing one would be a lie.
       const bundle = join(SHOTS, '..', 'root-bundle.pem')
       writeFileSync(bundle, readFileSync(CA_ROOT, 'utf8').repeat(2))
@@ -708,6 +720,7 @@ async function main() {
       await go('#/')
       await go('#/settings')
       await waitFor('the pinned root again', () => exists('[data-testid=ca-root-sha256]'))
+      await openAdvanced()
       if ((await text('[data-testid=ca-root-sha256]')).replace(/\s+/g, '') !== want) throw new Error('the pinned root followed its original')
       if (!(await text('[data-testid=ca-root-source]')).includes(handed)) throw new Error('the copy’s origin is not named')
       await js('document.querySelector("[data-testid=ca-root]").scrollIntoView()')

@@ -175,6 +175,8 @@ const en: Messages = {
     progress: ['Every business: activation, unlock, renewal, seal, refund', 'Status and timeline'],
   },
   settings: {
+    advanced: 'Advanced',
+    advanced_hint: 'The CA service address and its root certificate: given by your CA, rarely changed.',
     title: 'Settings & About',
     language: 'Language',
     drivers: 'Drivers',

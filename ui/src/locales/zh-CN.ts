@@ -173,6 +173,8 @@ export default {
     progress: ['查看每项业务：激活、解锁、续期、印章、退款', '状态与时间线'],
   },
   settings: {
+    advanced: '高级',
+    advanced_hint: 'CA 服务地址和 CA 根证书：由 CA 提供，一般无需修改。',
     title: '设置与关于',
     language: '界面语言',
     drivers: '驱动状态',

@@ -175,6 +175,8 @@ const zhTW: Messages = {
     progress: ['查看每項業務：啟用、解鎖、續期、印章、退款', '狀態與時間線'],
   },
   settings: {
+    advanced: '進階',
+    advanced_hint: 'CA 服務位址和 CA 根憑證：由 CA 提供，一般無需修改。',
     title: '設定與關於',
     language: '介面語言',
     drivers: '驅動狀態',
