@@ -260,6 +260,9 @@ impl CommandError {
     }
 }
 
+/// Wrong PINs in a row that lock a key.
+const PIN_TRIES: u32 = 10;
+
 /// How many tries are left, as the key reports it.
 pub fn tries_left(status: &PinStatus, lang: Lang) -> String {
     match (status.user, status.user_tries_left) {
@@ -267,16 +270,23 @@ pub fn tries_left(status: &PinStatus, lang: Lang) -> String {
         (PinState::FinalTry, _) => lang
             .pick("只剩最后一次机会", "只剩最後一次機會", "one try left")
             .into(),
-        (_, Some(n)) => match lang {
-            Lang::ZhCn => format!("还可以尝试 {n} 次"),
-            Lang::ZhTw => format!("還可以嘗試 {n} 次"),
-            Lang::En => format!("{n} tries left"),
-        },
+        (_, Some(n)) => {
+            // The keys Keyward knows lock after ten wrong PINs in a row.
+            let spent = PIN_TRIES.saturating_sub(n);
+            match (lang, spent) {
+                (Lang::ZhCn, 0) => format!("再错 {n} 次将锁定"),
+                (Lang::ZhTw, 0) => format!("再錯 {n} 次將鎖定"),
+                (Lang::En, 0) => format!("{n} more wrong tries lock it"),
+                (Lang::ZhCn, _) => format!("已输错 {spent} 次，再错 {n} 次将锁定"),
+                (Lang::ZhTw, _) => format!("已輸錯 {spent} 次，再錯 {n} 次將鎖定"),
+                (Lang::En, _) => format!("{spent} wrong so far, {n} more lock it"),
+            }
+        }
         (PinState::CountLow, None) => lang
             .pick(
-                "已输错过密码，剩余次数由设备决定",
-                "已輸錯過密碼，剩餘次數由裝置決定",
-                "wrong PINs were entered; the key does not say how many tries are left",
+                "已有输错记录，连续输错 10 次将锁定",
+                "已有輸錯記錄，連續輸錯 10 次將鎖定",
+                "wrong tries are on record; ten in a row lock it",
             )
             .into(),
         (PinState::Ok, None) => lang.pick("正常", "正常", "OK").into(),
@@ -702,7 +712,7 @@ mod tests {
         );
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["code"], "pin_incorrect");
-        assert_eq!(v["message"], "证书密码错误，还可以尝试 7 次。");
+        assert_eq!(v["message"], "证书密码错误，已输错 3 次，再错 7 次将锁定。");
         assert_eq!(v["pin"]["user_tries_left"], 7);
         assert!(v.get("rules").is_none() && v.get("detail").is_none());
 

@@ -398,13 +398,13 @@ async function runDown(key, shotNames = {}) {
   await click('[data-testid=change-pin]')
   await waitFor('the dialog', () => exists('[data-testid=pin-state]'))
   // Tries already spent on this key (none for a fresh one).
-  const left = Number((await text('[data-testid=pin-state]')).match(/(\d+) 次/)?.[1] ?? 10)
+  const left = Number((await text('[data-testid=pin-state]')).match(/再错 (\d+) 次/)?.[1] ?? 10)
   for (let i = 1; i < left; i++) {
     await changePin(`Wrong#${1000 + i}`, 'Better#2027pin')
     await click('[data-testid=pin-submit]')
     await waitFor(`wrong PIN ${i} answered`, async () =>
       (await exists('[data-testid=error][data-code=pin_incorrect]')) &&
-      (await text('[data-testid=pin-state]')).includes(i === left - 1 ? '最后一次' : `${left - i}`),
+      (await text('[data-testid=pin-state]')).includes(i === left - 1 ? '最后一次' : `再错 ${left - i} 次将锁定`),
     )
     if (i === 1 && shotNames.countLow) await shot(shotNames.countLow, false)
   }
@@ -464,6 +464,12 @@ async function main() {
       const nearExpiry = await text(`[data-serial="${serial('near-expiry')}"] [data-testid=key-next]`)
       if (!nearExpiry.includes('续期')) throw new Error(`near-expiry key says: ${nearExpiry}`)
       await shot('home')
+      // The smallest window the app allows: Home still reads.
+      const size = await wd('GET', s('/window/rect'))
+      await wd('POST', s('/window/rect'), { width: 880, height: 600 })
+      await new Promise((r) => setTimeout(r, 500))
+      await shot('small-window')
+      await wd('POST', s('/window/rect'), { width: size.width, height: size.height })
       // The reminder for the key inside 30 days of expiry, as a desktop notification.
       const org = manifest.tokens.find((t) => t.state === 'near-expiry').organization
       const seen = []
@@ -586,6 +592,11 @@ async function main() {
     await step('修改密码: a weak PIN is held back, a wrong PIN shows tries left, a good one changes', async () => {
       await click('[data-testid=change-pin]')
       await waitFor('the dialog', () => exists('[data-testid=pin-state]'))
+      // The cursor is in the first field, and the dialog fits the window it opens in.
+      const focused = await js('return document.activeElement?.dataset.testid')
+      if (focused !== 'old-pin') throw new Error(`the cursor is in ${focused}`)
+      const fits = await js('const r = document.querySelector("[data-testid=pin-dialog]").getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight')
+      if (!fits) throw new Error('the PIN dialog runs off the window')
       await changePin(USER_PIN, 'weak')
       const disabled = await js('return document.querySelector("[data-testid=pin-submit]").disabled')
       if (!disabled) throw new Error('a weak PIN could be submitted')
@@ -595,7 +606,7 @@ async function main() {
       await click('[data-testid=pin-submit]')
       await waitFor('the wrong-PIN message', () => exists('[data-testid=error][data-code=pin_incorrect]'))
       const msg = await text('[data-testid=error]')
-      if (!msg.includes('还可以尝试 9 次')) throw new Error(`wrong PIN message: ${msg}`)
+      if (!msg.includes('已输错 1 次，再错 9 次将锁定')) throw new Error(`wrong PIN message: ${msg}`)
       const fields = await js(
         'return [...document.querySelectorAll("input[type=password]")].map((i) => i.value).join("")',
       )
@@ -605,7 +616,7 @@ async function main() {
       await changePin(USER_PIN, 'Better#2027pin')
       await click('[data-testid=pin-submit]')
       await waitFor('the change to be done', () => exists('[data-testid=pin-done]'))
-      await shot('change-pin-done', false)
+      await shot('pin-changed')
       await click('[data-testid=pin-dialog] button.primary')
     })
 

@@ -67,7 +67,10 @@ export function keyAlgorithm(k: KeyAlgorithm): string {
 export function pinText(p: PinStatus): string {
   if (p.user === 'locked') return t('pin_state.locked')
   if (p.user === 'final_try') return t('pin_state.final_try')
-  if (p.user_tries_left != null && p.user !== 'ok') return t('pin_state.tries_left', { n: p.user_tries_left })
+  if (p.user_tries_left != null && p.user !== 'ok') {
+    // The keys Keyward knows lock after ten wrong PINs in a row.
+    return t('pin_state.tries_left', { n: p.user_tries_left, spent: Math.max(0, 10 - p.user_tries_left) })
+  }
   return t(`pin_state.${p.user}`)
 }
 

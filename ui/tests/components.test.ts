@@ -102,7 +102,7 @@ describe('KeyCard', () => {
     k.token.pin = pin('count_low', 7)
     setLang('en')
     const w = mount(KeyCard, { props: { k }, global: { plugins: [await testRouter()] } })
-    expect(w.find('[data-testid=key-pin]').text()).toBe('7 tries left')
+    expect(w.find('[data-testid=key-pin]').text()).toBe('3 wrong so far, 7 more lock it')
   })
 })
 

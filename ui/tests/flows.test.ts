@@ -582,7 +582,7 @@ describe('办理进度查询', () => {
     // What can be resumed here is known without the PIN.
     expect(w.find('[data-testid=resumable]').text()).toContain('继续续期')
     expect(w.find('[data-testid=progress-intro]').text()).toContain('输入证书密码以查看本证书的全部业务')
-    expect(w.find('[data-testid=pin-state]').text()).toContain('还可以尝试 8 次')
+    expect(w.find('[data-testid=pin-state]').text()).toContain('再错 8 次将锁定')
     expect(w.findAll('[data-testid=business]')).toHaveLength(0)
     expect(w.find('[data-testid=progress-submit]').attributes('disabled')).toBeDefined()
 
@@ -616,7 +616,7 @@ describe('办理进度查询', () => {
     shell({
       flow_pending: () => [],
       progress_list: () => {
-        throw { code: 'pin_incorrect', message: '证书密码错误，还可以尝试 7 次。', pin: pin('count_low', 7) }
+        throw { code: 'pin_incorrect', message: '证书密码错误，已输错 3 次，再错 7 次将锁定。', pin: pin('count_low', 7) }
       },
     })
     const { w } = await page(ProgressView, '/progress')
@@ -624,7 +624,7 @@ describe('办理进度查询', () => {
     await w.find('[data-testid=progress-form]').trigger('submit')
     await flush()
     expect(w.find('[data-testid=error][data-code=pin_incorrect]').text()).toContain('7 次')
-    expect(w.find('[data-testid=pin-state]').text()).toContain('还可以尝试 7 次')
+    expect(w.find('[data-testid=pin-state]').text()).toContain('再错 7 次将锁定')
     expect((w.find('[data-testid=pin]').element as HTMLInputElement).value).toBe('')
   })
 

@@ -37,7 +37,7 @@ describe('the IPC layer', () => {
 
   it('turns a rejected command into a CommandError with its code and PIN status', async () => {
     mockIPC(() => {
-      throw { code: 'pin_incorrect', message: '证书密码错误，还可以尝试 7 次。', pin: pin('count_low', 7) }
+      throw { code: 'pin_incorrect', message: '证书密码错误，已输错 3 次，再错 7 次将锁定。', pin: pin('count_low', 7) }
     })
     const err = await tokenList().catch((e) => e)
     expect(err).toBeInstanceOf(CommandError)

@@ -68,13 +68,13 @@ describe('修改密码', () => {
 
   it('shows the tries left after a wrong PIN and empties the fields', async () => {
     const { w } = await open(pin(), () => {
-      throw { code: 'pin_incorrect', message: '证书密码错误，还可以尝试 9 次。', pin: pin('count_low', 9) }
+      throw { code: 'pin_incorrect', message: '证书密码错误，已输错 1 次，再错 9 次将锁定。', pin: pin('count_low', 9) }
     })
     await type(w, 'Wrong#2026', 'Better#2027pin')
     await w.find('form').trigger('submit')
     await flush()
-    expect(w.find('[data-testid=error]').text()).toContain('还可以尝试 9 次')
-    expect(w.find('[data-testid=pin-state]').text()).toContain('还可以尝试 9 次')
+    expect(w.find('[data-testid=error]').text()).toContain('再错 9 次将锁定')
+    expect(w.find('[data-testid=pin-state]').text()).toContain('再错 9 次将锁定')
     expect(w.find('[data-testid=pin-warn]').exists()).toBe(true)
     for (const id of ['old-pin', 'new-pin', 'new-pin-again']) {
       expect((w.find(`[data-testid=${id}]`).element as HTMLInputElement).value).toBe('')

@@ -221,7 +221,7 @@ describe('签章', () => {
   it('a wrong PIN shows the tries left the key reports', async () => {
     const { w } = await opened({
       stamp_file: () => {
-        throw { code: 'pin_incorrect', message: '证书密码错误，还可以尝试 9 次。', pin: pin('count_low', 9) }
+        throw { code: 'pin_incorrect', message: '证书密码错误，已输错 1 次，再错 9 次将锁定。', pin: pin('count_low', 9) }
       },
     })
     await w.find('[data-testid=pin]').setValue('Wrong#1')

@@ -52,10 +52,10 @@ const en: Messages = {
   },
   pin_state: {
     ok: 'OK',
-    count_low: 'wrong PINs were entered',
+    count_low: 'Wrong tries on record; ten in a row lock it',
     final_try: 'one try left',
     locked: 'locked',
-    tries_left: '{n} tries left',
+    tries_left: '{spent} wrong so far, {n} more lock it',
   },
   next: {
     unlock: 'PIN locked: use “Forgot PIN”',
@@ -137,7 +137,7 @@ const en: Messages = {
     working: 'Changing…',
     done: 'The PIN was changed. Remember it: it is not kept on this computer.',
     tries: 'PIN status: {s}',
-    count_low_warn: 'Wrong PINs were entered. Ten in a row lock the key; check carefully.',
+    count_low_warn: 'Wrong tries are on record. Ten in a row lock the USB Key; check carefully.',
     final_try_warn: 'One try left! One more wrong PIN locks the key, and only “Forgot PIN” opens it again.',
     final_try_confirm: 'I confirm using the last try',
     final_try_alt: 'Not sure of the current PIN? Use “Forgot PIN” instead.',

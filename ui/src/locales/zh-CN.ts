@@ -50,10 +50,10 @@ export default {
   },
   pin_state: {
     ok: '正常',
-    count_low: '已输错过密码',
+    count_low: '已有输错记录，连续输错 10 次将锁定',
     final_try: '只剩最后一次机会',
     locked: '已锁定',
-    tries_left: '还可以尝试 {n} 次',
+    tries_left: '已输错 {spent} 次，再错 {n} 次将锁定',
   },
   next: {
     unlock: '密码已锁定，请“忘记密码”解锁',
@@ -135,7 +135,7 @@ export default {
     working: '正在修改…',
     done: '密码已修改。请牢记新密码，它不会保存在本机。',
     tries: '密码状态：{s}',
-    count_low_warn: '已输错过密码。连续输错 10 次 USB Key 将被锁定，请仔细核对。',
+    count_low_warn: '已有输错记录，连续输错 10 次 USB Key 将被锁定，请仔细核对。',
     final_try_warn: '只剩最后一次机会！再输错一次，USB Key 就会锁定，需要通过“忘记密码”解锁。',
     final_try_confirm: '我确认使用最后一次机会',
     final_try_alt: '不确定原密码？请改用“忘记密码”。',

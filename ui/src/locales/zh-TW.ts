@@ -52,10 +52,10 @@ const zhTW: Messages = {
   },
   pin_state: {
     ok: '正常',
-    count_low: '已輸錯過密碼',
+    count_low: '已有輸錯記錄，連續輸錯 10 次將鎖定',
     final_try: '只剩最後一次機會',
     locked: '已鎖定',
-    tries_left: '還可以嘗試 {n} 次',
+    tries_left: '已輸錯 {spent} 次，再錯 {n} 次將鎖定',
   },
   next: {
     unlock: '密碼已鎖定，請「忘記密碼」解鎖',
@@ -137,7 +137,7 @@ const zhTW: Messages = {
     working: '正在修改…',
     done: '密碼已修改。請牢記新密碼，它不會保存在本機。',
     tries: '密碼狀態：{s}',
-    count_low_warn: '已輸錯過密碼。連續輸錯 10 次 USB Key 將被鎖定，請仔細核對。',
+    count_low_warn: '已有輸錯記錄，連續輸錯 10 次 USB Key 將被鎖定，請仔細核對。',
     final_try_warn: '只剩最後一次機會！再輸錯一次，USB Key 就會鎖定，需要透過「忘記密碼」解鎖。',
     final_try_confirm: '我確認使用最後一次機會',
     final_try_alt: '不確定原密碼？請改用「忘記密碼」。',
