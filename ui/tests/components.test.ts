@@ -6,8 +6,9 @@ import KeyCard from '../src/components/KeyCard.vue'
 import HomeView from '../src/views/HomeView.vue'
 import App from '../src/App.vue'
 import FileChoice from '../src/components/FileChoice.vue'
+import KeyPicker from '../src/components/KeyPicker.vue'
 import { setLang } from '../src/i18n'
-import { resetKeys, startKeys } from '../src/keys'
+import { resetKeys, startKeys, upsert } from '../src/keys'
 import { key, pin } from './samples'
 import { flush, testRouter } from './helpers'
 
@@ -204,5 +205,30 @@ describe('FileChoice', () => {
       expect(opened).toBe(1)
       w.unmount()
     }
+  })
+})
+
+describe('KeyPicker', () => {
+  it('lists only the keys the page applies to, with their state, the chosen one not a main button', async () => {
+    upsert(key('A1'))
+    upsert(key('B2'))
+    upsert(key('C3', { certificate: null }))
+    const w = mount(KeyPicker, { props: { modelValue: 'B2', applies: (k) => !!k.certificate } })
+    const buttons = w.findAll('[data-testid=key-picker] button')
+    expect(buttons.map((b) => b.attributes('data-serial')).sort()).toEqual(['A1', 'B2'])
+    const chosen = w.find('[data-serial=B2]')
+    expect(chosen.classes()).toContain('selected')
+    expect(chosen.classes()).not.toContain('primary')
+    expect(chosen.attributes('aria-pressed')).toBe('true')
+    expect(chosen.find('.key-state').text()).toBe('剩余 335 天')
+  })
+
+  it('shows no picker for the one key that applies', async () => {
+    upsert(key('A1'))
+    upsert(key('C3', { certificate: null }))
+    const w = mount(KeyPicker, { props: { modelValue: '', applies: (k) => !!k.certificate } })
+    await flush()
+    expect(w.find('[data-testid=key-picker]').exists()).toBe(false)
+    expect(w.find('[data-testid=the-key]').text()).toContain('A1')
   })
 })

@@ -204,12 +204,12 @@ pub(crate) struct WatchArgs {
 
 pub(crate) fn step_text(step: Step, lang: Lang) -> &'static str {
     match step {
-        Step::ReadingKey => lang.pick("读取证书介质", "讀取憑證介質", "reading the key"),
+        Step::ReadingKey => lang.pick("读取 USB Key", "讀取 USB Key", "reading the key"),
         Step::ContactingCa => lang.pick("连接 CA 服务", "連線 CA 服務", "contacting the CA"),
         Step::SettingPin => lang.pick("设置密码", "設定密碼", "setting the PIN"),
         Step::GeneratingKey => lang.pick(
-            "在证书介质内生成密钥",
-            "在憑證介質內產生金鑰",
+            "在 USB Key 内生成密钥",
+            "在 USB Key 內產生金鑰",
             "generating the key pair on the key",
         ),
         Step::SigningRequest => lang.pick(
@@ -217,13 +217,17 @@ pub(crate) fn step_text(step: Step, lang: Lang) -> &'static str {
             "簽署憑證請求",
             "signing the certificate request",
         ),
-        Step::Signing => lang.pick("在证书介质内签名", "在憑證介質內簽章", "signing on the key"),
+        Step::Signing => lang.pick(
+            "在 USB Key 内签名",
+            "在 USB Key 內簽章",
+            "signing on the key",
+        ),
         Step::Issuing => lang.pick(
             "CA 签发证书",
             "CA 簽發憑證",
             "the CA issues the certificate",
         ),
-        Step::Writing => lang.pick("写入证书介质", "寫入憑證介質", "writing to the key"),
+        Step::Writing => lang.pick("写入 USB Key", "寫入 USB Key", "writing to the key"),
         Step::Verifying => lang.pick("校验", "校驗", "checking"),
         Step::RetiringOld => lang.pick("清除旧密钥", "清除舊金鑰", "removing the old key pair"),
         Step::Confirming => lang.pick("通知 CA 办理完成", "通知 CA 辦理完成", "telling the CA"),
@@ -281,8 +285,8 @@ impl Ctx {
             eprintln!(
                 "keyward: {} ({})",
                 self.lang.pick(
-                    "无法向 CA 服务查询，以下只显示证书介质本身的信息",
-                    "無法向 CA 服務查詢，以下只顯示憑證介質本身的資訊",
+                    "无法向 CA 服务查询，以下只显示 USB Key 本身的信息",
+                    "無法向 CA 服務查詢，以下只顯示 USB Key 本身的資訊",
                     "the CA service could not be asked; what follows is what the keys say themselves",
                 ),
                 keyward_flows::user_error(e, self.lang).message

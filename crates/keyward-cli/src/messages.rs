@@ -225,8 +225,8 @@ pub fn label(key: &str, lang: Lang) -> &'static str {
         "next" => lang.pick("下一步", "下一步", "Next"),
         "until" => lang.pick("有效期至", "有效期至", "Valid until"),
         "no_keys" => lang.pick(
-            "没有插入证书介质（UKey）。请插入 UKey 后再试。",
-            "沒有插入憑證介質（UKey）。請插入 UKey 後再試。",
+            "没有插入 USB Key。请插入 USB Key 后再试。",
+            "沒有插入 USB Key。請插入 USB Key 後再試。",
             "No key is plugged in. Plug in your key and try again.",
         ),
         "no_cert" => lang.pick(

@@ -84,26 +84,26 @@ pub fn token_error(e: &TokenError, lang: Lang) -> UserError {
             .into(),
         TokenError::KeyRemoved { .. } => lang
             .pick(
-                "证书介质（UKey）已拔出。请重新插入，再继续刚才的操作。",
-                "憑證介質（UKey）已拔出。請重新插入，再繼續剛才的操作。",
+                "USB Key 已拔出。请重新插入，再继续刚才的操作。",
+                "USB Key 已拔出。請重新插入，再繼續剛才的操作。",
                 "the key was removed. Plug it in again, then carry on where you stopped.",
             )
             .into(),
         TokenError::NoSuchToken(sel) => match lang {
-            Lang::ZhCn => format!("未找到证书介质 {sel}。请插入 UKey。"),
-            Lang::ZhTw => format!("未找到憑證介質 {sel}。請插入 UKey。"),
+            Lang::ZhCn => format!("未找到 USB Key {sel}。请插入 USB Key。"),
+            Lang::ZhTw => format!("未找到 USB Key {sel}。請插入 USB Key。"),
             Lang::En => format!("no key matches {sel}. Plug in the key."),
         },
         TokenError::AmbiguousToken(n) => match lang {
-            Lang::ZhCn => format!("插入了 {n} 个证书介质，请指定要操作的一个。"),
-            Lang::ZhTw => format!("插入了 {n} 個憑證介質，請指定要操作的一個。"),
+            Lang::ZhCn => format!("插入了 {n} 把 USB Key，请指定要操作的一个。"),
+            Lang::ZhTw => format!("插入了 {n} 把 USB Key，請指定要操作的一個。"),
             Lang::En => format!("{n} keys are plugged in; choose one."),
         },
         TokenError::ModuleLoad { .. } | TokenError::NoModule { .. } | TokenError::Profile { .. } => format!(
             "{}: {e}",
             lang.pick(
-                "无法加载证书介质驱动，请安装 UKey 驱动后重试",
-                "無法載入憑證介質驅動，請安裝 UKey 驅動後重試",
+                "无法加载 USB Key 驱动，请安装 USB Key 驱动后重试",
+                "無法載入 USB Key 驅動，請安裝 USB Key 驅動後重試",
                 "the key's driver could not be loaded; install it and try again"
             )
         ),
@@ -111,7 +111,7 @@ pub fn token_error(e: &TokenError, lang: Lang) -> UserError {
             .pick("请先输入密码登录证书。", "請先輸入密碼登入憑證。", "enter the PIN first.")
             .into(),
         TokenError::ObjectNotFound(_) | TokenError::Unsupported(_) | TokenError::Uri(_) | TokenError::Pkcs11 { .. } => {
-            format!("{}: {e}", lang.pick("证书介质操作失败", "憑證介質操作失敗", "the key reported an error"))
+            format!("{}: {e}", lang.pick("USB Key 操作失败", "USB Key 操作失敗", "the key reported an error"))
         }
         TokenError::Pki(p) => return pki_error(p, lang),
     };
@@ -306,8 +306,8 @@ fn api_message(code: ErrorCode, lang: Lang) -> String {
             "the certificate is not activated yet; activate it first.",
         ),
         ErrorCode::KeyNotFound => t(
-            "CA 没有这个证书介质的记录，请联系 CA 客服。",
-            "CA 沒有這個憑證介質的記錄，請聯絡 CA 客服。",
+            "CA 没有这把 USB Key 的记录，请联系 CA 客服。",
+            "CA 沒有這把 USB Key 的記錄，請聯絡 CA 客服。",
             "the CA has no record of this key; contact its support.",
         ),
         ErrorCode::WrongState => t(
@@ -499,8 +499,8 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
         FlowError::NoCertificate => ue(
             "no_certificate",
             t(
-                "证书介质上没有单位证书。",
-                "憑證介質上沒有單位憑證。",
+                "USB Key 上没有单位证书。",
+                "USB Key 上沒有單位憑證。",
                 "there is no organisation certificate on the key.",
             ),
         ),
@@ -533,8 +533,8 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
         FlowError::CertificateMismatch => ue(
             "certificate_mismatch",
             t(
-                "CA 签发的证书与新密钥不符，未写入证书介质，原证书仍可使用。请联系 CA 客服。",
-                "CA 簽發的憑證與新金鑰不符，未寫入憑證介質，原憑證仍可使用。請聯絡 CA 客服。",
+                "CA 签发的证书与新密钥不符，未写入 USB Key，原证书仍可使用。请联系 CA 客服。",
+                "CA 簽發的憑證與新金鑰不符，未寫入 USB Key，原憑證仍可使用。請聯絡 CA 客服。",
                 "the issued certificate does not match the new key; nothing was written and the old certificate still works. Contact the CA.",
             ),
         ),
@@ -574,10 +574,10 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
             "seal_invalid",
             match lang {
                 Lang::ZhCn => format!(
-                    "电子印章校验未通过，未写入证书介质，原有印章不变。请联系 CA 客服。（{why}）"
+                    "电子印章校验未通过，未写入 USB Key，原有印章不变。请联系 CA 客服。（{why}）"
                 ),
                 Lang::ZhTw => format!(
-                    "電子印章校驗未通過，未寫入憑證介質，原有印章不變。請聯絡 CA 客服。（{why}）"
+                    "電子印章校驗未通過，未寫入 USB Key，原有印章不變。請聯絡 CA 客服。（{why}）"
                 ),
                 Lang::En => format!(
                     "the electronic seal failed its checks; nothing was written and any seal already on the key is unchanged. Contact the CA. ({why})"
@@ -587,8 +587,8 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
         FlowError::SealOtherCertificate => ue(
             "seal_other_certificate",
             t(
-                "该电子印章不属于本证书，未写入证书介质。请确认插入的是本单位的 UKey，或联系 CA 客服。",
-                "該電子印章不屬於本憑證，未寫入憑證介質。請確認插入的是本單位的 UKey，或聯絡 CA 客服。",
+                "该电子印章不属于本证书，未写入 USB Key。请确认插入的是本单位的 USB Key，或联系 CA 客服。",
+                "該電子印章不屬於本憑證，未寫入 USB Key。請確認插入的是本單位的 USB Key，或聯絡 CA 客服。",
                 "this electronic seal belongs to another certificate; nothing was written. Check that this is your organisation's key, or contact the CA.",
             ),
         ),
@@ -603,8 +603,8 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
         FlowError::NoSeal => ue(
             "no_seal",
             t(
-                "证书介质上没有电子印章。可先“申请印章”，审核通过后“安装印章”。",
-                "憑證介質上沒有電子印章。可先「申請印章」，審核通過後「安裝印章」。",
+                "USB Key 上没有电子印章。可先“申请印章”，审核通过后“安装印章”。",
+                "USB Key 上沒有電子印章。可先「申請印章」，審核通過後「安裝印章」。",
                 "there is no electronic seal on the key. Apply for one, then install it once the CA approves.",
             ),
         ),
@@ -643,10 +643,10 @@ pub fn user_error(e: &FlowError, lang: Lang) -> UserError {
             "certificate_untrusted",
             match lang {
                 Lang::ZhCn => format!(
-                    "CA 签发的新证书未通过校验，未写入证书介质，原证书仍可使用。请联系 CA 客服。（{why}）"
+                    "CA 签发的新证书未通过校验，未写入 USB Key，原证书仍可使用。请联系 CA 客服。（{why}）"
                 ),
                 Lang::ZhTw => format!(
-                    "CA 簽發的新憑證未通過校驗，未寫入憑證介質，原憑證仍可使用。請聯絡 CA 客服。（{why}）"
+                    "CA 簽發的新憑證未通過校驗，未寫入 USB Key，原憑證仍可使用。請聯絡 CA 客服。（{why}）"
                 ),
                 Lang::En => format!(
                     "the new certificate failed its checks; nothing was written and the old certificate still works. Contact the CA. ({why})"

@@ -227,6 +227,12 @@ const en: Messages = {
     retry: 'Retry',
     detail: 'Technical detail (for support)',
   },
+  picker: {
+    none_applies: 'The USB Key plugged in holds no certificate for this. Plug in the USB Key the business is for.',
+    to_activate: 'to activate',
+    no_certificate: 'no certificate',
+    expired: 'expired',
+  },
   wizard: {
     working: 'Working — keep the USB key plugged in…',
     key_missing: 'USB key {serial} was pulled out. Plug it back in to go on.',

@@ -225,6 +225,12 @@ export default {
     retry: '重试',
     detail: '技术信息（提供给客服）',
   },
+  picker: {
+    none_applies: '插入的 USB Key 上没有证书，不能办理这项业务。请插入办理业务的 USB Key。',
+    to_activate: '待激活',
+    no_certificate: '无证书',
+    expired: '已过期',
+  },
   wizard: {
     working: '正在办理，请勿拔出 USB Key…',
     key_missing: 'USB Key {serial} 已拔出。请重新插入这把 USB Key 以继续办理。',

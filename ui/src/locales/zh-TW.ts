@@ -227,6 +227,12 @@ const zhTW: Messages = {
     retry: '重試',
     detail: '技術資訊（提供給客服）',
   },
+  picker: {
+    none_applies: '插入的 USB Key 上沒有憑證，不能辦理這項業務。請插入辦理業務的 USB Key。',
+    to_activate: '待啟用',
+    no_certificate: '無憑證',
+    expired: '已過期',
+  },
   wizard: {
     working: '正在辦理，請勿拔出 USB Key…',
     key_missing: 'USB Key {serial} 已拔出。請重新插入這把 USB Key 以繼續辦理。',

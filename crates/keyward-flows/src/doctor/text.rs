@@ -201,16 +201,16 @@ pub(super) fn say(fact: &Fact, lang: Lang) -> (String, Option<String>) {
             keys,
         } => (
             t(
-                format!("驱动 {path}（{manufacturer}）加载正常，读到 {keys} 个 USB Key"),
-                format!("驅動 {path}（{manufacturer}）載入正常，讀到 {keys} 個 USB Key"),
+                format!("驱动 {path}（{manufacturer}）加载正常，读到 {keys} 把 USB Key"),
+                format!("驅動 {path}（{manufacturer}）載入正常，讀到 {keys} 把 USB Key"),
                 format!("the driver {path} ({manufacturer}) loads and sees {keys} key(s)"),
             ),
             None,
         ),
         Fact::ModuleHangs { path, seconds } => (
             t(
-                format!("驱动 {path} 在 {seconds} 秒内没有响应（C_Initialize 卡住）"),
-                format!("驅動 {path} 在 {seconds} 秒內沒有回應（C_Initialize 卡住）"),
+                format!("驱动 {path} 在 {seconds} 秒内没有响应（初始化卡住）"),
+                format!("驅動 {path} 在 {seconds} 秒內沒有回應（初始化卡住）"),
                 format!("the driver {path} did not answer within {seconds} s (stuck in C_Initialize)"),
             ),
             Some(t(
