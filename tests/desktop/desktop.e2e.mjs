@@ -616,6 +616,8 @@ async function main() {
       await changePin(USER_PIN, 'Better#2027pin')
       await click('[data-testid=pin-submit]')
       await waitFor('the change to be done', () => exists('[data-testid=pin-done]'))
+      await js('document.querySelector("[data-testid=pin-dialog]").scrollIntoView({ block: "center" })')
+      await new Promise((r) => setTimeout(r, 500))
       await shot('pin-changed')
       await click('[data-testid=pin-dialog] button.primary')
     })
