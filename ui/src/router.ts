@@ -1,14 +1,19 @@
 import { createRouter, createWebHashHistory } from 'vue-router'
 import HomeView from './views/HomeView.vue'
-import CertificateView from './views/CertificateView.vue'
-import SettingsView from './views/SettingsView.vue'
-import ActivateView from './views/ActivateView.vue'
-import RenewView from './views/RenewView.vue'
-import SealView from './views/SealView.vue'
-import ProgressView from './views/ProgressView.vue'
 import UnlockView from './views/UnlockView.vue'
-import StampView from './views/StampView.vue'
 import DoctorView from './views/DoctorView.vue'
+
+// Home is in the first bundle: it is what the window opens on; so are 忘记密码, where a
+// locked key is sent at once from any screen, and 环境检测, where Home sends the operator
+// when no key is found. Every other screen is its own chunk, loaded the first time it is
+// opened, so the web view parses and keeps only what the operator has used.
+const CertificateView = () => import('./views/CertificateView.vue')
+const SettingsView = () => import('./views/SettingsView.vue')
+const ActivateView = () => import('./views/ActivateView.vue')
+const RenewView = () => import('./views/RenewView.vue')
+const SealView = () => import('./views/SealView.vue')
+const ProgressView = () => import('./views/ProgressView.vue')
+const StampView = () => import('./views/StampView.vue')
 
 export const routes = [
   { path: '/', name: 'home', component: HomeView },
