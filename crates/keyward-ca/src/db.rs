@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "electronic seals", include_str!("../migrations/0006_seals.sql")),
     (7, "staff accounts, business secrets, code tickets, per-address caps", include_str!("../migrations/0007_trust.sql")),
     (8, "settings, instances, attachment contents", include_str!("../migrations/0008_instances.sql")),
+    (9, "indexes for the sweeps of expired nonces and old address events", include_str!("../migrations/0009_expiry_indexes.sql")),
 ];
 
 pub type Db = AnyPool;

@@ -112,10 +112,12 @@ pub async fn live(conn: &mut AnyConnection, now: i64) -> CaResult<Vec<Instance>>
 }
 
 /// Beats now and then every `heartbeat_seconds` until the task is dropped: re-reads the
-/// keyring first, so a key file copied in is reported (and usable) within one beat.
+/// keyring first, so a key file copied in is reported (and usable) within one beat. Each
+/// beat also sweeps what has expired by the business clock (`limits::sweep`).
 pub fn spawn(
     db: Db,
     keyring: Arc<Keyring>,
+    clock: crate::config::Clock,
     id: String,
     address: String,
     heartbeat_seconds: u64,
@@ -140,7 +142,8 @@ pub fn spawn(
                     heartbeat_seconds,
                     &keys,
                 )
-                .await
+                .await?;
+                crate::limits::sweep(&mut conn, clock.unix()).await
             }
             .await;
             if let Err(e) = result {

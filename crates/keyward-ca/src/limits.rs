@@ -251,8 +251,20 @@ pub async fn record(
     .bind(action)
     .bind(key_serial.map(str::to_owned))
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Forgets what no rule reads any more: nonces expired more than a day ago (a nonce is
+/// refused once expired, swept or not) and address events older than two days (the caps
+/// count one day). Run by each instance's heartbeat rather than on every request, so a
+/// request never pays for a scan of the whole table.
+pub async fn sweep(conn: &mut AnyConnection, now: i64) -> CaResult<()> {
+    sqlx::query("DELETE FROM nonces WHERE expires_at < $1")
+        .bind(now - 86_400)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM address_events WHERE at < $1")
         .bind(now - 2 * 86_400)
         .execute(conn)
@@ -321,6 +333,55 @@ pub async fn check_open_businesses(conn: &mut AnyConnection, uscc: &str) -> CaRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_sweep_forgets_only_what_no_rule_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(None, dir.path()).await.unwrap();
+        let mut conn = db.acquire().await.unwrap();
+        let now = 10_000_000;
+        for (nonce, expires) in [
+            ("old", now - 86_401),
+            ("recent", now - 60),
+            ("live", now + 300),
+        ] {
+            sqlx::query("INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) VALUES ($1, 'K1', $2, NULL, $3)")
+                .bind(nonce)
+                .bind(expires)
+                .bind(expires - 300)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let addr = ClientAddr(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        record(&mut conn, &addr, "code", None, now - 2 * 86_400 - 1)
+            .await
+            .unwrap();
+        record(&mut conn, &addr, "code", None, now - 3600)
+            .await
+            .unwrap();
+        sweep(&mut conn, now).await.unwrap();
+        let nonces: Vec<String> = sqlx::query("SELECT nonce FROM nonces ORDER BY nonce")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| crate::db::text(r, "nonce").unwrap())
+            .collect();
+        assert_eq!(nonces, ["live", "recent"]);
+        // The caps still count the day's event.
+        assert_eq!(
+            count_today(&mut conn, &addr, "code", None, now)
+                .await
+                .unwrap(),
+            1
+        );
+        let events = sqlx::query("SELECT COUNT(*) AS n FROM address_events")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(crate::db::int(&events, "n").unwrap(), 1);
+    }
 
     fn from(peer: [u8; 4], forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr {
         let mut ext = axum::http::Extensions::new();

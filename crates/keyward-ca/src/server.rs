@@ -210,6 +210,7 @@ impl Server {
         let heartbeat = crate::instances::spawn(
             app.state.db().clone(),
             app.state.keyring(),
+            config.clock.clone(),
             instance.clone(),
             named,
             config.heartbeat_seconds,

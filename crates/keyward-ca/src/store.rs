@@ -739,10 +739,8 @@ pub async fn new_nonce(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM nonces WHERE expires_at < $1")
-        .bind(now - 86_400)
-        .execute(&mut *conn)
-        .await?;
+    // (Nonces long expired are swept by the instance's heartbeat, not here: see
+    // `limits::sweep`.)
     // A key has a few unused nonces outstanding at most; asking for more drops the oldest.
     sqlx::query(
         "DELETE FROM nonces WHERE key_serial = $1 AND used_at IS NULL AND nonce NOT IN (SELECT nonce FROM nonces WHERE key_serial = $1 AND used_at IS NULL ORDER BY created_at DESC, nonce DESC LIMIT $2)",
