@@ -1,6 +1,6 @@
 //! CA throughput: the reference CA (`keyward-ca`, in this process, TLS on loopback; SQLite,
 //! then PostgreSQL on a throw-away cluster when its binaries are installed) under a fixed number
-//! of concurrent clients (`KEYWARD_BENCH_CA_CLIENTS`, default 8), each a `keyward-ca-client`
+//! of concurrent clients (`KEYWARD_BENCH_CA_CLIENTS`, default 32), each a `keyward-ca-client`
 //! as the desktop client uses it, with software P-256 keys standing in for USB keys.
 //!
 //! Phases, each over `KEYWARD_BENCH_CA_KEYS` keys (default 1000), each at most 60 s:
@@ -80,7 +80,7 @@ fn phase<T: Sync>(
     db: &str,
     items: &[T],
     clients: usize,
-    op: impl Fn(&T) -> Result<()> + Sync,
+    op: impl Fn(usize, &T) -> Result<()> + Sync,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
     let samples = Mutex::new(Samples::new());
@@ -88,13 +88,14 @@ fn phase<T: Sync>(
     let deadline = Instant::now() + Duration::from_secs(60);
     let start = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..clients {
-            s.spawn(|| {
+        for worker in 0..clients {
+            let (next, samples, failure, op) = (&next, &samples, &failure, &op);
+            s.spawn(move || {
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
                     let t0 = Instant::now();
-                    match op(item) {
+                    match op(worker, item) {
                         Ok(()) => {
                             let d = t0.elapsed();
                             if let Ok(mut s) = samples.lock() {
@@ -167,8 +168,12 @@ fn run(
     let clock = keyward_ca::Clock::system();
     let mut servers = Vec::new();
     for n in 0..instances.max(1) {
-        // Sandbox payments and SMS, loopback limits: the benchmark is one client address.
+        // Sandbox payments and SMS. Every client of the benchmark comes from one loopback
+        // address, so the request rates per address are set (as the trust rules allow: no
+        // rule rests on them) to the loopback figures, far above what the run sends; the
+        // daily caps and single-use rules in the database are the service's own.
         let mut config = Config::sandbox(dir.path().join(format!("ca{n}")));
+        config.rate_limit = keyward_ca::RateLimit::LOOPBACK_TESTS;
         config.database_url = database_url.clone();
         config.clock = clock.clone();
         if instances > 1 {
@@ -177,24 +182,30 @@ fn run(
         servers.push(runtime.block_on(Server::start(config))?);
     }
     let server = &servers[0];
-    let every: Vec<CaClient> = servers
-        .iter()
-        .map(|s| {
-            CaClient::new(&ClientConfig::new(
-                s.base_url(),
-                Some(s.root_pem().to_owned()),
-            ))
-        })
+    let connect = |s: &keyward_ca::ServerHandle| {
+        CaClient::new(&ClientConfig::new(
+            s.base_url(),
+            Some(s.root_pem().to_owned()),
+        ))
+    };
+    // Each concurrent client is a client of its own, as each operator's desktop is: its own
+    // connections (kept alive between requests) to every instance.
+    let workers: Vec<Vec<CaClient>> = (0..clients)
+        .map(|_| servers.iter().map(connect).collect::<Result<_, _>>())
         .collect::<Result<_, _>>()?;
-    let admins: Vec<CaClient> = every
+    let admins: Vec<Vec<CaClient>> = workers
         .iter()
-        .map(|c| c.clone().with_admin(Secret::new(server.admin_token())))
+        .map(|w| {
+            w.iter()
+                .map(|c| c.clone().with_admin(Secret::new(server.admin_token())))
+                .collect()
+        })
         .collect();
     // Each operation on the next instance.
     let turn = AtomicUsize::new(0);
-    let next = || turn.fetch_add(1, Ordering::Relaxed) % every.len();
-    let client = &every[0];
-    let admin = &admins[0];
+    let next = || turn.fetch_add(1, Ordering::Relaxed) % servers.len();
+    let client = &workers[0][0];
+    let admin = &admins[0][0];
     let handler = Handler {
         name: "张经办".into(),
         id_number: "11010519491231002X".into(),
@@ -209,8 +220,8 @@ fn run(
         let serial = format!("KWB{n:08}");
         orders.push((SoftKey { serial, key }, csr_pem, organisation(n + 1)?));
     }
-    phase("issue", db, &orders, clients, |(k, csr_pem, org)| {
-        let admin = &admins[next()];
+    phase("issue", db, &orders, clients, |w, (k, csr_pem, org)| {
+        let admin = &admins[w][next()];
         let issued = admin.certify(&CertifyRequest {
             organisation: org.clone(),
             csr_pem: csr_pem.clone(),
@@ -262,8 +273,8 @@ fn run(
                 .with_context(|| format!("no SMS code for {}", k.serial))
         })
         .collect::<Result<_>>()?;
-    phase("activate", db, &activations, clients, |(k, code)| {
-        let client = &every[next()];
+    phase("activate", db, &activations, clients, |w, (k, code)| {
+        let client = &workers[w][next()];
         let ticket = tickets.get(&k.serial).context("no ticket")?;
         client.redeem_activation_code(&k.serial, code, ticket)?;
         client.confirm_activation(*k)?;
@@ -286,13 +297,14 @@ fn run(
             org,
         ));
     }
+    let profile = Profile::start(db)?;
     phase(
         "renew",
         db,
         &renewals,
         clients,
-        |(old, new, new_csr, org)| {
-            let client = &every[next()];
+        |w, (old, new, new_csr, org)| {
+            let client = &workers[w][next()];
             let created = client.apply_renewal(
                 &RenewalApplication {
                     years: 1,
@@ -313,13 +325,15 @@ fn run(
         },
     )?;
 
+    drop(profile);
+
     // Progress is the key's to read: each query is signed by the renewed key.
     let queries: Vec<&SoftKey> = renewals
         .iter()
         .flat_map(|(_, new, _, _)| std::iter::repeat_n(new, 4))
         .collect();
-    phase("progress", db, &queries, clients, |key| {
-        let client = &every[next()];
+    phase("progress", db, &queries, clients, |w, key| {
+        let client = &workers[w][next()];
         let list = client.businesses(*key)?;
         if list.businesses.is_empty() {
             bail!("no business for {}", key.serial);
@@ -327,11 +341,54 @@ fn run(
         Ok(())
     })?;
     drop(admins);
-    drop(every);
+    drop(workers);
     for s in servers {
         runtime.block_on(s.shutdown());
     }
     Ok(())
+}
+
+/// `perf record` of the whole machine while it lives, when `KEYWARD_BENCH_CA_PERF` names
+/// the file (`cargo xtask bench --flamegraph`), for the renewal phase on PostgreSQL.
+struct Profile(Option<std::process::Child>);
+
+impl Profile {
+    fn start(db: &str) -> Result<Profile> {
+        let Some(out) = std::env::var_os("KEYWARD_BENCH_CA_PERF") else {
+            return Ok(Profile(None));
+        };
+        if db != "postgresql" {
+            return Ok(Profile(None));
+        }
+        let child = Command::new("perf")
+            .args([
+                "record",
+                "-a",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+            ])
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting perf (Debian package linux-perf)")?;
+        // perf needs a moment before it samples.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Profile(Some(child)))
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// A throw-away PostgreSQL cluster on a loopback port (initdb and pg_ctl in a temp dir,
@@ -442,16 +499,23 @@ impl Drop for Cluster {
 
 fn main() -> Result<()> {
     let keys = env_usize("KEYWARD_BENCH_CA_KEYS", 1000);
-    let clients = env_usize("KEYWARD_BENCH_CA_CLIENTS", 8);
-    run("sqlite", None, 1, keys, clients)?;
-    match Cluster::start()? {
-        Some(cluster) => run("postgresql", Some(cluster.url()), 1, keys, clients)?,
-        None => eprintln!("PostgreSQL server binaries not found: PostgreSQL figures skipped"),
+    let clients = env_usize("KEYWARD_BENCH_CA_CLIENTS", 32);
+    // Which of sqlite, postgresql, postgresql3 to run (all by default).
+    let databases = std::env::var("KEYWARD_BENCH_CA_DATABASES")
+        .unwrap_or_else(|_| "sqlite,postgresql,postgresql3".into());
+    let wanted = |db: &str| databases.split(',').any(|d| d == db);
+    if wanted("sqlite") {
+        run("sqlite", None, 1, keys, clients)?;
     }
-    // A fresh database for the three instances, so their figures start from empty too.
-    match Cluster::start()? {
-        Some(cluster) => run("postgresql3", Some(cluster.url()), 3, keys, clients)?,
-        None => eprintln!("PostgreSQL server binaries not found: three-instance figures skipped"),
+    for (db, instances) in [("postgresql", 1), ("postgresql3", 3)] {
+        if !wanted(db) {
+            continue;
+        }
+        // A fresh database for each, so their figures start from empty.
+        match Cluster::start()? {
+            Some(cluster) => run(db, Some(cluster.url()), instances, keys, clients)?,
+            None => eprintln!("PostgreSQL server binaries not found: {db} figures skipped"),
+        }
     }
     Ok(())
 }

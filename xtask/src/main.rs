@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 
 mod apifuzz;
 mod bench;
+mod bench_desktop;
 mod fuzz;
 mod journey;
 mod layers;
@@ -125,6 +126,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     ("curl", "the package test asks the installed CA's /healthz"),
     (
+        "linux-perf",
+        "perf, which samples the CA under load for the flame graph of `cargo xtask bench --flamegraph`",
+    ),
+    (
         "desktop-file-utils",
         "desktop-file-validate checks the package's desktop entries",
     ),
@@ -189,7 +194,7 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | demo | test [nextest filters…] | e2e [--docs] | bench [--quick] | fuzz [--seconds N] | fuzz-api | fixtures DIR | package [--debug] [--install-test]>"
+                "usage: cargo xtask <setup | demo | test [nextest filters…] | e2e [--docs] | bench [--quick] [--only SECTIONS] [--report-only] [--flamegraph] | fuzz [--seconds N] | fuzz-api | fixtures DIR | package [--debug] [--install-test]>"
             );
             return ExitCode::from(2);
         }

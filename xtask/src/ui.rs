@@ -196,7 +196,7 @@ impl Drop for Guard {
     }
 }
 
-fn tauri_driver() -> Result<PathBuf> {
+pub(crate) fn tauri_driver() -> Result<PathBuf> {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
