@@ -482,16 +482,40 @@ fn report(
     doc.push_str("## CA throughput\n\n");
     doc.push_str(
         "The reference CA in the bench process (TLS on loopback, a two-thread runtime), driven \
-         by `keyward-ca-client` from a fixed number of concurrent clients on the same two \
-         cores, with software P-256 keys. One operation: `issue` = certify a CSR and register \
-         the key (the issuing station); `activate` = redeem the SMS code and confirm with a \
-         signature; `renew` = apply (signed), pay in the sandbox, submit the new CSR \
+         from a fixed number of concurrent clients on the same two cores, each a \
+         `keyward-ca-client` of its own (its own kept-alive connections, as each operator's \
+         desktop has), with software P-256 keys. One operation: `issue` = certify a CSR and \
+         register the key (the issuing station); `activate` = redeem the SMS code and confirm \
+         with a signature; `renew` = apply (signed), pay in the sandbox, submit the new CSR \
          (issuance, signed), confirm installed (signed): eight requests with the nonces; \
          `progress` = one progress query. PostgreSQL runs on a throw-away cluster with fsync \
-         off; \"3 instances\" are three instances of the service on one database and one \
-         secrets directory, in the same process and on the same two cores, each operation \
-         sent to the next instance in turn. The target (hundreds of issuances a second) applies to the two operations that \
-         issue a certificate.\n\n\
+         off, on the same two cores; SQLite in WAL mode with its default (full) \
+         synchronisation. \"3 instances\" are three instances of the service on one database \
+         and one secrets directory, in the same process and on the same two cores, each \
+         operation sent to the next instance in turn. The request-rate limits are set for the \
+         bench to the loopback figures (`RateLimit::LOOPBACK_TESTS`): every client is one \
+         loopback address, and no rule rests on those limits; the daily caps, cool-downs and \
+         single-use rules are the service's own. Targets: issuance ≥ 500/s on SQLite; renewal \
+         ≥ 400/s with p99 under 100 ms on PostgreSQL at 32 clients; the other issuing rows \
+         keep the brief's \"hundreds a second\" (≥ 200/s).\n\n\
+         Where the time goes: whole-machine samples (`perf`, `cargo xtask bench --flamegraph`) \
+         during the renewal phase on PostgreSQL, rendered with inferno: \
+         [before](benchmarks/ca-renew-postgresql-before.svg) the sweep of expired nonces moved \
+         out of the request path, and [as the code is now](benchmarks/ca-renew-postgresql.svg). \
+         Before, of the samples in the bench process and PostgreSQL, 50% were PostgreSQL's \
+         backends, 36% the CA's runtime and 14% the clients and their I/O threads; no TLS \
+         handshake was sampled (connections are reused). PostgreSQL's share was mostly \
+         sequential scans: issuing a nonce deleted the expired ones by a column without an \
+         index, so each of the 5,000 nonces of the run read the whole table (5.6 million rows \
+         read in all, `pg_stat_user_tables`), and each recorded address event did the same. \
+         The heartbeat now sweeps both tables every few seconds, by an index: PostgreSQL's \
+         scans fell from 16% to 8% of its samples. Now PostgreSQL has 48% of the samples, the \
+         CA 38%, the clients 14%; about a third of PostgreSQL's is socket reads and writes, \
+         one round trip per statement (a signed request is its nonce's transaction, then the \
+         handler's), and the CA's share is spread thin over \
+         HTTP, JSON, sqlx and the three signature checks. Fewer statements per request \
+         (one transaction for the nonce and the handler, statements batched) is what is left \
+         to reach the PostgreSQL target; it is not done.\n\n\
          | operation | database | clients | ops | ops/s | p50 | p99 | target | result |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
@@ -760,6 +784,23 @@ fn flamegraph() -> Result<()> {
     }
     let folded = out.join("renew.folded");
     let collapsed = pipe(Command::new(&collapse).arg("--all"), &script.stdout)?;
+    // The machine is shared: only the bench process's threads (the CA's runtime, the
+    // clients and their I/O threads) and PostgreSQL's backends are kept.
+    let collapsed: Vec<u8> = String::from_utf8_lossy(&collapsed)
+        .lines()
+        .filter(|l| {
+            let process = l.split(';').next().unwrap_or_default();
+            [
+                "ca_throughput",
+                "tokio-rt-worker",
+                "reqwest-interna",
+                "postgres",
+            ]
+            .iter()
+            .any(|p| process.starts_with(p))
+        })
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect();
     std::fs::write(&folded, &collapsed)?;
     let svg = pipe(
         Command::new(&inferno)
@@ -767,7 +808,7 @@ fn flamegraph() -> Result<()> {
                 "--title",
                 "keyward-ca: renewals on PostgreSQL, 32 clients, whole machine",
             ])
-            .args(["--width", "1600"]),
+            .args(["--width", "1600", "--minwidth", "0.1"]),
         &collapsed,
     )?;
     let path = root().join(FLAMEGRAPH);

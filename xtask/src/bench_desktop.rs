@@ -142,7 +142,7 @@ pub fn measure(results: &Path, runs: usize) -> Result<()> {
             "name": "minimal",
             "binary": minimal_binary(),
             "ready": "text",
-            "title": "最小 Tauri 应用",
+            "title": "Minimal Tauri",
         },
         {
             "name": "keyward",
