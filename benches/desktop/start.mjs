@@ -8,8 +8,8 @@
 // minimal app's line of Chinese text, Keyward's Home with both fixture keys. The apps take
 // turns, run by run. Two seconds after ready, memory is read: the proportional set size
 // (Pss, /proc/<pid>/smaps_rollup) of the app and of each process it started (WebKit's web
-// and network processes), with the app's threads, the shared objects it mapped, and what
-// the page holds (DOM nodes, the bytes of script and style it loaded).
+// and network processes), with the app's threads, the shared objects it mapped, and the
+// page's DOM size.
 //
 // Environment: KEYWARD_BENCH_WEBDRIVER (driver URL), KEYWARD_BENCH_APPS (JSON list of
 // {name, binary, ready: "text" | "keys", title}), KEYWARD_BENCH_RUNS, KEYWARD_BENCH_DISPLAY,
@@ -132,11 +132,7 @@ async function once(app) {
   }
   if (mapped === null || ready === null) throw new Error(`${app.name} did not start within 30 s`)
   await sleep(SETTLE_MS)
-  const page = await js(
-    `const r = performance.getEntriesByType('resource');
-     const bytes = (t) => r.filter((e) => e.initiatorType === t).reduce((n, e) => n + (e.decodedBodySize || e.transferSize || 0), 0);
-     return { dom_nodes: document.getElementsByTagName('*').length, script_bytes: bytes('script'), style_bytes: bytes('link') }`,
-  ).catch(() => null)
+  const page = await js("return { dom_nodes: document.getElementsByTagName('*').length }").catch(() => null)
   const mem = memory(app.binary)
   await wd('DELETE', `/session/${session}`).catch(() => {})
   // Let the app and its web processes end before the next one starts.

@@ -390,11 +390,7 @@ pub fn report(results: &Path, doc: &mut String) {
             let _ = writeln!(doc, "| {label}: {unit} | {a:.0} | {b:.0} | {:+.0} |", a - b);
         }
     }
-    for (field, label) in [
-        ("dom_nodes", "page: DOM elements"),
-        ("script_bytes", "page: script loaded (bytes)"),
-        ("style_bytes", "page: style sheets loaded (bytes)"),
-    ] {
+    for (field, label) in [("dom_nodes", "page: DOM elements")] {
         let a = median(figure(&k, |r| r["page"][field].as_f64()));
         let b = median(figure(&m, |r| r["page"][field].as_f64()));
         let _ = writeln!(doc, "| {label} | {a:.0} | {b:.0} | {:+.0} |", a - b);
