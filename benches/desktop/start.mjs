@@ -135,8 +135,18 @@ async function once(app) {
   const page = await js("return { dom_nodes: document.getElementsByTagName('*').length }").catch(() => null)
   const mem = memory(app.binary)
   await wd('DELETE', `/session/${session}`).catch(() => {})
-  // Let the app and its web processes end before the next one starts.
-  for (let i = 0; i < 100 && processes().some((p) => p.exe === app.binary); i++) await sleep(50)
+  // Keyward stays in the tray when its window closes: the app this run started is ended,
+  // and the next launch waits until it and its window are gone.
+  for (const p of processes().filter((p) => p.exe === app.binary)) {
+    try {
+      process.kill(p.pid, 'SIGTERM')
+    } catch {
+      // Already gone.
+    }
+  }
+  for (let i = 0; i < 200 && (processes().some((p) => p.exe === app.binary) || viewable(app.title)); i++) {
+    await sleep(50)
+  }
   return { mapped_ms: Math.round(mapped), ready_ms: Math.round(ready), ...mem, page }
 }
 

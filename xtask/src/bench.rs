@@ -89,16 +89,20 @@ pub fn bench(args: &[String]) -> Result<()> {
     let out = out_dir();
     let started = Instant::now();
     let load_before = load_average();
+    let targets: Vec<&str> = SECTIONS
+        .iter()
+        .filter(|(s, _)| wanted(s))
+        .flat_map(|(_, t)| t.iter().copied())
+        .collect();
     if !report_only {
         // Built together so both see the same features and `cargo bench` rebuilds nothing.
-        run(cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "keyward-sim",
-            "-p",
-            "keyward-bench",
-        ]))?;
+        // The simulator is the desktop section's key too.
+        let mut build = cargo();
+        build.args(["build", "--release", "-p", "keyward-sim"]);
+        if !targets.is_empty() {
+            build.args(["-p", "keyward-bench"]);
+        }
+        run(&mut build)?;
         // A whole run starts from nothing; a partial one replaces only its own figures.
         if only.is_none() && out.exists() {
             std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
@@ -108,11 +112,6 @@ pub fn bench(args: &[String]) -> Result<()> {
         } else {
             ("3", "30", "40", "31", "1000", "200")
         };
-        let targets: Vec<&str> = SECTIONS
-            .iter()
-            .filter(|(s, _)| wanted(s))
-            .flat_map(|(_, t)| t.iter().copied())
-            .collect();
         if !targets.is_empty() {
             let mut bench = cargo();
             bench.args(["bench", "-p", "keyward-bench"]);
