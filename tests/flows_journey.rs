@@ -188,6 +188,12 @@ fn ten_wrong_pins_lock_the_key_and_the_unlock_wizard_brings_it_back() {
     assert!(matches!(weak, Err(FlowError::PinPolicy(_))));
     let done = unlock::finish(&w.env, t, Some(&code), &pin("Unlocked#2026"), None).unwrap();
     assert_eq!(done.state, BusinessState::Completed);
+    // The timeline the operator reads says it in the CA's words, not the key's.
+    let last = done.timeline.last().map(|e| e.note.as_str());
+    assert_eq!(last, Some("解锁完成"), "{:?}", done.timeline);
+    for e in &done.timeline {
+        assert!(!e.note.contains("PIN"), "{:?}", e.note);
+    }
     let status = w.module.pin_status(t).unwrap();
     assert_eq!(
         (status.user, status.user_tries_left),

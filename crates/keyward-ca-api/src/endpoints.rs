@@ -348,6 +348,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "html",
     ),
     ep(
+        "GET",
+        "/v1/forms/seal",
+        "The blank electronic seal application form (HTML or PDF, as a download), to fill in, stamp and scan before applying",
+        Public,
+        None,
+        "bytes",
+    ),
+    ep(
         "POST",
         "/v1/businesses/{id}/invoice",
         "Ask for the electronic invoice of a finished, paid business",

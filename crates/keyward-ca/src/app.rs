@@ -132,7 +132,7 @@ fn route(method: Method, h: impl FnOnce(MethodFilter) -> Handler) -> Handler {
 /// handler cannot be routed without the rule the table gives it.
 pub fn routes() -> Vec<(Method, &'static str, Handler)> {
     use routes::{
-        activation, admin, attachments, meta, orders, payment, renewal, review, seal, unlock,
+        activation, admin, attachments, forms, meta, orders, payment, renewal, review, seal, unlock,
     };
     let get = Method::GET;
     let post = Method::POST;
@@ -216,6 +216,7 @@ pub fn routes() -> Vec<(Method, &'static str, Handler)> {
         ),
         r!(post, "/v1/businesses/{id}/submit", attachments::submit),
         r!(get, "/v1/businesses/{id}/form", attachments::form),
+        r!(get, "/v1/forms/seal", forms::seal),
         r!(post, "/v1/businesses/{id}/invoice", orders::invoice),
         r!(post, "/v1/businesses/{id}/refund", orders::refund),
         r!(post, "/v1/businesses/{id}/secret", orders::new_secret),

@@ -53,6 +53,16 @@ async fn apply(ca: &TestCa, requester: Value) -> (StatusCode, Value, String) {
     (s, v["business"].clone(), secret)
 }
 
+/// Operator-facing notes carry none of PKCS#11's words (SO PIN, slot, token, C_…).
+fn assert_plain(notes: &[&str]) {
+    for note in notes {
+        let lower = note.to_lowercase();
+        for word in ["pin", "slot", "token", "c_", "pkcs", "so "] {
+            assert!(!lower.contains(word), "{word:?} in the note {note:?}");
+        }
+    }
+}
+
 fn jpeg() -> Vec<u8> {
     let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0];
     v.extend_from_slice(b"identity card scan");
@@ -145,6 +155,16 @@ async fn the_handler_of_record_is_approved_automatically_and_the_so_pin_rotates_
     let (s, done) = ca.signed(&key, "K1", &confirm, None).await;
     assert_eq!(s, StatusCode::OK, "{done}");
     assert_eq!(done["state"], "completed");
+    // The timeline is what the operator reads in 办理进度查询: the CA's words, none of the
+    // key's technical ones.
+    let notes: Vec<&str> = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.last(), Some(&"解锁完成"), "{notes:?}");
+    assert_plain(&notes);
     let (s, again) = ca.signed(&key, "K1", &confirm, None).await;
     assert_eq!(
         (s, again["state"].as_str()),
@@ -410,6 +430,32 @@ async fn rejection_is_final_and_recorded() {
         .clone();
     assert_eq!(r["actor"], "staff:admin");
     assert_eq!(r["detail"], "身份证模糊");
+    // The requester is told by SMS, with the reviewer's reason; the timeline says the same
+    // in plain words.
+    let (_, sms) = ca.admin_get("/admin/v1/sms?key_serial=K1").await;
+    let told = sms["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["purpose"] == "unlock_rejected")
+        .expect("an SMS for the rejection")
+        .clone();
+    assert_eq!(told["phone"], "13900139000");
+    assert!(
+        told["text"]
+            .as_str()
+            .unwrap()
+            .contains("未通过审核：身份证模糊"),
+        "{told}"
+    );
+    let notes: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.last(), Some(&"审核未通过：身份证模糊"));
+    assert_plain(&notes);
     // A new unlock can be started after a rejection.
     let (s, _) = ca
         .post("/v1/keys/K1/unlocks", &json!({"requester": stranger()}))

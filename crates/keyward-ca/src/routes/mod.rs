@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod admin;
 pub mod attachments;
+pub mod forms;
 pub mod meta;
 pub mod orders;
 pub mod payment;

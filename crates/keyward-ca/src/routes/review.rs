@@ -135,6 +135,24 @@ async fn decide(
         )
         .await?;
         record(&mut tx, &b.business, "rejected", &d, &reviewer, now).await?;
+        // The requester of an unlock waits for an SMS either way: a rejection is told too.
+        if b.business.kind == BusinessKind::Unlock
+            && let Some(handler) = &b.handler_id
+        {
+            let requester = store::load_handler(&mut tx, handler).await?;
+            store::send_sms(
+                &mut tx,
+                &requester.phone,
+                b.business.key_serial.as_deref(),
+                "unlock_rejected",
+                &format!(
+                    "【Keyward】您提交的证书解锁申请未通过审核：{}。可在 Keyward 中按意见重新申请，如有疑问请联系 CA 客服。",
+                    d.note
+                ),
+                now,
+            )
+            .await?;
+        }
     }
     let b = store::load_business(&mut tx, &id).await?;
     tx.commit().await?;

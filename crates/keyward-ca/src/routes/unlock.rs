@@ -416,7 +416,7 @@ pub async fn confirm(
         BusinessState::Authorised,
         BusinessState::Completed,
         now,
-        "解锁完成，SO PIN 已轮换",
+        "解锁完成",
     )
     .await?;
     // A requester a reviewer approved is the handler of record from now on.
