@@ -959,6 +959,46 @@ pub async fn bridge_revoke(
     Ok(host.info())
 }
 
+/// Opens a portal the operator already allowed (始终允许) in the system's browser, for its
+/// 【CA 管理】-【绑定】: only an origin among the grants, never an address from the page.
+#[tauri::command]
+pub async fn portal_open(
+    host: State<'_, BridgeHost>,
+    desktop: State<'_, crate::Desktop>,
+    origin: String,
+) -> Result<(), CommandError> {
+    let lang = desktop.lang();
+    let known = host.info().grants.iter().any(|g| g.origin.origin == origin);
+    if !known {
+        return Err(CommandError::new(
+            codes::BAD_ARGUMENT,
+            lang.pick(
+                "只能打开已在 Keyward 中允许过的采购平台。",
+                "只能開啟已在 Keyward 中允許過的採購平台。",
+                "Only a portal already allowed in Keyward can be opened.",
+            ),
+        ));
+    }
+    std::process::Command::new("xdg-open")
+        .arg(&origin)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot start the browser");
+            CommandError::new(
+                codes::INTERNAL,
+                lang.pick(
+                    "无法打开浏览器。请自己在浏览器中打开采购平台。",
+                    "無法開啟瀏覽器。請自行在瀏覽器中開啟採購平台。",
+                    "The browser cannot be started; open the portal in your browser yourself.",
+                ),
+            )
+        })
+}
+
 /// The prompts waiting (a window that just loaded asks).
 #[tauri::command]
 pub async fn bridge_prompts(host: State<'_, BridgeHost>) -> Result<Vec<PromptView>, CommandError> {

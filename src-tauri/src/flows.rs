@@ -633,6 +633,29 @@ pub(crate) async fn seal_install(
         .await
 }
 
+/// 下载电子印章申请表: the CA's blank seal form, saved in the operator's download folder
+/// (the home folder when there is none) under a name not yet taken; answers the file's path.
+#[tauri::command]
+pub(crate) async fn seal_form_download<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    desktop: State<'_, Desktop>,
+    serial: String,
+) -> Result<String, CommandError> {
+    use tauri::Manager;
+    let paths = app.path();
+    let dir = paths
+        .download_dir()
+        .ok()
+        .filter(|d| d.is_dir())
+        .or_else(|| paths.home_dir().ok())
+        .unwrap_or_else(std::env::temp_dir);
+    desktop
+        .flow(serial, move |env, _| {
+            keyward_flows::seal::save_form(env, &dir).map(|p| p.display().to_string())
+        })
+        .await
+}
+
 /// The seal on the key, with its image.
 #[tauri::command]
 pub(crate) async fn seal_show(

@@ -4,7 +4,8 @@
 //!   `driver_list`, `settings_get`, `settings_set`, `app_info`), all async; the PKCS#11 work
 //!   runs on a blocking worker thread, never on the UI thread.
 //! - The workflows with the CA ([`flows`]): `activate_send_code`, `activate`, `unlock_*`,
-//!   `renew_status`, `renew_apply`, `renew_pay`, `renew_install`, `seal_*`,
+//!   `renew_status`, `renew_apply`, `renew_pay`, `renew_install`, `seal_*` (with
+//!   `seal_form_download`),
 //!   `progress_list`, `flow_pending`, and `ca_root_show` / `ca_root_inspect` for Settings.
 //! - 签章 ([`stamp`]): `stamp_preview`, `stamp_file`, `stamp_verify`, over the key alone
 //!   (no CA): a PDF named by its path stamped with the key's seal into a new file, and its
@@ -489,6 +490,7 @@ pub fn commands<R: tauri::Runtime>()
         flows::seal_status,
         flows::seal_install,
         flows::seal_show,
+        flows::seal_form_download,
         flows::progress_list,
         flows::flow_pending,
         stamp::stamp_preview,
@@ -496,6 +498,7 @@ pub fn commands<R: tauri::Runtime>()
         export::cert_export_path,
         export::cert_export,
         stamp::stamp_verify,
+        bridge::portal_open,
         bridge::bridge_status,
         bridge::bridge_revoke,
         bridge::bridge_prompts,

@@ -165,6 +165,18 @@ impl PinnedRoot {
     }
 }
 
+/// The largest blank form the client accepts from the CA.
+pub const FORM_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+/// A blank form the CA hands out: its bytes and the file extension they call for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormFile {
+    /// `"pdf"` or `"html"`.
+    pub extension: &'static str,
+    /// The file as served.
+    pub bytes: Vec<u8>,
+}
+
 /// SHA-256 fingerprint of a DER certificate, `AB:CD:…`.
 pub fn fingerprint(der: &[u8]) -> String {
     sha2::Sha256::digest(der)
@@ -574,6 +586,42 @@ impl CaClient {
     /// `GET /v1/ca/profile`: the CA's name and support contacts.
     pub fn profile(&self) -> Result<CaProfile, ClientError> {
         self.get("/v1/ca/profile")
+    }
+
+    /// `GET /v1/forms/seal`: the CA's blank electronic seal application form, to print,
+    /// stamp and scan before 申请印章. A PDF when the CA holds one, else an HTML page.
+    pub fn seal_form(&self) -> Result<FormFile, ClientError> {
+        let resp = self
+            .http
+            .get(self.url("/v1/forms/seal"))
+            .send()
+            .map_err(|e| self.transport(e))?;
+        if !resp.status().is_success() {
+            return Err(self.read::<serde_json::Value>(resp).err().unwrap_or(
+                ClientError::Malformed("an error status with a success body".into()),
+            ));
+        }
+        let pdf = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/pdf"));
+        let bytes = resp.bytes().map_err(|e| self.transport(e))?;
+        if bytes.len() > FORM_MAX_BYTES {
+            return Err(ClientError::Malformed(format!(
+                "the seal form is {} bytes, more than {FORM_MAX_BYTES}",
+                bytes.len()
+            )));
+        }
+        if pdf && !bytes.starts_with(b"%PDF-") {
+            return Err(ClientError::Malformed(
+                "the seal form says it is a PDF but is not one".into(),
+            ));
+        }
+        Ok(FormFile {
+            extension: if pdf { "pdf" } else { "html" },
+            bytes: bytes.to_vec(),
+        })
     }
 
     /// A single-use nonce for a request about `key_serial`.

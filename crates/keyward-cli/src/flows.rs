@@ -208,8 +208,8 @@ pub(crate) fn step_text(step: Step, lang: Lang) -> &'static str {
         Step::ContactingCa => lang.pick("连接 CA 服务", "連線 CA 服務", "contacting the CA"),
         Step::SettingPin => lang.pick("设置密码", "設定密碼", "setting the PIN"),
         Step::GeneratingKey => lang.pick(
-            "在 USB Key 内生成密钥",
-            "在 USB Key 內產生金鑰",
+            "在 USB Key 内生成新密钥",
+            "在 USB Key 內產生新金鑰",
             "generating the key pair on the key",
         ),
         Step::SigningRequest => lang.pick(
@@ -228,8 +228,16 @@ pub(crate) fn step_text(step: Step, lang: Lang) -> &'static str {
             "the CA issues the certificate",
         ),
         Step::Writing => lang.pick("写入 USB Key", "寫入 USB Key", "writing to the key"),
-        Step::Verifying => lang.pick("校验", "校驗", "checking"),
-        Step::RetiringOld => lang.pick("清除旧密钥", "清除舊金鑰", "removing the old key pair"),
+        Step::Verifying => lang.pick(
+            "校验写入的内容",
+            "校驗寫入的內容",
+            "checking what was written",
+        ),
+        Step::RetiringOld => lang.pick(
+            "移除被替换的旧证书",
+            "移除被替換的舊憑證",
+            "removing the certificate it replaces",
+        ),
         Step::Confirming => lang.pick("通知 CA 办理完成", "通知 CA 辦理完成", "telling the CA"),
     }
 }

@@ -12,6 +12,7 @@
 //!   [`SEAL_LABEL`]), replacing the old one with the new object created first; read back and
 //!   compared; the CA told, signed by the key.
 //! - [`show`]: the seal on the key, parsed, with its image.
+//! - [`save_form`]: 下载电子印章申请表, the CA's blank form, saved where the operator finds it.
 //!
 //! Steps that change the CA or the key are journaled first ([`FlowKind::Seal`]).
 
@@ -403,6 +404,46 @@ fn check_on_key(session: &TokenSession, der: &[u8]) -> Result<(), FlowError> {
         Some(v) if v == der => Ok(()),
         _ => Err(FlowError::SealWriteMismatch),
     }
+}
+
+/// The name the blank seal application form is saved under, without its extension.
+pub const SEAL_FORM_NAME: &str = "电子印章申请表";
+
+/// 下载电子印章申请表: the CA's blank seal form, saved in `dir` as `电子印章申请表.html`
+/// (or `.pdf`), or `电子印章申请表 (2).html` and so on when that name is taken: a file
+/// already there is never replaced. Returns where it was saved. Needs no key and no PIN.
+pub fn save_form(env: &Env, dir: &std::path::Path) -> Result<std::path::PathBuf, FlowError> {
+    let form = env.ca.seal_form()?;
+    let file_error = |path: &std::path::Path, e: std::io::Error| FlowError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+    for n in 1..1000 {
+        let name = if n == 1 {
+            format!("{SEAL_FORM_NAME}.{}", form.extension)
+        } else {
+            format!("{SEAL_FORM_NAME} ({n}).{}", form.extension)
+        };
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(&form.bytes).map_err(|e| file_error(&path, e))?;
+                tracing::info!(path = %path.display(), "seal form saved");
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(file_error(&path, e)),
+        }
+    }
+    Err(FlowError::OutputExists(
+        dir.join(format!("{SEAL_FORM_NAME}.{}", form.extension)),
+    ))
 }
 
 /// The seal on the key, parsed; `verified` says whether its maker's signature holds and it
