@@ -362,3 +362,45 @@ fn renewal_applies_pays_and_installs_a_new_key_pair_checked_by_outside_tools() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+#[test]
+fn the_seal_form_is_downloaded_from_the_ca_and_never_replaces_a_file() {
+    let w = World::new(1, KeySpec::EcP256);
+    let dir = tempfile::tempdir().unwrap();
+    // The blank form built into the service, over HTTPS, saved under its name.
+    let first = keyward_flows::seal::save_form(&w.env, dir.path()).unwrap();
+    assert_eq!(first, dir.path().join("电子印章申请表.html"));
+    let html = std::fs::read_to_string(&first).unwrap();
+    for want in [
+        "<title>电子印章申请表</title>",
+        "印章名称",
+        "公章",
+        "合同专用章",
+        "办理【变更】",
+    ] {
+        assert!(html.contains(want), "{want} missing from the form");
+    }
+    // Again: a second file beside it, the first untouched.
+    std::fs::write(&first, "filled in by hand").unwrap();
+    let second = keyward_flows::seal::save_form(&w.env, dir.path()).unwrap();
+    assert_eq!(second, dir.path().join("电子印章申请表 (2).html"));
+    assert_eq!(
+        std::fs::read_to_string(&first).unwrap(),
+        "filled in by hand"
+    );
+
+    // A CA that holds its own PDF form serves that one, and it is saved as a PDF.
+    let forms = w.ca.data_dir().join("forms");
+    std::fs::create_dir_all(&forms).unwrap();
+    let pdf = b"%PDF-1.7\n% the CA's own seal form\n".to_vec();
+    std::fs::write(forms.join("seal.pdf"), &pdf).unwrap();
+    let own = keyward_flows::seal::save_form(&w.env, dir.path()).unwrap();
+    assert_eq!(own, dir.path().join("电子印章申请表.pdf"));
+    assert_eq!(std::fs::read(&own).unwrap(), pdf);
+
+    // A file that says it is a PDF and is not one is refused, and nothing is saved.
+    std::fs::write(forms.join("seal.pdf"), b"<html>not a pdf</html>").unwrap();
+    let e = keyward_flows::seal::save_form(&w.env, dir.path()).unwrap_err();
+    assert!(matches!(e, FlowError::Ca(_)), "{e}");
+    assert!(!dir.path().join("电子印章申请表 (2).pdf").exists());
+}

@@ -48,6 +48,12 @@ impl Ca {
         }
     }
 
+    /// The service's data directory (its keys, database and `forms/`).
+    #[allow(dead_code)]
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
     /// The service's address (`https://127.0.0.1:…`).
     pub fn url(&self) -> String {
         self.server.base_url()

@@ -56,6 +56,14 @@ async fn every_documented_endpoint_is_routed() {
             .uri(&path)
             .body(Body::empty())
             .unwrap();
+        if ep.path == "/v1/forms/seal" {
+            // A public download answers with the file itself, not JSON.
+            let resp = tower::ServiceExt::oneshot(ca.app.router.clone(), req)
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{}", ep.path);
+            continue;
+        }
         let (s, v) = ca.raw(req).await;
         assert_ne!(
             code_of(&v),
@@ -840,4 +848,56 @@ async fn every_json_endpoint_refuses_bad_bodies_with_typed_errors() {
             );
         }
     }
+}
+
+/// The seal form as a browser or the client downloads it: no credentials, a file name in
+/// the header, the CA's own PDF preferred over the built-in HTML form.
+#[tokio::test]
+async fn the_seal_form_is_a_public_download_the_ca_may_replace() {
+    use http_body_util::BodyExt;
+    let ca = TestCa::new().await;
+    let get = || Request::get("/v1/forms/seal").body(Body::empty()).unwrap();
+    let resp = tower::ServiceExt::oneshot(ca.app.router.clone(), get())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // 电子印章申请表.html, percent-encoded as RFC 8187 has it.
+    assert!(
+        disposition.starts_with("attachment;")
+            && disposition.contains("filename*=UTF-8''%E7%94%B5%E5%AD%90%E5%8D%B0%E7%AB%A0%E7%94%B3%E8%AF%B7%E8%A1%A8.html"),
+        "{disposition}"
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    assert!(html.contains("<title>电子印章申请表</title>"));
+    // Its rules are the guides': one seal per certificate, a name change is 【变更】.
+    assert!(html.contains("每张数字证书只能有一枚电子印章"));
+    assert!(html.contains("单位名称变更须先办理【变更】"));
+
+    let forms = ca.data_dir().join("forms");
+    std::fs::create_dir_all(&forms).unwrap();
+    std::fs::write(forms.join("seal.pdf"), b"%PDF-1.7\nthe CA's own form").unwrap();
+    let resp = tower::ServiceExt::oneshot(ca.app.router.clone(), get())
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/pdf");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .ends_with(".pdf")
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"%PDF-1.7\nthe CA's own form");
+    // The OpenAPI document says who may call it.
+    let (_, doc) = ca.get("/openapi.json").await;
+    assert_eq!(
+        doc["paths"]["/v1/forms/seal"]["get"]["x-keyward-access"],
+        "public"
+    );
 }
