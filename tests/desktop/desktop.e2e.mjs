@@ -17,16 +17,19 @@
 // the demo does, with its sandbox SMS outbox and payments): a blank key issued by the CA's
 // station is activated in the app — the code asked for from the app first, the SMS with the
 // 编号 the page shows typed in (Home says it waits for activation: the CA's word, the key
-// raises no flag);
-// 300 days later (the CA restarted on today's clock) it is renewed — apply, pay in the
-// sandbox, Home and the navigation show the certificate waiting to be installed, 安装证书
-// with its progress, the key pulled out in the middle of writing the certificate (a fault
-// armed in the simulator), plugged back in, and the install resumed — then a seal is applied
-// for with a PNG scan, approved by the CA's reviewer, shown waiting on Home and installed;
+// raises no flag), and 绑定 on the portal offered next;
+// 300 days later (the CA restarted on today's clock) it is renewed — apply, the order
+// confirmed before paying in the sandbox, Home and the navigation show the certificate
+// waiting to be installed, 安装证书, the key pulled out in the middle of writing the
+// certificate (a fault armed in the simulator), plugged back in, and the install resumed
+// with its progress photographed while the simulator holds the write — then the seal form
+// is downloaded and a seal applied for with a PNG scan, approved by the CA's reviewer, shown
+// waiting on Home and installed;
 // 签章 stamps a PDF with that seal (placed by a click on the page, an existing output
 // refused), pdfsig finds the stamp valid and trusted and the original is unchanged;
 // 办理进度查询 lists every business once the PIN is given; last the key is run down to a lock
-// with wrong PINs, an unlock someone else applied for (from another computer, the CLI) is
+// with wrong PINs, a colleague's unlock goes to review and the reviewer rejects it, an
+// unlock someone else applied for (from another computer, the CLI) is
 // named and not taken over, and 忘记密码 brings the key back (the handler of record's own
 // application goes through at once, SMS code, new PIN).
 // The browser bridge as the app hosts it (tests/desktop/bridge.e2e.mjs): a WebSocket client
@@ -779,7 +782,11 @@ async function main() {
       await shot('activate')
       await click('[data-testid=activate-submit]')
       await waitFor('the activation', () => exists('[data-testid=activate-done]'), 30000)
-      await shot('activate-done', false)
+      // The guides' next step, from Keyward itself: 绑定 on the portal, through the bridge.
+      await waitFor('the 绑定 step', () => exists('[data-testid=bind-bridge]'), 10000)
+      const bind = await text('[data-testid=bind-next]')
+      if (!bind.includes('登录采购平台【CA 管理】-【绑定】') || !bind.includes(ORG)) throw new Error(`the next step says: ${bind}`)
+      await shot('activate-done')
       await go('#/')
       await waitFor('no activation waiting any more', async () =>
         !(await exists(`[data-serial="${blank}"] [data-waiting=awaiting_activation]`)),
@@ -820,7 +827,23 @@ async function main() {
       await shot('renew')
       await click('[data-testid=renew-apply]')
       await waitFor('the payment', () => exists('[data-testid=renew-pay-button]'), 30000)
-      await shot('renew-pay', false)
+      // Before paying, the order as the CA will carry it out: company, years, fee, the new
+      // expiry, the invoice address, when the invoice comes, no refund; the button says the
+      // price and never the sandbox.
+      const order = await text('[data-testid=renew-pay]')
+      for (const want of [ORG, '2 年', '400 元', 'caiwu@example.cn', '电子发票 1–2 个工作日内推送', '支付后不能退款']) {
+        if (!order.includes(want)) throw new Error(`the confirmation lacks ${want}: ${order}`)
+      }
+      const payLabel = await text('[data-testid=renew-pay-button]')
+      if (payLabel !== '确认支付 400 元' || (await js('return document.body.innerText')).includes('沙箱')) {
+        throw new Error(`the pay button says: ${payLabel}`)
+      }
+      if (!(await js('return document.querySelector("[data-testid=renew-pay-button]").disabled'))) {
+        throw new Error('paying was possible before the order was confirmed')
+      }
+      await click('[data-testid=renew-confirm-check]')
+      await js('document.querySelector("[data-testid=renew-pay]").scrollIntoView({ block: "start" })')
+      await shot('renew-confirm-pay')
       await click('[data-testid=renew-pay-button]')
       await waitFor('安装证书', () => exists('[data-testid=renew-install-button]'), 30000)
 
@@ -839,31 +862,54 @@ async function main() {
       // The key is pulled out while the new certificate is being written.
       sim('fault', 'C_CreateObject', '--remove-token')
       await type('[data-testid=pin]', NEW_PIN)
+      await shot('renew-install')
       await click('[data-testid=renew-install-button]')
-      await waitFor('the key-removed error', () => exists('[data-testid=error][data-code=key_removed]'), 60000)
-      // The page stays with the key that was pulled out and asks for it back.
+      // The page stays with the key that was pulled out, names it by its company, says the
+      // payment and the old certificate are safe, and asks for it back.
+      await waitFor('the key-out notice', () => exists('[data-testid=renew-key-out]'), 60000)
       await waitFor('the key-missing note', () => exists('[data-testid=key-missing]'))
+      const out = await text('[data-testid=renew-key-out]')
+      for (const want of [ORG, '已支付的费用和原证书都安全', '插回后点继续安装']) {
+        if (!out.includes(want)) throw new Error(`the notice lacks ${want}: ${out}`)
+      }
       await shot('renew-interrupted')
       sim('clear-faults')
       sim('insert', blank)
-      await waitFor('the key back, the error gone, the install offered to resume', async () =>
+      await waitFor('the key back, the notice gone, the install offered to resume', async () =>
         !(await exists('[data-testid=error]')) &&
+        !(await exists('[data-testid=renew-key-out]')) &&
         (await exists('[data-testid=renew-resume]')) &&
         (await text('[data-testid=renew-install-button]')).includes('继续安装'),
       15000)
+      if (!(await text('[data-testid=renew-resume]')).includes(ORG)) throw new Error('the resume note does not name the key')
       await type('[data-testid=pin]', NEW_PIN)
+      await shot('renew-resume')
+      // Writing the certificate takes the key a few seconds this time (the simulator holds the
+      // call, as a slow key does): the progress bar, through the command's channel, meanwhile.
+      sim('fault', 'C_CreateObject', '--hang', '4')
       await click('[data-testid=renew-install-button]')
-      // The progress bar, through the command's channel, while the key works.
-      await waitFor('the progress bar', () => exists('[data-testid=step-progress]'), 10000)
-        .then(() => shot('renew-install'))
-        .catch(() => console.log('  (the install finished before the progress bar was caught)'))
+      await waitFor('the progress bar at the write', async () =>
+        (await exists('[data-testid=step-progress][data-step=writing]')), 20000)
+      await shot('renew-installing')
+      sim('clear-faults')
       await waitFor('the new certificate', () => exists('[data-testid=renew-done]'), 60000)
+      await waitFor('the 绑定 step after renewal', () => exists('[data-testid=bind-next]'), 10000)
       await shot('renew-done', false)
     })
 
     await step('申请印章 with a PNG scan; the CA approves; 安装印章', async () => {
       await go(`#/seal?serial=${blank}`)
       await waitFor('the seal form', () => exists('[data-testid=seal-apply-form]'), 15000)
+      // 下载电子印章申请表: the CA's form, saved where the page says.
+      await click('[data-testid=seal-form-download]')
+      await waitFor('where the form went', () => exists('[data-testid=seal-form-saved]'), 15000)
+      const saved = (await text('[data-testid=seal-form-saved]')).split('：').slice(1).join('：').trim()
+      if (!saved.endsWith('电子印章申请表.html') && !/电子印章申请表 \(\d+\)\.html$/.test(saved)) throw new Error(`the form was saved as ${saved}`)
+      if (!readFileSync(saved, 'utf8').includes('<title>电子印章申请表</title>')) throw new Error(`${saved} is not the seal form`)
+      // The seal carries the registered name, not something typed; the rules before submit.
+      if ((await text('[data-testid=seal-name-fixed]')) !== ORG) throw new Error('the seal name is not the registered one')
+      const rules = await text('[data-testid=seal-rules]')
+      if (!rules.includes('每张证书只能有一枚电子印章') || !rules.includes('单位名称变更须办理【变更】')) throw new Error(`the rules: ${rules}`)
       await chooseFile('[data-testid=seal-scan]', 'stamp-scan.png', 'image/png', scanPng())
       await waitFor('the preview', () => exists('[data-testid=file-preview] img'))
       // The scan itself shows (the window's content policy lets the page's blob: URL through),
@@ -878,6 +924,7 @@ async function main() {
       await shot('seal-apply')
       await click('[data-testid=seal-apply]')
       await waitFor('the review', () => exists('[data-testid=seal-review]'), 30000)
+      await shot('seal-review')
       const queue = JSON.parse(ca(['review', 'list', '--json']))
       const item = (queue.items ?? []).find((i) => (i.business ?? i).key_serial === blank)
       if (!item) throw new Error(`nothing to review for ${blank}: ${JSON.stringify(queue)}`)
@@ -892,8 +939,11 @@ async function main() {
       await go(`#/seal?serial=${blank}`)
       await waitFor('安装印章 again', () => exists('[data-testid=seal-install-button]'), 15000)
       await type('[data-testid=pin]', NEW_PIN)
+      await shot('seal-install')
       await click('[data-testid=seal-install-button]')
       await waitFor('the seal on the key', () => exists('[data-testid=seal-image]'), 60000)
+      const shown = await text('[data-testid=seal-shown]')
+      if (!shown.includes('与本证书匹配') || shown.includes('绑定')) throw new Error(`the seal says: ${shown}`)
       await shot('seal')
       // 我的证书 shows the seal the key now holds.
       await go(`#/cert/${blank}`)
@@ -998,6 +1048,38 @@ async function main() {
 
     await step('忘记密码: locked; another requester’s unlock named, the handler’s own goes through; SMS code, new PIN', async () => {
       await runDown(blank)
+      // Before anything is sent, the page says how long a review takes, who is approved at
+      // once, and what a review needs.
+      const intro = await text('[data-testid=unlock-intro]')
+      if (!intro.includes('约需 2 个工作日') || !intro.includes('短信')) throw new Error(`the intro says: ${intro}`)
+      if (!(await text('[data-testid=unlock-rule]')).includes('只有最近一笔业务登记的经办人本人')) throw new Error('no rule before submitting')
+      // A colleague, not the handler: documents, then a reviewer, who rejects it.
+      await type('[data-testid=requester-name]', '赵同事')
+      await type('[data-testid=requester-id]', '44010119930506123X')
+      await type('[data-testid=requester-phone]', '13700137003')
+      await click('[data-testid=unlock-apply]')
+      await waitFor('the documents step', () => exists('[data-testid=unlock-docs]'), 30000)
+      await chooseFile('[data-testid=attach-file]', 'id-card.png', 'image/png', scanPng())
+      await click('[data-testid=attach-upload]')
+      await waitFor('the upload', () => exists('[data-testid=uploaded]'), 30000)
+      await click('[data-testid=unlock-submit]')
+      await waitFor('the review', () => exists('[data-testid=unlock-review]'), 30000)
+      const waiting = await text('[data-testid=unlock-review]')
+      if (!waiting.includes('约需 2 个工作日') || !waiting.includes('137****7003')) throw new Error(`the review says: ${waiting}`)
+      await shot('unlock-review')
+      const queue = JSON.parse(ca(['review', 'list', '--json']))
+      const item = (queue.items ?? []).find((i) => (i.business ?? i).key_serial === blank && (i.business ?? i).kind === 'unlock')
+      if (!item) throw new Error(`no unlock to review for ${blank}: ${JSON.stringify(queue)}`)
+      ca(['review', 'reject', (item.business ?? item).id, '--note', '授权书未加盖公章'])
+      await click('[data-testid=unlock-check]')
+      await waitFor('the rejection', () => exists('[data-testid=unlock-rejected]'), 15000)
+      if (!(await text('[data-testid=unlock-rejected]')).includes('授权书未加盖公章')) throw new Error('the reason is not shown')
+      // The colleague's phone is told too.
+      const told = JSON.parse(ca(['sms', '--json', '--url', CA_URL])).messages.filter((m) => m.key_serial === blank && m.text.includes('未通过审核'))
+      if (!told.length) throw new Error('no SMS told the colleague of the rejection')
+      await shot('unlock-rejected')
+      await click('[data-testid=unlock-again]')
+      await waitFor('the form again', () => exists('[data-testid=requester-name]'))
       // Someone else applied to unlock this key, from another computer (the command line).
       const other = { name: '王某某', id: '440101199204051235', phone: '13900139002' }
       execFileSync(

@@ -512,6 +512,8 @@ export const sealInstall = (
   onProgress?: (p: Progress) => void,
 ) => call<SealShown>('seal_install', { ...args, progress: steps(onProgress) })
 export const sealShow = (serial: string) => call<SealShown>('seal_show', { serial })
+/** 下载电子印章申请表: saved in the download folder; answers where. */
+export const sealFormDownload = (serial: string) => call<string>('seal_form_download', { serial })
 /** 办理进度查询: the CA shows a key's businesses to the key alone, so this signs with the PIN;
  *  the caller empties its field afterwards. */
 export const progressList = (args: { serial: string; pin: string; confirmFinalTry: boolean }) =>
@@ -628,6 +630,8 @@ export interface Navigate {
 
 export const bridgeStatus = () => call<BridgeInfo>('bridge_status')
 export const bridgeRevoke = (origin: string) => call<BridgeInfo>('bridge_revoke', { origin })
+/** Opens a portal already allowed here (始终允许) in the browser, for its 绑定. */
+export const portalOpen = (origin: string) => call<null>('portal_open', { origin })
 export const bridgePrompts = () => call<Prompt[]>('bridge_prompts')
 export const bridgeAnswer = (id: number, reply: Reply) => call<null>('bridge_answer', { id, reply })
 /** The operator's confirmation with the PIN; resolves with how the operation ended on the key. */

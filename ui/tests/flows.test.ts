@@ -104,6 +104,7 @@ describe('激活证书', () => {
       activate_send_code: () => CODE_SENT,
       activate: () => ({ state: 'active' }),
       token_list: () => [key('A1')],
+      bridge_status: () => ({ status: { state: 'listening', url: 'ws://127.0.0.1:26080' }, grants: [] }),
     })
     const { w } = await page(ActivateView, '/activate?serial=A1')
     expect(w.find('[data-testid=wizard-steps] [aria-current=step]').text()).toContain('获取短信验证码')
@@ -137,7 +138,16 @@ describe('激活证书', () => {
     const args = calls.find((c) => c.cmd === 'activate')!.args
     expect(args).toMatchObject({ serial: 'A1', code: '123456', newPin: GOOD, newPinAgain: GOOD })
     expect(args.progress).toBeDefined()
-    expect(w.find('[data-testid=activate-done]').exists()).toBe(true)
+    expect(w.find('[data-testid=activate-done]').text()).toContain('激活完成')
+    // The guides' next step, offered here: 绑定 on the portal, which reaches the key through
+    // the bridge, ready.
+    await flush()
+    const bind = w.find('[data-testid=bind-next]')
+    expect(bind.find('[data-testid=bind-step]').text()).toContain('登录采购平台【CA 管理】-【绑定】')
+    expect(bind.find('[data-testid=bind-step]').text()).toContain('广州示例科技有限公司')
+    expect(bind.find('[data-testid=bind-bridge]').attributes('data-state')).toBe('listening')
+    expect(bind.find('[data-testid=bind-bridge]').text()).toContain('浏览器连接已就绪')
+    expect(bind.find('[data-testid=bind-open]').exists()).toBe(false)
     expectNoPinKept(w, ['newPin', 'again'], [GOOD])
   })
 
@@ -277,7 +287,7 @@ describe('证书续期', () => {
     expectNoPinKept(w, ['pin'], ['Old#Pin2026'])
   })
 
-  it('pays in the sandbox, then installs with a progress channel; an interrupted install is offered as resume', async () => {
+  it('confirms the order before paying, then installs with a progress channel; an interrupted install is offered as resume', async () => {
     upsert(key('A1'))
     let paid = false
     const calls = shell({
@@ -289,9 +299,40 @@ describe('证书续期', () => {
       renew_pay: () => ((paid = true), { payment_id: 'P1', business_id: 'B1', amount_fen: 20000, status: 'paid', pay_url: '' }),
       renew_install: () => ({ ...key('A1').certificate, not_after: '2028-01-01T00:00:00Z' }),
       token_list: () => [key('A1')],
+      bridge_status: () => ({
+        status: { state: 'listening', url: 'ws://127.0.0.1:26080' },
+        grants: [
+          {
+            origin: { origin: 'https://ebid.example.cn', scheme: 'https', prefix: 'ebid.', registrable: 'example.cn', port: null },
+            granted_at: '2026-11-01T00:00:00Z',
+            last_used: '2026-11-02T00:00:00Z',
+          },
+        ],
+      }),
+      portal_open: () => null,
     })
     const { w } = await page(RenewView, '/renew')
-    expect(w.find('[data-testid=renew-pay]').text()).toContain('200 元')
+    const order = w.find('[data-testid=renew-pay]')
+    expect(order.find('[data-testid=confirm-company]').text()).toBe('广州示例科技有限公司')
+    expect(order.find('[data-testid=confirm-years]').text()).toBe('1 年')
+    expect(order.find('[data-testid=confirm-fee]').text()).toBe('200 元')
+    // The current expiry (2027-01-01 00:00 UTC) plus a year, as a local date.
+    const local = new Date('2028-01-01T00:00:00Z')
+    const want = `${local.getFullYear()}-${String(local.getMonth() + 1).padStart(2, '0')}-${String(local.getDate()).padStart(2, '0')}`
+    expect(order.find('[data-testid=confirm-expiry]').text()).toBe(want)
+    const notes = order.find('[data-testid=renew-confirm-notes]').text()
+    expect(notes).toContain('电子发票 1–2 个工作日内推送')
+    expect(notes).toContain('支付后不能退款')
+    // The pay button says what it costs, never the sandbox; it waits for the check box.
+    const button = w.find('[data-testid=renew-pay-button]')
+    expect(button.text()).toBe('确认支付 200 元')
+    expect(w.html()).not.toContain('沙箱')
+    expect(button.attributes('disabled')).toBeDefined()
+    await button.trigger('click')
+    await flush()
+    expect(calls.some((c) => c.cmd === 'renew_pay')).toBe(false)
+    await w.find('[data-testid=renew-confirm-check]').setValue(true)
+    expect(button.attributes('disabled')).toBeUndefined()
     await w.find('[data-testid=renew-pay-button]').trigger('click')
     await flush()
     await flush()
@@ -304,6 +345,37 @@ describe('证书续期', () => {
     expect(args).toMatchObject({ serial: 'A1', pin: 'Old#Pin2026', confirmFinalTry: false })
     expect(args.progress).toBeDefined()
     expect(w.find('[data-testid=renew-done]').text()).toContain('2028')
+    // After a renewal the key is bound again on the portal: the one Keyward knows is offered.
+    await flush()
+    expect(w.find('[data-testid=bind-step]').text()).toContain('【CA 管理】-【绑定】')
+    await w.find('[data-testid=bind-open]').trigger('click')
+    await flush()
+    expect(calls.filter((c) => c.cmd === 'portal_open').map((c) => c.args)).toEqual([{ origin: 'https://ebid.example.cn' }])
+  })
+
+  it('repeats the invoice details of the application in the confirmation', async () => {
+    upsert(key('A1'))
+    let applied = false
+    shell({
+      renew_status: () =>
+        applied
+          ? renewState({ pending: { business_id: 'B1', old_id: '01', step: 'applied' }, business: business('renewal', 'awaiting_payment', 60000) })
+          : renewState(),
+      renew_apply: () => ((applied = true), business('renewal', 'awaiting_payment', 60000)),
+    })
+    const { w } = await page(RenewView, '/renew')
+    await w.find('[data-testid=renew-years]').setValue(3)
+    await w.find('[data-testid=invoice-title]').setValue('广州示例科技有限公司')
+    await w.find('[data-testid=invoice-email]').setValue('caiwu@example.cn')
+    await w.find('[data-testid=pin]').setValue('Old#Pin2026')
+    await w.find('[data-testid=renew-apply-form]').trigger('submit')
+    await flush()
+    await flush()
+    expect(w.find('[data-testid=confirm-years]').text()).toBe('3 年')
+    expect(w.find('[data-testid=confirm-fee]').text()).toBe('600 元')
+    expect(w.find('[data-testid=confirm-invoice-title]').text()).toBe('广州示例科技有限公司')
+    expect(w.find('[data-testid=confirm-email]').text()).toBe('caiwu@example.cn')
+    expect(w.find('[data-testid=renew-pay-button]').text()).toBe('确认支付 600 元')
   })
 
   it('a key pulled out mid-install keeps the error shown, and plugged back in offers to resume', async () => {
@@ -336,10 +408,20 @@ describe('证书续期', () => {
     await flush()
     expect(w.find('[data-testid=key-missing]').text()).toContain('A1')
     expect(calls.filter((c) => c.cmd === 'renew_status').every((c) => c.args.serial === 'A1')).toBe(true)
+    // The key named by its company; the payment and the old certificate said to be safe.
+    const out = w.find('[data-testid=renew-key-out]')
+    expect(out.text()).toContain('广州示例科技有限公司的 USB Key 已拔出')
+    expect(out.text()).toContain('已支付的费用和原证书都安全')
+    expect(out.text()).toContain('插回后点继续安装')
+    expect(w.find('[data-testid=error]').exists()).toBe(false)
+    expect(w.find('[data-testid=renew-install-button]').exists()).toBe(false)
     upsert(key('A1'))
     await flush()
     await flush()
+    expect(w.find('[data-testid=renew-key-out]').exists()).toBe(false)
     expect(w.find('[data-testid=error]').exists()).toBe(false)
+    expect(w.find('[data-testid=renew-resume]').text()).toContain('广州示例科技有限公司')
+    expect(w.find('[data-testid=renew-resume]').text()).toContain('已支付的费用和原证书都安全')
     expect(w.find('[data-testid=renew-install-button]').text()).toBe('继续安装')
   })
 
@@ -383,7 +465,12 @@ describe('电子印章', () => {
       seal_apply: () => business('seal', 'under_review'),
     })
     const { w } = await page(SealView, '/seal')
-    expect((w.find('[data-testid=seal-name-input]').element as HTMLInputElement).value).toBe('广州示例科技有限公司')
+    // The seal carries the registered name, which cannot be edited here.
+    expect(w.find('[data-testid=seal-name-fixed]').text()).toBe('广州示例科技有限公司')
+    expect(w.find('[data-testid=seal-apply-form] input[type=text], [data-testid=seal-apply-form] input:not([type])').exists()).toBe(false)
+    const rules = w.find('[data-testid=seal-rules]').text()
+    expect(rules).toContain('每张证书只能有一枚电子印章')
+    expect(rules).toContain('单位名称变更须办理【变更】')
     await choose(w, 'seal-scan', new File(['%PDF-1.7'], 'scan.pdf', { type: 'application/pdf' }))
     expect(w.find('[data-testid=file-problem]').text()).toContain('PNG')
     await choose(w, 'seal-scan', new File([PNG], 'scan.png', { type: 'image/png' }))
@@ -394,12 +481,26 @@ describe('电子印章', () => {
     await w.find('[data-testid=seal-apply-form]').trigger('submit')
     await flush()
     const args = calls.find((c) => c.cmd === 'seal_apply')!.args
-    expect(args).toMatchObject({ serial: 'A1', kind: 'contract', change: false, pin: 'Old#Pin2026' })
+    expect(args).toMatchObject({ serial: 'A1', name: '广州示例科技有限公司', kind: 'contract', change: false, pin: 'Old#Pin2026' })
     // The scan goes as raw bytes, never as a JSON array; the PIN and the rest in the header.
     expect(args.body).toBeInstanceOf(Uint8Array)
     expect(Array.from(args.body as Uint8Array)).toEqual(Array.from(PNG))
     expect(args.scan).toBeUndefined()
     expect(w.find('[data-testid=seal-review]').exists()).toBe(true)
+  })
+
+  it('downloads the CA’s seal form and says where it is', async () => {
+    upsert(key('A1'))
+    const calls = shell({
+      seal_status: () => null,
+      seal_form_download: () => '/home/user/下载/电子印章申请表.html',
+    })
+    const { w } = await page(SealView, '/seal')
+    expect(w.find('[data-testid=seal-form-download]').text()).toBe('下载电子印章申请表')
+    await w.find('[data-testid=seal-form-download]').trigger('click')
+    await flush()
+    expect(calls.filter((c) => c.cmd === 'seal_form_download').map((c) => c.args)).toEqual([{ serial: 'A1' }])
+    expect(w.find('[data-testid=seal-form-saved]').text()).toBe('申请表已保存到：/home/user/下载/电子印章申请表.html')
   })
 
   it('installs an approved seal and shows its image', async () => {
@@ -431,7 +532,9 @@ describe('电子印章', () => {
     await flush()
     expect(calls.find((c) => c.cmd === 'seal_install')!.args).toMatchObject({ serial: 'A1', pin: 'Old#Pin2026' })
     expect(w.find('[data-testid=seal-image]').attributes('src')).toBe(shown.image_url)
-    expect(w.find('[data-testid=seal-shown]').text()).toContain('签名有效')
+    expect(w.find('[data-testid=seal-shown]').text()).toContain('签名有效，与本证书匹配')
+    expect(w.find('[data-testid=seal-shown]').text()).not.toContain('绑定')
+    expect(w.find('[data-testid=seal-installed]').text()).toContain('电子印章已安装')
     // With a seal on the key, the next application is a change.
     expect(w.find('[data-testid=seal-apply]').text()).toBe('变更印章')
   })
@@ -448,6 +551,14 @@ describe('忘记密码', () => {
     })
     const { w } = await page(UnlockView, '/unlock/A1')
     expect(w.find('[data-testid=unlock-pin]').text()).toContain('已锁定')
+    // Before anything is sent: review takes about two working days and is told by SMS; only
+    // the handler of the latest business is approved automatically; the materials listed.
+    expect(w.find('[data-testid=unlock-intro]').text()).toContain('约需 2 个工作日')
+    expect(w.find('[data-testid=unlock-intro]').text()).toContain('短信通知')
+    expect(w.find('[data-testid=unlock-rule]').text()).toContain('只有最近一笔业务登记的经办人本人')
+    expect(w.find('[data-testid=unlock-rule]').text()).toContain('转为人工审核')
+    expect(w.findAll('[data-testid=unlock-rule] [data-testid=unlock-materials] li')).toHaveLength(3)
+    expect(w.find('[data-testid=wizard-steps]').text()).toContain('上传材料（非最近经办人需人工审核）')
     await w.find('[data-testid=requester-name]').setValue('张三')
     await w.find('[data-testid=requester-id]').setValue('440101199001011234')
     await w.find('[data-testid=requester-phone]').setValue('13800000002')
@@ -462,7 +573,28 @@ describe('忘记密码', () => {
     expect(Array.from(attached.body as Uint8Array)).toEqual(Array.from(PNG))
     await w.find('[data-testid=unlock-submit]').trigger('click')
     await flush()
-    expect(w.find('[data-testid=unlock-review]').exists()).toBe(true)
+    const review = w.find('[data-testid=unlock-review]').text()
+    expect(review).toContain('约需 2 个工作日')
+    expect(review).toContain('短信发到申请人手机 138****0002')
+  })
+
+  it('shows a rejection with the reviewer’s reason, and starts over on request', async () => {
+    upsert(key('A1', { token: { ...key('A1').token, pin: pin('locked', 0) } }))
+    const rejected = business('unlock', 'rejected')
+    rejected.timeline[1].note = '审核未通过：身份证模糊'
+    const calls = shell({ flow_pending: () => ['unlock'], unlock_status: () => rejected })
+    const { w } = await page(UnlockView, '/unlock/A1')
+    await flush()
+    const panel = w.find('[data-testid=unlock-rejected]')
+    expect(panel.find('h2').text()).toBe('解锁申请未通过审核')
+    expect(panel.find('[data-testid=unlock-rejected-note]').text()).toBe('审核未通过：身份证模糊')
+    expect(panel.text()).toContain('联系 CA 客服')
+    await w.find('[data-testid=unlock-again]').trigger('click')
+    await flush()
+    expect(w.find('[data-testid=unlock-rejected]').exists()).toBe(false)
+    expect(w.find('[data-testid=requester-name]').exists()).toBe(true)
+    // Nothing was sent to the CA to start over: the next application is the operator's.
+    expect(calls.some((c) => c.cmd === 'unlock_apply')).toBe(false)
   })
 
   it('approves the handler at once with the code already sent; a new code names its 编号', async () => {
@@ -481,7 +613,7 @@ describe('忘记密码', () => {
     await w.find('form').trigger('submit')
     await flush()
     // The approval sent the first code: nothing more is asked of the CA, the field is there.
-    expect(w.find('[data-testid=unlock-approved]').text()).toContain('已把验证码发到申请人手机')
+    expect(w.find('[data-testid=unlock-approved]').text()).toContain('已把验证码以短信发到申请人手机 138****8001')
     expect(calls.some((c) => c.cmd === 'unlock_send_code' || c.cmd === 'unlock_status')).toBe(false)
     expect(w.find('[data-testid=sms-code]').exists()).toBe(true)
     await w.find('[data-testid=send-code]').trigger('click')
