@@ -82,6 +82,8 @@ function plantUsb(name, id, manufacturer, product) {
   writeFileSync(join(dir, 'product'), `${product}\n`)
   writeFileSync(join(dir, `${name}:1.0`, 'bInterfaceClass'), '03\n')
 }
+// The app's download folder, as the run's XDG user-dirs file names it.
+const DOWNLOADS = env('KEYWARD_E2E_DOWNLOADS')
 const CLI = join(dirname(SIM), 'keyward')
 const NEW_PIN = 'Keyward#2026ok'
 const UNLOCKED_PIN = 'Unlocked#2027ok'
@@ -793,7 +795,7 @@ async function main() {
       15000)
     })
 
-    await step('300 days later, 证书续期: apply, pay (sandbox), 安装证书', async () => {
+    await step('300 days later, 证书续期: apply, the order confirmed and paid, 安装证书 pulled out and resumed', async () => {
       await stopCa()
       // While the CA is down: asking it for anything (here a new activation code) fails, and
       // the error says so, with the contacts kept from the last fetch.
@@ -842,7 +844,7 @@ async function main() {
         throw new Error('paying was possible before the order was confirmed')
       }
       await click('[data-testid=renew-confirm-check]')
-      await js('document.querySelector("[data-testid=renew-pay]").scrollIntoView({ block: "start" })')
+      await js('document.querySelector("[data-testid=renew-eligibility]").scrollIntoView({ block: "start" })')
       await shot('renew-confirm-pay')
       await click('[data-testid=renew-pay-button]')
       await waitFor('安装证书', () => exists('[data-testid=renew-install-button]'), 30000)
@@ -883,6 +885,7 @@ async function main() {
       15000)
       if (!(await text('[data-testid=renew-resume]')).includes(ORG)) throw new Error('the resume note does not name the key')
       await type('[data-testid=pin]', NEW_PIN)
+      await js('document.querySelector("[data-testid=renew-install]").scrollIntoView({ block: "start" })')
       await shot('renew-resume')
       // Writing the certificate takes the key a few seconds this time (the simulator holds the
       // call, as a slow key does): the progress bar, through the command's channel, meanwhile.
@@ -890,6 +893,8 @@ async function main() {
       await click('[data-testid=renew-install-button]')
       await waitFor('the progress bar at the write', async () =>
         (await exists('[data-testid=step-progress][data-step=writing]')), 20000)
+      if (await exists('[data-testid=renew-resume]')) throw new Error('the resume note stayed while the install runs')
+      await js('document.querySelector("[data-testid=renew-install-button]").scrollIntoView({ block: "end" })')
       await shot('renew-installing')
       sim('clear-faults')
       await waitFor('the new certificate', () => exists('[data-testid=renew-done]'), 60000)
@@ -904,7 +909,7 @@ async function main() {
       await click('[data-testid=seal-form-download]')
       await waitFor('where the form went', () => exists('[data-testid=seal-form-saved]'), 15000)
       const saved = (await text('[data-testid=seal-form-saved]')).split('：').slice(1).join('：').trim()
-      if (!saved.endsWith('电子印章申请表.html') && !/电子印章申请表 \(\d+\)\.html$/.test(saved)) throw new Error(`the form was saved as ${saved}`)
+      if (saved !== join(DOWNLOADS, '电子印章申请表.html')) throw new Error(`the form was saved as ${saved}, not in ${DOWNLOADS}`)
       if (!readFileSync(saved, 'utf8').includes('<title>电子印章申请表</title>')) throw new Error(`${saved} is not the seal form`)
       // The seal carries the registered name, not something typed; the rules before submit.
       if ((await text('[data-testid=seal-name-fixed]')) !== ORG) throw new Error('the seal name is not the registered one')
@@ -1052,7 +1057,7 @@ async function main() {
       // once, and what a review needs.
       const intro = await text('[data-testid=unlock-intro]')
       if (!intro.includes('约需 2 个工作日') || !intro.includes('短信')) throw new Error(`the intro says: ${intro}`)
-      if (!(await text('[data-testid=unlock-rule]')).includes('只有最近一笔业务登记的经办人本人')) throw new Error('no rule before submitting')
+      if (!(await text('[data-testid=unlock-rule]')).includes('自动审核只认最近一笔业务登记的经办人本人')) throw new Error('no rule before submitting')
       // A colleague, not the handler: documents, then a reviewer, who rejects it.
       await type('[data-testid=requester-name]', '赵同事')
       await type('[data-testid=requester-id]', '44010119930506123X')

@@ -555,8 +555,8 @@ describe('忘记密码', () => {
     // the handler of the latest business is approved automatically; the materials listed.
     expect(w.find('[data-testid=unlock-intro]').text()).toContain('约需 2 个工作日')
     expect(w.find('[data-testid=unlock-intro]').text()).toContain('短信通知')
-    expect(w.find('[data-testid=unlock-rule]').text()).toContain('只有最近一笔业务登记的经办人本人')
-    expect(w.find('[data-testid=unlock-rule]').text()).toContain('转为人工审核')
+    expect(w.find('[data-testid=unlock-rule]').text()).toContain('自动审核只认最近一笔业务登记的经办人本人')
+    expect(w.find('[data-testid=unlock-rule]').text()).toContain('否则转为人工审核')
     expect(w.findAll('[data-testid=unlock-rule] [data-testid=unlock-materials] li')).toHaveLength(3)
     expect(w.find('[data-testid=wizard-steps]').text()).toContain('上传材料（非最近经办人需人工审核）')
     await w.find('[data-testid=requester-name]').setValue('张三')
@@ -575,7 +575,7 @@ describe('忘记密码', () => {
     await flush()
     const review = w.find('[data-testid=unlock-review]').text()
     expect(review).toContain('约需 2 个工作日')
-    expect(review).toContain('短信发到申请人手机 138****0002')
+    expect(review).toContain('短信通知申请人手机 138****0002')
   })
 
   it('shows a rejection with the reviewer’s reason, and starts over on request', async () => {

@@ -331,6 +331,21 @@ pub fn e2e(args: &[String]) -> Result<()> {
         "dunst (Debian package dunst)",
     )?;
 
+    // The app's download folder (where 下载电子印章申请表 saves), fresh for the run and named
+    // the way a desktop names it: an XDG user-dirs file in a config home of the run's own.
+    let downloads = dir.join("下载");
+    let xdg_config = dir.join("xdg-config");
+    for d in [&downloads, &xdg_config] {
+        if d.exists() {
+            std::fs::remove_dir_all(d)?;
+        }
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(
+        xdg_config.join("user-dirs.dirs"),
+        format!("XDG_DOWNLOAD_DIR=\"{}\"\n", downloads.display()),
+    )?;
+
     let (port, native_port) = (free_port()?, free_port()?);
     // The app's browser bridge on a port of this run (not the machine's 28231), with half a
     // minute to answer so the run can wait out a timeout.
@@ -344,6 +359,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         // No accessibility bus is running: do not wait for one.
         .env("NO_AT_BRIDGE", "1")
         .env("KEYWARD_DESKTOP_DIR", &app_dir)
+        .env("XDG_CONFIG_HOME", &xdg_config)
         .env("KEYWARD_LANG", "zh-CN")
         // Beijing time, as on the operator's computer: every date and time shown is local.
         .env("TZ", "Asia/Shanghai")
@@ -390,6 +406,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .env("KEYWARD_E2E_APP_DIR", &app_dir)
         .env("KEYWARD_E2E_SYSFS_USB", &sysfs_usb)
         .env("TZ", "Asia/Shanghai")
+        .env("KEYWARD_E2E_DOWNLOADS", &downloads)
         .env("KEYWARD_CA_URL", &ca_url)
         .env("KEYWARD_CA_ROOT", &ca_root)
         .env("KEYWARD_CA_DATA_DIR", &ca_dir)
