@@ -617,3 +617,67 @@ fn the_window_exports_the_certificate_as_pem_and_der() {
     .unwrap_err();
     assert_eq!(empty["code"], "bad_argument", "{empty}");
 }
+
+/// The bridge's window side, for a host no page talks to.
+struct NoWindow;
+
+impl keyward_desktop::bridge::Window for NoWindow {
+    fn prompts(&self, _prompts: Vec<keyward_desktop::bridge::PromptView>, _raise: bool) {}
+    fn ended(&self, _id: u64, _reason: keyward_desktop::bridge::Ended) {}
+    fn navigate(&self, _to: keyward_desktop::deeplink::Navigate) {}
+}
+
+/// 绑定 offered after activation opens only a portal the operator allowed (始终允许): any other
+/// address the page names — another host, a look-alike, a path, another scheme — is refused
+/// before anything is started.
+#[test]
+fn portal_open_refuses_an_origin_the_grants_do_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let granted = "https://www.ggzy.gov.cn";
+    let mut grants = keyward_bridge::consent::Grants::load(
+        Some(dir.path().join("bridge-grants.json")),
+        Vec::new(),
+    )
+    .unwrap();
+    grants
+        .grant(
+            &keyward_bridge::parse_origin(Some(granted), false).unwrap(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let desktop = Desktop::new(
+        Keys::with_module(&sim_module()),
+        dir.path(),
+        dir.path().join("logs"),
+    );
+    let host = keyward_desktop::bridge::BridgeHost::at(
+        dir.path(),
+        dir.path(),
+        Box::new(NoWindow),
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::from_secs(5),
+    );
+    let app = mock_builder()
+        .manage(desktop)
+        .manage(host)
+        .invoke_handler(keyward_desktop::commands())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let w = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    // The grant is there, as 设置 · 网页调用 lists it.
+    let info = call(&w, "bridge_status", json!({})).unwrap();
+    assert_eq!(info["grants"][0]["origin"]["origin"], granted);
+    for origin in [
+        "https://evil.example.cn",
+        "https://www.ggzy.gov.cn.evil.cn",
+        "https://www.ggzy.gov.cn/bind",
+        "http://www.ggzy.gov.cn",
+        "file:///etc/passwd",
+        "--help",
+    ] {
+        let e = call(&w, "portal_open", json!({ "origin": origin })).unwrap_err();
+        assert_eq!(e["code"], "bad_argument", "{origin}: {e}");
+    }
+}
