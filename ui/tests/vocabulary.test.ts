@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import zhCN from '../src/locales/zh-CN'
 import zhTW from '../src/locales/zh-TW'
@@ -12,7 +14,9 @@ import en from '../src/locales/en'
 // - full-width punctuation in Chinese text: no ASCII , . : ; ! ? ( ) beside a Chinese
 //   character (a file name's ".pem", "1.5 毫米" and "https://" are not beside one);
 // - none of the phrases the guides' words replaced;
-// - zh-CN, zh-TW and en with the same keys.
+// - zh-CN, zh-TW and en with the same keys;
+// - no template glues ASCII punctuation to a translated label (`{{ t('x') }}:`): the
+//   colon is the language's own, `app.colon`.
 
 type Tree = { [k: string]: string | readonly string[] | Tree }
 
@@ -79,6 +83,24 @@ describe('the vocabulary', () => {
     for (const strings of Object.values(locales)) {
       expect(offenders(strings, (s) => OLD_PHRASES.some((p) => s.includes(p)))).toEqual([])
     }
+  })
+
+  it('lets no template glue ASCII punctuation to a translated label', () => {
+    // Vitest runs in ui/ (npm test, cargo xtask test).
+    const src = join(process.cwd(), 'src')
+    const vue = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? vue(join(dir, e.name)) : e.name.endsWith('.vue') ? [join(dir, e.name)] : [],
+      )
+    const GLUED = /\{\{\s*t\([^}]*\)\s*\}\}\s*[:;,]/
+    const found = vue(src).flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .flatMap((line, i) => (GLUED.test(line) ? [`${f.slice(src.length + 1)}:${i + 1}: ${line.trim()}`] : [])),
+    )
+    expect(found).toEqual([])
+    expect(GLUED.test("{{ t('home.pin') }}: <strong>")).toBe(true)
+    expect(GLUED.test("{{ t('home.pin') }}{{ t('app.colon') }}<strong>")).toBe(false)
   })
 
   it('would catch what it looks for', () => {

@@ -2,7 +2,7 @@
 import type { Messages } from '../i18n'
 
 const en: Messages = {
-  app: { name: 'Keyward', tagline: 'Certificates on USB keys' },
+  app: { name: 'Keyward', tagline: 'Certificates on USB keys', colon: ': ' },
   nav: {
     home: 'Home',
     activate: 'Activate',

@@ -1,6 +1,6 @@
 // 简体中文: the default, and the shape the other languages follow.
 export default {
-  app: { name: 'Keyward 证书助手', tagline: '机构数字证书 · USB Key' },
+  app: { name: 'Keyward 证书助手', tagline: '机构数字证书 · USB Key', colon: '：' },
   nav: {
     home: '主页',
     activate: '激活证书',

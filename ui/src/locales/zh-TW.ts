@@ -2,7 +2,7 @@
 import type { Messages } from '../i18n'
 
 const zhTW: Messages = {
-  app: { name: 'Keyward 憑證助手', tagline: '機構數位憑證 · USB Key' },
+  app: { name: 'Keyward 憑證助手', tagline: '機構數位憑證 · USB Key', colon: '：' },
   nav: {
     home: '主頁',
     activate: '啟用憑證',
