@@ -539,6 +539,12 @@ async function main() {
       console.log(`  support bundle ${bundle} (${listed.trim().split('\n').length} files)`)
       await shot('doctor')
 
+      // 办理进度查询 with no key in: it says which key to plug in, and nothing else to do.
+      await go('#/progress')
+      await waitFor('the page asking for a key', () => exists('[data-testid=progress-page] [data-testid=no-key]'))
+      if (await exists('[data-testid=progress-form]')) throw new Error('a PIN form with no key in')
+      await shot('progress-empty')
+
       // The GM3000 unplugged; one key in: its card alone.
       rmSync(join(SYSFS_USB, '1-1'), { recursive: true, force: true })
       await go('#/')
