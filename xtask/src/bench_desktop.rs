@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use super::ui::{Guard, free_display, free_port, wait_until};
+use super::ui::{Desktop, Guard, free_port, wait_until};
 use super::{cargo, fixtures, root, run, target_dir};
 
 /// Start within this factor of the minimal app's.
@@ -86,31 +86,8 @@ pub fn measure(results: &Path, runs: usize) -> Result<()> {
     if !Path::new("/usr/bin/WebKitWebDriver").exists() {
         bail!("WebKitWebDriver is missing: install the Debian package webkit2gtk-driver");
     }
-    let display = free_display();
-    let _xvfb = Guard::spawn(
-        Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "Xvfb (Debian package xvfb)",
-    )?;
-    std::thread::sleep(Duration::from_millis(500));
-    let bus = dir.join("session-bus");
-    let _ = std::fs::remove_file(&bus);
-    let bus_address = format!("unix:path={}", bus.display());
-    let _dbus = Guard::spawn(
-        Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile"])
-            .arg(format!("--address={bus_address}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "the session bus (Debian package dbus-daemon)",
-    )?;
-    wait_until(
-        &format!("no session bus at {}", bus.display()),
-        Duration::from_secs(10),
-        || bus.exists(),
-    )?;
+    let desk = Desktop::start(&dir)?;
+    let (display, bus_address) = (desk.display.clone(), desk.bus_address.clone());
     let (port, native_port) = (free_port()?, free_port()?);
     let mut drv = Command::new(super::ui::tauri_driver()?);
     drv.args(["--port", &port.to_string()])

@@ -223,6 +223,53 @@ pub(crate) fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A virtual display and a private session bus of one run; both end when it is dropped.
+pub(crate) struct Desktop {
+    /// `DISPLAY` for the apps.
+    pub(crate) display: String,
+    /// `DBUS_SESSION_BUS_ADDRESS` for the apps.
+    pub(crate) bus_address: String,
+    _xvfb: Guard,
+    _dbus: Guard,
+}
+
+impl Desktop {
+    /// Xvfb on a free display and `dbus-daemon --session` on a socket in `dir`.
+    pub(crate) fn start(dir: &Path) -> Result<Desktop> {
+        let display = free_display();
+        let xvfb = Guard::spawn(
+            Command::new("Xvfb")
+                .args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "Xvfb (Debian package xvfb)",
+        )?;
+        std::thread::sleep(Duration::from_millis(500));
+        let bus = dir.join("session-bus");
+        let _ = std::fs::remove_file(&bus);
+        let bus_address = format!("unix:path={}", bus.display());
+        let dbus = Guard::spawn(
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--nopidfile"])
+                .arg(format!("--address={bus_address}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "the session bus (Debian package dbus-daemon)",
+        )?;
+        wait_until(
+            &format!("no session bus at {}", bus.display()),
+            Duration::from_secs(10),
+            || bus.exists(),
+        )?;
+        Ok(Desktop {
+            display,
+            bus_address,
+            _xvfb: xvfb,
+            _dbus: dbus,
+        })
+    }
+}
+
 /// An X display number no server holds.
 pub(crate) fn free_display() -> String {
     let n = (87..200)
@@ -291,34 +338,10 @@ pub fn e2e(args: &[String]) -> Result<()> {
     let ca_url = format!("https://localhost:{ca_port}");
     let ca_root = ca_dir.join("ca").join("root.crt");
 
-    let display = free_display();
-    let _xvfb = Guard::spawn(
-        Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "Xvfb (Debian package xvfb)",
-    )?;
-    std::thread::sleep(Duration::from_millis(500));
-
     // A private session bus with a notification server on it (dunst), so the expiry
     // reminders the app sends as desktop notifications can be read back by the test.
-    let bus = dir.join("session-bus");
-    let _ = std::fs::remove_file(&bus);
-    let bus_address = format!("unix:path={}", bus.display());
-    let _dbus = Guard::spawn(
-        Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile"])
-            .arg(format!("--address={bus_address}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "the session bus (Debian package dbus-daemon)",
-    )?;
-    wait_until(
-        &format!("no session bus at {}", bus.display()),
-        Duration::from_secs(10),
-        || bus.exists(),
-    )?;
+    let desk = Desktop::start(&dir)?;
+    let (display, bus_address) = (desk.display.clone(), desk.bus_address.clone());
     if Command::new("dunst").arg("-v").output().is_err() {
         bail!("dunst is missing: install the Debian package dunst (cargo xtask setup does)");
     }
