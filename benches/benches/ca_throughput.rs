@@ -481,7 +481,11 @@ impl Cluster {
     }
 
     fn url(&self) -> String {
-        format!("postgres://keyward@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://keyward@localhost:{}/postgres?host={}",
+            self.port,
+            self.dir.path().display()
+        )
     }
 }
 

@@ -56,7 +56,7 @@ pub async fn connect(url: Option<&str>, data_dir: &Path) -> CaResult<Db> {
             })
         })
     } else {
-        options.max_connections(8)
+        options.max_connections(postgres_pool_size())
     };
     let pool = options.connect(url).await?;
     if sqlite {
@@ -67,6 +67,15 @@ pub async fn connect(url: Option<&str>, data_dir: &Path) -> CaResult<Db> {
     }
     migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Connections to PostgreSQL an instance keeps: two per core of this machine (4 to 32). A
+/// request spends most of its database time waiting on round trips, so one connection per
+/// core busy and one waiting covers it; more only adds backends taking turns on the same
+/// cores (on two cores, 8 connections renewed about a tenth slower than 4 in the bench).
+fn postgres_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores * 2).unwrap_or(32).clamp(4, 32)
 }
 
 /// Whether a connection is to PostgreSQL (several instances may share it).
