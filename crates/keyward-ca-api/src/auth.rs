@@ -1,7 +1,8 @@
 //! Key-signature authentication: the one definition of what a key signs.
 //!
 //! A request about a key is trusted only with a fresh signature from that key. The client
-//! asks for a nonce (`POST /v1/nonces`), then signs [`signing_input`] over the request's
+//! asks for a nonce (`POST /v1/nonces`, or takes the one the previous answer carried in
+//! [`NEXT_NONCE_HEADER`]), then signs [`signing_input`] over the request's
 //! purpose ([`request_purpose`]: method and path), the nonce and the SHA-256 of the exact
 //! body bytes it sends. It puts the nonce and the hex signature in [`NONCE_HEADER`] and
 //! [`SIGNATURE_HEADER`].
@@ -16,6 +17,11 @@ use sha2::{Digest, Sha256};
 
 /// Header carrying the nonce the signature covers.
 pub const NONCE_HEADER: &str = "x-keyward-nonce";
+/// Response header on every answer to a request the key's signature was accepted for: a
+/// fresh nonce for the same key, so a client signing several requests in a row asks
+/// `POST /v1/nonces` only for the first. It lives as long as any nonce and is spent the same
+/// way; a client that does not use it loses nothing.
+pub const NEXT_NONCE_HEADER: &str = "x-keyward-next-nonce";
 /// Header carrying the key's signature, lower-case hex.
 pub const SIGNATURE_HEADER: &str = "x-keyward-signature";
 /// Header carrying a business's own secret ([`crate::CreatedBusiness`]), for acting on a

@@ -13,9 +13,13 @@
 
 pub mod credentials;
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use keyward_ca_api::auth::{BUSINESS_SECRET_HEADER, NONCE_HEADER, SIGNATURE_HEADER};
+use keyward_ca_api::auth::{
+    BUSINESS_SECRET_HEADER, NEXT_NONCE_HEADER, NONCE_HEADER, SIGNATURE_HEADER,
+};
 use keyward_ca_api::{
     ApiError, AuditLog, Business, BusinessForm, BusinessList, CaChain, CaProfile,
     CertificateHistory, CertifyRequest, ChangeForm, CodeSent, CreatedBusiness, CsrSubmission,
@@ -233,6 +237,38 @@ pub struct CaClient {
     http: Client,
     admin: Option<Secret>,
     root: Option<PinnedRoot>,
+    next_nonces: NextNonces,
+}
+
+/// The nonces the CA put in its answers to signed requests ([`NEXT_NONCE_HEADER`]), the
+/// latest per key: the next signed request about that key spends it instead of asking
+/// `POST /v1/nonces` first. Shared by a client's clones; each is taken once. A nonce is no
+/// secret (only the key's signature over it counts), so keeping one here hands nobody
+/// anything.
+#[derive(Debug, Clone, Default)]
+struct NextNonces(Arc<Mutex<HashMap<String, (String, Instant)>>>);
+
+impl NextNonces {
+    /// A kept nonce is used only this long after it came: the CA keeps one five minutes.
+    const USE_WITHIN: Duration = Duration::from_secs(4 * 60);
+
+    fn take(&self, key_serial: &str) -> Option<String> {
+        let (nonce, at) = self.0.lock().ok()?.remove(key_serial)?;
+        (at.elapsed() < Self::USE_WITHIN).then_some(nonce)
+    }
+
+    fn keep(&self, key_serial: &str, resp: &Response) {
+        let Some(nonce) = resp
+            .headers()
+            .get(NEXT_NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        if let Ok(mut kept) = self.0.lock() {
+            kept.insert(key_serial.to_owned(), (nonce.to_owned(), Instant::now()));
+        }
+    }
 }
 
 const RETRIES: usize = 2;
@@ -307,6 +343,7 @@ impl CaClient {
             http,
             admin: None,
             root,
+            next_nonces: NextNonces::default(),
         })
     }
 
@@ -461,9 +498,12 @@ impl CaClient {
         })
     }
 
-    /// A request about a key, signed by the key over a fresh nonce. Never retried: a nonce
-    /// is single-use, and the caller decides whether to sign again. `body` None sends no
-    /// body (a signed GET).
+    /// A request about a key, signed by the key over a fresh nonce: the one the CA's last
+    /// answer about this key carried, or else one asked for. Never retried once the CA has
+    /// accepted the signature: a nonce is single-use, and the caller decides whether to sign
+    /// again. The one retry is for a kept nonce the CA no longer holds (expired, or dropped
+    /// for newer ones): that refusal comes before anything is done, so the request is signed
+    /// again over a nonce asked for. `body` None sends no body (a signed GET).
     fn signed_request<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -472,18 +512,40 @@ impl CaClient {
         content_type: &str,
         signer: &dyn RequestSigner,
     ) -> Result<T, ClientError> {
-        let bytes = body.clone().unwrap_or_default();
-        let nonce = self.nonce(signer.key_serial())?;
+        let serial = signer.key_serial();
+        if let Some(kept) = self.next_nonces.take(serial) {
+            match self.signed_once(&method, path, body.clone(), content_type, signer, &kept) {
+                Err(ClientError::Api {
+                    code: ErrorCode::NonceInvalid | ErrorCode::NonceReplayed,
+                    ..
+                }) => {}
+                other => return other,
+            }
+        }
+        let fresh = self.nonce(serial)?.nonce;
+        self.signed_once(&method, path, body, content_type, signer, &fresh)
+    }
+
+    fn signed_once<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+        signer: &dyn RequestSigner,
+        nonce: &str,
+    ) -> Result<T, ClientError> {
+        let bytes = body.as_deref().unwrap_or_default();
         let input = signing_input(
             &request_purpose(method.as_str(), path),
-            &nonce.nonce,
-            &body_sha256(&bytes),
+            nonce,
+            &body_sha256(bytes),
         );
         let signature = signer.sign(&input).map_err(ClientError::Signer)?;
         let mut req = self
             .http
-            .request(method, self.url(path))
-            .header(NONCE_HEADER, &nonce.nonce)
+            .request(method.clone(), self.url(path))
+            .header(NONCE_HEADER, nonce)
             .header(SIGNATURE_HEADER, hex::encode(signature));
         if let Some(b) = body {
             req = req
@@ -491,6 +553,7 @@ impl CaClient {
                 .body(b);
         }
         let resp = req.send().map_err(|e| self.transport(e))?;
+        self.next_nonces.keep(signer.key_serial(), &resp);
         self.read(resp)
     }
 

@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyward_ca_api::auth::{
-    BUSINESS_SECRET_HEADER, NONCE_HEADER, PAYMENT_SIGNATURE_HEADER, SIGNATURE_HEADER,
+    BUSINESS_SECRET_HEADER, NEXT_NONCE_HEADER, NONCE_HEADER, PAYMENT_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
 };
 use keyward_ca_api::endpoints::{Access, Endpoint};
 use keyward_ca_api::{BusinessKind, ErrorCode, body_sha256, request_purpose, signing_input};
@@ -111,8 +112,26 @@ pub async fn enforce(
     next: Next,
 ) -> Response {
     match check(&state, matched, req).await {
-        Ok(req) => next.run(req).await,
+        Ok((req, next_for_key)) => {
+            let mut response = next.run(req).await;
+            if let Some(nonce) = next_for_key {
+                next_nonce(&nonce, &mut response);
+            }
+            response
+        }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Puts the next nonce for the key whose signature was just accepted in the answer
+/// ([`NEXT_NONCE_HEADER`]), saving the client a `POST /v1/nonces` before its next signed
+/// request. Only the key's signature earned it: an answer to anyone else carries none.
+fn next_nonce(nonce: &str, response: &mut Response) {
+    match axum::http::HeaderValue::from_str(nonce) {
+        Ok(v) => {
+            response.headers_mut().insert(NEXT_NONCE_HEADER, v);
+        }
+        Err(_) => tracing::error!("a nonce that is not a header value"),
     }
 }
 
@@ -120,7 +139,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> CaResult<Request> {
+/// The request to hand on, and the next nonce for the key whose signature it carried, if
+/// it carried one.
+async fn check(
+    state: &AppState,
+    matched: Option<MatchedPath>,
+    req: Request,
+) -> CaResult<(Request, Option<String>)> {
     let Some(route) = matched else {
         return Err(CaError::Config("a request reached no route".into()));
     };
@@ -172,6 +197,7 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
         headers: &parts.headers,
         body: &bytes,
     };
+    let mut next = None;
     let caller = match endpoint.access {
         Access::Public | Access::Handler => Caller::Anyone,
         Access::PaymentProvider => {
@@ -203,9 +229,11 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
         Access::Key => {
             let serial = param("serial")?;
             let (key, cert) = key_and_current(state, &serial).await?;
-            signed
-                .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
-                .await?;
+            next = Some(
+                signed
+                    .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
+                    .await?,
+            );
             match (key, cert) {
                 (Some(key), Some(cert)) => Caller::Key {
                     key: Box::new(key),
@@ -218,9 +246,11 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
             let serial = param("serial")?;
             let id = param("id")?;
             let new = renewed_certificate(state, &serial, &id).await?;
-            signed
-                .verify(state, &serial, new.as_ref().map(|(_, c)| &c.parsed.key))
-                .await?;
+            next = Some(
+                signed
+                    .verify(state, &serial, new.as_ref().map(|(_, c)| &c.parsed.key))
+                    .await?,
+            );
             match new {
                 Some((key, cert)) => Caller::Key {
                     key: Box::new(key),
@@ -259,12 +289,13 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
                         .and_then(|b| b.business.key_serial.clone())
                         .unwrap_or_default();
                     let (_, cert) = key_and_current(state, &serial).await?;
-                    signed
+                    let spent = signed
                         .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
                         .await?;
                     if business.is_none() || cert.is_none() {
                         return Err(no_such_business());
                     }
+                    next = Some(spent);
                     Proof::KeySignature
                 }
                 (None, Access::BusinessOwner) => {
@@ -296,7 +327,7 @@ async fn check(state: &AppState, matched: Option<MatchedPath>, req: Request) -> 
         }
     };
     parts.extensions.insert(caller);
-    Ok(Request::from_parts(parts, body))
+    Ok((Request::from_parts(parts, body), next))
 }
 
 use axum::extract::FromRequestParts;
@@ -322,13 +353,12 @@ async fn key_and_current(
     serial: &str,
 ) -> CaResult<(Option<KeyRow>, Option<CertRow>)> {
     let mut conn = state.db().acquire().await?;
-    let key = match store::load_key(&mut conn, serial).await {
-        Ok(k) => k,
-        Err(e) if e.code() == ErrorCode::KeyNotFound => return Ok((None, None)),
-        Err(e) => return Err(e),
-    };
-    let cert = store::load_cert(&mut conn, &key.current_cert).await?;
-    Ok((Some(key), Some(cert)))
+    Ok(
+        match store::load_key_and_current(&mut conn, serial).await? {
+            Some((key, cert)) => (Some(key), Some(cert)),
+            None => (None, None),
+        },
+    )
 }
 
 /// The certificate renewal `id` of key `serial` issued for the new pair.
@@ -363,13 +393,14 @@ struct SignedRequest<'a> {
 
 impl SignedRequest<'_> {
     /// Checks the signature over [`signing_input`] with `key` (none: an unknown key, which
-    /// fails the same way), then spends the nonce, committed before any handler runs.
+    /// fails the same way), then spends the nonce, committed before any handler runs, and
+    /// returns the key's next nonce.
     async fn verify(
         &self,
         state: &AppState,
         serial: &str,
         key: Option<&VerifyKey>,
-    ) -> CaResult<()> {
+    ) -> CaResult<String> {
         let nonce = header(self.headers, NONCE_HEADER).ok_or_else(|| {
             CaError::rejected(ErrorCode::SignatureMissing, "the nonce header is missing")
         })?;

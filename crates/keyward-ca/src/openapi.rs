@@ -525,7 +525,7 @@ pub fn document_for(routed: impl Fn(&Endpoint) -> bool) -> Value {
             "schemas": schemas,
             "securitySchemes": {
                 "staffToken": {"type": "http", "scheme": "bearer", "description": "a named staff account's token (keyward-ca staff add NAME --role ROLE)"},
-                "keyNonce": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::NONCE_HEADER, "description": "a single-use nonce from POST /v1/nonces for the key"},
+                "keyNonce": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::NONCE_HEADER, "description": "a single-use nonce for the key: from POST /v1/nonces, or the x-keyward-next-nonce header of the CA's last answer to a request the key signed"},
                 "keySignature": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::SIGNATURE_HEADER, "description": "hex signature by the key over keyward_ca_api::signing_input"},
                 "businessSecret": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::BUSINESS_SECRET_HEADER, "description": "the secret the business was created with"},
                 "paymentSignature": {"type": "apiKey", "in": "header", "name": keyward_ca_api::auth::PAYMENT_SIGNATURE_HEADER, "description": "the payment provider's HMAC-SHA256 over the body"},

@@ -23,6 +23,21 @@ pub const CODE_DAILY_CAP: i64 = 10;
 /// How long a nonce lives.
 pub const NONCE_TTL_SECONDS: i64 = 5 * 60;
 
+/// The query for the businesses a condition selects (over `b`), each with its timeline, in
+/// one statement: a business's columns, then one event's (none for a business without
+/// events), ordered by business and event. One round trip whatever the number of events.
+macro_rules! with_events {
+    ($filter:literal) => {
+        concat!(
+            "SELECT b.*, e.id AS event_id, e.at AS event_at, e.state AS event_state, ",
+            "e.note AS event_note FROM businesses b ",
+            "LEFT JOIN business_events e ON e.business_id = b.id WHERE ",
+            $filter,
+            " ORDER BY b.id, e.id"
+        )
+    };
+}
+
 /// Records one decision or state change; called inside the transaction that makes it.
 pub async fn audit(
     conn: &mut AnyConnection,
@@ -156,17 +171,14 @@ pub async fn businesses_of_organisation(
     conn: &mut AnyConnection,
     uscc: &str,
 ) -> CaResult<Vec<Business>> {
-    let rows = sqlx::query("SELECT * FROM businesses WHERE uscc = $1 ORDER BY id")
+    let rows = sqlx::query(with_events!("b.uscc = $1"))
         .bind(uscc)
         .fetch_all(&mut *conn)
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let (mut b, _, _) = business_from_row(row)?;
-        b.timeline = timeline(conn, &b.id).await?;
-        out.push(b);
-    }
-    Ok(out)
+    Ok(group_with_events(&rows)?
+        .into_iter()
+        .map(|b| b.business)
+        .collect())
 }
 
 /// Sets a business's details JSON.
@@ -252,46 +264,48 @@ fn business_from_row(row: &AnyRow) -> CaResult<(Business, serde_json::Value, Opt
     ))
 }
 
-async fn timeline(conn: &mut AnyConnection, business_id: &str) -> CaResult<Vec<BusinessEvent>> {
-    let rows = sqlx::query(
-        "SELECT at, state, note FROM business_events WHERE business_id = $1 ORDER BY id",
-    )
-    .bind(business_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let state = text(r, "state")?;
-            Ok(BusinessEvent {
-                at: instant(int(r, "at")?)?,
-                state: BusinessState::parse(&state)
-                    .ok_or_else(|| CaError::Corrupt(format!("event state {state}")))?,
-                note: text(r, "note")?,
-            })
-        })
-        .collect()
+/// Folds the rows of `with_events!` into businesses with their timelines, in order.
+fn group_with_events(rows: &[AnyRow]) -> CaResult<Vec<BusinessRow>> {
+    let mut out: Vec<BusinessRow> = Vec::new();
+    for row in rows {
+        let id = text(row, "id")?;
+        if out.last().is_none_or(|b| b.business.id != id) {
+            let (business, details, handler_id) = business_from_row(row)?;
+            out.push(BusinessRow {
+                business,
+                details,
+                handler_id,
+                secret_hash: opt_text(row, "secret_hash")?,
+            });
+        }
+        if opt_text(row, "event_id")?.is_none() {
+            continue;
+        }
+        let state = text(row, "event_state")?;
+        let event = BusinessEvent {
+            at: instant(int(row, "event_at")?)?,
+            state: BusinessState::parse(&state)
+                .ok_or_else(|| CaError::Corrupt(format!("event state {state}")))?,
+            note: text(row, "event_note")?,
+        };
+        if let Some(b) = out.last_mut() {
+            b.business.timeline.push(event);
+        }
+    }
+    Ok(out)
 }
 
 /// Loads one business with its timeline.
 pub async fn load_business(conn: &mut AnyConnection, id: &str) -> CaResult<BusinessRow> {
-    let row = sqlx::query("SELECT * FROM businesses WHERE id = $1")
+    let rows = sqlx::query(with_events!("b.id = $1"))
         .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| {
-            CaError::rejected(ErrorCode::BusinessNotFound, format!("no business {id}"))
-        })?;
-    let (mut business, details, handler_id) = business_from_row(&row)?;
-    business.timeline = timeline(conn, id).await?;
-    Ok(BusinessRow {
-        business,
-        details,
-        handler_id,
-        secret_hash: opt_text(&row, "secret_hash")?,
-    })
+        .fetch_all(&mut *conn)
+        .await?;
+    group_with_events(&rows)?
+        .pop()
+        .ok_or_else(|| CaError::rejected(ErrorCode::BusinessNotFound, format!("no business {id}")))
 }
 
-/// Every business of a key, oldest first, with timelines.
 /// Business `id` of kind `kind` belonging to key `serial`; any other is "not found", so one
 /// key can never reach another's business by its id.
 pub async fn business_of_key(
@@ -310,21 +324,19 @@ pub async fn business_of_key(
     Ok(b)
 }
 
+/// Every business of a key, oldest first, with timelines.
 pub async fn businesses_of_key(
     conn: &mut AnyConnection,
     key_serial: &str,
 ) -> CaResult<Vec<Business>> {
-    let rows = sqlx::query("SELECT * FROM businesses WHERE key_serial = $1 ORDER BY id")
+    let rows = sqlx::query(with_events!("b.key_serial = $1"))
         .bind(key_serial)
         .fetch_all(&mut *conn)
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let (mut b, _, _) = business_from_row(row)?;
-        b.timeline = timeline(conn, &b.id).await?;
-        out.push(b);
-    }
-    Ok(out)
+    Ok(group_with_events(&rows)?
+        .into_iter()
+        .map(|b| b.business)
+        .collect())
 }
 
 /// A key row.
@@ -348,22 +360,53 @@ pub async fn load_key(conn: &mut AnyConnection, key_serial: &str) -> CaResult<Ke
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| CaError::rejected(ErrorCode::KeyNotFound, format!("no key {key_serial}")))?;
-    let state = text(&row, "state")?;
+    key_from_row(&row)
+}
+
+fn key_from_row(row: &AnyRow) -> CaResult<KeyRow> {
+    let state = text(row, "state")?;
     Ok(KeyRow {
-        key_serial: text(&row, "key_serial")?,
-        uscc: text(&row, "uscc")?,
-        handler_id: text(&row, "handler_id")?,
+        key_serial: text(row, "key_serial")?,
+        uscc: text(row, "uscc")?,
+        handler_id: text(row, "handler_id")?,
         state: match state.as_str() {
             "awaiting_activation" => KeyState::AwaitingActivation,
             "active" => KeyState::Active,
             other => return Err(CaError::Corrupt(format!("key state {other}"))),
         },
-        current_cert: text(&row, "current_cert")?,
-        so_pin_enc: text(&row, "so_pin_enc")?,
-        transport_pin_enc: opt_text(&row, "transport_pin_enc")?,
-        delivered_at: int(&row, "delivered_at")?,
-        activated_at: opt_int(&row, "activated_at")?,
+        current_cert: text(row, "current_cert")?,
+        so_pin_enc: text(row, "so_pin_enc")?,
+        transport_pin_enc: opt_text(row, "transport_pin_enc")?,
+        delivered_at: int(row, "delivered_at")?,
+        activated_at: opt_int(row, "activated_at")?,
     })
+}
+
+/// A key and its current certificate in one statement, or nothing for an unknown key.
+pub async fn load_key_and_current(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+) -> CaResult<Option<(KeyRow, CertRow)>> {
+    let row = sqlx::query(
+        "SELECT k.*, c.serial AS cert_serial, c.pem AS cert_pem, c.not_before AS cert_not_before, \
+         c.not_after AS cert_not_after, c.key_serial AS cert_key_serial, c.uscc AS cert_uscc \
+         FROM keys k LEFT JOIN certificates c ON c.serial = k.current_cert WHERE k.key_serial = $1",
+    )
+    .bind(key_serial)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let key = key_from_row(&row)?;
+    if opt_text(&row, "cert_serial")?.is_none() {
+        return Err(CaError::Corrupt(format!(
+            "certificate {} missing",
+            key.current_cert
+        )));
+    }
+    let cert = cert_from_row(&row, "cert_")?;
+    Ok(Some((key, cert)))
 }
 
 /// A stored certificate.
@@ -382,18 +425,24 @@ pub async fn load_cert(conn: &mut AnyConnection, serial: &str) -> CaResult<CertR
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| CaError::Corrupt(format!("certificate {serial} missing")))?;
-    let pem = text(&row, "pem")?;
+    cert_from_row(&row, "")
+}
+
+/// A certificate from a row whose certificate columns are named with `prefix`.
+fn cert_from_row(row: &AnyRow, prefix: &str) -> CaResult<CertRow> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let pem = text(row, &col("pem"))?;
     let parsed = ParsedCert::from_pem(&pem)?;
     Ok(CertRow {
         info: CertificateInfo {
-            serial: text(&row, "serial")?,
-            not_before: instant(int(&row, "not_before")?)?,
-            not_after: instant(int(&row, "not_after")?)?,
+            serial: text(row, &col("serial"))?,
+            not_before: instant(int(row, &col("not_before"))?)?,
+            not_after: instant(int(row, &col("not_after"))?)?,
             pem,
         },
         parsed,
-        key_serial: opt_text(&row, "key_serial")?,
-        uscc: text(&row, "uscc")?,
+        key_serial: opt_text(row, &col("key_serial"))?,
+        uscc: text(row, &col("uscc"))?,
     })
 }
 
@@ -724,24 +773,17 @@ pub async fn code_was_redeemed(
     Ok(int(&row, "n")? > 0)
 }
 
-/// Issues a nonce for a key.
+/// Issues a nonce for a key, in the transaction `conn` is in: the one `POST /v1/nonces`
+/// grants. A key has a few unused nonces outstanding at most; asking for more drops the
+/// oldest.
 pub async fn new_nonce(
     conn: &mut AnyConnection,
     key_serial: &str,
     now: i64,
 ) -> CaResult<(String, i64)> {
-    let nonce = crate::crypto::random_hex(24)?;
-    let expires = now + NONCE_TTL_SECONDS;
-    sqlx::query("INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)")
-        .bind(&nonce)
-        .bind(key_serial)
-        .bind(expires)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    let issued = insert_nonce(&mut *conn, key_serial, now).await?;
     // (Nonces long expired are swept by the instance's heartbeat, not here: see
     // `limits::sweep`.)
-    // A key has a few unused nonces outstanding at most; asking for more drops the oldest.
     sqlx::query(
         "DELETE FROM nonces WHERE key_serial = $1 AND used_at IS NULL AND nonce NOT IN (SELECT nonce FROM nonces WHERE key_serial = $1 AND used_at IS NULL ORDER BY created_at DESC, nonce DESC LIMIT $2)",
     )
@@ -749,11 +791,33 @@ pub async fn new_nonce(
     .bind(crate::limits::NONCES_PER_KEY)
     .execute(conn)
     .await?;
+    Ok(issued)
+}
+
+async fn insert_nonce(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+    now: i64,
+) -> CaResult<(String, i64)> {
+    // Time first (16 hex digits of nanoseconds), so "the oldest" is exact within a second
+    // too; then 24 random bytes, which are what makes it unguessable.
+    let nanos = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(0);
+    let nonce = format!("{nanos:016x}{}", crate::crypto::random_hex(24)?);
+    let expires = now + NONCE_TTL_SECONDS;
+    sqlx::query("INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)")
+        .bind(&nonce)
+        .bind(key_serial)
+        .bind(expires)
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok((nonce, expires))
 }
 
-/// Spends a nonce for a key, in its own committed transaction.
-pub async fn spend_nonce(state: &AppState, key_serial: &str, nonce: &str) -> CaResult<()> {
+/// Spends a nonce for a key and issues the next one for the same key, in one transaction
+/// committed before any handler runs: a request the handler refuses has still used its
+/// nonce, and the next nonce costs no commit of its own. Returns the next nonce.
+pub async fn spend_nonce(state: &AppState, key_serial: &str, nonce: &str) -> CaResult<String> {
     let now = state.now();
     let mut tx = state.db().begin().await?;
     let done = sqlx::query(
@@ -765,9 +829,13 @@ pub async fn spend_nonce(state: &AppState, key_serial: &str, nonce: &str) -> CaR
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 1 {
+        // One spent, one issued: the key's unused nonces are no more than before, so
+        // there is nothing to drop.
+        let (next, _) = insert_nonce(&mut tx, key_serial, now).await?;
         tx.commit().await?;
-        return Ok(());
+        return Ok(next);
     }
+    // Refused, and nothing written: which way, for the client's message only.
     let row = sqlx::query("SELECT used_at FROM nonces WHERE nonce = $1 AND key_serial = $2")
         .bind(nonce)
         .bind(key_serial)

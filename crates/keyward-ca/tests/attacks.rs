@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use keyward_ca::{Config, Server, ServerHandle};
-use keyward_ca_api::auth::{BUSINESS_SECRET_HEADER, NONCE_HEADER, SIGNATURE_HEADER};
+use keyward_ca_api::auth::{
+    BUSINESS_SECRET_HEADER, NEXT_NONCE_HEADER, NONCE_HEADER, SIGNATURE_HEADER,
+};
 use keyward_ca_api::endpoints::{Access, ENDPOINTS};
 use keyward_ca_api::{body_sha256, request_purpose, signing_input};
 use rcgen::{KeyPair, SigningKey};
@@ -138,6 +140,46 @@ impl Ca {
             req = req.header("content-type", "application/json").body(bytes);
         }
         self.send(req).await
+    }
+
+    /// A request signed by `key` over `nonce` as given: the status, the answer, and the next
+    /// nonce the answer carried, if any.
+    async fn signed_over(
+        &self,
+        key: &KeyPair,
+        nonce: &str,
+        method: &str,
+        path: &str,
+    ) -> (u16, Value, Option<String>) {
+        let sig = key
+            .sign(&signing_input(
+                &request_purpose(method, path),
+                nonce,
+                &body_sha256(b""),
+            ))
+            .unwrap();
+        let r = self
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                self.url(path),
+            )
+            .header(NONCE_HEADER, nonce)
+            .header(SIGNATURE_HEADER, hex::encode(sig))
+            .send()
+            .await
+            .unwrap();
+        let next = r
+            .headers()
+            .get(NEXT_NONCE_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            next,
+        )
     }
 
     /// Every text the outbox holds for a phone.
@@ -625,6 +667,67 @@ async fn progress_by_credit_code_and_by_serial_is_not_public() {
     let mut fields: Vec<&String> = known.as_object().unwrap().keys().collect();
     fields.sort();
     assert_eq!(fields, ["awaiting_activation", "waiting"]);
+}
+
+/// The hole this would open: an answer hands out a nonce for the next signed request. Only
+/// the key's own accepted signature earns one; it is that key's alone, spent once, and a
+/// stranger's bad signature over it neither uses it nor earns another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_nonce_is_earned_by_the_keys_signature_and_is_the_keys_alone() {
+    let ca = Ca::sandbox().await;
+    let k1 = ca.activated_key("K1").await;
+    let k2 = ca.activated_key("K2").await;
+    let stranger = p256();
+    let fresh = |serial: &'static str| {
+        let ca = &ca;
+        async move {
+            let (_, n) = ca.post("/v1/nonces", &json!({"key_serial": serial})).await;
+            n["nonce"].as_str().unwrap().to_owned()
+        }
+    };
+    let status = "/v1/keys/K1";
+    // Public answers, refusals and other credentials carry none.
+    for path in ["/healthz", "/v1/keys/K1/standing"] {
+        let r = ca.client.get(ca.url(path)).send().await.unwrap();
+        assert!(r.headers().get(NEXT_NONCE_HEADER).is_none(), "{path}");
+    }
+    let r = ca
+        .client
+        .post(ca.url("/v1/nonces"))
+        .json(&json!({"key_serial": "K1"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get(NEXT_NONCE_HEADER).is_none());
+    let n = fresh("K1").await;
+    let (s, _, next) = ca.signed_over(&stranger, &n, "GET", status).await;
+    assert!(
+        refused(s) && next.is_none(),
+        "a bad signature earned {next:?}"
+    );
+    // The stranger's try left the nonce unspent: the key still signs over it, and earns one.
+    let (s, v, next) = ca.signed_over(&k1, &n, "GET", status).await;
+    assert_eq!(s, 200, "{v}");
+    let n1 = next.expect("an accepted signature earns the next nonce");
+    assert_ne!(n1, n);
+    // Another key cannot use K1's next nonce, nor the stranger.
+    let (s, _, next) = ca.signed_over(&k2, &n1, "GET", "/v1/keys/K2").await;
+    assert!(refused(s) && next.is_none(), "K2 used K1's nonce: {s}");
+    let (s, _, next) = ca.signed_over(&stranger, &n1, "GET", status).await;
+    assert!(refused(s) && next.is_none());
+    // K1 spends it once; the replay is refused and earns nothing.
+    let (s, v, next) = ca.signed_over(&k1, &n1, "GET", status).await;
+    assert_eq!(s, 200, "{v}");
+    let n2 = next.expect("the next one again");
+    assert!(n2 != n1 && n2 != n);
+    let (s, v, next) = ca.signed_over(&k1, &n1, "GET", status).await;
+    assert_eq!((s, code_of(&v), next), (401, "nonce_replayed", None), "{v}");
+    // A next nonce is a nonce like any other: a key asking for many drops the oldest.
+    for _ in 0..keyward_ca::limits::NONCES_PER_KEY {
+        fresh("K1").await;
+    }
+    let (s, v, _) = ca.signed_over(&k1, &n2, "GET", status).await;
+    assert_eq!((s, code_of(&v)), (401, "nonce_invalid"), "{v}");
 }
 
 /// The hole: sending a code was unauthenticated and five wrong guesses voided the code: a

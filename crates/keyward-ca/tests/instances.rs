@@ -670,10 +670,11 @@ fn a_whole_journey_alternates_between_instances_and_survives_one_killed() {
     );
 
     // What the balancer did: before the kill, every request went to the next instance in
-    // turn, so each step's requests (its nonce and its signed request too) were spread
-    // over all three; after it, the dead one answered nothing.
+    // turn, so each step's requests were spread over all three (a signed request spends
+    // the nonce another instance's answer carried); after it, the dead one answered
+    // nothing.
     let ports: Vec<u16> = d.instances[..3].iter().map(|i| i.port).collect();
-    assert!(before_kill.len() >= 12, "{before_kill:?}");
+    assert!(before_kill.len() >= 10, "{before_kill:?}");
     for (tried, uri) in &before_kill {
         assert_eq!(tried.len(), 1, "{uri} tried {tried:?}");
     }
@@ -688,7 +689,7 @@ fn a_whole_journey_alternates_between_instances_and_survives_one_killed() {
         assert!(n >= before_kill.len() / 3 - 1, "instance {port} served {n}");
     }
     let after_kill = &d.served_settled()[before_kill.len()..];
-    assert!(after_kill.len() >= 12, "{after_kill:?}");
+    assert!(after_kill.len() >= 10, "{after_kill:?}");
     for (tried, uri) in after_kill {
         assert_ne!(
             tried.last(),

@@ -524,3 +524,119 @@ fn plain_http_is_refused_on_an_address_other_computers_reach() {
         "{err}"
     );
 }
+
+/// A key signing in `keyward-ca-client`, counting its signatures and keeping the nonce each
+/// one covered.
+struct CountingKey {
+    serial: String,
+    key: KeyPair,
+    signed_over: std::sync::Mutex<Vec<String>>,
+}
+
+impl keyward_ca_client::RequestSigner for CountingKey {
+    fn key_serial(&self) -> &str {
+        &self.serial
+    }
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+        // The signing input: the domain, then the length-prefixed purpose and nonce.
+        let rest = &input[keyward_ca_api::auth::SIGNING_DOMAIN.len()..];
+        let field = |at: usize| {
+            let len = u32::from_be_bytes(rest[at..at + 4].try_into().unwrap()) as usize;
+            (at + 4 + len, &rest[at + 4..at + 4 + len])
+        };
+        let (after_purpose, _) = field(0);
+        let (_, nonce) = field(after_purpose);
+        self.signed_over
+            .lock()
+            .unwrap()
+            .push(String::from_utf8(nonce.to_vec()).unwrap());
+        Ok(self.key.sign(input)?)
+    }
+}
+
+/// The client takes the nonce each answer carries for its next signed request instead of
+/// asking for one; when the CA no longer holds the kept one, it asks and signs again.
+#[test]
+fn the_client_signs_over_the_nonce_the_last_answer_carried() {
+    use keyward_ca_client::{CaClient, ClientConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(Server::start(Config::sandbox(dir.path().join("data"))))
+        .unwrap();
+    let client = CaClient::new(&ClientConfig::new(
+        server.base_url(),
+        Some(server.root_pem().to_owned()),
+    ))
+    .unwrap();
+    let station = client
+        .clone()
+        .with_admin(keyward_ca_api::Secret::new(server.admin_token()));
+    let key = CountingKey {
+        serial: "NN0001".into(),
+        key: p256(),
+        signed_over: Default::default(),
+    };
+    let issued = station
+        .certify(
+            &serde_json::from_value(
+                json!({"organisation": org(USCC), "csr_pem": csr(&key.key), "years": 1}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    station
+        .register_key(
+            &serde_json::from_value(register_body(&key.serial, USCC, &issued.certificate_pem))
+                .unwrap(),
+        )
+        .unwrap();
+    for _ in 0..3 {
+        client.key_status(&key).unwrap();
+    }
+    let signed: Vec<String> = key.signed_over.lock().unwrap().clone();
+    assert_eq!(signed.len(), 3, "one signature a request");
+    let unique: std::collections::BTreeSet<&String> = signed.iter().collect();
+    assert_eq!(unique.len(), 3, "each nonce once: {signed:?}");
+    // Only the first was asked for: the CA issued one nonce asked for and one carried by
+    // each answer, and holds them all (each issued nonce is a row).
+    let issued_nonces = || {
+        runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let url = format!(
+                "sqlite://{}?mode=ro",
+                dir.path().join("data").join("keyward-ca.sqlite").display()
+            );
+            let db = sqlx::AnyPool::connect(&url).await.unwrap();
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM nonces WHERE key_serial = $1")
+                .bind("NN0001")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            db.close().await;
+            sqlx::Row::get::<i64, _>(&row, "n")
+        })
+    };
+    assert_eq!(issued_nonces(), 1 + 3);
+    // The CA drops the kept nonce (a key asking for many loses the oldest): the client's
+    // first try is refused before anything runs, and it signs again over a fresh one.
+    for _ in 0..keyward_ca::limits::NONCES_PER_KEY {
+        client.nonce(&key.serial).unwrap();
+    }
+    client.key_status(&key).unwrap();
+    let signed: Vec<String> = key.signed_over.lock().unwrap().clone();
+    assert_eq!(
+        signed.len(),
+        5,
+        "the refused try and the one over a fresh nonce"
+    );
+    assert_ne!(signed[3], signed[4]);
+    // And the answer to that one is kept in turn.
+    client.key_status(&key).unwrap();
+    assert_eq!(key.signed_over.lock().unwrap().len(), 6);
+    runtime.block_on(server.shutdown());
+}

@@ -751,7 +751,8 @@ async fn rsa_keys_sign_with_pkcs1_sha256() {
 #[tokio::test]
 async fn a_nonce_is_granted_for_any_serial_and_tells_nothing() {
     let ca = TestCa::new().await;
-    ca.issue_key("K1", &p256(), 1).await;
+    let k1 = p256();
+    ca.issue_key("K1", &k1, 1).await;
     // Known or not, the answer has the same shape: a nonce is no oracle for serials.
     let (s, known) = ca.post("/v1/nonces", &json!({"key_serial": "K1"})).await;
     assert_eq!(s, StatusCode::OK);
@@ -760,14 +761,24 @@ async fn a_nonce_is_granted_for_any_serial_and_tells_nothing() {
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&known), keys(&unknown));
     // A key has a handful of unused nonces at most: asking for many drops the oldest.
+    // Signed by K1's own key, so only the nonce can be what is refused.
     let first = ca.nonce("K1").await;
+    let mut newer = Vec::new();
     for _ in 0..keyward_ca::limits::NONCES_PER_KEY {
-        ca.nonce("K1").await;
+        newer.push(ca.nonce("K1").await);
     }
     let (s, v) = ca
-        .signed_with_nonce(&p256(), &first, "/v1/keys/K1/activation/confirm", None)
+        .signed_raw(&k1, &first, "GET", "/v1/keys/K1", Vec::new(), None)
         .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, "nonce_invalid"),
+        "{v}"
+    );
+    let (s, v) = ca
+        .signed_raw(&k1, &newer[0], "GET", "/v1/keys/K1", Vec::new(), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "the oldest kept one still counts: {v}");
     let (s, v) = ca.post("/v1/nonces", &json!({"key_serial": 5})).await;
     assert_eq!(
         (s, code_of(&v)),

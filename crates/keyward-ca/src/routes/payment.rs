@@ -25,15 +25,24 @@ async fn load_payment(conn: &mut AnyConnection, id: &str) -> CaResult<PaymentReq
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| CaError::rejected(ErrorCode::PaymentNotFound, format!("no payment {id}")))?;
-    let status = crate::db::text(&row, "status")?;
+    payment_from_row(&row)
+}
+
+fn payment_from_row(row: &sqlx::any::AnyRow) -> CaResult<PaymentRequest> {
+    let status = crate::db::text(row, "status")?;
+    let id = crate::db::text(row, "id")?;
     Ok(PaymentRequest {
-        payment_id: crate::db::text(&row, "id")?,
-        business_id: crate::db::text(&row, "business_id")?,
-        amount_fen: crate::db::int(&row, "amount_fen")?,
+        pay_url: pay_url(&id),
+        payment_id: id,
+        business_id: crate::db::text(row, "business_id")?,
+        amount_fen: crate::db::int(row, "amount_fen")?,
         status: PaymentStatus::parse(&status)
             .ok_or_else(|| CaError::Corrupt(format!("payment status {status}")))?,
-        pay_url: format!("/sandbox/payments/{}", crate::db::text(&row, "id")?),
     })
+}
+
+fn pay_url(payment_id: &str) -> String {
+    format!("/sandbox/payments/{payment_id}")
 }
 
 /// `POST /v1/businesses/{id}/payment`: returns the pending payment, or opens a new one.
@@ -52,12 +61,12 @@ pub async fn create(
         );
     }
     let pending =
-        sqlx::query("SELECT id FROM payments WHERE business_id = $1 AND status = 'pending'")
+        sqlx::query("SELECT * FROM payments WHERE business_id = $1 AND status = 'pending'")
             .bind(&id)
             .fetch_optional(&mut *tx)
             .await?;
-    let pid = match pending {
-        Some(row) => crate::db::text(&row, "id")?,
+    let p = match pending {
+        Some(row) => payment_from_row(&row)?,
         None => {
             let pid = crate::db::new_id("pay")?;
             sqlx::query("INSERT INTO payments (id, business_id, amount_fen, status, created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $4)")
@@ -84,10 +93,15 @@ pub async fn create(
                 &pid,
             )
             .await?;
-            pid
+            PaymentRequest {
+                pay_url: pay_url(&pid),
+                payment_id: pid,
+                business_id: id.clone(),
+                amount_fen: b.business.fee_fen,
+                status: PaymentStatus::Pending,
+            }
         }
     };
-    let p = load_payment(&mut tx, &pid).await?;
     tx.commit().await?;
     Ok(Json(p))
 }
@@ -167,9 +181,11 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
         )
         .await?;
     }
-    let p = load_payment(&mut tx, &n.payment_id).await?;
     tx.commit().await?;
-    Ok(p)
+    Ok(PaymentRequest {
+        status: n.status,
+        ..p
+    })
 }
 
 /// `POST /v1/payments/notify`: the provider's callback, HMAC-SHA256 over the body (checked
