@@ -28,6 +28,8 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 pub struct StateParts {
     pub db: Db,
+    /// What every answer waits for: its commits on disk.
+    pub durability: crate::db::Durability,
     pub ca: CaMaterial,
     pub escrow: Arc<Keyring>,
     pub clock: Clock,
@@ -65,6 +67,10 @@ impl AppState {
     }
     pub fn db(&self) -> &Db {
         &self.0.parts.db
+    }
+    /// The barrier an answer passes before it is sent.
+    pub fn durability(&self) -> &crate::db::Durability {
+        &self.0.parts.durability
     }
     pub fn ca(&self) -> &CaMaterial {
         &self.0.parts.ca
@@ -104,6 +110,32 @@ impl AppState {
         match mode {
             Sandbox::Payments => self.0.parts.sandbox_payment_key.is_some(),
             Sandbox::Sms => self.0.parts.sandbox_sms,
+        }
+    }
+}
+
+/// Holds each answer until what its request committed is on disk ([`crate::db::Durability`]).
+/// Public routes only read, so they pass at once. A flush that fails answers `internal`: the
+/// client must not be told of a change the disk may not keep.
+async fn durable_answer(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    matched: Option<axum::extract::MatchedPath>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let public = matched.is_some_and(|m| {
+        keyward_ca_api::endpoints::Endpoint::find(req.method().as_str(), m.as_str())
+            .is_some_and(|e| e.access == keyward_ca_api::endpoints::Access::Public)
+    });
+    let response = next.run(req).await;
+    if public {
+        return response;
+    }
+    match state.durability().barrier().await {
+        Ok(()) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "the answer's commits could not be made durable");
+            CaError::rejected(ErrorCode::Internal, "internal error").into_response()
         }
     }
 }
@@ -274,6 +306,11 @@ pub fn router(state: AppState) -> Result<Router, CaError> {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::enforce,
+        ))
+        // Outside it: what the request committed is on disk before its answer leaves.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            durable_answer,
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

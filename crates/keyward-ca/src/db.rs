@@ -24,17 +24,122 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 pub type Db = AnyPool;
 
-/// Opens (creating if needed) the database and applies pending migrations.
+/// Opens (creating if needed) the database and applies pending migrations. On SQLite each
+/// commit is flushed to disk before it returns (`synchronous=FULL`): for the commands that
+/// write and exit.
 pub async fn connect(url: Option<&str>, data_dir: &Path) -> CaResult<Db> {
+    open(url, data_dir, false).await
+}
+
+/// The database as a serving instance opens it, with the [`Durability`] barrier every
+/// answer passes. On SQLite a commit is written to the write-ahead log without waiting for
+/// the disk (`synchronous=NORMAL`: never corrupt, and nothing is lost when the process
+/// dies), and the barrier flushes the log before an answer leaves, one flush for every
+/// answer waiting at the time: the disk's flush is paid once per batch of requests, not
+/// once per commit, and nothing a client was told is lost when the machine loses power.
+/// PostgreSQL makes its own commits durable (its barrier does nothing).
+pub async fn connect_serving(url: Option<&str>, data_dir: &Path) -> CaResult<(Db, Durability)> {
+    let db = open(url, data_dir, true).await?;
+    let durability = match url {
+        None => Durability::sqlite(data_dir.join(SQLITE_FILE)),
+        Some(u) => match sqlite_file(u) {
+            Some(file) => Durability::sqlite(file),
+            None => Durability::default(),
+        },
+    };
+    Ok((db, durability))
+}
+
+const SQLITE_FILE: &str = "keyward-ca.sqlite";
+
+/// The file of a `sqlite:` URL; `None` for another engine or an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes every commit so far durable before an answer is sent (see [`connect_serving`]):
+/// [`Durability::barrier`] after the handler, for every route that may have written.
+#[derive(Debug, Clone, Default)]
+pub struct Durability(Option<std::sync::Arc<WalFlush>>);
+
+#[derive(Debug)]
+struct WalFlush {
+    /// The write-ahead log file (`<database>-wal`).
+    wal: std::path::PathBuf,
+    /// Tickets handed to answers waiting, in order.
+    tickets: std::sync::atomic::AtomicU64,
+    /// The last ticket a completed flush covers; held while a flush runs.
+    flushed: tokio::sync::Mutex<u64>,
+    /// Flushes done, for the log and the tests.
+    flushes: std::sync::atomic::AtomicU64,
+}
+
+impl Durability {
+    fn sqlite(database: std::path::PathBuf) -> Self {
+        let mut wal = database.into_os_string();
+        wal.push("-wal");
+        Durability(Some(std::sync::Arc::new(WalFlush {
+            wal: wal.into(),
+            tickets: std::sync::atomic::AtomicU64::new(0),
+            flushed: tokio::sync::Mutex::new(0),
+            flushes: std::sync::atomic::AtomicU64::new(0),
+        })))
+    }
+
+    /// Flushes done so far (none without a log to flush).
+    pub fn flushes(&self) -> u64 {
+        self.0
+            .as_ref()
+            .map_or(0, |w| w.flushes.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Returns once everything committed before the call is on disk. A flush that starts
+    /// after this call took its ticket covers it; while one runs, the answers arriving meet
+    /// at the lock and the next flush covers all of them.
+    pub async fn barrier(&self) -> CaResult<()> {
+        use std::sync::atomic::Ordering;
+        let Some(w) = &self.0 else {
+            return Ok(());
+        };
+        let ticket = w.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut flushed = w.flushed.lock().await;
+        if *flushed >= ticket {
+            return Ok(());
+        }
+        let covers = w.tickets.load(Ordering::SeqCst);
+        let wal = w.wal.clone();
+        tokio::task::spawn_blocking(move || flush(&wal))
+            .await
+            .map_err(|e| CaError::Config(format!("the log flush did not finish: {e}")))??;
+        w.flushes.fetch_add(1, Ordering::Relaxed);
+        *flushed = covers;
+        Ok(())
+    }
+}
+
+/// Flushes the write-ahead log to disk. No log file: everything is in the database file,
+/// which SQLite flushed when it moved the log there (a checkpoint flushes both).
+fn flush(wal: &Path) -> CaResult<()> {
+    match std::fs::File::open(wal) {
+        Ok(f) => f
+            .sync_data()
+            .map_err(|e| CaError::Config(format!("flushing {}: {e}", wal.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CaError::Config(format!("opening {}: {e}", wal.display()))),
+    }
+}
+
+async fn open(url: Option<&str>, data_dir: &Path, serving: bool) -> CaResult<Db> {
     install_default_drivers();
     let default_url;
     let url = match url {
         Some(u) => u,
         None => {
-            default_url = format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("keyward-ca.sqlite").display()
-            );
+            default_url = format!("sqlite://{}?mode=rwc", data_dir.join(SQLITE_FILE).display());
             &default_url
         }
     };
@@ -44,17 +149,26 @@ pub async fn connect(url: Option<&str>, data_dir: &Path) -> CaResult<Db> {
     // `SQLITE_BUSY` on lock upgrade. PostgreSQL gets a real pool.
     let options = if sqlite {
         // Per-connection settings, for every connection the pool ever opens.
-        options.max_connections(1).after_connect(|conn, _meta| {
-            Box::pin(async move {
-                sqlx::query("PRAGMA foreign_keys=ON")
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("PRAGMA busy_timeout=5000")
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
+        options
+            .max_connections(1)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA foreign_keys=ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    // Serving, the durability barrier flushes the log before answers leave.
+                    let sync = if serving {
+                        "PRAGMA synchronous=NORMAL"
+                    } else {
+                        "PRAGMA synchronous=FULL"
+                    };
+                    sqlx::query(sync).execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
             })
-        })
     } else {
         options.max_connections(postgres_pool_size())
     };
@@ -198,6 +312,69 @@ pub fn instant(unix: i64) -> CaResult<time::OffsetDateTime> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        use std::path::PathBuf;
+        assert_eq!(
+            super::sqlite_file("sqlite:///srv/ca/db.sqlite?mode=rwc"),
+            Some(PathBuf::from("/srv/ca/db.sqlite"))
+        );
+        assert_eq!(
+            super::sqlite_file("sqlite:ca.sqlite"),
+            Some(PathBuf::from("ca.sqlite"))
+        );
+        assert_eq!(super::sqlite_file("sqlite::memory:"), None);
+        assert_eq!(super::sqlite_file("postgres://ca@db/ca"), None);
+    }
+
+    /// The barrier: answers waiting together share a flush, and none returns before a
+    /// flush that began after it was called. Serving, SQLite is in `synchronous=NORMAL`
+    /// (the barrier's flush is what makes a commit durable), and the commands in FULL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_waiting_together_share_one_flush_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, durability) = super::connect_serving(None, dir.path()).await.unwrap();
+        let sync = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(super::int(&sync, "synchronous").unwrap(), 1, "NORMAL");
+        sqlx::query("INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) VALUES ('n', 'K', 1, NULL, 1)")
+            .execute(&db)
+            .await
+            .unwrap();
+        durability.barrier().await.unwrap();
+        assert_eq!(durability.flushes(), 1, "a barrier alone flushes once");
+        let before = durability.flushes();
+        let waiting: Vec<_> = (0..64)
+            .map(|_| {
+                let d = durability.clone();
+                tokio::spawn(async move { d.barrier().await })
+            })
+            .collect();
+        for w in waiting {
+            w.await.unwrap().unwrap();
+        }
+        let shared = durability.flushes() - before;
+        assert!(
+            (1..64).contains(&shared),
+            "64 answers at once took {shared} flushes"
+        );
+        // One more afterwards is not covered by the flushes before it.
+        let n = durability.flushes();
+        durability.barrier().await.unwrap();
+        assert_eq!(durability.flushes(), n + 1);
+        db.close().await;
+        let db = super::connect(None, dir.path()).await.unwrap();
+        let sync = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(super::int(&sync, "synchronous").unwrap(), 2, "FULL");
+        // PostgreSQL's commits are durable on their own: no barrier to pay.
+        assert_eq!(super::Durability::default().flushes(), 0);
+    }
+
     #[test]
     fn every_migration_file_is_listed_in_order() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");

@@ -49,7 +49,8 @@ impl App {
                 )));
             }
         }
-        let db = crate::db::connect(config.database_url.as_deref(), &config.data_dir).await?;
+        let (db, durability) =
+            crate::db::connect_serving(config.database_url.as_deref(), &config.data_dir).await?;
         let ca = if generate {
             CaMaterial::load_or_create(secrets, &config.clock, config.issuing_ca_years)?
         } else {
@@ -105,6 +106,7 @@ impl App {
         }
         let state = AppState::new(StateParts {
             db,
+            durability,
             ca,
             escrow: keyring,
             clock: config.clock.clone(),

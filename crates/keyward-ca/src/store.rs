@@ -781,7 +781,8 @@ pub async fn new_nonce(
     key_serial: &str,
     now: i64,
 ) -> CaResult<(String, i64)> {
-    let issued = insert_nonce(&mut *conn, key_serial, now).await?;
+    let (nonce, expires) = fresh_nonce(now)?;
+    insert_nonce(&mut *conn, key_serial, (&nonce, expires), now).await?;
     // (Nonces long expired are swept by the instance's heartbeat, not here: see
     // `limits::sweep`.)
     sqlx::query(
@@ -791,55 +792,85 @@ pub async fn new_nonce(
     .bind(crate::limits::NONCES_PER_KEY)
     .execute(conn)
     .await?;
-    Ok(issued)
+    Ok((nonce, expires))
+}
+
+/// A new nonce and when it expires. Time first (16 hex digits of nanoseconds), so "the
+/// oldest" is exact within a second too; then 24 random bytes, which are what makes it
+/// unguessable.
+fn fresh_nonce(now: i64) -> CaResult<(String, i64)> {
+    let nanos = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(0);
+    let nonce = format!("{nanos:016x}{}", crate::crypto::random_hex(24)?);
+    Ok((nonce, now + NONCE_TTL_SECONDS))
 }
 
 async fn insert_nonce(
     conn: &mut AnyConnection,
     key_serial: &str,
+    (nonce, expires): (&str, i64),
     now: i64,
-) -> CaResult<(String, i64)> {
-    // Time first (16 hex digits of nanoseconds), so "the oldest" is exact within a second
-    // too; then 24 random bytes, which are what makes it unguessable.
-    let nanos = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(0);
-    let nonce = format!("{nanos:016x}{}", crate::crypto::random_hex(24)?);
-    let expires = now + NONCE_TTL_SECONDS;
+) -> CaResult<()> {
     sqlx::query("INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) VALUES ($1, $2, $3, NULL, $4)")
-        .bind(&nonce)
+        .bind(nonce)
         .bind(key_serial)
         .bind(expires)
         .bind(now)
         .execute(conn)
         .await?;
-    Ok((nonce, expires))
+    Ok(())
 }
 
-/// Spends a nonce for a key and issues the next one for the same key, in one transaction
+/// Spends a nonce for a key and issues the next one for the same key, atomically and
 /// committed before any handler runs: a request the handler refuses has still used its
-/// nonce, and the next nonce costs no commit of its own. Returns the next nonce.
+/// nonce, and the next nonce costs no commit of its own. One spent, one issued: the key's
+/// unused nonces are no more than before, so there is nothing to drop. Returns the next
+/// nonce.
 pub async fn spend_nonce(state: &AppState, key_serial: &str, nonce: &str) -> CaResult<String> {
+    use sqlx::Connection;
     let now = state.now();
-    let mut tx = state.db().begin().await?;
-    let done = sqlx::query(
-        "UPDATE nonces SET used_at = $1 WHERE nonce = $2 AND key_serial = $3 AND used_at IS NULL AND expires_at > $1",
-    )
-    .bind(now)
-    .bind(nonce)
-    .bind(key_serial)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 1 {
-        // One spent, one issued: the key's unused nonces are no more than before, so
-        // there is nothing to drop.
-        let (next, _) = insert_nonce(&mut tx, key_serial, now).await?;
-        tx.commit().await?;
+    let (next, expires) = fresh_nonce(now)?;
+    let mut conn = state.db().acquire().await?;
+    let spent = if db::is_postgres(&conn) {
+        // One statement, so one round trip, where the engine allows a change in a `WITH`.
+        sqlx::query(
+            "WITH spent AS (UPDATE nonces SET used_at = $1 WHERE nonce = $2 AND key_serial = $3 AND used_at IS NULL AND expires_at > $1 RETURNING key_serial) \
+             INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) SELECT $4, key_serial, $5, NULL, $1 FROM spent",
+        )
+        .bind(now)
+        .bind(nonce)
+        .bind(key_serial)
+        .bind(&next)
+        .bind(expires)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1
+    } else {
+        let mut tx = conn.begin().await?;
+        let done = sqlx::query(
+            "UPDATE nonces SET used_at = $1 WHERE nonce = $2 AND key_serial = $3 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(nonce)
+        .bind(key_serial)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            insert_nonce(&mut tx, key_serial, (&next, expires), now).await?;
+            tx.commit().await?;
+            true
+        } else {
+            false
+        }
+    };
+    if spent {
         return Ok(next);
     }
     // Refused, and nothing written: which way, for the client's message only.
     let row = sqlx::query("SELECT used_at FROM nonces WHERE nonce = $1 AND key_serial = $2")
         .bind(nonce)
         .bind(key_serial)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
     match row {
         Some(r) if opt_int(&r, "used_at")?.is_some() => reject(
