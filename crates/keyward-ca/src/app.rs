@@ -115,20 +115,22 @@ impl AppState {
 }
 
 /// Holds each answer until what its request committed is on disk ([`crate::db::Durability`]).
-/// Public routes only read, so they pass at once. A flush that fails answers `internal`: the
-/// client must not be told of a change the disk may not keep.
+/// The public reads (GET) write nothing, so they pass at once; a public POST (a nonce)
+/// writes and waits like the rest. A flush that fails answers `internal`: the client must
+/// not be told of a change the disk may not keep.
 async fn durable_answer(
     axum::extract::State(state): axum::extract::State<AppState>,
     matched: Option<axum::extract::MatchedPath>,
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let public = matched.is_some_and(|m| {
-        keyward_ca_api::endpoints::Endpoint::find(req.method().as_str(), m.as_str())
-            .is_some_and(|e| e.access == keyward_ca_api::endpoints::Access::Public)
-    });
+    let public_read = req.method() == Method::GET
+        && matched.is_some_and(|m| {
+            keyward_ca_api::endpoints::Endpoint::find("GET", m.as_str())
+                .is_some_and(|e| e.access == keyward_ca_api::endpoints::Access::Public)
+        });
     let response = next.run(req).await;
-    if public {
+    if public_read {
         return response;
     }
     match state.durability().barrier().await {

@@ -912,3 +912,39 @@ async fn the_seal_form_is_a_public_download_the_ca_may_replace() {
         "public"
     );
 }
+
+/// No answer to a request that may have written leaves before the log is flushed: a
+/// nonce, a signed request (its spend) and a refused one each pass a flush, and the public
+/// reads do not wait for one.
+#[tokio::test]
+async fn answers_that_may_have_written_wait_for_the_flush_of_the_log() {
+    let ca = TestCa::new().await;
+    let k1 = p256();
+    ca.issue_key("K1", &k1, 1).await;
+    let flushes = || ca.app.state.durability().flushes();
+    let n = flushes();
+    let (s, _) = ca.get("/v1/keys/K1/standing").await;
+    assert_eq!(s, StatusCode::OK);
+    ca.get("/healthz").await;
+    assert_eq!(flushes(), n, "public reads wait for nothing");
+    let nonce = ca.nonce("K1").await;
+    assert_eq!(flushes(), n + 1, "a nonce is written before it is given");
+    let (s, v) = ca
+        .signed_raw(&k1, &nonce, "GET", "/v1/keys/K1", Vec::new(), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        flushes(),
+        n + 2,
+        "a spent nonce is on disk before the answer"
+    );
+    let (s, _) = ca
+        .signed_raw(&k1, &nonce, "GET", "/v1/keys/K1", Vec::new(), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        flushes(),
+        n + 3,
+        "refusals wait too: a refusal may have counted"
+    );
+}
