@@ -281,8 +281,13 @@ fn run(
         Ok(())
     })?;
 
-    // Into the renewal window: 30 days before the one-year certificates expire.
+    // Into the renewal window: 30 days before the one-year certificates expire. An operator
+    // renews from a later session of the desktop, a client of its own: what the activation's
+    // client kept (its next nonces) is not carried across the year.
     server.clock().advance(time::Duration::days(335));
+    let workers: Vec<Vec<CaClient>> = (0..clients)
+        .map(|_| servers.iter().map(connect).collect::<Result<_, _>>())
+        .collect::<Result<_, _>>()?;
     let mut renewals = Vec::with_capacity(keys);
     for (k, _, org) in &orders {
         let new_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;

@@ -43,6 +43,9 @@ pub enum Caller {
     Key {
         key: Box<KeyRow>,
         cert: Box<CertRow>,
+        /// On a renewal's route for the new key: that renewal, as read to find the
+        /// certificate the signature was checked against.
+        renewal: Option<Box<BusinessRow>>,
     },
     /// The caller may act on the business in the path.
     Business {
@@ -59,8 +62,20 @@ impl Caller {
     /// The signing key, on a key route.
     pub fn key(&self) -> CaResult<(&KeyRow, &CertRow)> {
         match self {
-            Caller::Key { key, cert } => Ok((key, cert)),
+            Caller::Key { key, cert, .. } => Ok((key, cert)),
             _ => Err(CaError::Config("a key route without a key caller".into())),
+        }
+    }
+
+    /// The renewal, on a renewal's route signed by the new key.
+    pub fn renewal(&self) -> CaResult<&BusinessRow> {
+        match self {
+            Caller::Key {
+                renewal: Some(b), ..
+            } => Ok(b),
+            _ => Err(CaError::Config(
+                "a renewal route without its renewal".into(),
+            )),
         }
     }
 
@@ -238,6 +253,7 @@ async fn check(
                 (Some(key), Some(cert)) => Caller::Key {
                     key: Box::new(key),
                     cert: Box::new(cert),
+                    renewal: None,
                 },
                 _ => return Err(bad_signature()),
             }
@@ -248,13 +264,14 @@ async fn check(
             let new = renewed_certificate(state, &serial, &id).await?;
             next = Some(
                 signed
-                    .verify(state, &serial, new.as_ref().map(|(_, c)| &c.parsed.key))
+                    .verify(state, &serial, new.as_ref().map(|(_, c, _)| &c.parsed.key))
                     .await?,
             );
             match new {
-                Some((key, cert)) => Caller::Key {
+                Some((key, cert, renewal)) => Caller::Key {
                     key: Box::new(key),
                     cert: Box::new(cert),
+                    renewal: Some(Box::new(renewal)),
                 },
                 None => return Err(bad_signature()),
             }
@@ -361,12 +378,13 @@ async fn key_and_current(
     )
 }
 
-/// The certificate renewal `id` of key `serial` issued for the new pair.
+/// The certificate renewal `id` of key `serial` issued for the new pair, with the key and
+/// the renewal.
 async fn renewed_certificate(
     state: &AppState,
     serial: &str,
     id: &str,
-) -> CaResult<Option<(KeyRow, CertRow)>> {
+) -> CaResult<Option<(KeyRow, CertRow, BusinessRow)>> {
     let mut conn = state.db().acquire().await?;
     let key = match store::load_key(&mut conn, serial).await {
         Ok(k) => k,
@@ -380,7 +398,7 @@ async fn renewed_certificate(
         return Ok(None);
     };
     let cert = store::load_cert(&mut conn, new_serial).await?;
-    Ok(Some((key, cert)))
+    Ok(Some((key, cert, b)))
 }
 
 /// The parts of a request a key signature covers.

@@ -131,13 +131,27 @@ pub async fn transition(
     now: i64,
     note: &str,
 ) -> CaResult<()> {
+    transition_with_details(conn, business_id, from, to, now, note, None).await
+}
+
+/// [`transition`], setting the business's details JSON in the same statement.
+pub async fn transition_with_details(
+    conn: &mut AnyConnection,
+    business_id: &str,
+    from: BusinessState,
+    to: BusinessState,
+    now: i64,
+    note: &str,
+    details: Option<&serde_json::Value>,
+) -> CaResult<()> {
     let done = sqlx::query(
-        "UPDATE businesses SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
+        "UPDATE businesses SET state = $1, updated_at = $2, details = COALESCE($5, details) WHERE id = $3 AND state = $4",
     )
     .bind(to.as_str())
     .bind(now)
     .bind(business_id)
     .bind(from.as_str())
+    .bind(details.map(|d| d.to_string()))
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {

@@ -207,14 +207,14 @@ pub async fn certificate(
         .await?;
     let mut details = b.details.clone();
     details["new_certificate"] = serde_json::Value::String(issued.serial.clone());
-    store::set_details(&mut tx, &id, &details).await?;
-    store::transition(
+    store::transition_with_details(
         &mut tx,
         &id,
         BusinessState::Paid,
         BusinessState::CertificateIssued,
         now,
         "新证书已签发，等待安装",
+        Some(&details),
     )
     .await?;
     store::audit(
@@ -248,24 +248,22 @@ pub async fn installed(
     let (key, new) = caller.key()?;
     let serial = key.key_serial.clone();
     let new = new.clone();
-    let b = {
-        let mut conn = state.db().acquire().await?;
-        store::business_of_key(&mut conn, &serial, &id, BusinessKind::Renewal).await?
-    };
+    // The renewal as the signature check read it (the business of this key named in the
+    // path); the transition below is what decides, in the transaction.
+    let b = caller.renewal()?;
     if b.business.state == BusinessState::Completed {
         // A repeated confirmation: the seal business a first one opened has its secret
         // with that first answer (or a fresh one for the key that asks).
         return Ok(Json(RenewalInstalled {
-            business: b.business,
+            business: b.business.clone(),
             seal: None,
         }));
     }
     let now = state.now();
     let mut tx = state.db().begin().await?;
-    let key = store::load_key(&mut tx, &serial).await?;
-    sqlx::query("UPDATE key_certificates SET role = 'superseded' WHERE key_serial = $1 AND cert_serial = $2")
+    // The certificate current in the transaction, whichever it is by now.
+    sqlx::query("UPDATE key_certificates SET role = 'superseded' WHERE key_serial = $1 AND cert_serial = (SELECT current_cert FROM keys WHERE key_serial = $1)")
         .bind(&serial)
-        .bind(&key.current_cert)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
