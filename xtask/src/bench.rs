@@ -486,35 +486,43 @@ fn report(
          desktop has), with software P-256 keys. One operation: `issue` = certify a CSR and \
          register the key (the issuing station); `activate` = redeem the SMS code and confirm \
          with a signature; `renew` = apply (signed), pay in the sandbox, submit the new CSR \
-         (issuance, signed), confirm installed (signed): eight requests with the nonces; \
-         `progress` = one progress query. PostgreSQL runs on a throw-away cluster with fsync \
-         off, on the same two cores; SQLite in WAL mode with its default (full) \
-         synchronisation. \"3 instances\" are three instances of the service on one database \
-         and one secrets directory, in the same process and on the same two cores, each \
-         operation sent to the next instance in turn. The request-rate limits are set for the \
-         bench to the loopback figures (`RateLimit::LOOPBACK_TESTS`): every client is one \
-         loopback address, and no rule rests on those limits; the daily caps, cool-downs and \
-         single-use rules are the service's own. Targets: issuance ≥ 500/s on SQLite; renewal \
-         ≥ 400/s with p99 under 100 ms on PostgreSQL at 32 clients; the other issuing rows \
-         keep the brief's \"hundreds a second\" (≥ 200/s).\n\n\
+         (issuance, signed), confirm installed (signed): six requests, one nonce asked for and \
+         the others carried by the answers, from clients other than the activation's (a later \
+         session of the desktop); `progress` = one progress query. PostgreSQL runs on a \
+         throw-away cluster with fsync off, on the same two cores, reached over its Unix \
+         socket as a database on the CA's own machine is; SQLite in WAL mode, every answer \
+         held until the log is flushed to disk (one flush for the answers waiting together). \
+         \"3 instances\" are three instances of the service on one database and one secrets \
+         directory, in the same process and on the same two cores, each operation sent to the \
+         next instance in turn. The request-rate limits are set for the bench to the loopback \
+         figures (`RateLimit::LOOPBACK_TESTS`): every client is one loopback address, and no \
+         rule rests on those limits; the daily caps, cool-downs and single-use rules are the \
+         service's own. Targets: issuance ≥ 500/s on SQLite; renewal ≥ 400/s with p99 under \
+         100 ms on PostgreSQL at 32 clients; the other issuing rows keep the brief's \
+         \"hundreds a second\" (≥ 200/s).\n\n\
          Where the time goes: whole-machine samples (`perf`, `cargo xtask bench --flamegraph`) \
          during the renewal phase on PostgreSQL, rendered with inferno: \
          [before](benchmarks/ca-renew-postgresql-before.svg) the sweep of expired nonces moved \
          out of the request path, and [as the code is now](benchmarks/ca-renew-postgresql.svg). \
-         Before, of the samples in the bench process and PostgreSQL, 50% were PostgreSQL's \
-         backends, 36% the CA's runtime and 14% the clients and their I/O threads; no TLS \
-         handshake was sampled (connections are reused). PostgreSQL's share was mostly \
-         sequential scans: issuing a nonce deleted the expired ones by a column without an \
-         index, so each of the 5,000 nonces of the run read the whole table (5.6 million rows \
-         read in all, `pg_stat_user_tables`), and each recorded address event did the same. \
-         The heartbeat now sweeps both tables every few seconds, by an index: PostgreSQL's \
-         scans fell from 16% to 8% of its samples. Now PostgreSQL has 48% of the samples, the \
-         CA 38%, the clients 14%; about a third of PostgreSQL's is socket reads and writes, \
-         one round trip per statement (a signed request is its nonce's transaction, then the \
-         handler's), and the CA's share is spread thin over \
-         HTTP, JSON, sqlx and the three signature checks. Fewer statements per request \
-         (one transaction for the nonce and the handler, statements batched) is what is left \
-         to reach the PostgreSQL target; it is not done.\n\n\
+         First, issuing a nonce deleted the expired ones by a column without an index (5.6 \
+         million rows read for 5,000 nonces, `pg_stat_user_tables`); the heartbeat now sweeps \
+         by an index. Then the cost was round trips: a renewal was eight requests and about 76 \
+         SQL statements (`log_statement=all`), and each statement wakes a PostgreSQL backend \
+         and then the runtime again, which on two shared cores costs more than the statement \
+         itself (a quarter of the CA's samples were system calls, mostly socket sends and \
+         wake-ups). The next nonce now rides on each signed answer, issued in the statement \
+         that spends the old one; a business is read with its timeline in one statement, a key \
+         with its certificate in one, and nothing just written is read back: six requests and \
+         about 57 statements, ten of them the handlers' BEGIN and COMMIT; PostgreSQL's share of \
+         the samples fell from about half to 40% (the CA's runtime 45%, the clients 15%). Four \
+         connections \
+         (two per core) renew faster than eight on two cores. On SQLite the cost was the disk: \
+         every commit waited for its flush (about a millisecond here) on the one connection \
+         all requests share; the commits now return at once and the answers wait together for \
+         one flush, as durable as before for whatever a client is told. What is left on \
+         PostgreSQL is the statements themselves, one round trip each: fewer would take SQL \
+         written for PostgreSQL alone (a business's change, its event and its audit line in \
+         one statement).\n\n\
          | operation | database | clients | ops | ops/s | p50 | p99 | target | result |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
