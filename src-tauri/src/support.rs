@@ -37,10 +37,10 @@ impl Desktop {
             .map_or_else(|| self.journal_dir.clone(), PathBuf::from)
     }
 
-    fn doctor(&self) -> DoctorReport {
+    fn doctor(&self, with_ca: bool) -> DoctorReport {
         let mut options = DoctorOptions::new(self.lang());
         options.probe = ProbeRunner::this_executable();
-        options.ca = self.support_ca();
+        options.ca = if with_ca { self.support_ca() } else { None };
         keyward_flows::doctor::check(&self.keys, &options)
     }
 }
@@ -60,13 +60,17 @@ pub(crate) async fn ca_profile(
 }
 
 /// 环境检测: which key is plugged in and what is missing, the verdict in one sentence.
+/// `with_ca` false leaves the CA out (Home's empty state, re-checked every few seconds while
+/// no key is in: only the computer's side can change what it says there).
 #[tauri::command]
 pub(crate) async fn doctor_report<R: tauri::Runtime>(
     app: tauri::AppHandle<R>,
+    with_ca: Option<bool>,
 ) -> Result<DoctorReport, CommandError> {
     let lang = app.state::<Desktop>().lang();
     let handle = app.clone();
-    tauri::async_runtime::spawn_blocking(move || handle.state::<Desktop>().doctor())
+    let with_ca = with_ca.unwrap_or(true);
+    tauri::async_runtime::spawn_blocking(move || handle.state::<Desktop>().doctor(with_ca))
         .await
         .map_err(|e| CommandError::internal(e, lang))
 }
@@ -154,7 +158,7 @@ pub(crate) async fn support_bundle<R: tauri::Runtime>(
             )
         };
         std::fs::create_dir_all(&folder).map_err(failed)?;
-        let report = desktop.doctor();
+        let report = desktop.doctor(true);
         let journal = keyward_flows::Journal::new(&desktop.journal_dir);
         let input = BundleInput {
             keys: &desktop.keys,

@@ -726,6 +726,7 @@ export interface BundleWritten {
 /** The CA's contacts: fetched now, or the copy kept from the last fetch; null when neither. */
 export const caProfile = () => call<Contacts | null>('ca_profile')
 /** 环境检测: the verdict in one sentence and every finding. */
-export const doctorReport = () => call<DoctorReport>('doctor_report')
+/** 环境检测. `withCa` false leaves the CA out (the empty state's re-checks). */
+export const doctorReport = (withCa = true) => call<DoctorReport>('doctor_report', { withCa })
 /** 生成诊断包: written into the Downloads folder; where it is comes back. */
 export const supportBundle = () => call<BundleWritten>('support_bundle')

@@ -262,9 +262,13 @@ describe('环境检测', () => {
 
 describe('Home with no driver at all', () => {
   it('is the empty state with 环境检测’s verdict, not a bare error', async () => {
-    mockIPC((cmd) => {
+    const asked: unknown[] = []
+    mockIPC((cmd, args) => {
       if (cmd === 'token_list') throw { code: 'no_module', message: '没有找到 USB Key 驱动。' }
-      if (cmd === 'doctor_report') return report()
+      if (cmd === 'doctor_report') {
+        asked.push(args)
+        return report()
+      }
       if (cmd === 'ca_profile') return contacts(false)
     }, { shouldMockEvents: true })
     const w = mount(HomeView, { global: { plugins: [await testRouter()] } })
@@ -274,6 +278,9 @@ describe('Home with no driver at all', () => {
     expect(w.find('[data-testid=empty-state]').exists()).toBe(true)
     expect(w.find('[data-testid=empty-verdict]').text()).toContain('龙脉 mToken GM3000（055c:e618）')
     expect(w.find('[data-testid=support-stale]').exists()).toBe(true)
+    // Re-checked while no key is in, the computer's side only: the CA is not asked.
+    expect(asked.length).toBeGreaterThan(0)
+    expect(asked.every((a) => (a as { withCa?: boolean }).withCa === false)).toBe(true)
     w.unmount()
   })
 })
