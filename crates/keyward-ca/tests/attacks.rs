@@ -118,13 +118,27 @@ impl Ca {
             .post("/v1/nonces", &json!({"key_serial": serial}))
             .await;
         let nonce = n["nonce"].as_str().unwrap().to_owned();
+        let (status, value, _) = self.signed_over(key, &nonce, method, path, body).await;
+        (status, value)
+    }
+
+    /// A request signed by `key` over `nonce` as given: the status, the answer, and the next
+    /// nonce the answer carried, if any.
+    async fn signed_over(
+        &self,
+        key: &KeyPair,
+        nonce: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value, Option<String>) {
         let bytes = body
             .map(|b| serde_json::to_vec(b).unwrap())
             .unwrap_or_default();
         let sig = key
             .sign(&signing_input(
                 &request_purpose(method, path),
-                &nonce,
+                nonce,
                 &body_sha256(&bytes),
             ))
             .unwrap();
@@ -139,36 +153,7 @@ impl Ca {
         if body.is_some() {
             req = req.header("content-type", "application/json").body(bytes);
         }
-        self.send(req).await
-    }
-
-    /// A request signed by `key` over `nonce` as given: the status, the answer, and the next
-    /// nonce the answer carried, if any.
-    async fn signed_over(
-        &self,
-        key: &KeyPair,
-        nonce: &str,
-        method: &str,
-        path: &str,
-    ) -> (u16, Value, Option<String>) {
-        let sig = key
-            .sign(&signing_input(
-                &request_purpose(method, path),
-                nonce,
-                &body_sha256(b""),
-            ))
-            .unwrap();
-        let r = self
-            .client
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                self.url(path),
-            )
-            .header(NONCE_HEADER, nonce)
-            .header(SIGNATURE_HEADER, hex::encode(sig))
-            .send()
-            .await
-            .unwrap();
+        let r = req.send().await.unwrap();
         let next = r
             .headers()
             .get(NEXT_NONCE_HEADER)
@@ -700,33 +685,33 @@ async fn the_next_nonce_is_earned_by_the_keys_signature_and_is_the_keys_alone() 
         .unwrap();
     assert!(r.headers().get(NEXT_NONCE_HEADER).is_none());
     let n = fresh("K1").await;
-    let (s, _, next) = ca.signed_over(&stranger, &n, "GET", status).await;
+    let (s, _, next) = ca.signed_over(&stranger, &n, "GET", status, None).await;
     assert!(
         refused(s) && next.is_none(),
         "a bad signature earned {next:?}"
     );
     // The stranger's try left the nonce unspent: the key still signs over it, and earns one.
-    let (s, v, next) = ca.signed_over(&k1, &n, "GET", status).await;
+    let (s, v, next) = ca.signed_over(&k1, &n, "GET", status, None).await;
     assert_eq!(s, 200, "{v}");
     let n1 = next.expect("an accepted signature earns the next nonce");
     assert_ne!(n1, n);
     // Another key cannot use K1's next nonce, nor the stranger.
-    let (s, _, next) = ca.signed_over(&k2, &n1, "GET", "/v1/keys/K2").await;
+    let (s, _, next) = ca.signed_over(&k2, &n1, "GET", "/v1/keys/K2", None).await;
     assert!(refused(s) && next.is_none(), "K2 used K1's nonce: {s}");
-    let (s, _, next) = ca.signed_over(&stranger, &n1, "GET", status).await;
+    let (s, _, next) = ca.signed_over(&stranger, &n1, "GET", status, None).await;
     assert!(refused(s) && next.is_none());
     // K1 spends it once; the replay is refused and earns nothing.
-    let (s, v, next) = ca.signed_over(&k1, &n1, "GET", status).await;
+    let (s, v, next) = ca.signed_over(&k1, &n1, "GET", status, None).await;
     assert_eq!(s, 200, "{v}");
     let n2 = next.expect("the next one again");
     assert!(n2 != n1 && n2 != n);
-    let (s, v, next) = ca.signed_over(&k1, &n1, "GET", status).await;
+    let (s, v, next) = ca.signed_over(&k1, &n1, "GET", status, None).await;
     assert_eq!((s, code_of(&v), next), (401, "nonce_replayed", None), "{v}");
     // A next nonce is a nonce like any other: a key asking for many drops the oldest.
     for _ in 0..keyward_ca::limits::NONCES_PER_KEY {
         fresh("K1").await;
     }
-    let (s, v, _) = ca.signed_over(&k1, &n2, "GET", status).await;
+    let (s, v, _) = ca.signed_over(&k1, &n2, "GET", status, None).await;
     assert_eq!((s, code_of(&v)), (401, "nonce_invalid"), "{v}");
 }
 
