@@ -13,7 +13,8 @@
 //
 // Environment: KEYWARD_BENCH_WEBDRIVER (driver URL), KEYWARD_BENCH_APPS (JSON list of
 // {name, binary, ready: "text" | "keys", title}), KEYWARD_BENCH_RUNS, KEYWARD_BENCH_DISPLAY,
-// KEYWARD_BENCH_OUT (the JSON written).
+// KEYWARD_BENCH_OUT (the JSON written); KEYWARD_BENCH_DUMP (optional, a folder for each
+// process's smaps and thread names and the page's timeline, to look into the difference).
 
 import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
@@ -29,6 +30,9 @@ const RUNS = Number(env('KEYWARD_BENCH_RUNS'))
 const DISPLAY = env('KEYWARD_BENCH_DISPLAY')
 const OUT = env('KEYWARD_BENCH_OUT')
 const SETTLE_MS = 2000
+// When set, each run leaves in this folder what a look into the difference needs: every
+// process's smaps and thread names, and the page's timeline (navigation and resources).
+const DUMP = process.env.KEYWARD_BENCH_DUMP
 
 async function wd(method, path, body) {
   const res = await fetch(`${WD}${path}`, {
@@ -106,6 +110,34 @@ function memory(binary) {
   return { pss_kb: parts.reduce((n, p) => n + p.pss_kb, 0), parts }
 }
 
+let dumped = 0
+async function dump(app, t0) {
+  const all = processes()
+  const root = all.find((p) => p.exe === app.binary)
+  const tree = [root]
+  for (let i = 0; i < tree.length; i++) tree.push(...all.filter((p) => p.ppid === tree[i].pid))
+  const n = dumped++
+  for (const p of tree) {
+    const what = p === root ? 'app' : p.exe.split('/').pop()
+    const base = `${DUMP}/${n}-${app.name}-${what}`
+    writeFileSync(`${base}.smaps`, readFileSync(`/proc/${p.pid}/smaps`))
+    const comms = readdirSync(`/proc/${p.pid}/task`).map((t) => {
+      try {
+        return readFileSync(`/proc/${p.pid}/task/${t}/comm`, 'utf8').trim()
+      } catch {
+        return '?'
+      }
+    })
+    writeFileSync(`${base}.threads`, comms.sort().join('\n') + '\n')
+  }
+  const timeline = await js(
+    'return { origin: performance.timeOrigin, nav: performance.getEntriesByType("navigation").map((e) => e.toJSON()), res: performance.getEntriesByType("resource").map((e) => ({ name: e.name, start: e.startTime, end: e.responseEnd })), marks: performance.getEntriesByType("mark").map((e) => ({ name: e.name, at: e.startTime })) }',
+  ).catch((e) => ({ error: String(e) }))
+  timeline.launch = performance.timeOrigin + t0
+  writeFileSync(`${DUMP}/${n}-${app.name}-timeline.json`, JSON.stringify(timeline, null, 2))
+}
+
+let js = null
 async function once(app) {
   const t0 = performance.now()
   const capabilities = { alwaysMatch: { browserName: 'wry', 'tauri:options': { application: app.binary } } }
@@ -120,7 +152,7 @@ async function once(app) {
     else await sleep(5)
   }
   await asking
-  const js = (script) => wd('POST', `/session/${session}/execute/sync`, { script, args: [] })
+  js = (script) => wd('POST', `/session/${session}/execute/sync`, { script, args: [] })
   const probe =
     app.ready === 'keys'
       ? 'return document.querySelectorAll("[data-testid=key-card]").length === 2'
@@ -134,6 +166,7 @@ async function once(app) {
   await sleep(SETTLE_MS)
   const page = await js("return { dom_nodes: document.getElementsByTagName('*').length }").catch(() => null)
   const mem = memory(app.binary)
+  if (DUMP) await dump(app, t0)
   await wd('DELETE', `/session/${session}`).catch(() => {})
   // Keyward stays in the tray when its window closes: the app this run started is ended,
   // and the next launch waits until it and its window are gone.
