@@ -584,10 +584,21 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
 /// time (release builds only, so development and test runs leave the system's handlers
 /// alone), and on macOS, where links arrive as an event rather than as arguments, read here.
 fn deep_links(app: &tauri::App) {
+    // Registering runs the desktop's own tools on Linux (update-desktop-database and the
+    // xdg-mime script, tens of milliseconds, more on a busy machine): on a thread of its
+    // own, so the window does not wait for them.
     #[cfg(all(any(target_os = "linux", windows), not(debug_assertions)))]
     {
-        use tauri_plugin_deep_link::DeepLinkExt;
-        if let Err(e) = app.deep_link().register_all() {
+        let handle = app.handle().clone();
+        let spawned = std::thread::Builder::new()
+            .name("keyward-scheme".into())
+            .spawn(move || {
+                use tauri_plugin_deep_link::DeepLinkExt;
+                if let Err(e) = handle.deep_link().register_all() {
+                    tracing::warn!(error = %e, "cannot register the keyward:// scheme");
+                }
+            });
+        if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot register the keyward:// scheme");
         }
     }
