@@ -133,7 +133,9 @@ impl Desktop {
 /// also queued for a question to the CA; a changed answer arrives as `token://changed`.
 #[tauri::command]
 async fn token_list(desktop: State<'_, Desktop>) -> Result<Vec<KeyView>, CommandError> {
+    let asked = std::time::Instant::now();
     let list = desktop.blocking(|k| k.list()).await?;
+    tracing::debug!(keys = list.len(), took = ?asked.elapsed(), "keys listed");
     Ok(list
         .into_iter()
         .map(|v| {
@@ -545,6 +547,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
                 version = env!("CARGO_PKG_VERSION"),
                 "Keyward desktop starting"
             );
+            web_view_settings(app);
             let data = journal
                 .parent()
                 .map_or_else(|| config.clone(), PathBuf::from);
@@ -576,8 +579,30 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             std::thread::Builder::new()
                 .name("keyward-watch-start".into())
                 .spawn(move || start_watching(handle))?;
+            tracing::debug!("Keyward desktop set up");
             Ok(())
         })
+}
+
+/// How the window's web view draws. On Linux, WebKitGTK composites the page with OpenGL by
+/// default, which on a computer without a usable GPU (a virtual desktop, a remote session)
+/// is Mesa's software renderer: LLVM and its buffers loaded in both the app and the web
+/// process for a page of forms that draws as fast without it. Keyward's pages have no
+/// animation, video or 3D to accelerate, so the web view draws without compositing.
+fn web_view_settings(app: &tauri::App) {
+    #[cfg(target_os = "linux")]
+    if let Some(window) = app.get_webview_window("main") {
+        let set = window.with_webview(|view| {
+            use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
+            if let Some(settings) = view.inner().settings() {
+                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            }
+        });
+        if let Err(e) = set {
+            tracing::warn!(error = %e, "cannot set how the window draws");
+        }
+    }
+    let _ = app;
 }
 
 /// The `keyward://` scheme: registered with the desktop where the system learns it at run
