@@ -51,11 +51,18 @@ export async function refresh() {
   }
 }
 
-/** Subscribes first, then lists, so no key plugged in meanwhile is missed. */
+/**
+ * Subscribes and lists at once, so the keys show one round trip sooner. The list may be
+ * read before the subscriptions take, so it is read once more after they have: no key
+ * plugged in or pulled out meanwhile is missed.
+ */
 export function startKeys(): Promise<void> {
   if (!started) {
     started = (async () => {
-      stop = await onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
+      const subscribed = onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
+      const listed = refresh()
+      stop = await subscribed
+      await listed
       await refresh()
     })()
   }
