@@ -71,6 +71,10 @@ pub const EVENT_CHANGED: &str = "token://changed";
 /// Folder for settings and logs instead of the platform's own (tests and demos).
 pub const DIR_ENV: &str = "KEYWARD_DESKTOP_DIR";
 
+/// `1` keeps WebKit's OpenGL compositing of the window on Linux, which the app otherwise
+/// turns off (WebKitWebDriver's screenshots need it).
+pub const COMPOSITING_ENV: &str = "KEYWARD_WEBVIEW_COMPOSITING";
+
 /// What the commands share.
 #[derive(Debug)]
 pub struct Desktop {
@@ -588,10 +592,14 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
 /// default, which on a computer without a usable GPU (a virtual desktop, a remote session)
 /// is Mesa's software renderer: LLVM and its buffers loaded in both the app and the web
 /// process for a page of forms that draws as fast without it. Keyward's pages have no
-/// animation, video or 3D to accelerate, so the web view draws without compositing.
+/// animation, video or 3D to accelerate, so the web view draws without compositing, unless
+/// [`COMPOSITING_ENV`] is `1` (WebKitWebDriver's screenshots wait for a repaint that a still
+/// page drawn without compositing never makes: the desktop end-to-end run sets it).
 fn web_view_settings(app: &tauri::App) {
     #[cfg(target_os = "linux")]
-    if let Some(window) = app.get_webview_window("main") {
+    if std::env::var_os(COMPOSITING_ENV).is_none_or(|v| v != "1")
+        && let Some(window) = app.get_webview_window("main")
+    {
         let set = window.with_webview(|view| {
             use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
             if let Some(settings) = view.inner().settings() {

@@ -96,6 +96,8 @@ pub fn measure(results: &Path, runs: usize) -> Result<()> {
         .env_remove("WAYLAND_DISPLAY")
         .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
         .env("NO_AT_BRIDGE", "1")
+        // The window as it ships: drawn without WebKit's compositing.
+        .env_remove("KEYWARD_WEBVIEW_COMPOSITING")
         .env("KEYWARD_DESKTOP_DIR", &app_dir)
         .env("KEYWARD_LANG", "zh-CN")
         // The bridge on a port of this run, not the machine's 28231.
@@ -292,7 +294,12 @@ pub fn report(results: &Path, doc: &mut String) {
          page showing what it is for: the minimal app's line, Keyward's Home with both \
          fixture keys (keyward-sim). Memory is read two seconds after ready: the proportional \
          set size (Pss, `/proc/<pid>/smaps_rollup`) of the app and of the WebKit processes \
-         it started. Medians over the runs, with the range.\n\n",
+         it started. Medians over the runs, with the range. The two differ in one setting: \
+         Keyward's web view draws without OpenGL compositing (WebKit's hardware acceleration \
+         policy \"never\", set in `src-tauri/src/lib.rs`), while the minimal app keeps \
+         WebKitGTK's default, which here, with no GPU, composites through Mesa's software \
+         renderer. `KEYWARD_BENCH_DUMP=<folder>` keeps each run's smaps, thread names and \
+         page timeline there.\n\n",
     );
     let data: Option<Value> = std::fs::read(results.join("desktop-start.json"))
         .ok()

@@ -394,8 +394,10 @@ pub fn e2e(args: &[String]) -> Result<()> {
         // Keyward's own crates at their most detailed, for the PIN-leak check after the run.
         .env("KEYWARD_LOG", APP_LOG)
         // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, WebKitWebDriver's
-        // screenshots wait for a repaint that a still page never makes.
+        // screenshots wait for a repaint that a still page never makes. For the same reason
+        // the app keeps WebKit's compositing here, which it otherwise turns off on Linux.
         .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
+        .env("KEYWARD_WEBVIEW_COMPOSITING", "1")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("tauri-driver.log"))?);
     key_env(&mut drv, &keys);
