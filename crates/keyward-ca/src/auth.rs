@@ -243,19 +243,19 @@ async fn check(
         }
         Access::Key => {
             let serial = param("serial")?;
-            let (key, cert) = key_and_current(state, &serial).await?;
+            let found = key_and_current(state, &serial).await?;
             next = Some(
                 signed
-                    .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
+                    .verify(state, &serial, found.as_ref().map(|(_, c)| &c.parsed.key))
                     .await?,
             );
-            match (key, cert) {
-                (Some(key), Some(cert)) => Caller::Key {
+            match found {
+                Some((key, cert)) => Caller::Key {
                     key: Box::new(key),
                     cert: Box::new(cert),
                     renewal: None,
                 },
-                _ => return Err(bad_signature()),
+                None => return Err(bad_signature()),
             }
         }
         Access::RenewedKey => {
@@ -305,11 +305,11 @@ async fn check(
                         .as_ref()
                         .and_then(|b| b.business.key_serial.clone())
                         .unwrap_or_default();
-                    let (_, cert) = key_and_current(state, &serial).await?;
+                    let found = key_and_current(state, &serial).await?;
                     let spent = signed
-                        .verify(state, &serial, cert.as_ref().map(|c| &c.parsed.key))
+                        .verify(state, &serial, found.as_ref().map(|(_, c)| &c.parsed.key))
                         .await?;
-                    if business.is_none() || cert.is_none() {
+                    if business.is_none() || found.is_none() {
                         return Err(no_such_business());
                     }
                     next = Some(spent);
@@ -365,17 +365,9 @@ fn no_such_business() -> CaError {
 
 /// The key and its current certificate, or nothing for an unknown key (which then fails
 /// the signature check like a wrong signature does).
-async fn key_and_current(
-    state: &AppState,
-    serial: &str,
-) -> CaResult<(Option<KeyRow>, Option<CertRow>)> {
+async fn key_and_current(state: &AppState, serial: &str) -> CaResult<Option<(KeyRow, CertRow)>> {
     let mut conn = state.db().acquire().await?;
-    Ok(
-        match store::load_key_and_current(&mut conn, serial).await? {
-            Some((key, cert)) => (Some(key), Some(cert)),
-            None => (None, None),
-        },
-    )
+    store::load_key_and_current(&mut conn, serial).await
 }
 
 /// The certificate renewal `id` of key `serial` issued for the new pair, with the key and

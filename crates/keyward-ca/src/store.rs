@@ -195,20 +195,6 @@ pub async fn businesses_of_organisation(
         .collect())
 }
 
-/// Sets a business's details JSON.
-pub async fn set_details(
-    conn: &mut AnyConnection,
-    business_id: &str,
-    details: &serde_json::Value,
-) -> CaResult<()> {
-    sqlx::query("UPDATE businesses SET details = $1 WHERE id = $2")
-        .bind(details.to_string())
-        .bind(business_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// A business row with its parsed details.
 #[derive(Debug, Clone)]
 pub struct BusinessRow {
