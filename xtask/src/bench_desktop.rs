@@ -87,19 +87,11 @@ pub fn measure(results: &Path, runs: usize) -> Result<()> {
         bail!("WebKitWebDriver is missing: install the Debian package webkit2gtk-driver");
     }
     let desk = Desktop::start(&dir)?;
-    let (display, bus_address) = (desk.display.clone(), desk.bus_address.clone());
+    let display = desk.display.clone();
     let (port, native_port) = (free_port()?, free_port()?);
-    let mut drv = Command::new(super::ui::tauri_driver()?);
-    drv.args(["--port", &port.to_string()])
-        .args(["--native-port", &native_port.to_string()])
-        .env("DISPLAY", &display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
-        .env("NO_AT_BRIDGE", "1")
-        // The window as it ships: drawn without WebKit's compositing.
-        .env_remove("KEYWARD_WEBVIEW_COMPOSITING")
-        .env("KEYWARD_DESKTOP_DIR", &app_dir)
-        .env("KEYWARD_LANG", "zh-CN")
+    let mut drv = desk.driver(port, native_port, &app_dir)?;
+    // The window as it ships: drawn without WebKit's compositing.
+    drv.env_remove("KEYWARD_WEBVIEW_COMPOSITING")
         // The bridge on a port of this run, not the machine's 28231.
         .env(
             "KEYWARD_BRIDGE_LISTEN",

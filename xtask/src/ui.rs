@@ -268,6 +268,22 @@ impl Desktop {
             _dbus: dbus,
         })
     }
+
+    /// tauri-driver on `port` (WebKitWebDriver on `native_port`) for apps on this display
+    /// and bus: no Wayland, no accessibility bus to wait for, the app's folders in
+    /// `app_dir`, Chinese. Each run adds its own keys, CA and bridge port.
+    pub(crate) fn driver(&self, port: u16, native_port: u16, app_dir: &Path) -> Result<Command> {
+        let mut drv = Command::new(tauri_driver()?);
+        drv.args(["--port", &port.to_string()])
+            .args(["--native-port", &native_port.to_string()])
+            .env("DISPLAY", &self.display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .env("NO_AT_BRIDGE", "1")
+            .env("KEYWARD_DESKTOP_DIR", app_dir)
+            .env("KEYWARD_LANG", "zh-CN");
+        Ok(drv)
+    }
 }
 
 /// An X display number no server holds.
@@ -308,7 +324,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
     if !Path::new("/usr/bin/WebKitWebDriver").exists() {
         bail!("WebKitWebDriver is missing: install the Debian package webkit2gtk-driver");
     }
-    let driver = tauri_driver()?;
+    // Installed, if need be, before the run starts its services.
+    tauri_driver()?;
     let shots = dir.join("screenshots");
     std::fs::create_dir_all(&shots)?;
     std::fs::write(
@@ -373,17 +390,8 @@ pub fn e2e(args: &[String]) -> Result<()> {
     // The app's browser bridge on a port of this run (not the machine's 28231), with half a
     // minute to answer so the run can wait out a timeout.
     let bridge = format!("127.0.0.1:{}", free_port()?);
-    let mut drv = Command::new(driver);
-    drv.args(["--port", &port.to_string()])
-        .args(["--native-port", &native_port.to_string()])
-        .env("DISPLAY", &display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
-        // No accessibility bus is running: do not wait for one.
-        .env("NO_AT_BRIDGE", "1")
-        .env("KEYWARD_DESKTOP_DIR", &app_dir)
-        .env("XDG_CONFIG_HOME", &xdg_config)
-        .env("KEYWARD_LANG", "zh-CN")
+    let mut drv = desk.driver(port, native_port, &app_dir)?;
+    drv.env("XDG_CONFIG_HOME", &xdg_config)
         // Beijing time, as on the operator's computer: every date and time shown is local.
         .env("TZ", "Asia/Shanghai")
         .env("KEYWARD_CA_URL", &ca_url)
