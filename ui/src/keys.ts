@@ -52,17 +52,13 @@ export async function refresh() {
 }
 
 /**
- * Subscribes and lists at once, so the keys show one round trip sooner. The list may be
- * read before the subscriptions take, so it is read once more after they have: no key
- * plugged in or pulled out meanwhile is missed.
+ * Subscribes first, then lists, so no key plugged in meanwhile is missed, and the keys are
+ * read from the module once (on a real key each list is USB round trips).
  */
 export function startKeys(): Promise<void> {
   if (!started) {
     started = (async () => {
-      const subscribed = onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
-      const listed = refresh()
-      stop = await subscribed
-      await listed
+      stop = await onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
       await refresh()
     })()
   }
