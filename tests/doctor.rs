@@ -317,6 +317,18 @@ fn virtual_card(port: u16, atr: Vec<u8>) -> std::thread::JoinHandle<()> {
 
 /// pcscd with the vpcd reader driver on `port`, in a mount namespace of its own so that its
 /// fixed socket folder is a temporary one: this test's pcscd is nobody else's.
+/// A free port below the system's ephemeral range (32768 up). vpcd binds its port only once
+/// pcscd loads it; a port the kernel hands out for `bind(0)` may by then be another test's
+/// outgoing connection, and vpcd would never listen. Ports below the range are given to no
+/// connection unasked.
+fn port_outside_the_ephemeral_range() -> u16 {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (start..32_000)
+        .chain(20_000..start)
+        .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
+        .expect("a free port between 20000 and 32000")
+}
+
 struct Pcscd {
     child: std::process::Child,
     socket: PathBuf,
@@ -375,11 +387,7 @@ impl Drop for Pcscd {
 /// check says so without calling it "no key"; without pcscd it says pcscd is not running.
 #[test]
 fn pcsc_readers_and_their_atrs_are_listed() {
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = port_outside_the_ephemeral_range();
     let pcscd = Pcscd::start(port);
     // The ATR of a CCID key's chip as a vendor might answer (made up for the test).
     let atr = vec![
