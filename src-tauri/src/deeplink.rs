@@ -11,6 +11,7 @@
 
 use keyward_bridge::protocol::{MAX_SERIAL_LEN, Screen, is_key_serial};
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 /// The scheme Keyward handles.
 pub const SCHEME: &str = "keyward";
@@ -167,6 +168,52 @@ where
     }
 }
 
+/// The packaged app's own executable and desktop entry: the entry declares the scheme, and
+/// the package's triggers bring the desktop's database up to date when it is installed.
+const PACKAGED: (&str, &str) = (
+    "/usr/bin/keyward-desktop",
+    "/usr/share/applications/keyward-desktop.desktop",
+);
+
+/// Whether the `keyward://` scheme still has to be registered with this desktop at run time
+/// (Linux: a desktop entry of the user's and `xdg-mime default`). Not for the packaged app,
+/// whose desktop entry declares the scheme, and not when the user's `mimeapps.list` already
+/// names a handler for it, Keyward's from an earlier start or one the operator chose, which
+/// is kept. So the desktop's tools run once, not at every start.
+pub fn scheme_needs_registering(exe: &Path, config_home: &Path) -> bool {
+    if exe == Path::new(PACKAGED.0) && Path::new(PACKAGED.1).exists() {
+        return false;
+    }
+    let list = std::fs::read_to_string(config_home.join("mimeapps.list")).unwrap_or_default();
+    default_handler(&list, &format!("x-scheme-handler/{SCHEME}")).is_none()
+}
+
+/// The desktop entry a `mimeapps.list` makes the default for `mime`, if any (its
+/// `[Default Applications]` group; the first of a `;`-separated list).
+fn default_handler<'a>(list: &'a str, mime: &str) -> Option<&'a str> {
+    let mut in_defaults = false;
+    for line in list.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_defaults = line == "[Default Applications]";
+        } else if in_defaults
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == mime
+        {
+            return value.split(';').map(str::trim).find(|v| !v.is_empty());
+        }
+    }
+    None
+}
+
+/// The user's configuration folder, where `mimeapps.list` is (`$XDG_CONFIG_HOME`, else
+/// `~/.config`).
+pub fn config_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -308,5 +355,40 @@ mod tests {
             None
         );
         assert_eq!(from_args(["https://portal.example/renew"]), None);
+    }
+
+    #[test]
+    fn the_scheme_is_registered_once_and_an_operators_choice_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("keyward-desktop");
+        // Nothing registered yet: no list, or a list without the scheme.
+        assert!(scheme_needs_registering(&exe, dir.path()));
+        let list = dir.path().join("mimeapps.list");
+        std::fs::write(
+            &list,
+            "[Added Associations]\nx-scheme-handler/keyward=other.desktop;\n\n\
+             [Default Applications]\ntext/html=firefox.desktop\n",
+        )
+        .unwrap();
+        assert!(scheme_needs_registering(&exe, dir.path()));
+        // Registered by an earlier start, or another handler the operator chose.
+        for handler in ["keyward-desktop-handler.desktop", "their-own.desktop;"] {
+            std::fs::write(
+                &list,
+                format!("[Default Applications]\nx-scheme-handler/keyward = {handler}\n"),
+            )
+            .unwrap();
+            assert!(!scheme_needs_registering(&exe, dir.path()), "{handler}");
+        }
+        // An empty value names nothing.
+        std::fs::write(&list, "[Default Applications]\nx-scheme-handler/keyward=\n").unwrap();
+        assert!(scheme_needs_registering(&exe, dir.path()));
+        assert_eq!(
+            default_handler(
+                "[Default Applications]\nx-scheme-handler/keywardx=a.desktop",
+                "x-scheme-handler/keyward"
+            ),
+            None
+        );
     }
 }

@@ -618,8 +618,9 @@ fn web_view_settings(app: &tauri::App) {
 /// alone), and on macOS, where links arrive as an event rather than as arguments, read here.
 fn deep_links(app: &tauri::App) {
     // Registering runs the desktop's own tools on Linux (update-desktop-database and the
-    // xdg-mime script, tens of milliseconds, more on a busy machine): on a thread of its
-    // own, so the window does not wait for them.
+    // xdg-mime script: a few dozen processes). Only when the scheme has no handler yet, and
+    // on a thread of its own once the window has had its start, so they take no processor
+    // time from it.
     #[cfg(all(any(target_os = "linux", windows), not(debug_assertions)))]
     {
         let handle = app.handle().clone();
@@ -627,6 +628,20 @@ fn deep_links(app: &tauri::App) {
             .name("keyward-scheme".into())
             .spawn(move || {
                 use tauri_plugin_deep_link::DeepLinkExt;
+                #[cfg(target_os = "linux")]
+                {
+                    let needed = match (std::env::current_exe(), deeplink::config_home()) {
+                        (Ok(exe), Some(config)) => {
+                            deeplink::scheme_needs_registering(&exe, &config)
+                        }
+                        _ => true,
+                    };
+                    if !needed {
+                        tracing::debug!("the keyward:// scheme has its handler");
+                        return;
+                    }
+                    std::thread::sleep(SCHEME_REGISTER_DELAY);
+                }
                 if let Err(e) = handle.deep_link().register_all() {
                     tracing::warn!(error = %e, "cannot register the keyward:// scheme");
                 }
@@ -648,6 +663,10 @@ fn deep_links(app: &tauri::App) {
     }
     let _ = app;
 }
+
+/// How long after the start the `keyward://` scheme is registered, when it must be.
+#[cfg(all(target_os = "linux", not(debug_assertions)))]
+const SCHEME_REGISTER_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the app until it quits; the bridge stops with it.
 pub fn run() {
