@@ -59,6 +59,7 @@ export function startKeys(): Promise<void> {
   if (!started) {
     started = (async () => {
       stop = await onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
+      performance.mark('keyward:subscribed')
       await refresh()
     })()
   }

@@ -101,7 +101,7 @@ describe('KeyCard', () => {
   it('shows tries left once wrong PINs were entered, in the chosen language', async () => {
     const k = key('A1')
     k.token.pin = pin('count_low', 7)
-    setLang('en')
+    await setLang('en')
     const w = mount(KeyCard, { props: { k }, global: { plugins: [await testRouter()] } })
     expect(w.find('[data-testid=key-pin]').text()).toBe('3 wrong so far, 7 more lock it')
   })
@@ -193,7 +193,7 @@ describe('FileChoice', () => {
       ['zh-TW', '選擇檔案', '未選擇檔案'],
       ['en', 'Choose file', 'No file chosen'],
     ] as const) {
-      setLang(lang)
+      await setLang(lang)
       const w = mount(FileChoice, { props: { accept: ['image/png'], testid: 'scan' } })
       expect(w.find('[data-testid=scan-button]').text()).toBe(label)
       expect(w.find('[data-testid=file-name]').text()).toBe(none)

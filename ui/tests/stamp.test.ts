@@ -1,6 +1,6 @@
 // 签章 through the mocked shell: the pages as drawn, the seal placed by a click, what the
 // stamp sends, the PIN guard, the refusals, and the check of the stamped file.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { mount } from '@vue/test-utils'
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 import StampView from '../src/views/StampView.vue'
@@ -251,7 +251,7 @@ describe('签章', () => {
     expect(w.find('[data-testid=pin]').exists()).toBe(false)
     await w.find('[data-testid=go-unlock]').trigger('click')
     await flush()
-    expect(router.currentRoute.value.path).toBe('/unlock/A1')
+    await vi.waitFor(() => expect(router.currentRoute.value.path).toBe('/unlock/A1'))
   })
 
   it('a refused document is said before any PIN', async () => {
@@ -296,11 +296,11 @@ describe('签章', () => {
   })
 
   it('speaks zh-TW and English', async () => {
-    setLang('zh-TW')
+    await setLang('zh-TW')
     const { w } = await opened({})
     expect(w.find('h1').text()).toBe('簽章')
     expect(w.findAll('figcaption').map((f) => f.text())).toEqual(['第 1 頁', '第 2 頁'])
-    setLang('en')
+    await setLang('en')
     await flush()
     expect(w.find('h1').text()).toBe('Stamp')
     expect(w.find('[data-testid=stamp-place]').text()).toContain('page 2, 252 mm from the left')

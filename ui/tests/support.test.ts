@@ -130,7 +130,7 @@ describe('SupportContacts', () => {
   })
 
   it('follows the language', async () => {
-    setLang('zh-TW')
+    await setLang('zh-TW')
     shell({ ca_profile: () => contacts(false) })
     const w = mount(SupportContacts, { props: { paths: ['new_application'] } })
     await flush()
