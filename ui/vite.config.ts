@@ -6,6 +6,13 @@ import vue from '@vitejs/plugin-vue'
 // for `tauri dev`. Tests run in jsdom with Tauri's IPC mocked.
 export default defineConfig({
   plugins: [vue()],
+  // Every component is written with <script setup>: Vue's options API and its development
+  // aids are left out of the bundle.
+  define: {
+    __VUE_OPTIONS_API__: 'false',
+    __VUE_PROD_DEVTOOLS__: 'false',
+    __VUE_PROD_HYDRATION_MISMATCH_DETAILS__: 'false',
+  },
   clearScreen: false,
   server: { port: 5173, strictPort: true },
   build: {

@@ -1,12 +1,9 @@
 import { createRouter, createWebHashHistory } from 'vue-router'
 import HomeView from './views/HomeView.vue'
-import UnlockView from './views/UnlockView.vue'
-import DoctorView from './views/DoctorView.vue'
 
-// Home is in the first bundle: it is what the window opens on; so are 忘记密码, where a
-// locked key is sent at once from any screen, and 环境检测, where Home sends the operator
-// when no key is found. Every other screen is its own chunk, loaded the first time it is
-// opened, so the web view parses and keeps only what the operator has used.
+// Home is in the first bundle: it is what the window opens on. Every other screen is its
+// own chunk, loaded from disk the first time it is opened (a few milliseconds), so the web
+// view parses and keeps only what the operator has used.
 const CertificateView = () => import('./views/CertificateView.vue')
 const SettingsView = () => import('./views/SettingsView.vue')
 const ActivateView = () => import('./views/ActivateView.vue')
@@ -14,6 +11,8 @@ const RenewView = () => import('./views/RenewView.vue')
 const SealView = () => import('./views/SealView.vue')
 const ProgressView = () => import('./views/ProgressView.vue')
 const StampView = () => import('./views/StampView.vue')
+const UnlockView = () => import('./views/UnlockView.vue')
+const DoctorView = () => import('./views/DoctorView.vue')
 
 export const routes = [
   { path: '/', name: 'home', component: HomeView },

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { mount } from '@vue/test-utils'
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 import ChangePinDialog from '../src/components/ChangePinDialog.vue'
@@ -96,7 +96,7 @@ describe('修改密码', () => {
   it('sends a locked key straight to the unlock wizard', async () => {
     const { w, router } = await open(pin('locked', 0))
     await flush()
-    expect(router.currentRoute.value.fullPath).toBe('/unlock/A1')
+    await vi.waitFor(() => expect(router.currentRoute.value.fullPath).toBe('/unlock/A1'))
     expect(w.emitted('close')).toBeTruthy()
   })
 })
