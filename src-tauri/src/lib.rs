@@ -563,7 +563,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
             let lang = desktop.lang();
             app.manage(desktop);
             app.manage(tray::Tray::new(&config));
-            tray::Tray::install(app.handle(), lang);
+            tray::Tray::install_soon(app.handle(), lang);
             app.manage(bridge::BridgeHost::new(
                 &config,
                 &data,

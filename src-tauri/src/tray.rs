@@ -171,6 +171,28 @@ impl Tray {
         };
         let tray = app.state::<Tray>();
         *tray.icon.lock().unwrap_or_else(PoisonError::into_inner) = icon;
+        // What came meanwhile (keys, the bridge's state) is shown at once.
+        tray.refresh(lang);
+    }
+
+    /// Creates the tray icon a moment after the start, on the main thread, so the window's
+    /// first page does not wait for the desktop's tray (a D-Bus exchange and a menu built on
+    /// the thread that also serves the page). Keys and the bridge's state that come before
+    /// it are kept and shown when it appears.
+    pub fn install_soon(app: &AppHandle, lang: Lang) {
+        let handle = app.clone();
+        let spawned = std::thread::Builder::new()
+            .name("keyward-tray".into())
+            .spawn(move || {
+                std::thread::sleep(INSTALL_DELAY);
+                let on_main = handle.clone();
+                if let Err(e) = handle.run_on_main_thread(move || Tray::install(&on_main, lang)) {
+                    tracing::warn!(error = %e, "no tray icon");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no tray icon");
+        }
     }
 
     /// A key came or changed: the title is refreshed, and a reminder shown when one is due.
@@ -261,6 +283,9 @@ impl Tray {
         }
     }
 }
+
+/// How long after the start the tray icon appears.
+const INSTALL_DELAY: std::time::Duration = std::time::Duration::from_millis(1500);
 
 fn build(app: &AppHandle, lang: Lang) -> tauri::Result<TrayIcon> {
     let open = MenuItem::with_id(
