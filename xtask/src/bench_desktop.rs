@@ -290,8 +290,9 @@ pub fn report(results: &Path, doc: &mut String) {
          Keyward's web view draws without OpenGL compositing (WebKit's hardware acceleration \
          policy \"never\", set in `src-tauri/src/lib.rs`), while the minimal app keeps \
          WebKitGTK's default, which here, with no GPU, composites through Mesa's software \
-         renderer. `KEYWARD_BENCH_DUMP=<folder>` keeps each run's smaps, thread names and \
-         page timeline there.\n\n",
+         renderer. Keyward's tray icon is built 1.5 s after its start: after ready, before \
+         the memory is read. `KEYWARD_BENCH_DUMP=<folder>` keeps each run's smaps, thread \
+         names and page timeline there.\n\n",
     );
     let data: Option<Value> = std::fs::read(results.join("desktop-start.json"))
         .ok()
