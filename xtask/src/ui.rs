@@ -229,6 +229,9 @@ pub(crate) struct Desktop {
     pub(crate) display: String,
     /// `DBUS_SESSION_BUS_ADDRESS` for the apps.
     pub(crate) bus_address: String,
+    /// The display's framebuffer, an XWD file Xvfb keeps up to date (`-fbdir`): what is on
+    /// the screen, read without the app's or WebKit's help.
+    pub(crate) framebuffer: PathBuf,
     _xvfb: Guard,
     _dbus: Guard,
 }
@@ -237,9 +240,13 @@ impl Desktop {
     /// Xvfb on a free display and `dbus-daemon --session` on a socket in `dir`.
     pub(crate) fn start(dir: &Path) -> Result<Desktop> {
         let display = free_display();
+        let fb_dir = dir.join("framebuffer");
+        std::fs::create_dir_all(&fb_dir)?;
         let xvfb = Guard::spawn(
             Command::new("Xvfb")
                 .args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
+                .arg("-fbdir")
+                .arg(&fb_dir)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
             "Xvfb (Debian package xvfb)",
@@ -264,6 +271,7 @@ impl Desktop {
         Ok(Desktop {
             display,
             bus_address,
+            framebuffer: fb_dir.join("Xvfb_screen0"),
             _xvfb: xvfb,
             _dbus: dbus,
         })
@@ -458,10 +466,43 @@ pub fn e2e(args: &[String]) -> Result<()> {
         &crate::leaks::e2e_pins(),
         &crate::leaks::sms_codes(&ca_dir),
     )?;
+    drawn_as_shipped(&desk, &app_dir, &keys, &shots)?;
     eprintln!(
         "End-to-end run passed in {:.1?}; screenshots in {}",
         started.elapsed(),
         shots.display()
     );
     Ok(())
+}
+
+/// The app started as it ships, without WebKit's compositing (which the main run keeps for
+/// WebKitWebDriver's screenshots), and its window read back from the display's framebuffer:
+/// `tests/desktop/drawn.e2e.mjs`.
+fn drawn_as_shipped(desk: &Desktop, app_dir: &Path, keys: &Path, shots: &Path) -> Result<()> {
+    let (port, native_port) = (free_port()?, free_port()?);
+    let mut drv = desk.driver(port, native_port, app_dir)?;
+    drv.env_remove("KEYWARD_WEBVIEW_COMPOSITING")
+        .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
+        .env(
+            "KEYWARD_BRIDGE_LISTEN",
+            format!("127.0.0.1:{}", free_port()?),
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(
+            target_dir().join("e2e").join("tauri-driver-drawn.log"),
+        )?);
+    key_env(&mut drv, keys);
+    let _driver = Guard::spawn(&mut drv, "tauri-driver")?;
+    wait_until(
+        &format!("nothing listens on port {port}"),
+        Duration::from_secs(20),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    )?;
+    run(Command::new("node")
+        .arg(root().join("tests").join("desktop").join("drawn.e2e.mjs"))
+        .env("KEYWARD_E2E_WEBDRIVER", format!("http://127.0.0.1:{port}"))
+        .env("KEYWARD_E2E_APP", desktop_binary())
+        .env("KEYWARD_E2E_DISPLAY", &desk.display)
+        .env("KEYWARD_E2E_FRAMEBUFFER", &desk.framebuffer)
+        .env("KEYWARD_E2E_SHOTS", shots))
 }
