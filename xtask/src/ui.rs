@@ -251,7 +251,15 @@ impl Desktop {
                 .stderr(Stdio::null()),
             "Xvfb (Debian package xvfb)",
         )?;
-        std::thread::sleep(Duration::from_millis(500));
+        // Ready once its socket accepts a connection: an app started before that cannot
+        // open the display (GTK fails to initialise), which on a busy machine can take
+        // longer than any fixed wait.
+        let socket = format!("/tmp/.X11-unix/X{}", display.trim_start_matches(':'));
+        wait_until(
+            &format!("Xvfb never listened on {socket}"),
+            Duration::from_secs(20),
+            || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        )?;
         let bus = dir.join("session-bus");
         let _ = std::fs::remove_file(&bus);
         let bus_address = format!("unix:path={}", bus.display());
