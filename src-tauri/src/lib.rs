@@ -668,6 +668,28 @@ fn deep_links(app: &tauri::App) {
 #[cfg(all(target_os = "linux", not(debug_assertions)))]
 const SCHEME_REGISTER_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// WebKitGTK's own switch for drawing without compositing, read when it starts.
+#[cfg(target_os = "linux")]
+const WEBKIT_COMPOSITING_OFF: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
+/// Makes the web view draw without compositing from its first page (see
+/// [`web_view_settings`]): WebKitGTK reads this switch when it starts, whereas the setting
+/// made in `setup` arrives after the page has begun to load and makes the web process leave
+/// the compositing mode it started in. To be called first in `main`, before any thread.
+pub fn draw_without_compositing_from_the_start() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os(COMPOSITING_ENV).is_none_or(|v| v != "1")
+        && std::env::var_os(WEBKIT_COMPOSITING_OFF).is_none()
+    {
+        // SAFETY: called first in `main`, before the app starts any thread, so nothing
+        // reads the environment while it changes.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var(WEBKIT_COMPOSITING_OFF, "1");
+        }
+    }
+}
+
 /// Runs the app until it quits; the bridge stops with it.
 pub fn run() {
     let app = match builder().build(tauri::generate_context!()) {
