@@ -12,7 +12,7 @@
 // page's DOM size.
 //
 // Environment: KEYWARD_BENCH_WEBDRIVER (driver URL), KEYWARD_BENCH_APPS (JSON list of
-// {name, binary, ready: "text" | "keys", title}), KEYWARD_BENCH_RUNS, KEYWARD_BENCH_DISPLAY,
+// {name, binary, exe?, ready: "text" | "keys", title}), KEYWARD_BENCH_RUNS, KEYWARD_BENCH_DISPLAY,
 // KEYWARD_BENCH_OUT (the JSON written); KEYWARD_BENCH_DUMP (optional, a folder for each
 // process's smaps and thread names and the page's timeline, to look into the difference).
 
@@ -26,6 +26,9 @@ const env = (name) => {
 }
 const WD = env('KEYWARD_BENCH_WEBDRIVER')
 const APPS = JSON.parse(env('KEYWARD_BENCH_APPS'))
+// The executable an app's process runs: its `binary`, unless that is a script which starts
+// the `exe` with something set.
+const exe = (app) => app.exe ?? app.binary
 const RUNS = Number(env('KEYWARD_BENCH_RUNS'))
 const DISPLAY = env('KEYWARD_BENCH_DISPLAY')
 const OUT = env('KEYWARD_BENCH_OUT')
@@ -113,7 +116,7 @@ function memory(binary) {
 let dumped = 0
 async function dump(app, t0) {
   const all = processes()
-  const root = all.find((p) => p.exe === app.binary)
+  const root = all.find((p) => p.exe === exe(app))
   const tree = [root]
   for (let i = 0; i < tree.length; i++) tree.push(...all.filter((p) => p.ppid === tree[i].pid))
   const n = dumped++
@@ -165,19 +168,19 @@ async function once(app) {
   if (mapped === null || ready === null) throw new Error(`${app.name} did not start within 30 s`)
   await sleep(SETTLE_MS)
   const page = await js("return { dom_nodes: document.getElementsByTagName('*').length }").catch(() => null)
-  const mem = memory(app.binary)
+  const mem = memory(exe(app))
   if (DUMP) await dump(app, t0)
   await wd('DELETE', `/session/${session}`).catch(() => {})
   // Keyward stays in the tray when its window closes: the app this run started is ended,
   // and the next launch waits until it and its window are gone.
-  for (const p of processes().filter((p) => p.exe === app.binary)) {
+  for (const p of processes().filter((p) => p.exe === exe(app))) {
     try {
       process.kill(p.pid, 'SIGTERM')
     } catch {
       // Already gone.
     }
   }
-  for (let i = 0; i < 200 && (processes().some((p) => p.exe === app.binary) || viewable(app.title)); i++) {
+  for (let i = 0; i < 200 && (processes().some((p) => p.exe === exe(app)) || viewable(app.title)); i++) {
     await sleep(50)
   }
   return { mapped_ms: Math.round(mapped), ready_ms: Math.round(ready), ...mem, page }

@@ -108,10 +108,29 @@ pub fn measure(results: &Path, runs: usize) -> Result<()> {
         Duration::from_secs(20),
         || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
     )?;
+    // The minimal app once more, drawn as Keyward draws on Linux (without compositing,
+    // through WebKitGTK's own switch): the memory that is Keyward's own, beside the figure
+    // the target is set against.
+    let alike = dir.join("minimal-drawn-alike.sh");
+    std::fs::write(
+        &alike,
+        format!(
+            "#!/bin/sh\nWEBKIT_DISABLE_COMPOSITING_MODE=1 exec '{}' \"$@\"\n",
+            minimal_binary().display()
+        ),
+    )?;
+    std::fs::set_permissions(&alike, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let apps = json!([
         {
             "name": "minimal",
             "binary": minimal_binary(),
+            "ready": "text",
+            "title": "Minimal Tauri",
+        },
+        {
+            "name": "minimal_alike",
+            "binary": alike,
+            "exe": minimal_binary(),
             "ready": "text",
             "title": "Minimal Tauri",
         },
@@ -338,6 +357,23 @@ pub fn report(results: &Path, doc: &mut String) {
         verdict(km <= mm + MEMORY_MARGIN_MB),
         km - mm
     );
+    let alike = runs("minimal_alike");
+    if !alike.is_empty() {
+        let av = mb(&alike);
+        let am = median(av.clone());
+        let (alo, ahi) = range(&av);
+        let ready = median(ms(&alike, "ready_ms"));
+        let _ = writeln!(
+            doc,
+            "Beside it, the minimal app drawn as Keyward draws, without compositing \
+             (`WEBKIT_DISABLE_COMPOSITING_MODE=1`), launched in the same turns: {am:.0} MB \
+             ({alo:.0}–{ahi:.0}) and ready in {ready:.0} ms. Against it Keyward is +{:.0} MB: \
+             what Keyward's own code, page and keys take, with the drawing mode set aside. No \
+             target is set on this one; the target's baseline is the minimal app as Tauri \
+             makes it.\n",
+            km - am
+        );
+    }
     doc.push_str(
         "Where the difference is (medians; Pss in MB, threads and shared objects of each \
          process, what the page holds):\n\n\
