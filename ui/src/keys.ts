@@ -58,7 +58,12 @@ export async function refresh() {
 export function startKeys(): Promise<void> {
   if (!started) {
     started = (async () => {
-      stop = await onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
+      try {
+        stop = await onKeyEvents({ inserted: upsert, changed: upsert, removed: remove })
+      } catch {
+        // No events from the shell: the keys are still listed once (and again on 重试),
+        // rather than Home saying forever that they are being read.
+      }
       performance.mark('keyward:subscribed')
       await refresh()
     })()

@@ -16,7 +16,11 @@ async function boot() {
   mark('boot')
   // The keys are asked for at once, beside the settings: Home shows them as soon as the
   // window is up and they have come.
-  const listed = startKeys().then(() => mark('keys'))
+  // (A failure to subscribe never keeps the window from painting: Home says what failed.)
+  const listed = startKeys().then(
+    () => mark('keys'),
+    () => undefined,
+  )
   // The window opens in the language it last showed, without waiting for the settings; the
   // settings' language follows if it has changed since (the CLI can change it).
   // An unreadable settings file leaves the window in the language it opened in.

@@ -133,6 +133,17 @@ describe('HomeView', () => {
     expect(w.findAll('[data-testid=key-card]').map((c) => c.attributes('data-serial'))).toEqual(['A1'])
   })
 
+  it('lists the keys even when the shell sends no key events', async () => {
+    mockIPC((cmd) => {
+      if (cmd === 'plugin:event|listen') throw new Error('no events')
+      if (cmd === 'token_list') return [key('A1')]
+    })
+    const w = mount(HomeView, { global: { plugins: [await testRouter()] } })
+    await startKeys()
+    await flush()
+    expect(w.findAll('[data-testid=key-card]').map((c) => c.attributes('data-serial'))).toEqual(['A1'])
+  })
+
   it('says what to do when no driver loads', async () => {
     mockIPC(
       () => {
