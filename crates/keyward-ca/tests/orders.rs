@@ -372,7 +372,21 @@ async fn a_seal_is_made_only_from_an_image_scan() {
 
 #[tokio::test]
 async fn new_application_is_paid_reviewed_completed_and_invoiced() {
-    let ca = TestCa::new().await;
+    new_application_is_paid_reviewed_completed_and_invoiced_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn new_application_is_paid_reviewed_completed_and_invoiced_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    new_application_is_paid_reviewed_completed_and_invoiced_on(
+        TestCa::with_database(Some(cluster.url())).await,
+    )
+    .await;
+}
+
+async fn new_application_is_paid_reviewed_completed_and_invoiced_on(ca: TestCa) {
     let form = json!({"kind": "new_application", "organisation": org(USCC2), "handler": handler(), "years": 3, "invoice": invoice()});
     let (s, c) = ca.post("/v1/businesses", &form).await;
     assert_eq!(s, StatusCode::OK, "{c}");
@@ -556,7 +570,18 @@ async fn reissue_costs_200_yuan() {
 
 #[tokio::test]
 async fn refunds_follow_the_rules() {
-    let ca = TestCa::new().await;
+    refunds_follow_the_rules_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn refunds_follow_the_rules_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    refunds_follow_the_rules_on(TestCa::with_database(Some(cluster.url())).await).await;
+}
+
+async fn refunds_follow_the_rules_on(ca: TestCa) {
     // A business not yet accepted can be refunded; the refund cancels it once approved.
     let form = json!({"kind": "new_application", "organisation": org(USCC2), "handler": handler(), "years": 1, "invoice": invoice()});
     let (_, c) = ca.post("/v1/businesses", &form).await;
@@ -722,7 +747,18 @@ async fn certify_keeps_validity_only_for_an_approved_change_or_reissue() {
 
 #[tokio::test]
 async fn one_open_business_per_key_and_kind() {
-    let ca = TestCa::new().await;
+    one_open_business_per_key_and_kind_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn one_open_business_per_key_and_kind_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    one_open_business_per_key_and_kind_on(TestCa::with_database(Some(cluster.url())).await).await;
+}
+
+async fn one_open_business_per_key_and_kind_on(ca: TestCa) {
     let key = p256();
     ca.activate("K1", &key).await;
     let form = json!({"handler": handler(), "new_name": null, "new_legal_address": "广州市新地址"});
@@ -808,7 +844,21 @@ async fn an_older_data_dir_gets_an_sm2_seal_maker_and_keeps_its_keys() {
 
 #[tokio::test]
 async fn a_renewal_remakes_the_installed_seal_for_the_new_certificate() {
-    let ca = TestCa::new().await;
+    a_renewal_remakes_the_installed_seal_for_the_new_certificate_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn a_renewal_remakes_the_installed_seal_for_the_new_certificate_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    a_renewal_remakes_the_installed_seal_for_the_new_certificate_on(
+        TestCa::with_database(Some(cluster.url())).await,
+    )
+    .await;
+}
+
+async fn a_renewal_remakes_the_installed_seal_for_the_new_certificate_on(ca: TestCa) {
     let key = p256();
     ca.activate("K1", &key).await;
     let (_, c) = ca

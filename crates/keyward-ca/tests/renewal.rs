@@ -37,7 +37,18 @@ fn payment_key(ca: &TestCa) -> Vec<u8> {
 
 #[tokio::test]
 async fn renewal_end_to_end() {
-    let ca = TestCa::new().await;
+    renewal_end_to_end_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn renewal_end_to_end_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    renewal_end_to_end_on(TestCa::with_database(Some(cluster.url())).await).await;
+}
+
+async fn renewal_end_to_end_on(ca: TestCa) {
     let old = p256();
     assert_eq!(ca.activate("K1", &old).await, "active");
     let (_, status) = ca.signed_get(&old, "K1", "/v1/keys/K1").await;
@@ -79,6 +90,11 @@ async fn renewal_end_to_end() {
     let id = b["id"].as_str().unwrap().to_owned();
     let (s, v) = ca.signed(&old, "K1", apply, Some(&application(1))).await;
     assert_eq!((s, code_of(&v)), (StatusCode::CONFLICT, "wrong_state"));
+    // The answer is the business as it was stored.
+    let (s, stored) = ca
+        .with_secret("GET", &format!("/v1/businesses/{id}"), &secret, None)
+        .await;
+    assert_eq!((s, &stored), (StatusCode::OK, &b));
 
     let new = p256();
     let cert_path = format!("/v1/keys/K1/renewals/{id}/certificate");
@@ -286,6 +302,10 @@ async fn renewal_end_to_end() {
     let (_, p) = ca.signed_get(&new, "K1", "/v1/keys/K1/businesses").await;
     let list = p["businesses"].as_array().unwrap();
     assert_eq!(list.len(), 2);
+    assert_eq!(
+        list[1], done["business"],
+        "the confirmation answers with the business as stored"
+    );
     let states: Vec<&str> = list[1]["timeline"]
         .as_array()
         .unwrap()
@@ -327,7 +347,18 @@ async fn renewal_end_to_end() {
 
 #[tokio::test]
 async fn expired_certificates_must_apply_anew() {
-    let ca = TestCa::new().await;
+    expired_certificates_must_apply_anew_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn expired_certificates_must_apply_anew_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    expired_certificates_must_apply_anew_on(TestCa::with_database(Some(cluster.url())).await).await;
+}
+
+async fn expired_certificates_must_apply_anew_on(ca: TestCa) {
     let key = p256();
     ca.activate("K1", &key).await;
     ca.clock.advance(Duration::days(367));
@@ -363,7 +394,18 @@ async fn keys_not_activated_cannot_renew() {
 
 #[tokio::test]
 async fn renewal_ids_are_scoped_to_their_key() {
-    let ca = TestCa::new().await;
+    renewal_ids_are_scoped_to_their_key_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn renewal_ids_are_scoped_to_their_key_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    renewal_ids_are_scoped_to_their_key_on(TestCa::with_database(Some(cluster.url())).await).await;
+}
+
+async fn renewal_ids_are_scoped_to_their_key_on(ca: TestCa) {
     let a = p256();
     let b = p256();
     ca.activate("KA", &a).await;

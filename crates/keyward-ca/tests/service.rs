@@ -750,7 +750,21 @@ async fn rsa_keys_sign_with_pkcs1_sha256() {
 
 #[tokio::test]
 async fn a_nonce_is_granted_for_any_serial_and_tells_nothing() {
-    let ca = TestCa::new().await;
+    a_nonce_is_granted_for_any_serial_and_tells_nothing_on(TestCa::new().await).await;
+}
+
+#[tokio::test]
+async fn a_nonce_is_granted_for_any_serial_and_tells_nothing_on_postgres() {
+    let Some(cluster) = common::cluster::Cluster::start() else {
+        return;
+    };
+    a_nonce_is_granted_for_any_serial_and_tells_nothing_on(
+        TestCa::with_database(Some(cluster.url())).await,
+    )
+    .await;
+}
+
+async fn a_nonce_is_granted_for_any_serial_and_tells_nothing_on(ca: TestCa) {
     let k1 = p256();
     ca.issue_key("K1", &k1, 1).await;
     // Known or not, the answer has the same shape: a nonce is no oracle for serials.
