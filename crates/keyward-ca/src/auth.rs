@@ -378,19 +378,16 @@ async fn renewed_certificate(
     id: &str,
 ) -> CaResult<Option<(KeyRow, CertRow, BusinessRow)>> {
     let mut conn = state.db().acquire().await?;
-    let key = match store::load_key(&mut conn, serial).await {
-        Ok(k) => k,
-        Err(e) if e.code() == ErrorCode::KeyNotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    // The renewal first: it names the certificate, read with the key in one statement. An
+    // unknown key has no renewal either.
     let Ok(b) = store::business_of_key(&mut conn, serial, id, BusinessKind::Renewal).await else {
         return Ok(None);
     };
     let Some(new_serial) = b.details["new_certificate"].as_str() else {
         return Ok(None);
     };
-    let cert = store::load_cert(&mut conn, new_serial).await?;
-    Ok(Some((key, cert, b)))
+    let found = store::load_key_and_cert(&mut conn, serial, Some(new_serial)).await?;
+    Ok(found.map(|(key, cert)| (key, cert, b)))
 }
 
 /// The parts of a request a key signature covers.

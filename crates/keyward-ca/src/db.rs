@@ -197,6 +197,66 @@ pub fn is_postgres(conn: &AnyConnection) -> bool {
     conn.backend_name() == "PostgreSQL"
 }
 
+/// Where a handler's writes go: on PostgreSQL straight to the connection, for a handler
+/// whose writes there are one statement (a `WITH` that changes several tables is as atomic
+/// as a transaction, without the round trips of its `BEGIN` and `COMMIT`); on SQLite, whose
+/// statements cannot change several tables at once, a transaction around the several
+/// statements the same change takes there.
+pub enum Unit<'c> {
+    /// PostgreSQL: each statement commits on its own.
+    Statement(&'c mut AnyConnection),
+    /// SQLite: one transaction, committed by [`Unit::commit`].
+    Transaction(sqlx::Transaction<'c, sqlx::Any>),
+}
+
+impl<'c> Unit<'c> {
+    /// A unit over `conn`: a transaction begun on SQLite, nothing yet on PostgreSQL.
+    pub async fn begin(conn: &'c mut AnyConnection) -> CaResult<Unit<'c>> {
+        use sqlx::Connection;
+        if is_postgres(conn) {
+            Ok(Unit::Statement(conn))
+        } else {
+            Ok(Unit::Transaction(conn.begin().await?))
+        }
+    }
+
+    /// Commits the transaction, if there is one. A unit dropped without it rolls back.
+    pub async fn commit(self) -> CaResult<()> {
+        if let Unit::Transaction(tx) = self {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Unit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unit::Statement(_) => "Unit::Statement",
+            Unit::Transaction(_) => "Unit::Transaction",
+        })
+    }
+}
+
+impl std::ops::Deref for Unit<'_> {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Unit::Statement(c) => c,
+            Unit::Transaction(tx) => tx,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Unit<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Unit::Statement(c) => c,
+            Unit::Transaction(tx) => tx,
+        }
+    }
+}
+
 /// Serialises the transaction `conn` is in with every other transaction that takes the
 /// same `scope`, on any instance, until it ends: for a check-then-write (a cool-down, a
 /// daily cap) that must not be passed twice by requests racing on two instances. SQLite

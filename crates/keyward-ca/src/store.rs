@@ -63,6 +63,114 @@ pub async fn audit(
     Ok(())
 }
 
+/// An audit line written with the change it records (its business is the change's).
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub key_serial: Option<&'a str>,
+    pub detail: &'a str,
+}
+
+/// What [`open_business`] creates.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBusiness<'a> {
+    pub kind: BusinessKind,
+    pub state: BusinessState,
+    pub key_serial: Option<&'a str>,
+    pub uscc: &'a str,
+    pub handler_id: Option<&'a str>,
+    pub fee_fen: i64,
+    pub details: &'a serde_json::Value,
+    pub note: &'a str,
+}
+
+/// Creates a business with its first timeline entry, its secret and its audit line, and
+/// answers with what was written. On PostgreSQL one statement (so atomic without a
+/// transaction); on SQLite three, in the caller's transaction.
+pub async fn open_business(
+    conn: &mut AnyConnection,
+    new: &NewBusiness<'_>,
+    audit_line: &Audit<'_>,
+    now: i64,
+) -> CaResult<keyward_ca_api::CreatedBusiness> {
+    let id = db::new_id("bz")?;
+    let secret = crate::crypto::random_hex(32)?;
+    let secret_hash = crate::crypto::sha256_hex(secret.as_bytes());
+    let postgres = db::is_postgres(conn);
+    let sql = if postgres {
+        "WITH b AS (INSERT INTO businesses (id, kind, state, key_serial, uscc, handler_id, fee_fen, details, created_at, updated_at, secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id), \
+         e AS (INSERT INTO business_events (id, business_id, at, state, note) SELECT $11, id, $9, $3, $12 FROM b) \
+         INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) SELECT $13, $9, $14, $15, $16, id, $17 FROM b"
+    } else {
+        "INSERT INTO businesses (id, kind, state, key_serial, uscc, handler_id, fee_fen, details, created_at, updated_at, secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
+    };
+    let mut q = sqlx::query(sql)
+        .bind(&id)
+        .bind(new.kind.as_str())
+        .bind(new.state.as_str())
+        .bind(new.key_serial.map(str::to_owned))
+        .bind(new.uscc)
+        .bind(new.handler_id.map(str::to_owned))
+        .bind(new.fee_fen)
+        .bind(new.details.to_string())
+        .bind(now)
+        .bind(&secret_hash);
+    if postgres {
+        q = q
+            .bind(db::new_id("ev")?)
+            .bind(new.note)
+            .bind(db::new_id("au")?)
+            .bind(audit_line.actor)
+            .bind(audit_line.action)
+            .bind(audit_line.key_serial.map(str::to_owned))
+            .bind(audit_line.detail);
+    }
+    q.execute(&mut *conn).await.map_err(|e| match &e {
+        // Two requests racing past the "already under way" checks: the index decides.
+        sqlx::Error::Database(d) if d.is_unique_violation() => CaError::rejected(
+            ErrorCode::WrongState,
+            format!(
+                "a {} business for this key is already under way",
+                new.kind.as_str()
+            ),
+        ),
+        _ => CaError::from(e),
+    })?;
+    if !postgres {
+        add_event(conn, &id, now, new.state, new.note).await?;
+        audit(
+            conn,
+            now,
+            audit_line.actor,
+            audit_line.action,
+            audit_line.key_serial,
+            Some(&id),
+            audit_line.detail,
+        )
+        .await?;
+    }
+    let at = instant(now)?;
+    Ok(keyward_ca_api::CreatedBusiness {
+        business: Business {
+            id,
+            kind: new.kind,
+            state: new.state,
+            key_serial: new.key_serial.map(str::to_owned),
+            uscc: new.uscc.to_owned(),
+            fee_fen: new.fee_fen,
+            created_at: at,
+            updated_at: at,
+            timeline: vec![BusinessEvent {
+                at,
+                state: new.state,
+                note: new.note.to_owned(),
+            }],
+        },
+        secret: keyward_ca_api::Secret::new(secret),
+    })
+}
+
 /// Creates a business with its first timeline entry.
 #[allow(clippy::too_many_arguments)]
 pub async fn create_business(
@@ -161,6 +269,62 @@ pub async fn transition_with_details(
         );
     }
     add_event(conn, business_id, now, to, note).await
+}
+
+/// [`transition_with_details`] and its audit line: on PostgreSQL one statement (the
+/// audit line and the event written only if the business was in `from`), on SQLite three
+/// in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn transition_audited(
+    conn: &mut AnyConnection,
+    business_id: &str,
+    from: BusinessState,
+    to: BusinessState,
+    now: i64,
+    note: &str,
+    details: Option<&serde_json::Value>,
+    audit_line: &Audit<'_>,
+) -> CaResult<()> {
+    if !db::is_postgres(conn) {
+        transition_with_details(&mut *conn, business_id, from, to, now, note, details).await?;
+        return audit(
+            conn,
+            now,
+            audit_line.actor,
+            audit_line.action,
+            audit_line.key_serial,
+            Some(business_id),
+            audit_line.detail,
+        )
+        .await;
+    }
+    let done = sqlx::query(
+        "WITH b AS (UPDATE businesses SET state = $1, updated_at = $2, details = COALESCE($5, details) WHERE id = $3 AND state = $4 RETURNING id), \
+         e AS (INSERT INTO business_events (id, business_id, at, state, note) SELECT $6, id, $2, $1, $7 FROM b), \
+         a AS (INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) SELECT $8, $2, $9, $10, $11, id, $12 FROM b) \
+         SELECT id FROM b",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(business_id)
+    .bind(from.as_str())
+    .bind(details.map(|d| d.to_string()))
+    .bind(db::new_id("ev")?)
+    .bind(note)
+    .bind(db::new_id("au")?)
+    .bind(audit_line.actor)
+    .bind(audit_line.action)
+    .bind(audit_line.key_serial.map(str::to_owned))
+    .bind(audit_line.detail)
+    .fetch_optional(conn)
+    .await?;
+    if done.is_none() {
+        return reject(
+            ErrorCode::WrongState,
+            format!("business {business_id} is not {}", from.as_str()),
+        );
+    }
+    Ok(())
 }
 
 /// Moves a business to `to` from whatever state it is in (refund cancellations).
@@ -265,7 +429,7 @@ fn business_from_row(row: &AnyRow) -> CaResult<(Business, serde_json::Value, Opt
 }
 
 /// Folds the rows of `with_events!` into businesses with their timelines, in order.
-fn group_with_events(rows: &[AnyRow]) -> CaResult<Vec<BusinessRow>> {
+pub(crate) fn group_with_events(rows: &[AnyRow]) -> CaResult<Vec<BusinessRow>> {
     let mut out: Vec<BusinessRow> = Vec::new();
     for row in rows {
         let id = text(row, "id")?;
@@ -387,12 +551,23 @@ pub async fn load_key_and_current(
     conn: &mut AnyConnection,
     key_serial: &str,
 ) -> CaResult<Option<(KeyRow, CertRow)>> {
+    load_key_and_cert(conn, key_serial, None).await
+}
+
+/// A key and certificate `cert_serial` (its current one for `None`) in one statement, or
+/// nothing for an unknown key.
+pub async fn load_key_and_cert(
+    conn: &mut AnyConnection,
+    key_serial: &str,
+    cert_serial: Option<&str>,
+) -> CaResult<Option<(KeyRow, CertRow)>> {
     let row = sqlx::query(
         "SELECT k.*, c.serial AS cert_serial, c.pem AS cert_pem, c.not_before AS cert_not_before, \
          c.not_after AS cert_not_after, c.key_serial AS cert_key_serial, c.uscc AS cert_uscc \
-         FROM keys k LEFT JOIN certificates c ON c.serial = k.current_cert WHERE k.key_serial = $1",
+         FROM keys k LEFT JOIN certificates c ON c.serial = COALESCE($2, k.current_cert) WHERE k.key_serial = $1",
     )
     .bind(key_serial)
+    .bind(cert_serial.map(str::to_owned))
     .fetch_optional(conn)
     .await?;
     let Some(row) = row else {
@@ -402,7 +577,7 @@ pub async fn load_key_and_current(
     if opt_text(&row, "cert_serial")?.is_none() {
         return Err(CaError::Corrupt(format!(
             "certificate {} missing",
-            key.current_cert
+            cert_serial.unwrap_or(&key.current_cert)
         )));
     }
     let cert = cert_from_row(&row, "cert_")?;
@@ -773,18 +948,34 @@ pub async fn code_was_redeemed(
     Ok(int(&row, "n")? > 0)
 }
 
-/// Issues a nonce for a key, in the transaction `conn` is in: the one `POST /v1/nonces`
-/// grants. A key has a few unused nonces outstanding at most; asking for more drops the
-/// oldest.
+/// Issues a nonce for a key: the one `POST /v1/nonces` grants. A key has a few unused
+/// nonces outstanding at most; asking for more drops the oldest. On PostgreSQL one
+/// statement (a new nonce that would itself be among the dropped is not written); on
+/// SQLite two, in the caller's transaction.
 pub async fn new_nonce(
     conn: &mut AnyConnection,
     key_serial: &str,
     now: i64,
 ) -> CaResult<(String, i64)> {
     let (nonce, expires) = fresh_nonce(now)?;
-    insert_nonce(&mut *conn, key_serial, (&nonce, expires), now).await?;
     // (Nonces long expired are swept by the instance's heartbeat, not here: see
     // `limits::sweep`.)
+    if db::is_postgres(conn) {
+        sqlx::query(
+            "WITH keep AS (SELECT nonce FROM (SELECT nonce, created_at FROM nonces WHERE key_serial = $2 AND used_at IS NULL UNION ALL SELECT $1, $4) k ORDER BY created_at DESC, nonce DESC LIMIT $5), \
+             i AS (INSERT INTO nonces (nonce, key_serial, expires_at, used_at, created_at) SELECT $1, $2, $3, NULL, $4 WHERE $1 IN (SELECT nonce FROM keep)) \
+             DELETE FROM nonces WHERE key_serial = $2 AND used_at IS NULL AND nonce NOT IN (SELECT nonce FROM keep)",
+        )
+        .bind(&nonce)
+        .bind(key_serial)
+        .bind(expires)
+        .bind(now)
+        .bind(crate::limits::NONCES_PER_KEY)
+        .execute(conn)
+        .await?;
+        return Ok((nonce, expires));
+    }
+    insert_nonce(&mut *conn, key_serial, (&nonce, expires), now).await?;
     sqlx::query(
         "DELETE FROM nonces WHERE key_serial = $1 AND used_at IS NULL AND nonce NOT IN (SELECT nonce FROM nonces WHERE key_serial = $1 AND used_at IS NULL ORDER BY created_at DESC, nonce DESC LIMIT $2)",
     )

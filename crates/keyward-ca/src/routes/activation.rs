@@ -27,11 +27,12 @@ pub async fn nonce(
     let req: NonceRequest = http::json(&headers, &body)?;
     validate_key_serial(&req.key_serial)?;
     let now = state.now();
-    let mut tx = state.db().begin().await?;
+    let mut conn = state.db().acquire().await?;
+    let mut unit = crate::db::Unit::begin(&mut conn).await?;
     // Granted for any well-formed serial, known or not: only a signature by the key itself
     // makes use of it, and the answer says nothing about whether the key exists.
-    let (nonce, expires) = store::new_nonce(&mut tx, &req.key_serial, now).await?;
-    tx.commit().await?;
+    let (nonce, expires) = store::new_nonce(&mut unit, &req.key_serial, now).await?;
+    unit.commit().await?;
     Ok(Json(NonceGrant {
         nonce,
         expires_at: crate::db::instant(expires)?,

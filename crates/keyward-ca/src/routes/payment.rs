@@ -52,7 +52,15 @@ pub async fn create(
 ) -> CaResult<Json<PaymentRequest>> {
     let id = caller.business()?.business.id.clone();
     let now = state.now();
-    let mut tx = state.db().begin().await?;
+    let mut conn = state.db().acquire().await?;
+    if crate::db::is_postgres(&conn)
+        && let Some(p) = create_in_one_statement(&mut conn, &id, &caller.actor(), now).await?
+    {
+        return Ok(Json(p));
+    }
+    // SQLite; or on PostgreSQL a business not awaiting payment, refused as below.
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
     let b = store::load_business(&mut tx, &id).await?;
     if b.business.state != BusinessState::AwaitingPayment {
         return reject(
@@ -106,6 +114,45 @@ pub async fn create(
     Ok(Json(p))
 }
 
+/// [`create`] on PostgreSQL, for a business awaiting payment: its pending payment, or a new
+/// one with its audit line, in one statement. `None` (nothing written) when the business is
+/// not awaiting payment. Two requests racing to open one meet at the index of pending
+/// payments, as in the transaction.
+async fn create_in_one_statement(
+    conn: &mut AnyConnection,
+    id: &str,
+    actor: &str,
+    now: i64,
+) -> CaResult<Option<PaymentRequest>> {
+    let pid = crate::db::new_id("pay")?;
+    let row = sqlx::query(
+        "WITH b AS (SELECT id, fee_fen, key_serial FROM businesses WHERE id = $1 AND state = $2), \
+         p AS (SELECT id, business_id, amount_fen, status FROM payments WHERE business_id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM b)), \
+         i AS (INSERT INTO payments (id, business_id, amount_fen, status, created_at, updated_at) \
+           SELECT $3, id, fee_fen, 'pending', $4, $4 FROM b WHERE NOT EXISTS (SELECT 1 FROM p) \
+           RETURNING id, business_id, amount_fen, status), \
+         a AS (INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) \
+           SELECT $5, $4, $6, 'payment_requested', b.key_serial, b.id, i.id FROM b, i) \
+         SELECT * FROM p UNION ALL SELECT * FROM i",
+    )
+    .bind(id)
+    .bind(BusinessState::AwaitingPayment.as_str())
+    .bind(&pid)
+    .bind(now)
+    .bind(crate::db::new_id("au")?)
+    .bind(actor)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => CaError::rejected(
+            ErrorCode::WrongState,
+            "a payment for this business was just opened; ask again",
+        ),
+        _ => CaError::from(e),
+    })?;
+    row.as_ref().map(payment_from_row).transpose()
+}
+
 /// Applies a verified notification. Idempotent: a repeat changes nothing; `paid` is final.
 async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResult<PaymentRequest> {
     let now = state.now();
@@ -119,6 +166,19 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
     }
     if p.status != PaymentStatus::Pending || n.status == PaymentStatus::Pending {
         return Ok(p);
+    }
+    if crate::db::is_postgres(&tx) {
+        let applied = notification_in_one_statement(&mut tx, &p, n.status, now).await?;
+        if !applied {
+            drop(tx);
+            let mut conn = state.db().acquire().await?;
+            return load_payment(&mut conn, &n.payment_id).await;
+        }
+        tx.commit().await?;
+        return Ok(PaymentRequest {
+            status: n.status,
+            ..p
+        });
     }
     let done = sqlx::query(
         "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
@@ -186,6 +246,58 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
         status: n.status,
         ..p
     })
+}
+
+/// The changes of [`apply_notification`] on PostgreSQL in one statement, in its
+/// transaction: the payment leaves `pending`; paid, the business moves on from awaiting
+/// payment (a renewal to `paid`, anything else on to its documents), with its events; and
+/// the audit line. `false` when the payment was no longer pending (another delivery got
+/// there first: nothing written); a paid business not awaiting payment is refused, and the
+/// caller's transaction rolls the payment back.
+async fn notification_in_one_statement(
+    conn: &mut AnyConnection,
+    p: &PaymentRequest,
+    status: PaymentStatus,
+    now: i64,
+) -> CaResult<bool> {
+    let row = sqlx::query(
+        "WITH p AS (UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending' RETURNING business_id), \
+         b AS (UPDATE businesses SET state = CASE WHEN kind = $4 THEN $5 ELSE $6 END, updated_at = $2 \
+           WHERE id IN (SELECT business_id FROM p) AND state = $7 AND $1 = $5 RETURNING id, kind), \
+         e AS (INSERT INTO business_events (id, business_id, at, state, note) \
+           SELECT $8, id, $2, $5, '已支付' FROM b \
+           UNION ALL SELECT $9, id, $2, $6, '请上传申请材料' FROM b WHERE kind <> $4), \
+         a AS (INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) \
+           SELECT $10, $2, 'payment_provider', CASE WHEN $1 = $5 THEN 'payment_paid' ELSE 'payment_failed' END, x.key_serial, x.id, $3 \
+           FROM businesses x WHERE x.id IN (SELECT business_id FROM p) AND ($1 <> $5 OR EXISTS (SELECT 1 FROM b))) \
+         SELECT (SELECT COUNT(*) FROM p) AS payments, (SELECT COUNT(*) FROM b) AS businesses",
+    )
+    .bind(status.as_str())
+    .bind(now)
+    .bind(&p.payment_id)
+    .bind(BusinessKind::Renewal.as_str())
+    .bind(BusinessState::Paid.as_str())
+    .bind(BusinessState::AwaitingDocuments.as_str())
+    .bind(BusinessState::AwaitingPayment.as_str())
+    .bind(crate::db::new_id("ev")?)
+    .bind(crate::db::new_id("ev")?)
+    .bind(crate::db::new_id("au")?)
+    .fetch_one(conn)
+    .await?;
+    if crate::db::int(&row, "payments")? != 1 {
+        return Ok(false);
+    }
+    if status == PaymentStatus::Paid && crate::db::int(&row, "businesses")? != 1 {
+        return reject(
+            ErrorCode::WrongState,
+            format!(
+                "business {} is not {}",
+                p.business_id,
+                BusinessState::AwaitingPayment.as_str()
+            ),
+        );
+    }
+    Ok(true)
 }
 
 /// `POST /v1/payments/notify`: the provider's callback, HMAC-SHA256 over the body (checked

@@ -70,14 +70,17 @@ pub async fn apply(
         );
     }
     let now = now_dt.unix_timestamp();
-    let mut tx = state.db().begin().await?;
+    let mut conn = state.db().acquire().await?;
+    // The check below and the one statement that writes: the unique index on open
+    // businesses decides between requests racing past the check.
+    let mut unit = crate::db::Unit::begin(&mut conn).await?;
     let open = sqlx::query(
         "SELECT id FROM businesses WHERE key_serial = $1 AND kind = $2 AND state <> $3",
     )
     .bind(&serial)
     .bind(BusinessKind::Renewal.as_str())
     .bind(BusinessState::Completed.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?;
     if let Some(row) = open {
         return reject(
@@ -93,31 +96,28 @@ pub async fn apply(
         "invoice": { "title": inv.title, "tax_id": inv.tax_id, "email": inv.email },
         "old_certificate": cert.info.serial,
     });
-    let id = store::create_business(
-        &mut tx,
-        BusinessKind::Renewal,
-        BusinessState::AwaitingPayment,
-        Some(&serial),
-        &key.uscc,
-        Some(&key.handler_id),
-        years * RENEWAL_FEE_PER_YEAR_FEN,
-        &details,
+    let created = store::open_business(
+        &mut unit,
+        &store::NewBusiness {
+            kind: BusinessKind::Renewal,
+            state: BusinessState::AwaitingPayment,
+            key_serial: Some(&serial),
+            uscc: &key.uscc,
+            handler_id: Some(&key.handler_id),
+            fee_fen: years * RENEWAL_FEE_PER_YEAR_FEN,
+            details: &details,
+            note: "续期申请已提交，等待支付",
+        },
+        &store::Audit {
+            actor: "key",
+            action: "renewal_applied",
+            key_serial: Some(&serial),
+            detail: &format!("{years} year(s)"),
+        },
         now,
-        "续期申请已提交，等待支付",
     )
     .await?;
-    store::audit(
-        &mut tx,
-        now,
-        "key",
-        "renewal_applied",
-        Some(&serial),
-        Some(&id),
-        &format!("{years} year(s)"),
-    )
-    .await?;
-    let created = store::created(&mut tx, &id).await?;
-    tx.commit().await?;
+    unit.commit().await?;
     Ok(Json(created))
 }
 
@@ -137,7 +137,10 @@ pub async fn certificate(
     let csr = check_csr(&req.csr_pem)?;
     let now_dt = state.clock().now();
     let now = now_dt.unix_timestamp();
-    let mut tx = state.db().begin().await?;
+    let mut conn = state.db().acquire().await?;
+    // The business as read here; the one statement that writes (PostgreSQL), or the
+    // transaction (SQLite), moves it on only from `paid`.
+    let mut tx = crate::db::Unit::begin(&mut conn).await?;
     let b = store::business_of_key(&mut tx, &serial, &id, BusinessKind::Renewal).await?;
     match b.business.state {
         BusinessState::Paid => {}
@@ -198,35 +201,72 @@ pub async fn certificate(
         now_dt - Duration::minutes(5),
         not_after,
     )?;
-    store::insert_cert(&mut tx, &issued, &key.uscc, Some(&serial), now).await?;
-    sqlx::query("INSERT INTO key_certificates (key_serial, cert_serial, role, at) VALUES ($1, $2, 'pending', $3)")
-        .bind(&serial)
-        .bind(&issued.serial)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
     let mut details = b.details.clone();
     details["new_certificate"] = serde_json::Value::String(issued.serial.clone());
-    store::transition_with_details(
-        &mut tx,
-        &id,
-        BusinessState::Paid,
-        BusinessState::CertificateIssued,
-        now,
-        "新证书已签发，等待安装",
-        Some(&details),
-    )
-    .await?;
-    store::audit(
-        &mut tx,
-        now,
-        "key",
-        "renewal_certificate_issued",
-        Some(&serial),
-        Some(&id),
-        &format!("serial {}", issued.serial),
-    )
-    .await?;
+    let note = "新证书已签发，等待安装";
+    let audit = store::Audit {
+        actor: "key",
+        action: "renewal_certificate_issued",
+        key_serial: Some(&serial),
+        detail: &format!("serial {}", issued.serial),
+    };
+    if crate::db::is_postgres(&tx) {
+        // The certificate, its link to the key, the business's change, its event and its
+        // audit line: all written, or (the business no longer `paid`) none.
+        let done = sqlx::query(
+            "WITH b AS (UPDATE businesses SET state = $1, updated_at = $2, details = $3 WHERE id = $4 AND state = $5 RETURNING id), \
+             c AS (INSERT INTO certificates (serial, uscc, key_serial, pem, spki_sha256, not_before, not_after, issued_at) SELECT $6, $7, $8, $9, $10, $11, $12, $2 FROM b), \
+             k AS (INSERT INTO key_certificates (key_serial, cert_serial, role, at) SELECT $8, $6, 'pending', $2 FROM b), \
+             e AS (INSERT INTO business_events (id, business_id, at, state, note) SELECT $13, id, $2, $1, $14 FROM b), \
+             a AS (INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) SELECT $15, $2, $16, $17, $8, id, $18 FROM b) \
+             SELECT id FROM b",
+        )
+        .bind(BusinessState::CertificateIssued.as_str())
+        .bind(now)
+        .bind(details.to_string())
+        .bind(&id)
+        .bind(BusinessState::Paid.as_str())
+        .bind(&issued.serial)
+        .bind(&key.uscc)
+        .bind(&serial)
+        .bind(&issued.pem)
+        .bind(&issued.spki_sha256)
+        .bind(issued.not_before.unix_timestamp())
+        .bind(issued.not_after.unix_timestamp())
+        .bind(crate::db::new_id("ev")?)
+        .bind(note)
+        .bind(crate::db::new_id("au")?)
+        .bind(audit.actor)
+        .bind(audit.action)
+        .bind(audit.detail)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if done.is_none() {
+            return reject(
+                ErrorCode::WrongState,
+                format!("business {id} is not {}", BusinessState::Paid.as_str()),
+            );
+        }
+    } else {
+        store::insert_cert(&mut tx, &issued, &key.uscc, Some(&serial), now).await?;
+        sqlx::query("INSERT INTO key_certificates (key_serial, cert_serial, role, at) VALUES ($1, $2, 'pending', $3)")
+            .bind(&serial)
+            .bind(&issued.serial)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        store::transition_audited(
+            &mut tx,
+            &id,
+            BusinessState::Paid,
+            BusinessState::CertificateIssued,
+            now,
+            note,
+            Some(&details),
+            &audit,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(Json(IssuedCertificate {
         certificate_pem: issued.pem,
@@ -260,28 +300,107 @@ pub async fn installed(
         }));
     }
     let now = state.now();
-    let mut tx = state.db().begin().await?;
+    let mut conn = state.db().acquire().await?;
+    if crate::db::is_postgres(&conn)
+        && let Some(business) =
+            installed_in_one_statement(&mut conn, &serial, &id, &new, now).await?
+    {
+        return Ok(Json(RenewalInstalled {
+            business,
+            seal: None,
+        }));
+    }
+    // SQLite; or on PostgreSQL a renewal that remakes the key's seal, or one no longer
+    // awaiting installation (which the transition refuses).
+    installed_in_transaction(&mut conn, &state, &serial, &id, &new, now).await
+}
+
+/// The confirmation on PostgreSQL when it remakes no seal, in one statement: the business
+/// moves to `completed` only from `certificate_issued` and only if the key has no seal to
+/// remake, and the certificates, the key, the event and the audit line change with it or
+/// not at all. Returns the business as it is after, or `None` when nothing changed.
+async fn installed_in_one_statement(
+    conn: &mut sqlx::AnyConnection,
+    serial: &str,
+    id: &str,
+    new: &store::CertRow,
+    now: i64,
+) -> CaResult<Option<Business>> {
+    let note = "新证书已安装，续期完成";
+    // A seal is remade (see `seal::remake_after_renewal`) when the key has no seal business
+    // open and its latest seal was installed.
+    let rows = sqlx::query(
+        "WITH b AS (UPDATE businesses SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4 \
+           AND NOT (NOT EXISTS (SELECT 1 FROM businesses s WHERE s.key_serial = $5 AND s.kind = $6 AND s.state NOT IN ($1, $7, $8)) \
+             AND COALESCE((SELECT installed_at IS NOT NULL FROM seals WHERE key_serial = $5 ORDER BY made_at DESC, business_id DESC LIMIT 1), FALSE)) \
+           RETURNING *), \
+         o AS (UPDATE key_certificates SET role = 'superseded' WHERE key_serial = $5 AND cert_serial = (SELECT current_cert FROM keys WHERE key_serial = $5) AND EXISTS (SELECT 1 FROM b)), \
+         n AS (UPDATE key_certificates SET role = 'current' WHERE key_serial = $5 AND cert_serial = $9 AND EXISTS (SELECT 1 FROM b)), \
+         k AS (UPDATE keys SET current_cert = $9, updated_at = $2 WHERE key_serial = $5 AND EXISTS (SELECT 1 FROM b)), \
+         e AS (INSERT INTO business_events (id, business_id, at, state, note) SELECT $10, id, $2, $1, $11 FROM b), \
+         a AS (INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) SELECT $12, $2, 'key', 'renewal_installed', $5, id, $13 FROM b) \
+         SELECT b.*, v.id AS event_id, v.at AS event_at, v.state AS event_state, v.note AS event_note \
+         FROM b LEFT JOIN business_events v ON v.business_id = b.id ORDER BY v.id",
+    )
+    .bind(BusinessState::Completed.as_str())
+    .bind(now)
+    .bind(id)
+    .bind(BusinessState::CertificateIssued.as_str())
+    .bind(serial)
+    .bind(BusinessKind::Seal.as_str())
+    .bind(BusinessState::Rejected.as_str())
+    .bind(BusinessState::Cancelled.as_str())
+    .bind(&new.info.serial)
+    .bind(crate::db::new_id("ev")?)
+    .bind(note)
+    .bind(crate::db::new_id("au")?)
+    .bind(format!("current certificate {}", new.info.serial))
+    .fetch_all(conn)
+    .await?;
+    // The statement reads the timeline as it was before it: the event it wrote comes last.
+    let Some(mut b) = store::group_with_events(&rows)?.pop() else {
+        return Ok(None);
+    };
+    b.business.timeline.push(keyward_ca_api::BusinessEvent {
+        at: crate::db::instant(now)?,
+        state: BusinessState::Completed,
+        note: note.to_owned(),
+    });
+    Ok(Some(b.business))
+}
+
+/// The confirmation in one transaction, remaking the key's seal if it had one installed.
+async fn installed_in_transaction(
+    conn: &mut sqlx::AnyConnection,
+    state: &AppState,
+    serial: &str,
+    id: &str,
+    new: &store::CertRow,
+    now: i64,
+) -> CaResult<Json<RenewalInstalled>> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
     // The certificate current in the transaction, whichever it is by now.
     sqlx::query("UPDATE key_certificates SET role = 'superseded' WHERE key_serial = $1 AND cert_serial = (SELECT current_cert FROM keys WHERE key_serial = $1)")
-        .bind(&serial)
+        .bind(serial)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
         "UPDATE key_certificates SET role = 'current' WHERE key_serial = $1 AND cert_serial = $2",
     )
-    .bind(&serial)
+    .bind(serial)
     .bind(&new.info.serial)
     .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE keys SET current_cert = $1, updated_at = $2 WHERE key_serial = $3")
         .bind(&new.info.serial)
         .bind(now)
-        .bind(&serial)
+        .bind(serial)
         .execute(&mut *tx)
         .await?;
     store::transition(
         &mut tx,
-        &id,
+        id,
         BusinessState::CertificateIssued,
         BusinessState::Completed,
         now,
@@ -293,17 +412,16 @@ pub async fn installed(
         now,
         "key",
         "renewal_installed",
-        Some(&serial),
-        Some(&id),
+        Some(serial),
+        Some(id),
         &format!("current certificate {}", new.info.serial),
     )
     .await?;
-    let seal =
-        match crate::routes::seal::remake_after_renewal(&mut tx, &state, &serial, now).await? {
-            Some(seal_id) => Some(store::created(&mut tx, &seal_id).await?),
-            None => None,
-        };
-    let b = store::load_business(&mut tx, &id).await?;
+    let seal = match crate::routes::seal::remake_after_renewal(&mut tx, state, serial, now).await? {
+        Some(seal_id) => Some(store::created(&mut tx, &seal_id).await?),
+        None => None,
+    };
+    let b = store::load_business(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(RenewalInstalled {
         business: b.business,
