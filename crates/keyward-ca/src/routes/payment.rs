@@ -154,31 +154,57 @@ async fn create_in_one_statement(
 }
 
 /// Applies a verified notification. Idempotent: a repeat changes nothing; `paid` is final.
-async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResult<PaymentRequest> {
+/// `known` is the payment as the caller just read it, if it did.
+async fn apply_notification(
+    state: &AppState,
+    n: &PaymentNotification,
+    known: Option<PaymentRequest>,
+) -> CaResult<PaymentRequest> {
     let now = state.now();
-    let mut tx = state.db().begin().await?;
-    let p = load_payment(&mut tx, &n.payment_id).await?;
+    let mut conn = state.db().acquire().await?;
+    if crate::db::is_postgres(&conn) {
+        let p = match known {
+            Some(p) => p,
+            None => load_payment(&mut conn, &n.payment_id).await?,
+        };
+        check_notification(n, &p)?;
+        if p.status != PaymentStatus::Pending || n.status == PaymentStatus::Pending {
+            return Ok(p);
+        }
+        if notification_in_one_statement(&mut conn, &p, n.status, now).await? {
+            return Ok(PaymentRequest {
+                status: n.status,
+                ..p
+            });
+        }
+        // Nothing written: the payment or its business moved on meanwhile. The transaction
+        // below answers as it always has (a repeat, or a refusal).
+    }
+    notification_in_transaction(state, &mut conn, n, now).await
+}
+
+fn check_notification(n: &PaymentNotification, p: &PaymentRequest) -> CaResult<()> {
     if n.amount_fen != p.amount_fen || n.business_id != p.business_id {
         return reject(
             ErrorCode::InvalidRequest,
             "the notified amount or order differs from the payment's",
         );
     }
+    Ok(())
+}
+
+async fn notification_in_transaction(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    n: &PaymentNotification,
+    now: i64,
+) -> CaResult<PaymentRequest> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let p = load_payment(&mut tx, &n.payment_id).await?;
+    check_notification(n, &p)?;
     if p.status != PaymentStatus::Pending || n.status == PaymentStatus::Pending {
         return Ok(p);
-    }
-    if crate::db::is_postgres(&tx) {
-        let applied = notification_in_one_statement(&mut tx, &p, n.status, now).await?;
-        if !applied {
-            drop(tx);
-            let mut conn = state.db().acquire().await?;
-            return load_payment(&mut conn, &n.payment_id).await;
-        }
-        tx.commit().await?;
-        return Ok(PaymentRequest {
-            status: n.status,
-            ..p
-        });
     }
     let done = sqlx::query(
         "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
@@ -248,12 +274,13 @@ async fn apply_notification(state: &AppState, n: &PaymentNotification) -> CaResu
     })
 }
 
-/// The changes of [`apply_notification`] on PostgreSQL in one statement, in its
-/// transaction: the payment leaves `pending`; paid, the business moves on from awaiting
-/// payment (a renewal to `paid`, anything else on to its documents), with its events; and
-/// the audit line. `false` when the payment was no longer pending (another delivery got
-/// there first: nothing written); a paid business not awaiting payment is refused, and the
-/// caller's transaction rolls the payment back.
+/// The changes of [`apply_notification`] on PostgreSQL, in one statement: the payment
+/// leaves `pending`; paid, the business moves on from awaiting payment (a renewal to
+/// `paid`, anything else on to its documents) with its events; and the audit line. A paid
+/// notification changes the payment only while its business is awaiting payment, that
+/// business locked until the statement ends, so the business's change cannot fail once the
+/// payment's is made. `false` when nothing was written (the payment no longer pending, or a
+/// paid one whose business no longer awaits payment).
 async fn notification_in_one_statement(
     conn: &mut AnyConnection,
     p: &PaymentRequest,
@@ -261,7 +288,9 @@ async fn notification_in_one_statement(
     now: i64,
 ) -> CaResult<bool> {
     let row = sqlx::query(
-        "WITH p AS (UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending' RETURNING business_id), \
+        "WITH l AS (SELECT id FROM businesses WHERE id = $11 AND state = $7 FOR UPDATE), \
+         p AS (UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending' \
+           AND ($1 <> $5 OR EXISTS (SELECT 1 FROM l)) RETURNING business_id), \
          b AS (UPDATE businesses SET state = CASE WHEN kind = $4 THEN $5 ELSE $6 END, updated_at = $2 \
            WHERE id IN (SELECT business_id FROM p) AND state = $7 AND $1 = $5 RETURNING id, kind), \
          e AS (INSERT INTO business_events (id, business_id, at, state, note) \
@@ -269,7 +298,7 @@ async fn notification_in_one_statement(
            UNION ALL SELECT $9, id, $2, $6, '请上传申请材料' FROM b WHERE kind <> $4), \
          a AS (INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) \
            SELECT $10, $2, 'payment_provider', CASE WHEN $1 = $5 THEN 'payment_paid' ELSE 'payment_failed' END, x.key_serial, x.id, $3 \
-           FROM businesses x WHERE x.id IN (SELECT business_id FROM p) AND ($1 <> $5 OR EXISTS (SELECT 1 FROM b))) \
+           FROM businesses x WHERE x.id IN (SELECT business_id FROM p)) \
          SELECT (SELECT COUNT(*) FROM p) AS payments, (SELECT COUNT(*) FROM b) AS businesses",
     )
     .bind(status.as_str())
@@ -282,22 +311,18 @@ async fn notification_in_one_statement(
     .bind(crate::db::new_id("ev")?)
     .bind(crate::db::new_id("ev")?)
     .bind(crate::db::new_id("au")?)
+    .bind(&p.business_id)
     .fetch_one(conn)
     .await?;
-    if crate::db::int(&row, "payments")? != 1 {
-        return Ok(false);
+    let payments = crate::db::int(&row, "payments")?;
+    if status == PaymentStatus::Paid && payments == 1 && crate::db::int(&row, "businesses")? != 1 {
+        // The business was locked awaiting payment: this cannot be, and is said loudly.
+        return Err(CaError::Corrupt(format!(
+            "payment {} applied without its business {}",
+            p.payment_id, p.business_id
+        )));
     }
-    if status == PaymentStatus::Paid && crate::db::int(&row, "businesses")? != 1 {
-        return reject(
-            ErrorCode::WrongState,
-            format!(
-                "business {} is not {}",
-                p.business_id,
-                BusinessState::AwaitingPayment.as_str()
-            ),
-        );
-    }
-    Ok(true)
+    Ok(payments == 1)
 }
 
 /// `POST /v1/payments/notify`: the provider's callback, HMAC-SHA256 over the body (checked
@@ -309,7 +334,7 @@ pub async fn notify(
 ) -> CaResult<Json<PaymentRequest>> {
     let body = http::body(body)?;
     let n: PaymentNotification = http::json(&headers, &body)?;
-    Ok(Json(apply_notification(&state, &n).await?))
+    Ok(Json(apply_notification(&state, &n, None).await?))
 }
 
 /// `POST /sandbox/payments/{id}/complete`: the sandbox payer pays (or fails); the sandbox
@@ -332,8 +357,8 @@ pub async fn sandbox_complete(
         load_payment(&mut conn, &id).await?
     };
     let n = PaymentNotification {
-        payment_id: p.payment_id,
-        business_id: p.business_id,
+        payment_id: p.payment_id.clone(),
+        business_id: p.business_id.clone(),
         status: req.outcome,
         amount_fen: p.amount_fen,
     };
@@ -350,7 +375,7 @@ pub async fn sandbox_complete(
             "sandbox notification did not verify",
         );
     }
-    Ok(Json(apply_notification(&state, &n).await?))
+    Ok(Json(apply_notification(&state, &n, Some(p)).await?))
 }
 
 /// `GET /sandbox/payments/{id}`: the sandbox provider's payment page, where the operator
