@@ -83,25 +83,45 @@ pub struct NewBusiness<'a> {
     pub fee_fen: i64,
     pub details: &'a serde_json::Value,
     pub note: &'a str,
+    /// Refuse when the key already has a business of this kind that is not completed.
+    pub unless_open: bool,
 }
 
 /// Creates a business with its first timeline entry, its secret and its audit line, and
-/// answers with what was written. On PostgreSQL one statement (so atomic without a
-/// transaction); on SQLite three, in the caller's transaction.
+/// answers with what was written; or, for [`NewBusiness::unless_open`], the id of the
+/// business of its kind the key already has open. On PostgreSQL one statement (so atomic
+/// without a transaction); on SQLite up to four, in the caller's transaction. Two requests
+/// racing past the check meet at the index of open businesses.
 pub async fn open_business(
     conn: &mut AnyConnection,
     new: &NewBusiness<'_>,
     audit_line: &Audit<'_>,
     now: i64,
-) -> CaResult<keyward_ca_api::CreatedBusiness> {
+) -> CaResult<Result<keyward_ca_api::CreatedBusiness, String>> {
     let id = db::new_id("bz")?;
     let secret = crate::crypto::random_hex(32)?;
     let secret_hash = crate::crypto::sha256_hex(secret.as_bytes());
     let postgres = db::is_postgres(conn);
+    if new.unless_open && !postgres {
+        let open = sqlx::query(
+            "SELECT id FROM businesses WHERE key_serial = $1 AND kind = $2 AND state <> $3",
+        )
+        .bind(new.key_serial.map(str::to_owned))
+        .bind(new.kind.as_str())
+        .bind(BusinessState::Completed.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = open {
+            return Ok(Err(text(&row, "id")?));
+        }
+    }
     let sql = if postgres {
-        "WITH b AS (INSERT INTO businesses (id, kind, state, key_serial, uscc, handler_id, fee_fen, details, created_at, updated_at, secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id), \
-         e AS (INSERT INTO business_events (id, business_id, at, state, note) SELECT $11, id, $9, $3, $12 FROM b) \
-         INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) SELECT $13, $9, $14, $15, $16, id, $17 FROM b"
+        "WITH o AS (SELECT id FROM businesses WHERE $18 AND key_serial = $4 AND kind = $2 AND state <> $19 LIMIT 1), \
+         b AS (INSERT INTO businesses (id, kind, state, key_serial, uscc, handler_id, fee_fen, details, created_at, updated_at, secret_hash) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10 WHERE NOT EXISTS (SELECT 1 FROM o) RETURNING id), \
+         e AS (INSERT INTO business_events (id, business_id, at, state, note) SELECT $11, id, $9, $3, $12 FROM b), \
+         a AS (INSERT INTO audit_log (id, at, actor, action, key_serial, business_id, detail) SELECT $13, $9, $14, $15, $16, id, $17 FROM b) \
+         SELECT id FROM o"
     } else {
         "INSERT INTO businesses (id, kind, state, key_serial, uscc, handler_id, fee_fen, details, created_at, updated_at, secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
     };
@@ -124,9 +144,11 @@ pub async fn open_business(
             .bind(audit_line.actor)
             .bind(audit_line.action)
             .bind(audit_line.key_serial.map(str::to_owned))
-            .bind(audit_line.detail);
+            .bind(audit_line.detail)
+            .bind(new.unless_open)
+            .bind(BusinessState::Completed.as_str());
     }
-    q.execute(&mut *conn).await.map_err(|e| match &e {
+    let open = q.fetch_optional(&mut *conn).await.map_err(|e| match &e {
         // Two requests racing past the "already under way" checks: the index decides.
         sqlx::Error::Database(d) if d.is_unique_violation() => CaError::rejected(
             ErrorCode::WrongState,
@@ -137,6 +159,9 @@ pub async fn open_business(
         ),
         _ => CaError::from(e),
     })?;
+    if let Some(row) = open {
+        return Ok(Err(text(&row, "id")?));
+    }
     if !postgres {
         add_event(conn, &id, now, new.state, new.note).await?;
         audit(
@@ -151,7 +176,7 @@ pub async fn open_business(
         .await?;
     }
     let at = instant(now)?;
-    Ok(keyward_ca_api::CreatedBusiness {
+    Ok(Ok(keyward_ca_api::CreatedBusiness {
         business: Business {
             id,
             kind: new.kind,
@@ -168,7 +193,7 @@ pub async fn open_business(
             }],
         },
         secret: keyward_ca_api::Secret::new(secret),
-    })
+    }))
 }
 
 /// Creates a business with its first timeline entry.

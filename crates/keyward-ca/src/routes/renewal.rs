@@ -71,26 +71,7 @@ pub async fn apply(
     }
     let now = now_dt.unix_timestamp();
     let mut conn = state.db().acquire().await?;
-    // The check below and the one statement that writes: the unique index on open
-    // businesses decides between requests racing past the check.
     let mut unit = crate::db::Unit::begin(&mut conn).await?;
-    let open = sqlx::query(
-        "SELECT id FROM businesses WHERE key_serial = $1 AND kind = $2 AND state <> $3",
-    )
-    .bind(&serial)
-    .bind(BusinessKind::Renewal.as_str())
-    .bind(BusinessState::Completed.as_str())
-    .fetch_optional(&mut *unit)
-    .await?;
-    if let Some(row) = open {
-        return reject(
-            ErrorCode::WrongState,
-            format!(
-                "renewal {} is already under way",
-                crate::db::text(&row, "id")?
-            ),
-        );
-    }
     let details = serde_json::json!({
         "years": years,
         "invoice": { "title": inv.title, "tax_id": inv.tax_id, "email": inv.email },
@@ -107,6 +88,7 @@ pub async fn apply(
             fee_fen: years * RENEWAL_FEE_PER_YEAR_FEN,
             details: &details,
             note: "续期申请已提交，等待支付",
+            unless_open: true,
         },
         &store::Audit {
             actor: "key",
@@ -117,6 +99,15 @@ pub async fn apply(
         now,
     )
     .await?;
+    let created = match created {
+        Ok(created) => created,
+        Err(open) => {
+            return reject(
+                ErrorCode::WrongState,
+                format!("renewal {open} is already under way"),
+            );
+        }
+    };
     unit.commit().await?;
     Ok(Json(created))
 }
