@@ -111,12 +111,14 @@ impl Serve {
     }
 }
 
+// Fields are dropped in this order: the browser's session is closed (chromedriver then
+// ends Chromium) before chromedriver itself is stopped, or Chromium outlives the test.
 struct Journey {
+    browser: Browser,
+    _driver: Driver,
     serve: Serve,
     runtime: tokio::runtime::Runtime,
     portal: PortalWorld,
-    _driver: Driver,
-    browser: Browser,
     _profile: tempfile::TempDir,
 }
 
@@ -152,11 +154,11 @@ fn journey(states: &[KeyState], extra: &[&str]) -> Journey {
     flags.extend(extra.iter().map(|s| (*s).to_owned()));
     let browser = driver.browser(profile.path(), &flags);
     Journey {
+        browser,
+        _driver: driver,
         serve,
         runtime,
         portal,
-        _driver: driver,
-        browser,
         _profile: profile,
     }
 }
