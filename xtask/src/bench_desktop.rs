@@ -86,7 +86,7 @@ pub fn measure(results: &Path, runs: usize) -> Result<()> {
     if !Path::new("/usr/bin/WebKitWebDriver").exists() {
         bail!("WebKitWebDriver is missing: install the Debian package webkit2gtk-driver");
     }
-    let desk = Desktop::start(&dir)?;
+    let desk = Desktop::start(&dir, false)?;
     let display = desk.display.clone();
     let (port, native_port) = (free_port()?, free_port()?);
     let mut drv = desk.driver(port, native_port, &app_dir)?;

@@ -229,26 +229,35 @@ pub(crate) struct Desktop {
     pub(crate) display: String,
     /// `DBUS_SESSION_BUS_ADDRESS` for the apps.
     pub(crate) bus_address: String,
-    /// The display's framebuffer, an XWD file Xvfb keeps up to date (`-fbdir`): what is on
-    /// the screen, read without the app's or WebKit's help.
-    pub(crate) framebuffer: PathBuf,
+    /// The display's framebuffer, an XWD file Xvfb keeps up to date (`-fbdir`, in shared
+    /// memory): what is on the screen, read without the app's or WebKit's help. `None` for
+    /// a display started without one.
+    pub(crate) framebuffer: Option<PathBuf>,
     _xvfb: Guard,
     _dbus: Guard,
 }
 
 impl Desktop {
-    /// Xvfb on a free display and `dbus-daemon --session` on a socket in `dir`.
-    pub(crate) fn start(dir: &Path) -> Result<Desktop> {
+    /// Xvfb on a free display and `dbus-daemon --session` on a socket in `dir`; with
+    /// `framebuffer`, the screen kept as a file too. The file is in /dev/shm: on disk, its
+    /// writeback stalled the server while a run measuring speed polled it.
+    pub(crate) fn start(dir: &Path, framebuffer: bool) -> Result<Desktop> {
         let display = free_display();
-        let fb_dir = dir.join("framebuffer");
-        std::fs::create_dir_all(&fb_dir)?;
+        let fb_dir = framebuffer.then(|| {
+            PathBuf::from("/dev/shm").join(format!(
+                "keyward-xvfb{}-{}",
+                display.trim_start_matches(':'),
+                std::process::id()
+            ))
+        });
+        let mut xvfb = Command::new("Xvfb");
+        xvfb.args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"]);
+        if let Some(d) = &fb_dir {
+            std::fs::create_dir_all(d)?;
+            xvfb.arg("-fbdir").arg(d);
+        }
         let xvfb = Guard::spawn(
-            Command::new("Xvfb")
-                .args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
-                .arg("-fbdir")
-                .arg(&fb_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
+            xvfb.stdout(Stdio::null()).stderr(Stdio::null()),
             "Xvfb (Debian package xvfb)",
         )?;
         // Ready once its socket accepts a connection: an app started before that cannot
@@ -279,7 +288,7 @@ impl Desktop {
         Ok(Desktop {
             display,
             bus_address,
-            framebuffer: fb_dir.join("Xvfb_screen0"),
+            framebuffer: fb_dir.map(|d| d.join("Xvfb_screen0")),
             _xvfb: xvfb,
             _dbus: dbus,
         })
@@ -299,6 +308,15 @@ impl Desktop {
             .env("KEYWARD_DESKTOP_DIR", app_dir)
             .env("KEYWARD_LANG", "zh-CN");
         Ok(drv)
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        // The framebuffer file is in shared memory: it goes with the run.
+        if let Some(dir) = self.framebuffer.as_ref().and_then(|f| f.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -373,7 +391,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
 
     // A private session bus with a notification server on it (dunst), so the expiry
     // reminders the app sends as desktop notifications can be read back by the test.
-    let desk = Desktop::start(&dir)?;
+    let desk = Desktop::start(&dir, true)?;
     let (display, bus_address) = (desk.display.clone(), desk.bus_address.clone());
     if Command::new("dunst").arg("-v").output().is_err() {
         bail!("dunst is missing: install the Debian package dunst (cargo xtask setup does)");
@@ -511,6 +529,11 @@ fn drawn_as_shipped(desk: &Desktop, app_dir: &Path, keys: &Path, shots: &Path) -
         .env("KEYWARD_E2E_WEBDRIVER", format!("http://127.0.0.1:{port}"))
         .env("KEYWARD_E2E_APP", desktop_binary())
         .env("KEYWARD_E2E_DISPLAY", &desk.display)
-        .env("KEYWARD_E2E_FRAMEBUFFER", &desk.framebuffer)
+        .env(
+            "KEYWARD_E2E_FRAMEBUFFER",
+            desk.framebuffer
+                .as_ref()
+                .context("the display was started without a framebuffer file")?,
+        )
         .env("KEYWARD_E2E_SHOTS", shots))
 }
