@@ -352,7 +352,7 @@ pub fn report(results: &Path, doc: &mut String) {
     let (mlo, mhi) = range(&mv);
     let _ = writeln!(
         doc,
-        "| memory, Pss of the app and its WebKit processes | {km:.0} MB ({klo:.0}–{khi:.0}) | {mm:.0} MB ({mlo:.0}–{mhi:.0}) | ≤ minimal + {MEMORY_MARGIN_MB:.0} MB ({:.0} MB) | {} (+{:.0} MB) |\n",
+        "| memory, Pss of the app and its WebKit processes | {km:.0} MB ({klo:.0}–{khi:.0}) | {mm:.0} MB ({mlo:.0}–{mhi:.0}) | ≤ minimal + {MEMORY_MARGIN_MB:.0} MB ({:.0} MB) | {} ({:+.0} MB) |\n",
         mm + MEMORY_MARGIN_MB,
         verdict(km <= mm + MEMORY_MARGIN_MB),
         km - mm
@@ -367,7 +367,7 @@ pub fn report(results: &Path, doc: &mut String) {
             doc,
             "Beside it, the minimal app drawn as Keyward draws, without compositing \
              (`WEBKIT_DISABLE_COMPOSITING_MODE=1`), launched in the same turns: {am:.0} MB \
-             ({alo:.0}–{ahi:.0}) and ready in {ready:.0} ms. Against it Keyward is +{:.0} MB: \
+             ({alo:.0}–{ahi:.0}) and ready in {ready:.0} ms. Against it Keyward is {:+.0} MB: \
              what Keyward's own code, page and keys take, with the drawing mode set aside. No \
              target is set on this one; the target's baseline is the minimal app as Tauri \
              makes it.\n",
