@@ -42,10 +42,10 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { connect } from 'node:net'
-import { deflateSync } from 'node:zlib'
 import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { bridgeSteps } from './bridge.e2e.mjs'
+import { png } from './png.mjs'
 
 const env = (name) => {
   const v = process.env[name]
@@ -212,45 +212,10 @@ function opensslFingerprint(file) {
 // A stamped scan: a red ring on white, 120 × 120, as a PNG made here.
 function scanPng() {
   const n = 120
-  const crcTable = Array.from({ length: 256 }, (_, i) => {
-    let c = i
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    return c >>> 0
+  return png(n, n, (x, y) => {
+    const d = Math.hypot(x - n / 2, y - n / 2)
+    return (d > 44 && d < 54) || d < 12 ? [200, 20, 20] : [255, 255, 255]
   })
-  const crc = (buf) => {
-    let c = 0xffffffff
-    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8)
-    return (c ^ 0xffffffff) >>> 0
-  }
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(data.length)
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data])
-    const sum = Buffer.alloc(4)
-    sum.writeUInt32BE(crc(body))
-    return Buffer.concat([len, body, sum])
-  }
-  const ihdr = Buffer.alloc(13)
-  ihdr.writeUInt32BE(n, 0)
-  ihdr.writeUInt32BE(n, 4)
-  ihdr[8] = 8
-  ihdr[9] = 2
-  const rows = []
-  for (let y = 0; y < n; y++) {
-    const row = Buffer.alloc(1 + n * 3, 255)
-    row[0] = 0
-    for (let x = 0; x < n; x++) {
-      const d = Math.hypot(x - n / 2, y - n / 2)
-      if ((d > 44 && d < 54) || d < 12) row.set([200, 20, 20], 1 + x * 3)
-    }
-    rows.push(row)
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.concat(rows))),
-    chunk('IEND', Buffer.alloc(0)),
-  ])
 }
 
 // Chooses a file in an <input type=file> as the operator would, from bytes made here.

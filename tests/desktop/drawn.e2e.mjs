@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { deflateSync } from 'node:zlib'
+import { png } from './png.mjs'
 
 const env = (name) => {
   const v = process.env[name]
@@ -111,44 +111,6 @@ function look(fb, r) {
   return { blue, ink, commonest }
 }
 
-function png(fb, r) {
-  const table = Array.from({ length: 256 }, (_, i) => {
-    let c = i
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    return c >>> 0
-  })
-  const crc = (buf) => {
-    let c = 0xffffffff
-    for (const x of buf) c = table[(c ^ x) & 0xff] ^ (c >>> 8)
-    return (c ^ 0xffffffff) >>> 0
-  }
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(data.length)
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data])
-    const sum = Buffer.alloc(4)
-    sum.writeUInt32BE(crc(body))
-    return Buffer.concat([len, body, sum])
-  }
-  const ihdr = Buffer.alloc(13)
-  ihdr.writeUInt32BE(r.w, 0)
-  ihdr.writeUInt32BE(r.h, 4)
-  ihdr[8] = 8
-  ihdr[9] = 2
-  const rows = []
-  for (let y = r.y; y < r.y + r.h; y++) {
-    const row = Buffer.alloc(1 + r.w * 3)
-    for (let x = 0; x < r.w; x++) row.set(fb.rgb(r.x + x, y), 1 + x * 3)
-    rows.push(row)
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.concat(rows))),
-    chunk('IEND', Buffer.alloc(0)),
-  ])
-}
-
 async function main() {
   endApp()
   await sleep(500)
@@ -177,7 +139,7 @@ async function main() {
       await sleep(250)
     }
     const fb = framebuffer()
-    writeFileSync(join(SHOTS, 'home-as-shipped.png'), png(fb, rect))
+    writeFileSync(join(SHOTS, 'home-as-shipped.png'), png(rect.w, rect.h, (x, y) => fb.rgb(rect.x + x, rect.y + y)))
     console.log(
       `  drawn without compositing: ${keys} key(s); ${seen.blue} blue and ${seen.ink} text pixels sampled, the commonest colour ${(seen.commonest * 100).toFixed(0)}% of the window`,
     )

@@ -9,12 +9,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use super::ui::{Desktop, Guard, free_port, wait_until};
+use super::ui::{Desktop, free_port};
 use super::{cargo, fixtures, root, run, target_dir};
 
 /// Start within this factor of the minimal app's.
@@ -102,12 +101,7 @@ pub fn measure(results: &Path, runs: usize) -> Result<()> {
         .env("KEYWARD_PKCS11_MODULE", release().join("libkeyward_sim.so"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("tauri-driver.log"))?);
-    let _driver = Guard::spawn(&mut drv, "tauri-driver")?;
-    wait_until(
-        &format!("nothing listens on port {port}"),
-        Duration::from_secs(20),
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-    )?;
+    let _driver = super::ui::spawn_driver(&mut drv, port)?;
     // The minimal app once more, drawn as Keyward draws on Linux (without compositing,
     // through WebKitGTK's own switch): the memory that is Keyward's own, beside the figure
     // the target is set against.

@@ -320,6 +320,17 @@ impl Drop for Desktop {
     }
 }
 
+/// Starts a tauri-driver command made by [`Desktop::driver`], once it listens on `port`.
+pub(crate) fn spawn_driver(drv: &mut Command, port: u16) -> Result<Guard> {
+    let driver = Guard::spawn(drv, "tauri-driver")?;
+    wait_until(
+        &format!("nothing listens on port {port}"),
+        Duration::from_secs(20),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    )?;
+    Ok(driver)
+}
+
 /// An X display number no server holds.
 pub(crate) fn free_display() -> String {
     let n = (87..200)
@@ -443,12 +454,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("tauri-driver.log"))?);
     key_env(&mut drv, &keys);
-    let _driver = Guard::spawn(&mut drv, "tauri-driver")?;
-    wait_until(
-        &format!("nothing listens on port {port}"),
-        Duration::from_secs(20),
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-    )?;
+    let _driver = spawn_driver(&mut drv, port)?;
 
     let docs = args.iter().any(|a| a == "--docs");
     let mut test = Command::new("node");
@@ -518,12 +524,7 @@ fn drawn_as_shipped(desk: &Desktop, app_dir: &Path, keys: &Path, shots: &Path) -
             target_dir().join("e2e").join("tauri-driver-drawn.log"),
         )?);
     key_env(&mut drv, keys);
-    let _driver = Guard::spawn(&mut drv, "tauri-driver")?;
-    wait_until(
-        &format!("nothing listens on port {port}"),
-        Duration::from_secs(20),
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-    )?;
+    let _driver = spawn_driver(&mut drv, port)?;
     run(Command::new("node")
         .arg(root().join("tests").join("desktop").join("drawn.e2e.mjs"))
         .env("KEYWARD_E2E_WEBDRIVER", format!("http://127.0.0.1:{port}"))
