@@ -597,7 +597,7 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
 /// page drawn without compositing never makes: the desktop end-to-end run sets it).
 fn web_view_settings(app: &tauri::App) {
     #[cfg(target_os = "linux")]
-    if std::env::var_os(COMPOSITING_ENV).is_none_or(|v| v != "1")
+    if !compositing_kept()
         && let Some(window) = app.get_webview_window("main")
     {
         let set = window.with_webview(|view| {
@@ -668,6 +668,12 @@ fn deep_links(app: &tauri::App) {
 #[cfg(all(target_os = "linux", not(debug_assertions)))]
 const SCHEME_REGISTER_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Whether WebKit's default compositing is kept ([`COMPOSITING_ENV`] is `1`).
+#[cfg(target_os = "linux")]
+fn compositing_kept() -> bool {
+    std::env::var_os(COMPOSITING_ENV).is_some_and(|v| v == "1")
+}
+
 /// WebKitGTK's own switch for drawing without compositing, read when it starts.
 #[cfg(target_os = "linux")]
 const WEBKIT_COMPOSITING_OFF: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
@@ -678,9 +684,7 @@ const WEBKIT_COMPOSITING_OFF: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
 /// the compositing mode it started in. To be called first in `main`, before any thread.
 pub fn draw_without_compositing_from_the_start() {
     #[cfg(target_os = "linux")]
-    if std::env::var_os(COMPOSITING_ENV).is_none_or(|v| v != "1")
-        && std::env::var_os(WEBKIT_COMPOSITING_OFF).is_none()
-    {
+    if !compositing_kept() && std::env::var_os(WEBKIT_COMPOSITING_OFF).is_none() {
         // SAFETY: called first in `main`, before the app starts any thread, so nothing
         // reads the environment while it changes.
         #[allow(unsafe_code)]
