@@ -170,7 +170,22 @@ async fn open(url: Option<&str>, data_dir: &Path, serving: bool) -> CaResult<Db>
                 })
             })
     } else {
-        options.max_connections(postgres_pool_size())
+        // sqlx tests every connection with a round trip before handing it out, and again
+        // when it comes back. Under load that doubled the round trips of a request: a
+        // connection idle for microseconds is tested only by the statements it runs. One
+        // idle for a while (the database restarted meanwhile, say) is still tested first,
+        // and a dead one is dropped for a new one before any request meets it.
+        options
+            .max_connections(postgres_pool_size())
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_TEST {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
     };
     let pool = options.connect(url).await?;
     if sqlite {
@@ -182,6 +197,9 @@ async fn open(url: Option<&str>, data_dir: &Path, serving: bool) -> CaResult<Db>
     migrate(&pool).await?;
     Ok(pool)
 }
+
+/// How long a pooled PostgreSQL connection may sit idle and still be handed out untested.
+const IDLE_BEFORE_TEST: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Connections to PostgreSQL an instance keeps: two per core of this machine (4 to 32). A
 /// request spends most of its database time waiting on round trips, so one connection per

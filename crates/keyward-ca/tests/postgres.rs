@@ -238,3 +238,28 @@ async fn the_service_runs_on_postgres_and_keeps_its_state() {
         .collect();
     assert_eq!(kinds, ["issue", "renewal", "unlock", "change", "seal"]);
 }
+
+/// Connections the database dropped while they sat in the pool (a restart, a timeout on
+/// its side) are tested before a request is given one, and replaced: no request meets a
+/// dead connection.
+#[tokio::test]
+async fn connections_dropped_while_idle_are_replaced_before_a_request_meets_them() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let ca = TestCa::with_database(Some(cluster.url())).await;
+    ca.issue_key("PGIDLE", &p256(), 1).await;
+    let dropped: u32 = cluster
+        .psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        )
+        .parse()
+        .unwrap();
+    assert!(dropped >= 1, "the service held no connection");
+    // Idle long enough to be tested when next handed out.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        ca.nonce("PGIDLE").await;
+    }
+}

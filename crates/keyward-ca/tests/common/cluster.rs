@@ -126,6 +126,21 @@ impl Cluster {
         Some(cluster)
     }
 
+    /// Runs `sql` with psql as the cluster's superuser; its output, unaligned.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "keyward", "-d", "postgres", "-Atc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://keyward@127.0.0.1:{}/postgres", self.port)
     }
