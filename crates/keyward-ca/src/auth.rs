@@ -18,6 +18,7 @@ use keyward_ca_api::auth::{
 };
 use keyward_ca_api::endpoints::{Access, Endpoint};
 use keyward_ca_api::{BusinessKind, ErrorCode, body_sha256, request_purpose, signing_input};
+use sqlx::AnyConnection;
 
 use crate::app::{AppState, JSON_BODY_LIMIT};
 use crate::crypto::VerifyKey;
@@ -243,10 +244,17 @@ async fn check(
         }
         Access::Key => {
             let serial = param("serial")?;
-            let found = key_and_current(state, &serial).await?;
+            // One connection for the key and its nonce, given back before the handler runs.
+            let mut conn = state.db().acquire().await?;
+            let found = store::load_key_and_current(&mut conn, &serial).await?;
             next = Some(
                 signed
-                    .verify(state, &serial, found.as_ref().map(|(_, c)| &c.parsed.key))
+                    .verify(
+                        state,
+                        &mut conn,
+                        &serial,
+                        found.as_ref().map(|(_, c)| &c.parsed.key),
+                    )
                     .await?,
             );
             match found {
@@ -261,10 +269,16 @@ async fn check(
         Access::RenewedKey => {
             let serial = param("serial")?;
             let id = param("id")?;
-            let new = renewed_certificate(state, &serial, &id).await?;
+            let mut conn = state.db().acquire().await?;
+            let new = renewed_certificate(&mut conn, &serial, &id).await?;
             next = Some(
                 signed
-                    .verify(state, &serial, new.as_ref().map(|(_, c, _)| &c.parsed.key))
+                    .verify(
+                        state,
+                        &mut conn,
+                        &serial,
+                        new.as_ref().map(|(_, c, _)| &c.parsed.key),
+                    )
                     .await?,
             );
             match new {
@@ -278,10 +292,8 @@ async fn check(
         }
         Access::BusinessOwner | Access::BusinessSecret | Access::BusinessKey => {
             let id = param("id")?;
-            let business = {
-                let mut conn = state.db().acquire().await?;
-                store::load_business(&mut conn, &id).await.ok()
-            };
+            let mut conn = state.db().acquire().await?;
+            let business = store::load_business(&mut conn, &id).await.ok();
             // On a route under a key, the business must be that key's.
             let business = match (params.get("serial"), business) {
                 (Some(serial), Some(b)) if b.business.key_serial.as_ref() != Some(serial) => None,
@@ -305,9 +317,14 @@ async fn check(
                         .as_ref()
                         .and_then(|b| b.business.key_serial.clone())
                         .unwrap_or_default();
-                    let found = key_and_current(state, &serial).await?;
+                    let found = store::load_key_and_current(&mut conn, &serial).await?;
                     let spent = signed
-                        .verify(state, &serial, found.as_ref().map(|(_, c)| &c.parsed.key))
+                        .verify(
+                            state,
+                            &mut conn,
+                            &serial,
+                            found.as_ref().map(|(_, c)| &c.parsed.key),
+                        )
                         .await?;
                     if business.is_none() || found.is_none() {
                         return Err(no_such_business());
@@ -363,30 +380,22 @@ fn no_such_business() -> CaError {
     )
 }
 
-/// The key and its current certificate, or nothing for an unknown key (which then fails
-/// the signature check like a wrong signature does).
-async fn key_and_current(state: &AppState, serial: &str) -> CaResult<Option<(KeyRow, CertRow)>> {
-    let mut conn = state.db().acquire().await?;
-    store::load_key_and_current(&mut conn, serial).await
-}
-
 /// The certificate renewal `id` of key `serial` issued for the new pair, with the key and
 /// the renewal.
 async fn renewed_certificate(
-    state: &AppState,
+    conn: &mut AnyConnection,
     serial: &str,
     id: &str,
 ) -> CaResult<Option<(KeyRow, CertRow, BusinessRow)>> {
-    let mut conn = state.db().acquire().await?;
     // The renewal first: it names the certificate, read with the key in one statement. An
     // unknown key has no renewal either.
-    let Ok(b) = store::business_of_key(&mut conn, serial, id, BusinessKind::Renewal).await else {
+    let Ok(b) = store::business_of_key(&mut *conn, serial, id, BusinessKind::Renewal).await else {
         return Ok(None);
     };
     let Some(new_serial) = b.details["new_certificate"].as_str() else {
         return Ok(None);
     };
-    let found = store::load_key_and_cert(&mut conn, serial, Some(new_serial)).await?;
+    let found = store::load_key_and_cert(conn, serial, Some(new_serial)).await?;
     Ok(found.map(|(key, cert)| (key, cert, b)))
 }
 
@@ -405,6 +414,7 @@ impl SignedRequest<'_> {
     async fn verify(
         &self,
         state: &AppState,
+        conn: &mut AnyConnection,
         serial: &str,
         key: Option<&VerifyKey>,
     ) -> CaResult<String> {
@@ -427,6 +437,6 @@ impl SignedRequest<'_> {
         if !key.is_some_and(|k| k.verify(&input, &signature)) {
             return Err(bad_signature());
         }
-        store::spend_nonce(state, serial, nonce).await
+        store::spend_nonce(conn, state.now(), serial, nonce).await
     }
 }

@@ -1,6 +1,5 @@
 //! Queries shared by the handlers: keys, businesses, audit, SMS codes, nonces.
 
-use crate::app::AppState;
 use crate::db::{self, instant, int, opt_int, opt_text, text};
 use crate::error::{CaError, CaResult, reject};
 use crate::pki::ParsedCert;
@@ -1041,12 +1040,15 @@ async fn insert_nonce(
 /// nonce, and the next nonce costs no commit of its own. One spent, one issued: the key's
 /// unused nonces are no more than before, so there is nothing to drop. Returns the next
 /// nonce.
-pub async fn spend_nonce(state: &AppState, key_serial: &str, nonce: &str) -> CaResult<String> {
+pub async fn spend_nonce(
+    conn: &mut AnyConnection,
+    now: i64,
+    key_serial: &str,
+    nonce: &str,
+) -> CaResult<String> {
     use sqlx::Connection;
-    let now = state.now();
     let (next, expires) = fresh_nonce(now)?;
-    let mut conn = state.db().acquire().await?;
-    let spent = if db::is_postgres(&conn) {
+    let spent = if db::is_postgres(conn) {
         // One statement, so one round trip, where the engine allows a change in a `WITH`.
         sqlx::query(
             "WITH spent AS (UPDATE nonces SET used_at = $1 WHERE nonce = $2 AND key_serial = $3 AND used_at IS NULL AND expires_at > $1 RETURNING key_serial) \
