@@ -77,10 +77,11 @@ impl
 }
 
 impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::tls::PlainListener>,
+    > for Peer
 {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+    fn connect_info(s: axum::serve::IncomingStream<'_, crate::tls::PlainListener>) -> Self {
         Peer(*s.remote_addr())
     }
 }

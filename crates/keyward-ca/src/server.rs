@@ -235,7 +235,7 @@ impl Server {
         let task = if config.plain_http {
             tokio::spawn(async move {
                 let result = axum::serve(
-                    listener,
+                    crate::tls::PlainListener(listener),
                     router.into_make_service_with_connect_info::<crate::limits::Peer>(),
                 )
                 .with_graceful_shutdown(shutdown)
