@@ -10,8 +10,14 @@
 //!   by the old key), confirm installed (signed by the new key);
 //! - `progress`: four progress queries per key.
 //!
-//! Each operation is one latency sample; ops per second is operations over the phase's wall
-//! time. The server's runtime has two worker threads; the clients share the same two cores.
+//! Each phase begins with a warm-up (`KEYWARD_BENCH_CA_WARMUP` operations, default two per
+//! client, on keys of their own) from another set of clients, not counted: a service that has
+//! just started pays once for what a running one has (the database's first pages and plans,
+//! the runtime's first allocations), and a phase would otherwise count that in its slowest
+//! operations. The measured clients are fresh: each opens its connections in its first
+//! operation, as a desktop does. Each measured operation is one latency sample; ops per
+//! second is operations over the phase's wall time. The server's runtime has two worker
+//! threads; the clients share the same two cores.
 //!
 //! Then the same on three instances of the service on one PostgreSQL database (`postgresql3`),
 //! sharing one secrets directory made by the offline root, in the same runtime (so on the
@@ -74,22 +80,70 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Runs `op` over `items` with `clients` threads; one sample per operation.
+/// Runs `op` over `warm_up` with clients `clients..2 * clients`, not counted, then over
+/// `items` with clients `0..clients`, one sample per operation.
 fn phase<T: Sync>(
     name: &str,
     db: &str,
-    items: &[T],
+    (warm_up, items): (&[T], &[T]),
     clients: usize,
     op: impl Fn(usize, &T) -> Result<()> + Sync,
 ) -> Result<()> {
+    let warm = run_clients(warm_up, clients, clients, &op);
+    if let Some(e) = warm.failure {
+        bail!("{name} failed in its warm-up: {e}");
+    }
+    let start = Instant::now();
+    let run = run_clients(items, 0, clients, &op);
+    let wall = start.elapsed();
+    if let Some(e) = run.failure {
+        bail!("{name} failed: {e}");
+    }
+    let samples = run.samples;
+    let ops = samples.len();
+    let per_s = ops as f64 / wall.as_secs_f64();
+    eprintln!(
+        "ca-{name}-{db}: {ops} ops in {:.2} s = {per_s:.1}/s (after {} to warm up)",
+        wall.as_secs_f64(),
+        warm.samples.len()
+    );
+    samples.write(
+        &format!("ca-{name}-{db}"),
+        &format!("CA {name} on {db}, {clients} concurrent clients"),
+        json!({
+            "ops": ops,
+            "wall_s": wall.as_secs_f64(),
+            "ops_per_s": per_s,
+            "clients": clients,
+            "database": db,
+            "keys": items.len(),
+            "warm_up": warm.samples.len(),
+            "warm_up_p99_ns": warm.samples.percentile(99.0),
+        }),
+    )
+}
+
+/// What a set of clients did: a sample per operation, and the first failure.
+struct Run {
+    samples: Samples,
+    failure: Option<String>,
+}
+
+/// `clients` threads, worker numbers from `first`, taking `items` in turn until none is left
+/// (or a minute has passed); a worker stops at its first failure.
+fn run_clients<T: Sync>(
+    items: &[T],
+    first: usize,
+    clients: usize,
+    op: &(impl Fn(usize, &T) -> Result<()> + Sync),
+) -> Run {
     let next = AtomicUsize::new(0);
     let samples = Mutex::new(Samples::new());
     let failure = Mutex::new(None::<String>);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let start = Instant::now();
     std::thread::scope(|s| {
-        for worker in 0..clients {
-            let (next, samples, failure, op) = (&next, &samples, &failure, &op);
+        for worker in first..first + clients {
+            let (next, samples, failure) = (&next, &samples, &failure);
             s.spawn(move || {
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -113,36 +167,17 @@ fn phase<T: Sync>(
             });
         }
     });
-    let wall = start.elapsed();
-    if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
-        bail!("{name} failed: {e}");
+    Run {
+        samples: samples.into_inner().unwrap_or_default(),
+        failure: failure.into_inner().ok().flatten(),
     }
-    let samples = samples.into_inner().unwrap_or_default();
-    let ops = samples.len();
-    let per_s = ops as f64 / wall.as_secs_f64();
-    eprintln!(
-        "ca-{name}-{db}: {ops} ops in {:.2} s = {per_s:.1}/s",
-        wall.as_secs_f64()
-    );
-    samples.write(
-        &format!("ca-{name}-{db}"),
-        &format!("CA {name} on {db}, {clients} concurrent clients"),
-        json!({
-            "ops": ops,
-            "wall_s": wall.as_secs_f64(),
-            "ops_per_s": per_s,
-            "clients": clients,
-            "database": db,
-            "keys": items.len(),
-        }),
-    )
 }
 
 fn run(
     db: &str,
     database_url: Option<String>,
     instances: usize,
-    keys: usize,
+    (keys, warm_up): (usize, usize),
     clients: usize,
 ) -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -189,8 +224,8 @@ fn run(
         ))
     };
     // Each concurrent client is a client of its own, as each operator's desktop is: its own
-    // connections (kept alive between requests) to every instance.
-    let workers: Vec<Vec<CaClient>> = (0..clients)
+    // connections (kept alive between requests) to every instance. The second half warm up.
+    let workers: Vec<Vec<CaClient>> = (0..2 * clients)
         .map(|_| servers.iter().map(connect).collect::<Result<_, _>>())
         .collect::<Result<_, _>>()?;
     let admins: Vec<Vec<CaClient>> = workers
@@ -213,31 +248,38 @@ fn run(
     };
 
     // Keys and CSRs are made before the clock starts: they are the client's work.
-    let mut orders = Vec::with_capacity(keys);
-    for n in 0..keys {
+    // The last `warm_up` keys are the warm-up's.
+    let mut orders = Vec::with_capacity(keys + warm_up);
+    for n in 0..keys + warm_up {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let csr_pem = csr(&key)?;
         let serial = format!("KWB{n:08}");
         orders.push((SoftKey { serial, key }, csr_pem, organisation(n + 1)?));
     }
-    phase("issue", db, &orders, clients, |w, (k, csr_pem, org)| {
-        let admin = &admins[w][next()];
-        let issued = admin.certify(&CertifyRequest {
-            organisation: org.clone(),
-            csr_pem: csr_pem.clone(),
-            years: 1,
-            keep_validity_of: None,
-        })?;
-        admin.register_key(&RegisterKeyRequest {
-            key_serial: k.serial.clone(),
-            organisation: org.clone(),
-            handler: handler.clone(),
-            certificate_pem: issued.certificate_pem,
-            so_pin: Secret::new("SoPin-Bench-0001"),
-            transport_pin: Secret::new("Transport-7788"),
-        })?;
-        Ok(())
-    })?;
+    phase(
+        "issue",
+        db,
+        split(&orders, keys),
+        clients,
+        |w, (k, csr_pem, org)| {
+            let admin = &admins[w][next()];
+            let issued = admin.certify(&CertifyRequest {
+                organisation: org.clone(),
+                csr_pem: csr_pem.clone(),
+                years: 1,
+                keep_validity_of: None,
+            })?;
+            admin.register_key(&RegisterKeyRequest {
+                key_serial: k.serial.clone(),
+                organisation: org.clone(),
+                handler: handler.clone(),
+                certificate_pem: issued.certificate_pem,
+                so_pin: Secret::new("SoPin-Bench-0001"),
+                transport_pin: Secret::new("Transport-7788"),
+            })?;
+            Ok(())
+        },
+    )?;
 
     // A code asked for each key (its ticket kept), then the codes read from the outbox once.
     let mut tickets = std::collections::HashMap::new();
@@ -273,22 +315,28 @@ fn run(
                 .with_context(|| format!("no SMS code for {}", k.serial))
         })
         .collect::<Result<_>>()?;
-    phase("activate", db, &activations, clients, |w, (k, code)| {
-        let client = &workers[w][next()];
-        let ticket = tickets.get(&k.serial).context("no ticket")?;
-        client.redeem_activation_code(&k.serial, code, ticket)?;
-        client.confirm_activation(*k)?;
-        Ok(())
-    })?;
+    phase(
+        "activate",
+        db,
+        split(&activations, keys),
+        clients,
+        |w, (k, code)| {
+            let client = &workers[w][next()];
+            let ticket = tickets.get(&k.serial).context("no ticket")?;
+            client.redeem_activation_code(&k.serial, code, ticket)?;
+            client.confirm_activation(*k)?;
+            Ok(())
+        },
+    )?;
 
     // Into the renewal window: 30 days before the one-year certificates expire. An operator
     // renews from a later session of the desktop, a client of its own: what the activation's
     // client kept (its next nonces) is not carried across the year.
     server.clock().advance(time::Duration::days(335));
-    let workers: Vec<Vec<CaClient>> = (0..clients)
+    let workers: Vec<Vec<CaClient>> = (0..2 * clients)
         .map(|_| servers.iter().map(connect).collect::<Result<_, _>>())
         .collect::<Result<_, _>>()?;
-    let mut renewals = Vec::with_capacity(keys);
+    let mut renewals = Vec::with_capacity(keys + warm_up);
     for (k, _, org) in &orders {
         let new_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let new_csr = csr(&new_key)?;
@@ -306,7 +354,7 @@ fn run(
     phase(
         "renew",
         db,
-        &renewals,
+        split(&renewals, keys),
         clients,
         |w, (old, new, new_csr, org)| {
             let client = &workers[w][next()];
@@ -337,14 +385,20 @@ fn run(
         .iter()
         .flat_map(|(_, new, _, _)| std::iter::repeat_n(new, 4))
         .collect();
-    phase("progress", db, &queries, clients, |w, key| {
-        let client = &workers[w][next()];
-        let list = client.businesses(*key)?;
-        if list.businesses.is_empty() {
-            bail!("no business for {}", key.serial);
-        }
-        Ok(())
-    })?;
+    phase(
+        "progress",
+        db,
+        split(&queries, 4 * keys),
+        clients,
+        |w, key| {
+            let client = &workers[w][next()];
+            let list = client.businesses(*key)?;
+            if list.businesses.is_empty() {
+                bail!("no business for {}", key.serial);
+            }
+            Ok(())
+        },
+    )?;
     drop(admins);
     drop(workers);
     for s in servers {
@@ -506,15 +560,22 @@ impl Drop for Cluster {
     }
 }
 
+/// The warm-up's part (after `measured`) and the measured part.
+fn split<T>(all: &[T], measured: usize) -> (&[T], &[T]) {
+    let (items, warm_up) = all.split_at(measured.min(all.len()));
+    (warm_up, items)
+}
+
 fn main() -> Result<()> {
     let keys = env_usize("KEYWARD_BENCH_CA_KEYS", 1000);
     let clients = env_usize("KEYWARD_BENCH_CA_CLIENTS", 32);
+    let warm_up = env_usize("KEYWARD_BENCH_CA_WARMUP", 2 * clients);
     // Which of sqlite, postgresql, postgresql3 to run (all by default).
     let databases = std::env::var("KEYWARD_BENCH_CA_DATABASES")
         .unwrap_or_else(|_| "sqlite,postgresql,postgresql3".into());
     let wanted = |db: &str| databases.split(',').any(|d| d == db);
     if wanted("sqlite") {
-        run("sqlite", None, 1, keys, clients)?;
+        run("sqlite", None, 1, (keys, warm_up), clients)?;
     }
     for (db, instances) in [("postgresql", 1), ("postgresql3", 3)] {
         if !wanted(db) {
@@ -522,7 +583,7 @@ fn main() -> Result<()> {
         }
         // A fresh database for each, so their figures start from empty.
         match Cluster::start()? {
-            Some(cluster) => run(db, Some(cluster.url()), instances, keys, clients)?,
+            Some(cluster) => run(db, Some(cluster.url()), instances, (keys, warm_up), clients)?,
             None => eprintln!("PostgreSQL server binaries not found: {db} figures skipped"),
         }
     }
