@@ -292,15 +292,27 @@ async fn check(
         }
         Access::BusinessOwner | Access::BusinessSecret | Access::BusinessKey => {
             let id = param("id")?;
-            let mut conn = state.db().acquire().await?;
-            let business = store::load_business(&mut conn, &id).await.ok();
-            // On a route under a key, the business must be that key's.
-            let business = match (params.get("serial"), business) {
-                (Some(serial), Some(b)) if b.business.key_serial.as_ref() != Some(serial) => None,
-                (_, b) => b,
-            };
             let secret = header(&parts.headers, BUSINESS_SECRET_HEADER)
                 .filter(|_| endpoint.access != Access::BusinessKey);
+            // Signed by the business's key: the key is read with the business.
+            let signed_by_key = secret.is_none()
+                && matches!(endpoint.access, Access::BusinessOwner | Access::BusinessKey)
+                && parts.headers.contains_key(SIGNATURE_HEADER);
+            let mut conn = state.db().acquire().await?;
+            let (business, found) = if signed_by_key {
+                store::load_business_and_key(&mut conn, &id)
+                    .await?
+                    .map_or((None, None), |(b, k)| (Some(b), k))
+            } else {
+                (store::load_business(&mut conn, &id).await.ok(), None)
+            };
+            // On a route under a key, the business must be that key's.
+            let (business, found) = match (params.get("serial"), business) {
+                (Some(serial), Some(b)) if b.business.key_serial.as_ref() != Some(serial) => {
+                    (None, None)
+                }
+                (_, b) => (b, found),
+            };
             let proof = match (secret, endpoint.access) {
                 (Some(secret), _) => {
                     match &business {
@@ -309,15 +321,12 @@ async fn check(
                     }
                     Proof::Secret
                 }
-                (None, Access::BusinessOwner | Access::BusinessKey)
-                    if parts.headers.contains_key(SIGNATURE_HEADER) =>
-                {
+                (None, Access::BusinessOwner | Access::BusinessKey) if signed_by_key => {
                     // The business's key signs; a business with no key has nobody to sign.
                     let serial = business
                         .as_ref()
                         .and_then(|b| b.business.key_serial.clone())
                         .unwrap_or_default();
-                    let found = store::load_key_and_current(&mut conn, &serial).await?;
                     let spent = signed
                         .verify(
                             state,

@@ -494,6 +494,46 @@ pub async fn load_business(conn: &mut AnyConnection, id: &str) -> CaResult<Busin
         .ok_or_else(|| CaError::rejected(ErrorCode::BusinessNotFound, format!("no business {id}")))
 }
 
+/// Business `id` with its timeline, and its key with the key's current certificate (none for
+/// a business without a key), in one statement; `None` for an unknown business. For a
+/// request on a business signed by its key.
+pub async fn load_business_and_key(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> CaResult<Option<(BusinessRow, Option<(KeyRow, CertRow)>)>> {
+    let rows = sqlx::query(
+        "SELECT b.*, e.id AS event_id, e.at AS event_at, e.state AS event_state, e.note AS event_note, \
+         k.key_serial AS key_key_serial, k.uscc AS key_uscc, k.handler_id AS key_handler_id, \
+         k.state AS key_state, k.current_cert AS key_current_cert, k.so_pin_enc AS key_so_pin_enc, \
+         k.transport_pin_enc AS key_transport_pin_enc, k.delivered_at AS key_delivered_at, \
+         k.activated_at AS key_activated_at, \
+         c.serial AS cert_serial, c.pem AS cert_pem, c.not_before AS cert_not_before, \
+         c.not_after AS cert_not_after, c.key_serial AS cert_key_serial, c.uscc AS cert_uscc \
+         FROM businesses b LEFT JOIN business_events e ON e.business_id = b.id \
+         LEFT JOIN keys k ON k.key_serial = b.key_serial \
+         LEFT JOIN certificates c ON c.serial = k.current_cert \
+         WHERE b.id = $1 ORDER BY b.id, e.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (Some(first), Some(business)) = (rows.first(), group_with_events(&rows)?.pop()) else {
+        return Ok(None);
+    };
+    if opt_text(first, "key_key_serial")?.is_none() {
+        return Ok(Some((business, None)));
+    }
+    let key = key_from_row(first, "key_")?;
+    if opt_text(first, "cert_serial")?.is_none() {
+        return Err(CaError::Corrupt(format!(
+            "certificate {} missing",
+            key.current_cert
+        )));
+    }
+    let cert = cert_from_row(first, "cert_")?;
+    Ok(Some((business, Some((key, cert)))))
+}
+
 /// Business `id` of kind `kind` belonging to key `serial`; any other is "not found", so one
 /// key can never reach another's business by its id.
 pub async fn business_of_key(
@@ -548,25 +588,26 @@ pub async fn load_key(conn: &mut AnyConnection, key_serial: &str) -> CaResult<Ke
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| CaError::rejected(ErrorCode::KeyNotFound, format!("no key {key_serial}")))?;
-    key_from_row(&row)
+    key_from_row(&row, "")
 }
 
-fn key_from_row(row: &AnyRow) -> CaResult<KeyRow> {
-    let state = text(row, "state")?;
+fn key_from_row(row: &AnyRow, prefix: &str) -> CaResult<KeyRow> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let state = text(row, &col("state"))?;
     Ok(KeyRow {
-        key_serial: text(row, "key_serial")?,
-        uscc: text(row, "uscc")?,
-        handler_id: text(row, "handler_id")?,
+        key_serial: text(row, &col("key_serial"))?,
+        uscc: text(row, &col("uscc"))?,
+        handler_id: text(row, &col("handler_id"))?,
         state: match state.as_str() {
             "awaiting_activation" => KeyState::AwaitingActivation,
             "active" => KeyState::Active,
             other => return Err(CaError::Corrupt(format!("key state {other}"))),
         },
-        current_cert: text(row, "current_cert")?,
-        so_pin_enc: text(row, "so_pin_enc")?,
-        transport_pin_enc: opt_text(row, "transport_pin_enc")?,
-        delivered_at: int(row, "delivered_at")?,
-        activated_at: opt_int(row, "activated_at")?,
+        current_cert: text(row, &col("current_cert"))?,
+        so_pin_enc: text(row, &col("so_pin_enc"))?,
+        transport_pin_enc: opt_text(row, &col("transport_pin_enc"))?,
+        delivered_at: int(row, &col("delivered_at"))?,
+        activated_at: opt_int(row, &col("activated_at"))?,
     })
 }
 
@@ -597,7 +638,7 @@ pub async fn load_key_and_cert(
     let Some(row) = row else {
         return Ok(None);
     };
-    let key = key_from_row(&row)?;
+    let key = key_from_row(&row, "")?;
     if opt_text(&row, "cert_serial")?.is_none() {
         return Err(CaError::Corrupt(format!(
             "certificate {} missing",
