@@ -541,9 +541,10 @@ fn report(
          And a service just started pays once for its first pages, plans and allocations, \
          which the warm-up now takes. sqlx also tested each pooled connection with a round \
          trip before handing it out and again when it came back, and a signed request took \
-         three connections in turn: a connection idle under a second is now handed out \
-         untested, and a request's key, nonce and business share one, for about 6% less CPU \
-         a renewal. With a closed loop of 32 clients the median renewal is 32 over the rate, \
+         up to three connections in turn: a connection idle under a second is now handed out \
+         untested, and a request's key, nonce and business share one connection (about 6% \
+         less CPU a renewal). With a closed loop of 32 clients the median renewal is 32 over \
+         the rate, \
          so the p99 target of 100 ms asks about 400 renewals a second with a p99 within \
          1.25 times the median.\n\n\
          | operation | database | clients | ops | ops/s | p50 | p99 | target | result |\n\
