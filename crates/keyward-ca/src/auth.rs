@@ -24,7 +24,7 @@ use crate::app::{AppState, JSON_BODY_LIMIT};
 use crate::crypto::VerifyKey;
 use crate::error::{CaError, CaResult, reject};
 use crate::staff::StaffAccount;
-use crate::store::{self, BusinessRow, CertRow, KeyRow};
+use crate::store::{self, BusinessRow, CertRow, KeyCertificate, KeyRow};
 
 /// How the caller of a business route proved their right to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,9 +300,12 @@ async fn check(
                 && parts.headers.contains_key(SIGNATURE_HEADER);
             let mut conn = state.db().acquire().await?;
             let (business, found) = if signed_by_key {
-                store::load_business_and_key(&mut conn, &id)
-                    .await?
-                    .map_or((None, None), |(b, k)| (Some(b), k))
+                match store::load_business_and_key(&mut conn, &id, KeyCertificate::Current).await? {
+                    None => (None, None),
+                    Some((b, None)) => (Some(b), None),
+                    Some((b, Some((key, Some(cert))))) => (Some(b), Some((key, cert))),
+                    Some((_, Some((key, None)))) => return Err(missing(&key.current_cert)),
+                }
             } else {
                 (store::load_business(&mut conn, &id).await.ok(), None)
             };
@@ -390,22 +393,35 @@ fn no_such_business() -> CaError {
 }
 
 /// The certificate renewal `id` of key `serial` issued for the new pair, with the key and
-/// the renewal.
+/// the renewal, read in one statement. Nothing for a business that is not this key's
+/// renewal, or a renewal with no new certificate yet; an unknown key has no renewal.
 async fn renewed_certificate(
     conn: &mut AnyConnection,
     serial: &str,
     id: &str,
 ) -> CaResult<Option<(KeyRow, CertRow, BusinessRow)>> {
-    // The renewal first: it names the certificate, read with the key in one statement. An
-    // unknown key has no renewal either.
-    let Ok(b) = store::business_of_key(&mut *conn, serial, id, BusinessKind::Renewal).await else {
+    let Some((b, found)) =
+        store::load_business_and_key(conn, id, KeyCertificate::RenewalsNew).await?
+    else {
         return Ok(None);
     };
+    if b.business.kind != BusinessKind::Renewal || b.business.key_serial.as_deref() != Some(serial)
+    {
+        return Ok(None);
+    }
     let Some(new_serial) = b.details["new_certificate"].as_str() else {
         return Ok(None);
     };
-    let found = store::load_key_and_cert(conn, serial, Some(new_serial)).await?;
-    Ok(found.map(|(key, cert)| (key, cert, b)))
+    match found {
+        Some((key, Some(cert))) => Ok(Some((key, cert, b))),
+        Some((_, None)) => Err(missing(new_serial)),
+        None => Ok(None),
+    }
+}
+
+/// A certificate a row names that is not stored.
+fn missing(serial: &str) -> CaError {
+    CaError::Corrupt(format!("certificate {serial} missing"))
 }
 
 /// The parts of a request a key signature covers.

@@ -494,29 +494,54 @@ pub async fn load_business(conn: &mut AnyConnection, id: &str) -> CaResult<Busin
         .ok_or_else(|| CaError::rejected(ErrorCode::BusinessNotFound, format!("no business {id}")))
 }
 
-/// Business `id` with its timeline, and its key with the key's current certificate (none for
-/// a business without a key), in one statement; `None` for an unknown business. For a
-/// request on a business signed by its key.
+/// A business with its timeline, its key and the certificate `$cert` names, by id.
+macro_rules! business_and_key {
+    ($cert:literal) => {
+        concat!(
+            "SELECT b.*, e.id AS event_id, e.at AS event_at, e.state AS event_state, ",
+            "e.note AS event_note, k.key_serial AS key_key_serial, k.uscc AS key_uscc, ",
+            "k.handler_id AS key_handler_id, k.state AS key_state, ",
+            "k.current_cert AS key_current_cert, k.so_pin_enc AS key_so_pin_enc, ",
+            "k.transport_pin_enc AS key_transport_pin_enc, k.delivered_at AS key_delivered_at, ",
+            "k.activated_at AS key_activated_at, c.serial AS cert_serial, c.pem AS cert_pem, ",
+            "c.not_before AS cert_not_before, c.not_after AS cert_not_after, ",
+            "c.key_serial AS cert_key_serial, c.uscc AS cert_uscc ",
+            "FROM businesses b LEFT JOIN business_events e ON e.business_id = b.id ",
+            "LEFT JOIN keys k ON k.key_serial = b.key_serial ",
+            "LEFT JOIN certificates c ON c.serial = ",
+            $cert,
+            " WHERE b.id = $1 ORDER BY b.id, e.id"
+        )
+    };
+}
+
+/// Which certificate of a business's key [`load_business_and_key`] reads with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCertificate {
+    /// The key's current certificate.
+    Current,
+    /// The certificate a renewal issued for the new pair (`details.new_certificate`).
+    RenewalsNew,
+}
+
+/// Business `id` with its timeline, its key (none for a business without one) and the key's
+/// certificate `which` (none when the business names none), in one statement; `None` for
+/// an unknown business. For a request signed by a business's key.
 pub async fn load_business_and_key(
     conn: &mut AnyConnection,
     id: &str,
-) -> CaResult<Option<(BusinessRow, Option<(KeyRow, CertRow)>)>> {
-    let rows = sqlx::query(
-        "SELECT b.*, e.id AS event_id, e.at AS event_at, e.state AS event_state, e.note AS event_note, \
-         k.key_serial AS key_key_serial, k.uscc AS key_uscc, k.handler_id AS key_handler_id, \
-         k.state AS key_state, k.current_cert AS key_current_cert, k.so_pin_enc AS key_so_pin_enc, \
-         k.transport_pin_enc AS key_transport_pin_enc, k.delivered_at AS key_delivered_at, \
-         k.activated_at AS key_activated_at, \
-         c.serial AS cert_serial, c.pem AS cert_pem, c.not_before AS cert_not_before, \
-         c.not_after AS cert_not_after, c.key_serial AS cert_key_serial, c.uscc AS cert_uscc \
-         FROM businesses b LEFT JOIN business_events e ON e.business_id = b.id \
-         LEFT JOIN keys k ON k.key_serial = b.key_serial \
-         LEFT JOIN certificates c ON c.serial = k.current_cert \
-         WHERE b.id = $1 ORDER BY b.id, e.id",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+    which: KeyCertificate,
+) -> CaResult<Option<(BusinessRow, Option<(KeyRow, Option<CertRow>)>)>> {
+    let sql = match (which, db::is_postgres(conn)) {
+        (KeyCertificate::Current, _) => business_and_key!("k.current_cert"),
+        (KeyCertificate::RenewalsNew, true) => {
+            business_and_key!("(b.details::json ->> 'new_certificate')")
+        }
+        (KeyCertificate::RenewalsNew, false) => {
+            business_and_key!("json_extract(b.details, '$.new_certificate')")
+        }
+    };
+    let rows = sqlx::query(sql).bind(id).fetch_all(&mut *conn).await?;
     let (Some(first), Some(business)) = (rows.first(), group_with_events(&rows)?.pop()) else {
         return Ok(None);
     };
@@ -524,13 +549,10 @@ pub async fn load_business_and_key(
         return Ok(Some((business, None)));
     }
     let key = key_from_row(first, "key_")?;
-    if opt_text(first, "cert_serial")?.is_none() {
-        return Err(CaError::Corrupt(format!(
-            "certificate {} missing",
-            key.current_cert
-        )));
-    }
-    let cert = cert_from_row(first, "cert_")?;
+    let cert = match opt_text(first, "cert_serial")? {
+        Some(_) => Some(cert_from_row(first, "cert_")?),
+        None => None,
+    };
     Ok(Some((business, Some((key, cert)))))
 }
 
@@ -616,23 +638,12 @@ pub async fn load_key_and_current(
     conn: &mut AnyConnection,
     key_serial: &str,
 ) -> CaResult<Option<(KeyRow, CertRow)>> {
-    load_key_and_cert(conn, key_serial, None).await
-}
-
-/// A key and certificate `cert_serial` (its current one for `None`) in one statement, or
-/// nothing for an unknown key.
-pub async fn load_key_and_cert(
-    conn: &mut AnyConnection,
-    key_serial: &str,
-    cert_serial: Option<&str>,
-) -> CaResult<Option<(KeyRow, CertRow)>> {
     let row = sqlx::query(
         "SELECT k.*, c.serial AS cert_serial, c.pem AS cert_pem, c.not_before AS cert_not_before, \
          c.not_after AS cert_not_after, c.key_serial AS cert_key_serial, c.uscc AS cert_uscc \
-         FROM keys k LEFT JOIN certificates c ON c.serial = COALESCE($2, k.current_cert) WHERE k.key_serial = $1",
+         FROM keys k LEFT JOIN certificates c ON c.serial = k.current_cert WHERE k.key_serial = $1",
     )
     .bind(key_serial)
-    .bind(cert_serial.map(str::to_owned))
     .fetch_optional(conn)
     .await?;
     let Some(row) = row else {
@@ -642,7 +653,7 @@ pub async fn load_key_and_cert(
     if opt_text(&row, "cert_serial")?.is_none() {
         return Err(CaError::Corrupt(format!(
             "certificate {} missing",
-            cert_serial.unwrap_or(&key.current_cert)
+            key.current_cert
         )));
     }
     let cert = cert_from_row(&row, "cert_")?;
