@@ -531,8 +531,8 @@ fn report(
          business, writes its event and its audit line, and for the certificate and the \
          confirmation the certificates and the key with them), without BEGIN and COMMIT; a \
          change refused or overtaken by another request writes nothing and takes the \
-         transaction SQLite keeps, which answers as before. A renewal is now 16 \
-         statements, none of them BEGIN or COMMIT; in the profile of that code PostgreSQL has \
+         transaction SQLite keeps, which answers as before. That left 16 statements a \
+         renewal, none of them BEGIN or COMMIT; in the profile of that code PostgreSQL has \
          about 40% of the samples, the CA's runtime about 40% and the clients about 20%, the \
          statements no longer the bulk of it. The first renewals of fresh clients were slow \
          for two reasons. A new connection's first answer waited about 40 ms one time in two \
@@ -543,8 +543,9 @@ fn report(
          trip before handing it out and again when it came back, and a signed request took \
          up to three connections in turn: a connection idle under a second is now handed out \
          untested, and a request's key, nonce and business share one connection (about 6% \
-         less CPU a renewal). With a closed loop of 32 clients the median renewal is 32 over \
-         the rate, \
+         less CPU a renewal), and the confirmation reads the renewal, the key and its new \
+         certificate in one statement: 15 statements a renewal. With a closed loop of 32 \
+         clients the median renewal is 32 over the rate, \
          so the p99 target of 100 ms asks about 400 renewals a second with a p99 within \
          1.25 times the median.\n\n\
          | operation | database | clients | ops | ops/s | p50 | p99 | target | result |\n\
