@@ -22,14 +22,32 @@ pub const CODE_DAILY_CAP: i64 = 10;
 /// How long a nonce lives.
 pub const NONCE_TTL_SECONDS: i64 = 5 * 60;
 
+/// One business event's columns (`e`), as [`group_with_events`] reads them.
+macro_rules! event_columns {
+    () => {
+        "e.id AS event_id, e.at AS event_at, e.state AS event_state, e.note AS event_note"
+    };
+}
+
+/// A certificate's columns (`c`), as `cert_from_row(row, "cert_")` reads them.
+macro_rules! cert_columns {
+    () => {
+        concat!(
+            "c.serial AS cert_serial, c.pem AS cert_pem, c.not_before AS cert_not_before, ",
+            "c.not_after AS cert_not_after, c.key_serial AS cert_key_serial, c.uscc AS cert_uscc"
+        )
+    };
+}
+
 /// The query for the businesses a condition selects (over `b`), each with its timeline, in
 /// one statement: a business's columns, then one event's (none for a business without
 /// events), ordered by business and event. One round trip whatever the number of events.
 macro_rules! with_events {
     ($filter:literal) => {
         concat!(
-            "SELECT b.*, e.id AS event_id, e.at AS event_at, e.state AS event_state, ",
-            "e.note AS event_note FROM businesses b ",
+            "SELECT b.*, ",
+            event_columns!(),
+            " FROM businesses b ",
             "LEFT JOIN business_events e ON e.business_id = b.id WHERE ",
             $filter,
             " ORDER BY b.id, e.id"
@@ -498,15 +516,15 @@ pub async fn load_business(conn: &mut AnyConnection, id: &str) -> CaResult<Busin
 macro_rules! business_and_key {
     ($cert:literal) => {
         concat!(
-            "SELECT b.*, e.id AS event_id, e.at AS event_at, e.state AS event_state, ",
-            "e.note AS event_note, k.key_serial AS key_key_serial, k.uscc AS key_uscc, ",
+            "SELECT b.*, ",
+            event_columns!(),
+            ", k.key_serial AS key_key_serial, k.uscc AS key_uscc, ",
             "k.handler_id AS key_handler_id, k.state AS key_state, ",
             "k.current_cert AS key_current_cert, k.so_pin_enc AS key_so_pin_enc, ",
             "k.transport_pin_enc AS key_transport_pin_enc, k.delivered_at AS key_delivered_at, ",
-            "k.activated_at AS key_activated_at, c.serial AS cert_serial, c.pem AS cert_pem, ",
-            "c.not_before AS cert_not_before, c.not_after AS cert_not_after, ",
-            "c.key_serial AS cert_key_serial, c.uscc AS cert_uscc ",
-            "FROM businesses b LEFT JOIN business_events e ON e.business_id = b.id ",
+            "k.activated_at AS key_activated_at, ",
+            cert_columns!(),
+            " FROM businesses b LEFT JOIN business_events e ON e.business_id = b.id ",
             "LEFT JOIN keys k ON k.key_serial = b.key_serial ",
             "LEFT JOIN certificates c ON c.serial = ",
             $cert,
@@ -638,11 +656,12 @@ pub async fn load_key_and_current(
     conn: &mut AnyConnection,
     key_serial: &str,
 ) -> CaResult<Option<(KeyRow, CertRow)>> {
-    let row = sqlx::query(
-        "SELECT k.*, c.serial AS cert_serial, c.pem AS cert_pem, c.not_before AS cert_not_before, \
-         c.not_after AS cert_not_after, c.key_serial AS cert_key_serial, c.uscc AS cert_uscc \
-         FROM keys k LEFT JOIN certificates c ON c.serial = k.current_cert WHERE k.key_serial = $1",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT k.*, ",
+        cert_columns!(),
+        " FROM keys k LEFT JOIN certificates c ON c.serial = k.current_cert ",
+        "WHERE k.key_serial = $1"
+    ))
     .bind(key_serial)
     .fetch_optional(conn)
     .await?;
